@@ -1,0 +1,360 @@
+#include "base/settings.h"
+
+#include <cstdlib>
+#include <variant>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "base/status.h"
+
+extern char** environ;
+
+namespace gasp {
+namespace {
+
+using Field = std::variant<uint64_t Config::*, int64_t Config::*, bool Config::*,
+                           std::string Config::*, absl::Duration Config::*>;
+
+struct Row {
+  SettingSpec spec;
+  Field field;
+};
+
+constexpr int64_t kTiB = int64_t{1} << 40;
+
+// The table. Keep the docs short and say which knob to change for what.
+const std::vector<Row>& Rows() {
+  static const std::vector<Row>* rows = new std::vector<Row>{
+      {{"GASP_BASE", SettingType::kAddress, "0x200000000000",
+        "Virtual address where the global range starts, identical on every rank. Change it when "
+        "init reports a collision with another mapping.",
+        "", 0x10000000, 0x7f0000000000},
+       &Config::base},
+      {{"GASP_SIZE", SettingType::kSize, "64G",
+        "Size of the global range (virtual; memory is used only for what is allocated and "
+        "touched). Raise it when allocations report the range exhausted.",
+        "", 16 << 20, 64 * kTiB},
+       &Config::size_bytes},
+      {{"GASP_HEAP_SIZE", SettingType::kSize, "1G",
+        "Per-rank heap for gasp::New, carved from the top of the range (homed at its rank). "
+        "All heaps together may take at most half of GASP_SIZE.",
+        "", 1 << 20, 32 * kTiB},
+       &Config::heap_bytes},
+      {{"GASP_TRANSPORT", SettingType::kChoice, "auto",
+        "Transport for one-sided operations and messages. auto picks tcp in this build "
+        "(verbs and shm backends are added by later releases).",
+        "auto|tcp|verbs|shm", 0, 0},
+       &Config::transport},
+      {{"GASP_TIMEOUT", SettingType::kDuration, "60s",
+        "Deadline for every blocking wait (rendezvous, remote operations, locks, barriers). "
+        "A peer that does not answer within it is reported by rank and host.",
+        "", 0, 0},
+       &Config::timeout},
+      {{"GASP_LOG_LEVEL", SettingType::kChoice, "warn", "Log threshold.",
+        "error|warn|info|debug|trace", 0, 0},
+       &Config::log_level},
+      {{"GASP_LOG_FILE", SettingType::kString, "",
+        "Log file instead of stderr; %h, %p and %r expand to host, pid and rank.", "", 0, 0},
+       &Config::log_file},
+      {{"GASP_STATS", SettingType::kBool, "0",
+        "Print the per-rank counters (faults, fetches, diffs, locks, barriers) at finalize.", "",
+        0, 0},
+       &Config::stats},
+      {{"GASP_PREFETCH_PAGES", SettingType::kInt, "4",
+        "Extra pages fetched after a read-faulting page, in the same READ, when they are "
+        "invalid and homed at the same rank. 0 disables prefetch.",
+        "", 0, 1024},
+       &Config::prefetch_pages},
+      {{"GASP_MAX_DIRTY_PAGES", SettingType::kInt, "65536",
+        "Twins kept before dirty pages are written home early (a release of the oldest "
+        "writes). Bounds the twin memory at this many pages.",
+        "", 16, 1 << 24},
+       &Config::max_dirty_pages},
+      {{"GASP_WAIT_MODE", SettingType::kChoice, "adaptive",
+        "How waiting threads (completions, progress) wait: adaptive spins GASP_SPIN_US then "
+        "blocks; poll never blocks (dedicated cores); block never spins (oversubscribed nodes).",
+        "adaptive|poll|block", 0, 0},
+       &Config::wait_mode},
+      {{"GASP_SPIN_US", SettingType::kInt, "20",
+        "Microseconds an adaptive wait spins before it blocks.", "", 0, 1000000},
+       &Config::spin_us},
+      {{"GASP_BOOT", SettingType::kChoice, "auto",
+        "Bootstrap: auto uses gasprun's variables, then PMIx when PMIX_NAMESPACE is set, then a "
+        "TCP rendezvous at GASP_COORDINATOR, else a single rank.",
+        "auto|pmix|tcp|single", 0, 0},
+       &Config::boot},
+      {{"GASP_COORDINATOR", SettingType::kString, "",
+        "host:port of the TCP rendezvous. gasprun sets it; with mpirun/srun without PMIx, set it "
+        "to an address of rank 0's host and a free port (rank 0 listens there).",
+        "", 0, 0},
+       &Config::coordinator},
+      {{"GASP_TCP_ADDR", SettingType::kString, "",
+        "IPv4 address the tcp transport listens on and advertises. Default: the address this "
+        "rank uses to reach the coordinator, else the host name's address.",
+        "", 0, 0},
+       &Config::tcp_addr},
+      {{"GASP_TCP_PORT", SettingType::kInt, "0", "TCP port of the tcp transport (0: any free port).",
+        "", 0, 65535},
+       &Config::tcp_port},
+      {{"GASP_HOME_POLICY", SettingType::kChoice, "block",
+        "Default home policy of collective allocations: block (contiguous share per rank) or "
+        "cyclic (blocks of GASP_CYCLIC_BLOCK_PAGES dealt round-robin).",
+        "block|cyclic", 0, 0},
+       &Config::home_policy},
+      {{"GASP_CYCLIC_BLOCK_PAGES", SettingType::kInt, "16",
+        "Pages per block of the cyclic home policy. Larger blocks mean fewer mappings "
+        "(vm.max_map_count).",
+        "", 1, 1 << 20},
+       &Config::cyclic_block_pages},
+  };
+  return *rows;
+}
+
+absl::Status Invalid(const SettingSpec& spec, const std::string& value, absl::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s=%s is not valid: %s (default %s)", spec.name, value, why,
+                      spec.default_value));
+}
+
+absl::Status Apply(const Row& row, const std::string& value, Config* config) {
+  const SettingSpec& spec = row.spec;
+  std::string v(absl::StripAsciiWhitespace(value));
+  switch (spec.type) {
+    case SettingType::kBool: {
+      std::string l = absl::AsciiStrToLower(v);
+      bool b;
+      if (l == "1" || l == "true" || l == "yes" || l == "on") {
+        b = true;
+      } else if (l == "0" || l == "false" || l == "no" || l == "off" || l.empty()) {
+        b = false;
+      } else {
+        return Invalid(spec, value, "expected 0/1, true/false, yes/no or on/off");
+      }
+      config->*std::get<bool Config::*>(row.field) = b;
+      return absl::OkStatus();
+    }
+    case SettingType::kInt: {
+      int64_t n;
+      if (!absl::SimpleAtoi(v, &n)) return Invalid(spec, value, "expected an integer");
+      if (n < spec.min_value || n > spec.max_value) {
+        return Invalid(spec, value,
+                       absl::StrFormat("must be in [%d, %d]", spec.min_value, spec.max_value));
+      }
+      config->*std::get<int64_t Config::*>(row.field) = n;
+      return absl::OkStatus();
+    }
+    case SettingType::kSize:
+    case SettingType::kAddress: {
+      absl::StatusOr<uint64_t> n = ParseSize(v);
+      if (!n.ok()) return Invalid(spec, value, n.status().message());
+      if (*n < static_cast<uint64_t>(spec.min_value) || *n > static_cast<uint64_t>(spec.max_value)) {
+        return Invalid(spec, value,
+                       absl::StrFormat("must be in [%#x, %#x]", spec.min_value, spec.max_value));
+      }
+      if (*n % 4096 != 0) return Invalid(spec, value, "must be a multiple of the 4 KiB page size");
+      config->*std::get<uint64_t Config::*>(row.field) = *n;
+      return absl::OkStatus();
+    }
+    case SettingType::kDuration: {
+      absl::StatusOr<absl::Duration> d = ParseDurationSetting(v);
+      if (!d.ok()) return Invalid(spec, value, d.status().message());
+      config->*std::get<absl::Duration Config::*>(row.field) = *d;
+      return absl::OkStatus();
+    }
+    case SettingType::kChoice: {
+      std::string l = absl::AsciiStrToLower(v);
+      for (absl::string_view c : absl::StrSplit(spec.choices, '|')) {
+        if (l == c) {
+          config->*std::get<std::string Config::*>(row.field) = l;
+          return absl::OkStatus();
+        }
+      }
+      return Invalid(spec, value, absl::StrCat("expected one of ", spec.choices));
+    }
+    case SettingType::kString:
+      config->*std::get<std::string Config::*>(row.field) = v;
+      return absl::OkStatus();
+  }
+  return absl::InternalError("unreachable");
+}
+
+}  // namespace
+
+const std::vector<SettingSpec>& AllSettings() {
+  static const std::vector<SettingSpec>* specs = [] {
+    auto* v = new std::vector<SettingSpec>;
+    for (const Row& r : Rows()) v->push_back(r.spec);
+    return v;
+  }();
+  return *specs;
+}
+
+const SettingSpec* FindSetting(const std::string& name) {
+  for (const Row& r : Rows()) {
+    if (name == r.spec.name) return &r.spec;
+  }
+  return nullptr;
+}
+
+const std::vector<std::string>& LauncherVariables() {
+  static const std::vector<std::string>* v = new std::vector<std::string>{
+      "GASP_RANK", "GASP_NRANKS", "GASP_LOCAL_RANK", "GASP_LOCAL_NRANKS", "GASP_LAUNCHER",
+      "GASP_JOB_ID"};
+  return *v;
+}
+
+absl::StatusOr<uint64_t> ParseSize(const std::string& text) {
+  std::string t(absl::StripAsciiWhitespace(text));
+  if (t.empty()) return absl::InvalidArgumentError("empty value");
+  if (absl::StartsWithIgnoreCase(t, "0x")) {
+    uint64_t n;
+    if (!absl::SimpleHexAtoi(t, &n)) return absl::InvalidArgumentError("bad hexadecimal number");
+    return n;
+  }
+  uint64_t mult = 1;
+  char last = absl::ascii_tolower(t.back());
+  std::string digits = t;
+  if (last == 'b') {  // allow "16MB", "16MiB"
+    digits.pop_back();
+    if (!digits.empty() && absl::ascii_tolower(digits.back()) == 'i') digits.pop_back();
+    if (digits.empty()) return absl::InvalidArgumentError("no number");
+    last = absl::ascii_tolower(digits.back());
+  }
+  switch (last) {
+    case 'k': mult = uint64_t{1} << 10; break;
+    case 'm': mult = uint64_t{1} << 20; break;
+    case 'g': mult = uint64_t{1} << 30; break;
+    case 't': mult = uint64_t{1} << 40; break;
+    default: break;
+  }
+  if (mult != 1) digits.pop_back();
+  uint64_t n;
+  if (!absl::SimpleAtoi(digits, &n)) {
+    return absl::InvalidArgumentError("expected a size like 4096, 64k, 16M, 2G, 1T or 0x1000");
+  }
+  if (n > UINT64_MAX / mult) return absl::InvalidArgumentError("size overflows 64 bits");
+  return n * mult;
+}
+
+absl::StatusOr<absl::Duration> ParseDurationSetting(const std::string& text) {
+  std::string t(absl::StripAsciiWhitespace(text));
+  double secs;
+  absl::Duration d;
+  if (absl::SimpleAtod(t, &secs)) {
+    d = absl::Seconds(secs);
+  } else if (!absl::ParseDuration(t, &d)) {
+    return absl::InvalidArgumentError("expected a duration like 30s, 500ms, 2m or a number of seconds");
+  }
+  if (d <= absl::ZeroDuration()) return absl::InvalidArgumentError("must be positive");
+  if (d > absl::Hours(24 * 7)) return absl::InvalidArgumentError("must be at most a week");
+  return d;
+}
+
+absl::StatusOr<Config> LoadConfig(const std::map<std::string, std::string>& overrides,
+                                  const std::function<const char*(const char*)>& getenv_fn,
+                                  std::vector<std::string>* unknown_env) {
+  Config config;
+  for (const Row& row : Rows()) {
+    GASP_RETURN_IF_ERROR(Apply(row, row.spec.default_value, &config));
+    const char* env = getenv_fn(row.spec.name);
+    if (env != nullptr) GASP_RETURN_IF_ERROR(Apply(row, env, &config));
+  }
+  for (const auto& [name, value] : overrides) {
+    const Row* found = nullptr;
+    for (const Row& row : Rows()) {
+      if (name == row.spec.name) found = &row;
+    }
+    if (found == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown setting '", name, "' passed to gasp::Init (see gasp_info -c)"));
+    }
+    GASP_RETURN_IF_ERROR(Apply(*found, value, &config));
+  }
+  if (unknown_env != nullptr) {
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      absl::string_view kv(*e);
+      if (!absl::StartsWith(kv, "GASP_")) continue;
+      std::string name(kv.substr(0, kv.find('=')));
+      bool known = FindSetting(name) != nullptr;
+      for (const std::string& l : LauncherVariables()) known = known || l == name;
+      if (!known) unknown_env->push_back(name);
+    }
+  }
+  if (config.heap_bytes > config.size_bytes / 2) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "GASP_HEAP_SIZE=%d is more than half of GASP_SIZE=%d: raise GASP_SIZE or lower "
+        "GASP_HEAP_SIZE",
+        config.heap_bytes, config.size_bytes));
+  }
+  if (config.base + config.size_bytes > 0x7f0000000000ull) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "GASP_BASE=%#x + GASP_SIZE=%#x ends at %#x, above the user address space limit "
+        "0x7f0000000000: lower GASP_BASE or GASP_SIZE",
+        config.base, config.size_bytes, config.base + config.size_bytes));
+  }
+  return config;
+}
+
+absl::StatusOr<Config> LoadConfigFromEnv(const std::map<std::string, std::string>& overrides) {
+  return LoadConfig(overrides, [](const char* n) { return std::getenv(n); });
+}
+
+std::string FormatSetting(const Config& config, const SettingSpec& spec) {
+  for (const Row& row : Rows()) {
+    if (&row.spec != &spec && std::string(row.spec.name) != spec.name) continue;
+    switch (spec.type) {
+      case SettingType::kBool:
+        return config.*std::get<bool Config::*>(row.field) ? "1" : "0";
+      case SettingType::kInt:
+        return absl::StrCat(config.*std::get<int64_t Config::*>(row.field));
+      case SettingType::kSize:
+        return absl::StrCat(config.*std::get<uint64_t Config::*>(row.field));
+      case SettingType::kAddress:
+        return absl::StrFormat("%#x", config.*std::get<uint64_t Config::*>(row.field));
+      case SettingType::kDuration:
+        return absl::FormatDuration(config.*std::get<absl::Duration Config::*>(row.field));
+      case SettingType::kString:
+      case SettingType::kChoice:
+        return config.*std::get<std::string Config::*>(row.field);
+    }
+  }
+  return "";
+}
+
+std::string SettingsMarkdown() {
+  static const char* kTypeNames[] = {"bool", "integer", "size", "address", "duration", "string",
+                                     "choice"};
+  std::string out =
+      "# Settings reference\n\n"
+      "<!-- Generated from base/settings.cc by `gasp_info --markdown`; "
+      "//base:settings_doc_test fails when this file is stale. -->\n\n"
+      "Every setting is an environment variable; options passed to `gasp::Init` override the\n"
+      "environment, which overrides the default. `gasp_info -c` prints the effective values.\n"
+      "Sizes take k/M/G/T suffixes (binary) or hex; durations take `30s`, `500ms`, `2m` or a\n"
+      "plain number of seconds. A malformed or out-of-range value stops `gasp::Init` with an\n"
+      "error naming the variable.\n\n"
+      "| Variable | Type | Default | Description |\n|---|---|---|---|\n";
+  for (const SettingSpec& s : AllSettings()) {
+    std::string type = kTypeNames[static_cast<int>(s.type)];
+    if (s.type == SettingType::kChoice) type = absl::StrCat("`", s.choices, "`");
+    if (s.type == SettingType::kInt) type = absl::StrFormat("integer %d..%d", s.min_value, s.max_value);
+    std::string def = *s.default_value ? absl::StrCat("`", s.default_value, "`") : "(empty)";
+    absl::StrAppend(&out, "| `", s.name, "` | ", type, " | ", def, " | ", s.doc, " |\n");
+  }
+  absl::StrAppend(&out,
+                  "\n## Set by launchers\n\n"
+                  "`gasprun` passes these to each rank; users do not set them: ",
+                  absl::StrJoin(LauncherVariables(), ", ",
+                                [](std::string* o, const std::string& s) {
+                                  absl::StrAppend(o, "`", s, "`");
+                                }),
+                  ".\n");
+  return out;
+}
+
+}  // namespace gasp

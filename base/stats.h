@@ -1,0 +1,52 @@
+// Per-rank counters. Cheap relaxed atomic adds on hot paths; printed at
+// finalize with GASP_STATS=1 and readable at any time with gasp::GetStats().
+#ifndef GASP_BASE_STATS_H_
+#define GASP_BASE_STATS_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace gasp {
+
+enum class Counter : int {
+  kReadFaults,       // read faults on non-home pages
+  kWriteFaults,      // write faults (twins made)
+  kPagesFetched,     // pages brought in by READ (prefetched ones included)
+  kPagesPrefetched,  // of those, pages beyond the faulting one
+  kBytesFetched,
+  kDiffPages,        // dirty pages diffed at a release
+  kDiffRuns,         // byte runs written home
+  kDiffBytes,
+  kInvalidations,    // cached pages dropped at acquires
+  kLockAcquires,
+  kLockWaitNs,       // time spent in lock acquire
+  kLockRetries,      // failed CAS attempts
+  kBarriers,
+  kBarrierWaitNs,
+  kAtomics,          // remote atomics issued by the API
+  kRemoteOps,        // one-sided ops posted to the transport
+  kMessagesSent,
+  kRpcsShipped,      // function-shipping calls (later releases)
+  kPagesBundled,
+  kCount
+};
+
+// Name of a counter in snake_case ("read_faults").
+const char* CounterName(Counter c);
+
+// Adds `n` to counter `c` (relaxed; async-signal-safe).
+void StatAdd(Counter c, uint64_t n = 1);
+
+// Current value.
+uint64_t StatGet(Counter c);
+
+// Sets every counter to zero (tests and benchmarks).
+void StatsReset();
+
+// One "name value" pair per line, prefixed by `prefix`.
+std::string FormatStats(const std::string& prefix);
+
+}  // namespace gasp
+
+#endif  // GASP_BASE_STATS_H_
