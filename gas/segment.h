@@ -1,0 +1,97 @@
+// Segments: allocation extents of the global range, each with a home
+// policy that says which rank keeps the home copy of each of its pages.
+//
+// The table is append-only and lock-free for readers: the SIGSEGV path looks
+// segments up without locks or allocation while other threads append.
+#ifndef GASP_GAS_SEGMENT_H_
+#define GASP_GAS_SEGMENT_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "gas/range.h"
+
+namespace gasp {
+namespace gas {
+
+enum class HomePolicy : uint8_t {
+  kBlock,     // pages split into size() contiguous shares, rank 0 first
+  kCyclic,    // blocks of block_pages dealt round-robin over ranks
+  kExplicit,  // every page at home_rank
+};
+
+const char* HomePolicyName(HomePolicy policy);
+
+struct Segment {
+  uint64_t offset = 0;     // from the range base, page aligned
+  uint64_t num_pages = 0;
+  HomePolicy policy = HomePolicy::kBlock;
+  int home_rank = 0;       // kExplicit
+  uint32_t block_pages = 1;  // kCyclic
+  int nranks = 1;
+
+  uint64_t end_offset() const { return offset + (num_pages << kPageShift); }
+
+  // Home rank of the page at `page` (index within the range).
+  int HomeOfPage(uint64_t page) const {
+    uint64_t i = page - (offset >> kPageShift);
+    switch (policy) {
+      case HomePolicy::kExplicit:
+        return home_rank;
+      case HomePolicy::kCyclic:
+        return static_cast<int>((i / block_pages) % static_cast<uint64_t>(nranks));
+      case HomePolicy::kBlock: {
+        uint64_t share = (num_pages + nranks - 1) / nranks;
+        return static_cast<int>(i / share);
+      }
+    }
+    return 0;
+  }
+
+  // Number of pages from `page` on (within the segment) with the same home.
+  uint64_t SameHomeRun(uint64_t page) const;
+
+  // Calls fn(first_page, count) for every maximal run of pages homed at
+  // `rank` (page indices within the range).
+  template <typename Fn>
+  void ForEachHomeRun(int rank, Fn fn) const {
+    uint64_t first = offset >> kPageShift, end = first + num_pages;
+    for (uint64_t p = first; p < end;) {
+      uint64_t run = SameHomeRun(p);
+      if (HomeOfPage(p) == rank) fn(p, run);
+      p += run;
+    }
+  }
+};
+
+// Append-only table of segments; capacity fixed at construction.
+class SegmentTable {
+ public:
+  explicit SegmentTable(size_t capacity);
+  ~SegmentTable();
+  SegmentTable(const SegmentTable&) = delete;
+  SegmentTable& operator=(const SegmentTable&) = delete;
+
+  // Adds a segment. Segments must not overlap. Not thread-safe against
+  // other Add calls (the runtime serializes them); safe against Find.
+  absl::StatusOr<const Segment*> Add(const Segment& segment);
+
+  // The segment containing range page `page`, or nullptr. Lock-free,
+  // async-signal-safe.
+  const Segment* FindPage(uint64_t page) const;
+
+  size_t count() const { return count_.load(std::memory_order_acquire); }
+  const Segment& at(size_t i) const { return slots_[i]; }
+
+ private:
+  Segment* slots_;
+  size_t capacity_;
+  std::atomic<size_t> count_{0};
+};
+
+}  // namespace gas
+}  // namespace gasp
+
+#endif  // GASP_GAS_SEGMENT_H_
