@@ -1,0 +1,433 @@
+#include "consistency/coherence.h"
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "base/stats.h"
+#include "base/status.h"
+#include "base/wait.h"
+#include "gas/fault_dispatcher.h"
+
+namespace gasp {
+namespace consistency {
+
+using gas::kPageShift;
+using gas::kPageSize;
+using gas::Prot;
+using transport::Op;
+using transport::OpType;
+
+namespace {
+
+bool Trampoline(void* context, siginfo_t* info, ucontext_t* uc) {
+  return static_cast<Coherence*>(context)->HandleFault(info, uc);
+}
+
+constexpr size_t kOpBatch = 1024;
+
+}  // namespace
+
+Coherence::Coherence(gas::GlobalRange* range, const gas::SegmentTable* segments,
+                     transport::Transport* transport, std::vector<HomeInfo> homes,
+                     const CoherenceOptions& options, FatalHandler fatal)
+    : range_(range),
+      segments_(segments),
+      transport_(transport),
+      homes_(std::move(homes)),
+      options_(options),
+      fatal_(fatal) {}
+
+absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
+    gas::GlobalRange* range, const gas::SegmentTable* segments, transport::Transport* transport,
+    std::vector<HomeInfo> homes, const CoherenceOptions& options, FatalHandler fatal) {
+  if (static_cast<int>(homes.size()) != options.nranks) {
+    return absl::InvalidArgumentError("home table size differs from the number of ranks");
+  }
+  std::unique_ptr<Coherence> c(
+      new Coherence(range, segments, transport, std::move(homes), options, fatal));
+  uint64_t pages = range->num_pages();
+  GASP_ASSIGN_OR_RETURN(c->states_mem_, SparseArray::Create(pages * sizeof(uint32_t)));
+  c->states_ = static_cast<std::atomic<uint32_t>*>(c->states_mem_.data());
+  GASP_ASSIGN_OR_RETURN(c->dirty_, PageBitmap::Create(pages));
+  GASP_ASSIGN_OR_RETURN(c->cached_, PageBitmap::Create(pages));
+  const uint32_t twins = static_cast<uint32_t>(options.max_dirty_pages);
+  GASP_ASSIGN_OR_RETURN(c->twin_mem_, SparseArray::Create(uint64_t{twins} * kPageSize));
+  c->twin_free_.reserve(twins);
+  for (uint32_t i = twins; i > 0; --i) c->twin_free_.push_back(i);  // slot + 1
+  c->scratch_pages_.resize(twins);
+  c->scratch_runs_.resize(MaxDiffRuns(kPageSize));
+  c->scratch_ops_.resize(kOpBatch);
+  return c;
+}
+
+Coherence::~Coherence() {
+  if (installed_) gas::UnregisterFaultHandler(Trampoline, this);
+}
+
+absl::Status Coherence::Install() {
+  GASP_RETURN_IF_ERROR(gas::RegisterFaultHandler(Trampoline, this));
+  installed_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status Coherence::AddSegment(const gas::Segment& segment) {
+  absl::Status status;
+  segment.ForEachHomeRun(options_.rank, [&](uint64_t first, uint64_t count) {
+    for (uint64_t p = first; p < first + count; ++p) state(p).store(MakeWord(kHome));
+    if (status.ok()) status = range_->Protect(first << kPageShift, count << kPageShift, Prot::kReadWrite);
+  });
+  return status;
+}
+
+int Coherence::HomeOf(uint64_t addr) const {
+  if (!range_->Contains(addr)) return -1;
+  uint64_t page = (addr - range_->base()) >> kPageShift;
+  const gas::Segment* seg = segments_->FindPage(page);
+  return seg == nullptr ? -1 : seg->HomeOfPage(page);
+}
+
+void Coherence::Fatal(const char* fmt, ...) const {
+  char buf[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  fatal_(buf);
+  _exit(1);  // fatal_ must not return; be sure
+}
+
+void Coherence::WaitNotBusy(uint64_t page, uint32_t seen) {
+  if (!WaitWhileEqual(&state(page), seen, absl::Now() + options_.timeout)) {
+    Fatal("global page %#lx stayed busy longer than GASP_TIMEOUT (%lds); a fetch or release "
+          "is stuck",
+          static_cast<unsigned long>(range_->base() + (page << kPageShift)),
+          static_cast<long>(absl::ToInt64Seconds(options_.timeout)));
+  }
+}
+
+bool Coherence::HandleFault(siginfo_t* info, ucontext_t* uc) {
+  uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  if (!range_->Contains(addr)) return false;
+#ifdef SEGV_PKUERR
+  if (info->si_code == SEGV_PKUERR) return false;  // a protection violation, not a miss
+#endif
+  uint64_t page = (addr - range_->base()) >> kPageShift;
+  const gas::Segment* seg = segments_->FindPage(page);
+  const bool write = gas::FaultIsWrite(uc);
+  if (seg == nullptr) {
+    Fatal("%s of address %#lx: inside the global range [%#lx, %#lx) but outside any allocation "
+          "(never allocated, or out of bounds of an array)",
+          write ? "store" : "load", static_cast<unsigned long>(addr),
+          static_cast<unsigned long>(range_->base()),
+          static_cast<unsigned long>(range_->base() + range_->size()));
+  }
+  if (StateOf(state(page).load(std::memory_order_acquire)) == kHome) return false;
+  if (write) {
+    WriteFault(page, *seg);
+  } else {
+    ReadFault(page, *seg);
+  }
+  return true;
+}
+
+void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
+  std::atomic<uint32_t>& st = state(page);
+  uint32_t w = st.load(std::memory_order_acquire);
+  for (;;) {
+    if (IsBusy(w)) {
+      WaitNotBusy(page, w);
+      return;  // retry the access; it faults again if still needed
+    }
+    if (StateOf(w) != kInvalid) return;
+    if (st.compare_exchange_weak(w, w | kBusy, std::memory_order_acq_rel)) break;
+  }
+  StatAdd(Counter::kReadFaults);
+  const int home = seg.HomeOfPage(page);
+  // Prefetch: following pages with the same home are contiguous at the home
+  // too (the backing store is indexed by range offset), so one READ does.
+  uint64_t limit = std::min<uint64_t>(1 + options_.prefetch_pages, seg.SameHomeRun(page));
+  uint64_t n = 1;
+  while (n < limit) {
+    uint32_t expected = MakeWord(kInvalid);
+    if (!state(page + n).compare_exchange_strong(expected, kInvalid | kBusy,
+                                                 std::memory_order_acq_rel)) {
+      break;
+    }
+    ++n;
+  }
+  const uint64_t offset = page << kPageShift;
+  Op op;
+  op.type = OpType::kRead;
+  op.peer = home;
+  op.local = range_->sys(offset);
+  op.length = n << kPageShift;
+  op.remote_addr = homes_[home].sys_base + offset;
+  op.rkey = homes_[home].rkey;
+  op.wr_id = page;
+  transport::CompletionCounter counter;
+  absl::Status s = transport_->Post(absl::MakeConstSpan(&op, 1), &counter);
+  if (s.ok()) s = transport_->Wait(&counter, absl::Now() + options_.timeout);
+  if (!s.ok()) {
+    std::string msg(s.message());
+    Fatal("fetching global page %#lx from its home rank %d failed: %s",
+          static_cast<unsigned long>(range_->base() + offset), home, msg.c_str());
+  }
+  int e = range_->ProtectRaw(offset, n << kPageShift, Prot::kRead);
+  if (e != 0) {
+    Fatal("mprotect(READ) of global page %#lx failed: %s%s",
+          static_cast<unsigned long>(range_->base() + offset), strerror(e),
+          e == ENOMEM ? "; raise vm.max_map_count (sysctl -w vm.max_map_count=1048576)" : "");
+  }
+  for (uint64_t i = 0; i < n; ++i) {
+    cached_.Set(page + i);
+    state(page + i).store(MakeWord(kRead), std::memory_order_release);
+    WakeAll(&state(page + i));
+  }
+  StatAdd(Counter::kPagesFetched, n);
+  StatAdd(Counter::kPagesPrefetched, n - 1);
+  StatAdd(Counter::kBytesFetched, n << kPageShift);
+}
+
+uint32_t Coherence::AllocTwin() {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    {
+      std::lock_guard<std::mutex> lock(twin_mu_);
+      if (!twin_free_.empty()) {
+        uint32_t t = twin_free_.back();
+        twin_free_.pop_back();
+        return t;
+      }
+    }
+    // Every twin is in use: write all dirty pages home early (allowed under
+    // release consistency) to free them. No page is held busy here.
+    absl::Status s = Release();
+    if (!s.ok()) {
+      std::string msg(s.message());
+      Fatal("early release (GASP_MAX_DIRTY_PAGES reached) failed: %s", msg.c_str());
+    }
+  }
+  Fatal("no twin page available after releasing; raise GASP_MAX_DIRTY_PAGES");
+}
+
+void Coherence::FreeTwin(uint32_t slot_plus_one) {
+  std::lock_guard<std::mutex> lock(twin_mu_);
+  twin_free_.push_back(slot_plus_one);
+}
+
+void Coherence::WriteFault(uint64_t page, const gas::Segment& seg) {
+  std::atomic<uint32_t>& st = state(page);
+  for (;;) {
+    uint32_t w = st.load(std::memory_order_acquire);
+    if (IsBusy(w)) {
+      WaitNotBusy(page, w);
+      continue;
+    }
+    if (StateOf(w) == kInvalid) {
+      ReadFault(page, seg);
+      continue;
+    }
+    if (StateOf(w) != kRead) return;  // already writable
+    uint32_t twin = AllocTwin();
+    uint32_t expected = MakeWord(kRead);
+    if (!st.compare_exchange_strong(expected, kRead | kBusy, std::memory_order_acq_rel)) {
+      FreeTwin(twin);
+      continue;
+    }
+    const uint64_t offset = page << kPageShift;
+    std::memcpy(static_cast<char*>(twin_mem_.data()) + uint64_t{twin - 1} * kPageSize,
+                range_->sys(offset), kPageSize);
+    int e = range_->ProtectRaw(offset, kPageSize, Prot::kReadWrite);
+    if (e != 0) {
+      Fatal("mprotect(READ|WRITE) of global page %#lx failed: %s",
+            static_cast<unsigned long>(range_->base() + offset), strerror(e));
+    }
+    dirty_.Set(page);
+    dirty_count_.fetch_add(1, std::memory_order_relaxed);
+    StatAdd(Counter::kWriteFaults);
+    st.store(MakeWord(kWrite, twin), std::memory_order_release);
+    WakeAll(&st);
+    return;
+  }
+}
+
+absl::Status Coherence::FlushWrites(size_t n_ops) {
+  if (n_ops == 0) return absl::OkStatus();
+  transport::CompletionCounter counter;
+  GASP_RETURN_IF_ERROR(transport_->Post(absl::MakeConstSpan(scratch_ops_.data(), n_ops), &counter));
+  return transport_->Wait(&counter, absl::Now() + options_.timeout);
+}
+
+absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
+  size_t n = 0;
+  const size_t cap = scratch_pages_.size();
+  dirty_.ForEach(first_page, end_page, [&](uint64_t p) {
+    if (n < cap) scratch_pages_[n++] = p;
+  });
+  if (n == 0) return absl::OkStatus();
+  // 1. Mark busy and write-protect, so that no thread of this process
+  //    writes while the diff is taken (a writer faults and waits).
+  for (size_t i = 0; i < n; ++i) {
+    std::atomic<uint32_t>& st = state(scratch_pages_[i]);
+    for (;;) {
+      uint32_t w = st.load(std::memory_order_acquire);
+      if (IsBusy(w)) {
+        WaitNotBusy(scratch_pages_[i], w);
+        continue;
+      }
+      if (st.compare_exchange_weak(w, w | kBusy, std::memory_order_acq_rel)) break;
+    }
+  }
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && scratch_pages_[j] == scratch_pages_[j - 1] + 1) ++j;
+    GASP_RETURN_IF_ERROR(range_->Protect(scratch_pages_[i] << kPageShift,
+                                         (j - i) << kPageShift, Prot::kRead));
+    i = j;
+  }
+  // 2. Diff and write the runs home; runs that continue across a page
+  //    boundary (same home) merge into one WRITE.
+  size_t n_ops = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t page = scratch_pages_[i];
+    const uint32_t w = state(page).load(std::memory_order_acquire);
+    const gas::Segment* seg = segments_->FindPage(page);
+    if (StateOf(w) != kWrite || TwinOf(w) == 0 || seg == nullptr) {
+      return absl::InternalError(absl::StrFormat("dirty page %d in state %#x", page, w));
+    }
+    const int home = seg->HomeOfPage(page);
+    const uint64_t offset = page << kPageShift;
+    const uint8_t* twin =
+        static_cast<uint8_t*>(twin_mem_.data()) + uint64_t{TwinOf(w) - 1} * kPageSize;
+    const uint8_t* cur = reinterpret_cast<uint8_t*>(range_->sys(offset));
+    size_t runs = ComputeDiff(cur, twin, kPageSize, scratch_runs_.data(), scratch_runs_.size());
+    StatAdd(Counter::kDiffPages);
+    for (size_t r = 0; r < runs; ++r) {
+      const DiffRun& run = scratch_runs_[r];
+      char* local = range_->sys(offset + run.offset);
+      uint64_t remote = homes_[home].sys_base + offset + run.offset;
+      StatAdd(Counter::kDiffBytes, run.length);
+      if (n_ops > 0) {
+        Op& last = scratch_ops_[n_ops - 1];
+        if (last.peer == home && static_cast<char*>(last.local) + last.length == local &&
+            last.remote_addr + last.length == remote) {
+          last.length += run.length;
+          continue;
+        }
+      }
+      if (n_ops == scratch_ops_.size()) {
+        GASP_RETURN_IF_ERROR(FlushWrites(n_ops));
+        n_ops = 0;
+      }
+      Op& op = scratch_ops_[n_ops++];
+      op = Op{};
+      op.type = OpType::kWrite;
+      op.peer = home;
+      op.local = local;
+      op.length = run.length;
+      op.remote_addr = remote;
+      op.rkey = homes_[home].rkey;
+      op.wr_id = page;
+      StatAdd(Counter::kDiffRuns);
+    }
+  }
+  GASP_RETURN_IF_ERROR(FlushWrites(n_ops));
+  // 3. The pages are clean copies of what the home now holds.
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t page = scratch_pages_[i];
+    std::atomic<uint32_t>& st = state(page);
+    FreeTwin(TwinOf(st.load(std::memory_order_acquire)));
+    dirty_.Clear(page);
+    dirty_count_.fetch_sub(1, std::memory_order_relaxed);
+    st.store(MakeWord(kRead), std::memory_order_release);
+    WakeAll(&st);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page) {
+  const size_t cap = scratch_pages_.size();
+  size_t n = 0;
+  absl::Status status;
+  auto flush = [&]() {
+    for (size_t i = 0; i < n && status.ok();) {
+      size_t j = i + 1;
+      while (j < n && scratch_pages_[j] == scratch_pages_[j - 1] + 1) ++j;
+      status = range_->Protect(scratch_pages_[i] << kPageShift, (j - i) << kPageShift,
+                               Prot::kNone);
+      i = j;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      cached_.Clear(scratch_pages_[i]);
+      state(scratch_pages_[i]).store(MakeWord(kInvalid), std::memory_order_release);
+      WakeAll(&state(scratch_pages_[i]));
+    }
+    StatAdd(Counter::kInvalidations, n);
+    n = 0;
+  };
+  cached_.ForEach(first_page, end_page, [&](uint64_t p) {
+    std::atomic<uint32_t>& st = state(p);
+    for (;;) {
+      uint32_t w = st.load(std::memory_order_acquire);
+      if (IsBusy(w)) {
+        WaitNotBusy(p, w);
+        continue;
+      }
+      if (StateOf(w) != kRead) {
+        // kInvalid: already dropped; kWrite: dirtied by another thread of this
+        // process after our release; it stays until its own release.
+        if (StateOf(w) == kInvalid) cached_.Clear(p);
+        return;
+      }
+      if (st.compare_exchange_weak(w, kInvalid | kBusy, std::memory_order_acq_rel)) break;
+    }
+    scratch_pages_[n++] = p;
+    if (n == cap) flush();
+  });
+  flush();
+  return status;
+}
+
+absl::Status Coherence::Release() {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  return ReleaseLocked(0, range_->num_pages());
+}
+
+absl::Status Coherence::Acquire() {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  GASP_RETURN_IF_ERROR(ReleaseLocked(0, range_->num_pages()));
+  return InvalidateLocked(0, range_->num_pages());
+}
+
+namespace {
+void PageSpan(const gas::GlobalRange& r, uint64_t addr, uint64_t length, uint64_t* first,
+              uint64_t* end) {
+  uint64_t lo = std::max(addr, r.base()), hi = std::min(addr + length, r.base() + r.size());
+  if (hi <= lo) {
+    *first = *end = 0;
+    return;
+  }
+  *first = (lo - r.base()) >> kPageShift;
+  *end = (hi - r.base() + kPageSize - 1) >> kPageShift;
+}
+}  // namespace
+
+absl::Status Coherence::ReleaseRange(uint64_t addr, uint64_t length) {
+  uint64_t first, end;
+  PageSpan(*range_, addr, length, &first, &end);
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  return ReleaseLocked(first, end);
+}
+
+absl::Status Coherence::AcquireRange(uint64_t addr, uint64_t length) {
+  uint64_t first, end;
+  PageSpan(*range_, addr, length, &first, &end);
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  GASP_RETURN_IF_ERROR(ReleaseLocked(first, end));
+  return InvalidateLocked(first, end);
+}
+
+}  // namespace consistency
+}  // namespace gasp

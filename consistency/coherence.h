@@ -1,0 +1,143 @@
+// Home-based release consistency over one-sided operations.
+//
+//   read fault   READ the page (and up to GASP_PREFETCH_PAGES following
+//                invalid pages with the same home) from its home into the
+//                system view, then open the app view for reading.
+//   write fault  copy the page into a twin, open it read-write, mark dirty.
+//   release      write-protect dirty pages, diff them against their twins and
+//                WRITE the byte-exact runs to the homes; pages become clean.
+//   acquire      release, then invalidate every cached non-home page
+//                (PROT_NONE) so later loads fetch fresh copies.
+// Home pages are mapped read-write from the backing store and never fault.
+//
+// Thread safety: faults from several threads run concurrently (per-page
+// busy bits and futex waits); Release/Acquire are serialized by one mutex
+// that the fault path never holds while a page is busy.
+#ifndef GASP_CONSISTENCY_COHERENCE_H_
+#define GASP_CONSISTENCY_COHERENCE_H_
+
+#include <signal.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "consistency/diff.h"
+#include "consistency/page_state.h"
+#include "gas/range.h"
+#include "gas/segment.h"
+#include "transport/transport.h"
+
+namespace gasp {
+namespace consistency {
+
+// Where a rank's home pages can be reached: its system view base and the
+// remote key of its registration.
+struct HomeInfo {
+  uint64_t sys_base = 0;
+  transport::RemoteKey rkey;
+};
+
+struct CoherenceOptions {
+  int rank = 0;
+  int nranks = 1;
+  int prefetch_pages = 4;
+  int max_dirty_pages = 65536;
+  absl::Duration timeout = absl::Seconds(60);
+};
+
+// Ends the job after an unrecoverable error in signal context (message is
+// a complete sentence). Must not return.
+using FatalHandler = void (*)(const char* message);
+
+class Coherence {
+ public:
+  // `range`, `segments`, `transport` must outlive the object. `homes` is
+  // indexed by rank.
+  static absl::StatusOr<std::unique_ptr<Coherence>> Create(gas::GlobalRange* range,
+                                                           const gas::SegmentTable* segments,
+                                                           transport::Transport* transport,
+                                                           std::vector<HomeInfo> homes,
+                                                           const CoherenceOptions& options,
+                                                           FatalHandler fatal);
+  ~Coherence();
+
+  // Registers the fault handler with the process-wide dispatcher.
+  absl::Status Install();
+
+  // Opens this rank's home runs of `segment` read-write and marks them home.
+  // Call on every rank right after the segment is added to the table.
+  absl::Status AddSegment(const gas::Segment& segment);
+
+  // Release / acquire of everything, or of the pages overlapping
+  // [addr, addr+length) (selective consistency).
+  absl::Status Release();
+  absl::Status Acquire();
+  absl::Status ReleaseRange(uint64_t addr, uint64_t length);
+  absl::Status AcquireRange(uint64_t addr, uint64_t length);
+
+  // Home rank of a global address (-1 if outside every segment).
+  int HomeOf(uint64_t addr) const;
+
+  // Remote address of `addr` at its home, for atomics and locks.
+  uint64_t HomeAddress(int home, uint64_t addr) const {
+    return homes_[home].sys_base + (addr - range_->base());
+  }
+  transport::RemoteKey HomeKey(int home) const { return homes_[home].rkey; }
+
+  // Pages currently dirty / cached (tests, stats).
+  uint64_t dirty_pages() const { return dirty_count_.load(); }
+
+  // Fault entry point (signal context). Returns false if not ours.
+  bool HandleFault(siginfo_t* info, ucontext_t* uc);
+
+ private:
+  Coherence(gas::GlobalRange* range, const gas::SegmentTable* segments,
+            transport::Transport* transport, std::vector<HomeInfo> homes,
+            const CoherenceOptions& options, FatalHandler fatal);
+
+  std::atomic<uint32_t>& state(uint64_t page) const { return states_[page]; }
+  void ReadFault(uint64_t page, const gas::Segment& seg);
+  void WriteFault(uint64_t page, const gas::Segment& seg);
+  // Waits until the page is not busy (or the deadline: fatal).
+  void WaitNotBusy(uint64_t page, uint32_t seen);
+  uint32_t AllocTwin();  // returns slot + 1, releasing early when full
+  void FreeTwin(uint32_t slot_plus_one);
+  absl::Status ReleaseLocked(uint64_t first_page, uint64_t end_page);
+  absl::Status InvalidateLocked(uint64_t first_page, uint64_t end_page);
+  absl::Status FlushWrites(size_t n_ops);
+  [[noreturn]] void Fatal(const char* fmt, ...) const;
+
+  gas::GlobalRange* const range_;
+  const gas::SegmentTable* const segments_;
+  transport::Transport* const transport_;
+  const std::vector<HomeInfo> homes_;
+  const CoherenceOptions options_;
+  const FatalHandler fatal_;
+  bool installed_ = false;
+
+  SparseArray states_mem_;
+  std::atomic<uint32_t>* states_ = nullptr;
+  PageBitmap dirty_;
+  PageBitmap cached_;
+  std::atomic<uint64_t> dirty_count_{0};
+
+  // Twins: a fixed arena of max_dirty_pages pages and a free stack.
+  SparseArray twin_mem_;
+  std::mutex twin_mu_;
+  std::vector<uint32_t> twin_free_;  // guarded by twin_mu_; never grows
+
+  // Release/acquire scratch (preallocated: the fault path may release).
+  std::mutex sync_mu_;
+  std::vector<uint64_t> scratch_pages_;  // guarded by sync_mu_
+  std::vector<DiffRun> scratch_runs_;    // guarded by sync_mu_
+  std::vector<transport::Op> scratch_ops_;  // guarded by sync_mu_
+};
+
+}  // namespace consistency
+}  // namespace gasp
+
+#endif  // GASP_CONSISTENCY_COHERENCE_H_

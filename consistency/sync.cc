@@ -1,0 +1,193 @@
+#include "consistency/sync.h"
+
+#include <cstring>
+#include <random>
+
+#include "absl/strings/str_format.h"
+#include "base/stats.h"
+#include "base/status.h"
+
+namespace gasp {
+namespace consistency {
+
+using transport::Op;
+using transport::OpType;
+
+Sync::Sync(Coherence* coherence, transport::Transport* transport, int rank, int nranks,
+           absl::Duration timeout, std::function<std::string(int)> describe_rank)
+    : coherence_(coherence),
+      transport_(transport),
+      rank_(rank),
+      nranks_(nranks),
+      timeout_(timeout),
+      describe_rank_(std::move(describe_rank)) {}
+
+absl::Status Sync::CheckWord(uint64_t addr, int* home) const {
+  if (addr % 8 != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("global atomic/lock word %#x is not 8-byte aligned", addr));
+  }
+  *home = coherence_->HomeOf(addr);
+  if (*home < 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "global atomic/lock word %#x is not inside an allocation of the global range", addr));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> Sync::Atomic(OpType type, uint64_t addr, uint64_t compare,
+                                      uint64_t operand) {
+  int home;
+  GASP_RETURN_IF_ERROR(CheckWord(addr, &home));
+  uint64_t old = 0;
+  Op op;
+  op.type = type;
+  op.peer = home;
+  op.local = &old;
+  op.remote_addr = coherence_->HomeAddress(home, addr);
+  op.rkey = coherence_->HomeKey(home);
+  op.compare = compare;
+  op.operand = operand;
+  op.wr_id = addr;
+  StatAdd(Counter::kAtomics);
+  absl::Status s = transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + timeout_);
+  if (!s.ok()) return Annotate(s, absl::StrFormat("atomic on %#x at %s", addr, describe_rank_(home)));
+  return old;
+}
+
+absl::StatusOr<uint64_t> Sync::FetchAdd(uint64_t addr, uint64_t value, Ordering order) {
+  if (order.release) GASP_RETURN_IF_ERROR(coherence_->Release());
+  GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kFetchAdd, addr, 0, value));
+  if (order.acquire) GASP_RETURN_IF_ERROR(coherence_->Acquire());
+  return old;
+}
+
+absl::StatusOr<uint64_t> Sync::CompareSwap(uint64_t addr, uint64_t expected, uint64_t desired,
+                                           Ordering order) {
+  if (order.release) GASP_RETURN_IF_ERROR(coherence_->Release());
+  GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, addr, expected, desired));
+  if (order.acquire && old == expected) GASP_RETURN_IF_ERROR(coherence_->Acquire());
+  return old;
+}
+
+absl::StatusOr<uint64_t> Sync::Load(uint64_t addr, Ordering order) {
+  // FETCH_ADD of zero reads the word atomically with respect to other atomics.
+  GASP_ASSIGN_OR_RETURN(uint64_t v, Atomic(OpType::kFetchAdd, addr, 0, 0));
+  if (order.acquire) GASP_RETURN_IF_ERROR(coherence_->Acquire());
+  return v;
+}
+
+absl::Status Sync::Store(uint64_t addr, uint64_t value, Ordering order) {
+  if (order.release) GASP_RETURN_IF_ERROR(coherence_->Release());
+  uint64_t seen = 0;
+  for (;;) {  // swap by CAS: atomic with respect to concurrent atomics
+    GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, addr, seen, value));
+    if (old == seen) break;
+    seen = old;
+  }
+  if (order.acquire) GASP_RETURN_IF_ERROR(coherence_->Acquire());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Sync::TryLock(uint64_t word_addr) {
+  GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, word_addr, 0,
+                                             static_cast<uint64_t>(rank_) + 1));
+  if (old != 0) return false;
+  StatAdd(Counter::kLockAcquires);
+  GASP_RETURN_IF_ERROR(coherence_->Acquire());
+  return true;
+}
+
+absl::Status Sync::Lock(uint64_t word_addr) {
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + timeout_;
+  const uint64_t mine = static_cast<uint64_t>(rank_) + 1;
+  absl::Duration backoff = absl::Microseconds(2);
+  std::minstd_rand jitter(static_cast<unsigned>(rank_ * 7919 + 17));
+  for (;;) {
+    GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, word_addr, 0, mine));
+    if (old == 0) break;
+    if (old == mine) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "global lock %#x is already held by this rank (locks are not recursive)", word_addr));
+    }
+    StatAdd(Counter::kLockRetries);
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrFormat(
+          "global lock %#x still held by %s after GASP_TIMEOUT=%s", word_addr,
+          describe_rank_(static_cast<int>(old - 1)), absl::FormatDuration(timeout_)));
+    }
+    // Randomized exponential backoff keeps contending ranks from hammering
+    // the home with CAS (queue-based locks come with the directory work).
+    absl::SleepFor(backoff * (0.5 + (jitter() % 1000) / 1000.0));
+    backoff = std::min(backoff * 2, absl::Milliseconds(1));
+  }
+  StatAdd(Counter::kLockAcquires);
+  StatAdd(Counter::kLockWaitNs, absl::ToInt64Nanoseconds(absl::Now() - start));
+  return coherence_->Acquire();
+}
+
+absl::Status Sync::Unlock(uint64_t word_addr) {
+  GASP_RETURN_IF_ERROR(coherence_->Release());
+  const uint64_t mine = static_cast<uint64_t>(rank_) + 1;
+  GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, word_addr, mine, 0));
+  if (old != mine) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "unlock of global lock %#x by rank %d, but it is %s", word_addr, rank_,
+        old == 0 ? std::string("not held")
+                 : absl::StrCat("held by ", describe_rank_(static_cast<int>(old - 1)))));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Sync::BarrierOnly() {
+  const uint64_t epoch = ++epoch_;
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + timeout_;
+  for (int dist = 1; dist < nranks_; dist <<= 1) {
+    const int to = (rank_ + dist) % nranks_;
+    const int from = (rank_ - dist + nranks_) % nranks_;
+    uint8_t payload[12];
+    std::memcpy(payload, &epoch, 8);
+    std::memcpy(payload + 8, &dist, 4);
+    GASP_RETURN_IF_ERROR(Annotate(transport_->Send(to, kBarrierTag, payload),
+                                  absl::StrFormat("barrier %d: notifying %s", epoch,
+                                                  describe_rank_(to))));
+    absl::StatusOr<transport::Message> m = transport_->Recv(kBarrierTag, from, deadline);
+    if (!m.ok()) {
+      if (absl::IsDeadlineExceeded(m.status())) {
+        return absl::DeadlineExceededError(absl::StrFormat(
+            "barrier %d: %s did not arrive within GASP_TIMEOUT=%s", epoch, describe_rank_(from),
+            absl::FormatDuration(timeout_)));
+      }
+      return Annotate(m.status(), absl::StrFormat("barrier %d: waiting for %s", epoch,
+                                                  describe_rank_(from)));
+    }
+    uint64_t their_epoch = 0;
+    int their_dist = 0;
+    if (m->payload.size() != sizeof(payload)) {
+      return absl::DataLossError(absl::StrFormat("barrier %d: malformed message from %s", epoch,
+                                                 describe_rank_(from)));
+    }
+    std::memcpy(&their_epoch, m->payload.data(), 8);
+    std::memcpy(&their_dist, m->payload.data() + 8, 4);
+    if (their_epoch != epoch || their_dist != dist) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "barrier mismatch: this rank is at barrier %d, %s at barrier %d (every rank must call "
+          "the same collectives in the same order)",
+          epoch, describe_rank_(from), their_epoch));
+    }
+  }
+  StatAdd(Counter::kBarriers);
+  StatAdd(Counter::kBarrierWaitNs, absl::ToInt64Nanoseconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+absl::Status Sync::Barrier() {
+  GASP_RETURN_IF_ERROR(coherence_->Release());
+  GASP_RETURN_IF_ERROR(BarrierOnly());
+  return coherence_->Acquire();
+}
+
+}  // namespace consistency
+}  // namespace gasp

@@ -1,0 +1,76 @@
+// Synchronization on top of the coherence protocol: global locks (CAS on a
+// word at its home), barriers (dissemination over transport messages) and
+// atomics on global words, each with the release/acquire actions that make
+// release consistency hold for data-race-free programs.
+#ifndef GASP_CONSISTENCY_SYNC_H_
+#define GASP_CONSISTENCY_SYNC_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "consistency/coherence.h"
+#include "transport/transport.h"
+
+namespace gasp {
+namespace consistency {
+
+// Memory-order effects of an atomic: release before it, acquire after it.
+struct Ordering {
+  bool release = true;
+  bool acquire = true;
+};
+
+class Sync {
+ public:
+  // `describe_rank(r)` returns e.g. "rank 3 (node7:1234)" for messages.
+  Sync(Coherence* coherence, transport::Transport* transport, int rank, int nranks,
+       absl::Duration timeout, std::function<std::string(int)> describe_rank);
+
+  // Lock word protocol: 0 = free, r+1 = held by rank r. Acquire spins with
+  // exponential backoff (bounded by GASP_TIMEOUT: the error names the
+  // holder) and then invalidates stale cached pages; unlock releases dirty
+  // pages first, then frees the word. One CAS each when uncontended.
+  absl::Status Lock(uint64_t word_addr);
+  absl::StatusOr<bool> TryLock(uint64_t word_addr);
+  absl::Status Unlock(uint64_t word_addr);
+
+  // Release, dissemination barrier (ceil(log2 n) message rounds), acquire.
+  // A rank that does not arrive within GASP_TIMEOUT is named in the error.
+  absl::Status Barrier();
+  // The message rounds alone, without release/acquire.
+  absl::Status BarrierOnly();
+
+  // Atomics on an 8-byte aligned global word, executed at its home.
+  absl::StatusOr<uint64_t> FetchAdd(uint64_t addr, uint64_t value, Ordering order);
+  // Returns the previous value; the swap happened iff it equals `expected`.
+  absl::StatusOr<uint64_t> CompareSwap(uint64_t addr, uint64_t expected, uint64_t desired,
+                                       Ordering order);
+  absl::StatusOr<uint64_t> Load(uint64_t addr, Ordering order);
+  absl::Status Store(uint64_t addr, uint64_t value, Ordering order);
+
+  uint64_t barrier_epoch() const { return epoch_; }
+
+ private:
+  absl::StatusOr<uint64_t> Atomic(transport::OpType type, uint64_t addr, uint64_t compare,
+                                  uint64_t operand);
+  absl::Status CheckWord(uint64_t addr, int* home) const;
+
+  Coherence* const coherence_;
+  transport::Transport* const transport_;
+  const int rank_;
+  const int nranks_;
+  const absl::Duration timeout_;
+  const std::function<std::string(int)> describe_rank_;
+  uint64_t epoch_ = 0;  // barriers completed by this rank (barriers are collective)
+};
+
+// Tag of barrier messages (reserved range 0xB000'0000-0xBFFF'FFFF).
+inline constexpr uint32_t kBarrierTag = 0xB0000001;
+
+}  // namespace consistency
+}  // namespace gasp
+
+#endif  // GASP_CONSISTENCY_SYNC_H_
