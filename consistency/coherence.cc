@@ -38,7 +38,8 @@ Coherence::Coherence(gas::GlobalRange* range, const gas::SegmentTable* segments,
       transport_(transport),
       homes_(std::move(homes)),
       options_(options),
-      fatal_(fatal) {}
+      fatal_(fatal),
+      prefetch_pages_(options.prefetch_pages) {}
 
 absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
     gas::GlobalRange* range, const gas::SegmentTable* segments, transport::Transport* transport,
@@ -148,7 +149,8 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   const int home = seg.HomeOfPage(page);
   // Prefetch: following pages with the same home are contiguous at the home
   // too (the backing store is indexed by range offset), so one READ does.
-  uint64_t limit = std::min<uint64_t>(1 + options_.prefetch_pages, seg.SameHomeRun(page));
+  uint64_t limit = std::min<uint64_t>(1 + prefetch_pages_.load(std::memory_order_relaxed),
+                                     seg.SameHomeRun(page));
   uint64_t n = 1;
   while (n < limit) {
     uint32_t expected = MakeWord(kInvalid);

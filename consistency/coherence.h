@@ -88,8 +88,11 @@ class Coherence {
   }
   transport::RemoteKey HomeKey(int home) const { return homes_[home].rkey; }
 
-  // Pages currently dirty / cached (tests, stats).
+  // Pages currently dirty (tests, stats).
   uint64_t dirty_pages() const { return dirty_count_.load(); }
+
+  // Changes the prefetch window at run time (benchmarks compare settings).
+  void set_prefetch_pages(int pages) { prefetch_pages_.store(pages); }
 
   // Fault entry point (signal context). Returns false if not ours.
   bool HandleFault(siginfo_t* info, ucontext_t* uc);
@@ -118,6 +121,7 @@ class Coherence {
   const CoherenceOptions options_;
   const FatalHandler fatal_;
   bool installed_ = false;
+  std::atomic<int> prefetch_pages_;
 
   SparseArray states_mem_;
   std::atomic<uint32_t>* states_ = nullptr;

@@ -1,0 +1,200 @@
+// Multi-rank benchmark with perftest-style tables (median, p99 per op).
+// Run under gasprun: rank 0 measures against rank 1 (the last rank for the
+// barrier). Every figure that is compared is measured in this same run:
+//
+//   trap        bare fault trap: SIGSEGV + mprotect round trip, no fetch
+//   read4k      raw one-sided 4 KiB READ on the same transport
+//   fetch       fault-driven remote page fetch (prefetch off)
+//   ratio       fetch / (trap + read4k)
+//   seqread     sequential remote read throughput, prefetch 0 vs default
+//   wdiff       write fault + diff + release, per dirty page
+//   lock        uncontended remote lock+unlock, in CAS round trips
+//   barrier     barrier latency at this job size
+//
+//   gasprun -np 2 bazel-bin/benchmarks/gasp_bench [iterations]
+#include <signal.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "gas/fault_dispatcher.h"
+#include "gasp/gasp.h"
+#include "runtime/runtime_internal.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Us(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+struct Summary {
+  double median, p99, mean;
+};
+
+Summary Summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  double sum = 0;
+  for (double x : v) sum += x;
+  return {v[v.size() / 2], v[std::min(v.size() - 1, v.size() * 99 / 100)], sum / v.size()};
+}
+
+void Row(const char* name, const char* size, const Summary& s, size_t n) {
+  std::printf(" %-34s %8s %10.2f %10.2f %10.2f %8zu\n", name, size, s.median, s.p99, s.mean, n);
+}
+
+// A private PROT_NONE page whose fault handler only opens it: the physical
+// floor of a fault, without any fetch.
+char* g_trap_page = nullptr;
+bool TrapHandler(void*, siginfo_t* info, ucontext_t*) {
+  if (static_cast<char*>(info->si_addr) < g_trap_page ||
+      static_cast<char*>(info->si_addr) >= g_trap_page + 4096) {
+    return false;
+  }
+  mprotect(g_trap_page, 4096, PROT_READ);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gasp::InitOptions opts;
+  auto rt = gasp::Init(&argc, &argv, opts);
+  if (!rt.ok()) {
+    std::fprintf(stderr, "gasp::Init: %s\n", std::string(rt.status().message()).c_str());
+    return 1;
+  }
+  const int iters = argc > 1 ? std::atoi(argv[1]) : 2000;
+  const int me = rt->rank(), n = rt->size();
+  auto* transport = gasp::internal::GetTransport();
+  auto* coherence = gasp::internal::GetCoherence();
+  const int peer = n - 1;
+  // Pages homed at the last rank, read by rank 0.
+  const size_t kPages = static_cast<size_t>(iters) + 16;
+  char* remote = static_cast<char*>(gasp::CoAlloc(kPages * 4096, gasp::Placement::OnRank(peer)));
+  const size_t kSeqBytes = 16 << 20;
+  char* seq = static_cast<char*>(gasp::CoAlloc(kSeqBytes, gasp::Placement::OnRank(peer)));
+  // A lock word on its own page, homed at the peer.
+  uint64_t* lock_word = static_cast<uint64_t*>(gasp::CoAlloc(4096, gasp::Placement::OnRank(peer)));
+  if (me == peer) {
+    for (size_t p = 0; p < kPages; ++p) remote[p * 4096] = static_cast<char>(p);
+    for (size_t i = 0; i < kSeqBytes; i += 4096) seq[i] = 1;
+  }
+  gasp::Barrier();
+  if (me == 0 && n > 1) {
+    std::printf("# gasp_bench: rank 0 -> rank %d (%s), transport %s, %d iterations\n", peer,
+                gasp::internal::DescribeRank(peer).c_str(), transport->name().c_str(), iters);
+    std::printf(" %-34s %8s %10s %10s %10s %8s\n", "operation", "bytes", "median_us", "p99_us",
+                "mean_us", "samples");
+    // 1. Bare fault trap.
+    g_trap_page = static_cast<char*>(
+        mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (!gasp::gas::RegisterFaultHandler(TrapHandler, nullptr).ok()) return 1;
+    std::vector<double> trap, read4k, fetch;
+    for (int i = 0; i < iters; ++i) {
+      mprotect(g_trap_page, 4096, PROT_NONE);
+      auto t0 = Clock::now();
+      volatile char c = *g_trap_page;
+      (void)c;
+      trap.push_back(Us(Clock::now() - t0));
+    }
+    // 2. Raw 4 KiB READ from the peer's backing store.
+    std::vector<char> buf(4096);
+    for (int i = 0; i < iters; ++i) {
+      gasp::transport::Op op;
+      op.type = gasp::transport::OpType::kRead;
+      op.peer = peer;
+      op.local = buf.data();
+      op.length = 4096;
+      uint64_t addr = reinterpret_cast<uint64_t>(remote) + (i % kPages) * 4096;
+      op.remote_addr = coherence->HomeAddress(peer, addr);
+      op.rkey = coherence->HomeKey(peer);
+      auto t0 = Clock::now();
+      if (!transport->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + absl::Seconds(30)).ok()) return 1;
+      read4k.push_back(Us(Clock::now() - t0));
+    }
+    // 3. Fault-driven fetch of one page (prefetch off), each page once.
+    coherence->set_prefetch_pages(0);
+    long check = 0;
+    for (int i = 0; i < iters; ++i) {
+      volatile char* p = remote + static_cast<size_t>(i) * 4096;
+      auto t0 = Clock::now();
+      check += *p;
+      fetch.push_back(Us(Clock::now() - t0));
+    }
+    Summary st = Summarize(trap), sr = Summarize(read4k), sf = Summarize(fetch);
+    Row("fault trap (SIGSEGV+mprotect)", "0", st, trap.size());
+    Row("raw READ", "4096", sr, read4k.size());
+    Row("page fetch by fault", "4096", sf, fetch.size());
+    std::printf(" ratio fetch / (trap + READ), medians: %.2f\n", sf.median / (st.median + sr.median));
+    // 4. Sequential read throughput, prefetch off vs default window.
+    for (int window : {0, static_cast<int>(gasp::internal::GetConfig().prefetch_pages), 16}) {
+      gasp::Acquire(seq, kSeqBytes);
+      coherence->set_prefetch_pages(window);
+      auto t0 = Clock::now();
+      long sum = 0;
+      for (size_t i = 0; i < kSeqBytes; i += 4096) sum += seq[i];
+      double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+      std::printf(" sequential remote read, prefetch %2d pages: %8.1f MB/s (%zu pages, sum %ld)\n",
+                  window, kSeqBytes / secs / 1e6, kSeqBytes / 4096, sum);
+    }
+    coherence->set_prefetch_pages(static_cast<int>(gasp::internal::GetConfig().prefetch_pages));
+    // 5. Write fault + diff + release, per dirty page (pages cached first).
+    std::vector<double> wdiff;
+    const int kBatch = 64;
+    for (int round = 0; round < std::max(1, iters / kBatch); ++round) {
+      char* base = remote + static_cast<size_t>(round % (kPages / kBatch)) * kBatch * 4096;
+      for (int p = 0; p < kBatch; ++p) check += base[p * 4096];  // read-cache them
+      auto t0 = Clock::now();
+      for (int p = 0; p < kBatch; ++p) base[p * 4096 + 8] = static_cast<char>(round);
+      gasp::Release();
+      wdiff.push_back(Us(Clock::now() - t0) / kBatch);
+    }
+    Row("write fault + diff + release", "8/page", Summarize(wdiff), wdiff.size());
+    // 6. Uncontended remote lock vs a raw CAS round trip.
+    std::vector<double> cas, lock;
+    gasp::GlobalLock l(lock_word);
+    uint64_t scratch = 0;
+    for (int i = 0; i < iters; ++i) {
+      gasp::transport::Op op;
+      op.type = gasp::transport::OpType::kCompareSwap;
+      op.peer = peer;
+      op.local = &scratch;
+      op.remote_addr = coherence->HomeAddress(peer, reinterpret_cast<uint64_t>(remote) + 128);
+      op.rkey = coherence->HomeKey(peer);
+      auto t0 = Clock::now();
+      if (!transport->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + absl::Seconds(30)).ok()) return 1;
+      cas.push_back(Us(Clock::now() - t0));
+      t0 = Clock::now();
+      l.lock();
+      l.unlock();
+      lock.push_back(Us(Clock::now() - t0));
+    }
+    Summary sc = Summarize(cas), sl = Summarize(lock);
+    Row("raw CAS round trip", "8", sc, cas.size());
+    Row("lock+unlock, uncontended remote", "8", sl, lock.size());
+    std::printf(" lock+unlock in CAS round trips (medians): %.2f\n", sl.median / sc.median);
+    if (check == 42) std::printf(" \n");
+  } else if (me == 0) {
+    std::printf("# gasp_bench: needs at least 2 ranks for the remote figures\n");
+  }
+  // 7. Barrier latency at this size.
+  gasp::Barrier();
+  std::vector<double> bar;
+  for (int i = 0; i < std::max(100, iters / 4); ++i) {
+    auto t0 = Clock::now();
+    gasp::Barrier();
+    bar.push_back(Us(Clock::now() - t0));
+  }
+  if (me == 0) {
+    char label[32];
+    std::snprintf(label, sizeof(label), "barrier, %d ranks", n);
+    Row(label, "0", Summarize(bar), bar.size());
+  }
+  return rt->Finalize();
+}

@@ -1,0 +1,425 @@
+// The runtime: wires base, boot, gas, transport and consistency together
+// behind include/gasp/gasp.h.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "base/log.h"
+#include "base/settings.h"
+#include "base/stats.h"
+#include "base/status.h"
+#include "base/wait.h"
+#include "boot/bootstrap.h"
+#include "boot/endpoint_exchange.h"
+#include "consistency/coherence.h"
+#include "consistency/sync.h"
+#include "gas/heap.h"
+#include "gas/range.h"
+#include "gas/segment.h"
+#include "gasp/gasp.h"
+#include "runtime/runtime_internal.h"
+#include "transport/factory.h"
+
+namespace gasp {
+namespace {
+
+using gas::kPageShift;
+using gas::kPageSize;
+
+constexpr size_t kMaxSegments = 1 << 16;
+constexpr uint64_t kLockPages = 64;  // one lock segment: 64 pages x 512 words
+
+struct State {
+  Config config;
+  std::unique_ptr<gas::GlobalRange> range;
+  std::unique_ptr<boot::Bootstrap> boot;
+  std::unique_ptr<transport::Transport> transport;
+  transport::Region region;
+  std::vector<boot::RankRecord> records;
+  std::unique_ptr<gas::SegmentTable> segments;
+  std::unique_ptr<consistency::Coherence> coherence;
+  std::unique_ptr<consistency::Sync> sync;
+  std::unique_ptr<gas::HeapAllocator> heap;
+  std::mutex alloc_mu;  // collective allocation bookkeeping
+  uint64_t next_collective = 0;  // offset of the next collective segment
+  uint64_t heap_area = 0;        // offset where the per-rank heaps begin
+  uint64_t lock_segment = 0;     // offset of the current lock segment
+  uint64_t next_lock = 0;        // lock slots used in it
+  int rank = 0;
+  int size = 1;
+};
+
+State* g_state = nullptr;
+
+State& S() {
+  if (g_state == nullptr) {
+    std::fprintf(stderr, "gasp: called before gasp::Init (or after Finalize)\n");
+    std::abort();
+  }
+  return *g_state;
+}
+
+std::string Describe(int rank) {
+  if (g_state == nullptr || rank < 0 || rank >= static_cast<int>(g_state->records.size())) {
+    return absl::StrFormat("rank %d", rank);
+  }
+  const boot::RankRecord& r = g_state->records[rank];
+  return absl::StrFormat("rank %d (%s:%d)", rank, r.host, r.pid);
+}
+
+[[noreturn]] void Die(const absl::Status& status, const char* what) {
+  std::string msg = absl::StrFormat("fatal: %s: %s", what, status.message());
+  GASP_LOG(Error) << msg;
+  if (g_state != nullptr && g_state->boot != nullptr) g_state->boot->Abort(1, msg);
+  _exit(1);
+}
+
+void Check(const absl::Status& status, const char* what) {
+  if (!status.ok()) Die(status, what);
+}
+
+// Signal context: the coherence layer met an unrecoverable error.
+void FatalFromSignal(const char* message) {
+  LogRawSignalSafe(LogLevel::kError, message);
+  if (g_state != nullptr && g_state->boot != nullptr) g_state->boot->Abort(1, message);
+  _exit(1);
+}
+
+absl::Status AddSegment(State& s, const gas::Segment& seg) {
+  GASP_ASSIGN_OR_RETURN(const gas::Segment* added, s.segments->Add(seg));
+  return s.coherence->AddSegment(*added);
+}
+
+absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement placement) {
+  std::lock_guard<std::mutex> lock(s.alloc_mu);
+  uint64_t pages = std::max<uint64_t>(1, (bytes + kPageSize - 1) >> kPageShift);
+  uint64_t offset = s.next_collective;
+  if (offset + (pages << kPageShift) > s.heap_area) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "global range exhausted: %d bytes requested, %d of %d bytes left for collective "
+        "allocations; raise GASP_SIZE (or lower GASP_HEAP_SIZE)",
+        bytes, s.heap_area - offset, s.heap_area));
+  }
+  gas::Segment seg;
+  seg.offset = offset;
+  seg.num_pages = pages;
+  seg.nranks = s.size;
+  Placement::Policy policy = placement.policy;
+  if (policy == Placement::Policy::kDefault) {
+    policy = s.config.home_policy == "cyclic" ? Placement::Policy::kCyclic
+                                              : Placement::Policy::kBlock;
+  }
+  switch (policy) {
+    case Placement::Policy::kRank:
+      if (placement.rank < 0 || placement.rank >= s.size) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "Placement::OnRank(%d): the job has ranks 0..%d", placement.rank, s.size - 1));
+      }
+      seg.policy = gas::HomePolicy::kExplicit;
+      seg.home_rank = placement.rank;
+      break;
+    case Placement::Policy::kCyclic:
+      seg.policy = gas::HomePolicy::kCyclic;
+      seg.block_pages = placement.block_pages != 0
+                            ? placement.block_pages
+                            : static_cast<uint32_t>(s.config.cyclic_block_pages);
+      break;
+    default:
+      seg.policy = gas::HomePolicy::kBlock;
+      break;
+  }
+  GASP_RETURN_IF_ERROR(AddSegment(s, seg));
+  s.next_collective = offset + (pages << kPageShift);
+  return s.range->base() + offset;
+}
+
+absl::Status InitLocked(State& s, const InitOptions& options) {
+  std::vector<std::string> unknown;
+  GASP_ASSIGN_OR_RETURN(
+      s.config, LoadConfig(options.settings, [](const char* n) { return std::getenv(n); },
+                           &unknown));
+  const Config& c = s.config;
+  LogLevel level;
+  GASP_RETURN_IF_ERROR(ParseLogLevel(c.log_level, &level));
+  GASP_RETURN_IF_ERROR(ConfigureLogging(level, c.log_file));
+  for (const std::string& u : unknown) {
+    GASP_LOG(Warn) << "unknown setting " << u << " in the environment (ignored; see gasp_info -c)";
+  }
+  SetWaitPolicy(c.wait_mode == "poll"    ? WaitMode::kPoll
+                : c.wait_mode == "block" ? WaitMode::kBlock
+                                         : WaitMode::kAdaptive,
+                c.spin_us);
+  // Reserve the range first, before the launcher's libraries map anything.
+  GASP_ASSIGN_OR_RETURN(s.range, gas::GlobalRange::Reserve(c.base, c.size_bytes));
+  GASP_ASSIGN_OR_RETURN(s.boot, boot::CreateBootstrap(c));
+  s.rank = s.boot->rank();
+  s.size = s.boot->size();
+  SetLogRank(s.rank, s.size);
+  const absl::Time deadline = absl::Now() + c.timeout;
+
+  transport::TransportOptions topts;
+  topts.rank = s.rank;
+  topts.size = s.size;
+  topts.timeout = c.timeout;
+  topts.tcp_addr = c.tcp_addr.empty() ? s.boot->LocalAddressHint() : c.tcp_addr;
+  topts.tcp_port = static_cast<int>(c.tcp_port);
+  GASP_ASSIGN_OR_RETURN(s.transport, transport::CreateTransport(c.transport, topts));
+  GASP_ASSIGN_OR_RETURN(s.region, s.transport->Register(s.range->sys_base(), s.range->size(),
+                                                        transport::kRemoteAll));
+
+  transport::EndpointBlob blob = s.transport->LocalEndpoint();
+  boot::RankRecord mine = boot::MakeRankRecord(
+      s.rank, absl::string_view(reinterpret_cast<const char*>(blob.bytes), sizeof(blob.bytes)));
+  mine.extra[0] = reinterpret_cast<uint64_t>(s.range->sys_base());
+  mine.extra[1] = s.region.rkey.packed;
+  mine.extra[2] = c.base;
+  mine.extra[3] = c.size_bytes;
+  GASP_ASSIGN_OR_RETURN(s.records, boot::ExchangeRecords(*s.boot, mine, deadline));
+  std::vector<transport::EndpointBlob> blobs(s.size);
+  std::vector<consistency::HomeInfo> homes(s.size);
+  for (int r = 0; r < s.size; ++r) {
+    const boot::RankRecord& rec = s.records[r];
+    if (rec.extra[2] != c.base || rec.extra[3] != c.size_bytes) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s uses GASP_BASE=%#x GASP_SIZE=%#x but this rank uses GASP_BASE=%#x GASP_SIZE=%#x; "
+          "every rank must use the same values",
+          Describe(r), rec.extra[2], rec.extra[3], c.base, c.size_bytes));
+    }
+    std::memcpy(blobs[r].bytes, rec.transport_blob, sizeof(blobs[r].bytes));
+    homes[r].sys_base = rec.extra[0];
+    homes[r].rkey.packed = rec.extra[1];
+  }
+  GASP_RETURN_IF_ERROR(s.transport->Connect(blobs));
+  s.transport->SetPeerFailureHandler([](int peer, const absl::Status& status) {
+    Die(status, absl::StrCat("lost ", Describe(peer)).c_str());
+  });
+  s.boot->SetJobFailureHandler([](int rank, const std::string& why) {
+    std::string msg = absl::StrCat("fatal: ", why);
+    GASP_LOG(Error) << msg;
+    _exit(1);
+  });
+
+  s.segments = std::make_unique<gas::SegmentTable>(kMaxSegments);
+  consistency::CoherenceOptions co;
+  co.rank = s.rank;
+  co.nranks = s.size;
+  co.prefetch_pages = static_cast<int>(c.prefetch_pages);
+  co.max_dirty_pages = static_cast<int>(c.max_dirty_pages);
+  co.timeout = c.timeout;
+  GASP_ASSIGN_OR_RETURN(s.coherence,
+                        consistency::Coherence::Create(s.range.get(), s.segments.get(),
+                                                       s.transport.get(), std::move(homes), co,
+                                                       FatalFromSignal));
+  GASP_RETURN_IF_ERROR(s.coherence->Install());
+  s.sync = std::make_unique<consistency::Sync>(s.coherence.get(), s.transport.get(), s.rank,
+                                               s.size, c.timeout, Describe);
+
+  // Per-rank heaps at the top of the range, each homed at its rank.
+  const uint64_t heaps = c.heap_bytes * static_cast<uint64_t>(s.size);
+  if (heaps > c.size_bytes / 2) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%d ranks x GASP_HEAP_SIZE=%d exceed half of GASP_SIZE=%d; raise GASP_SIZE or lower "
+        "GASP_HEAP_SIZE",
+        s.size, c.heap_bytes, c.size_bytes));
+  }
+  s.heap_area = c.size_bytes - heaps;
+  for (int r = 0; r < s.size; ++r) {
+    gas::Segment seg;
+    seg.offset = s.heap_area + c.heap_bytes * static_cast<uint64_t>(r);
+    seg.num_pages = c.heap_bytes >> kPageShift;
+    seg.policy = gas::HomePolicy::kExplicit;
+    seg.home_rank = r;
+    seg.nranks = s.size;
+    GASP_RETURN_IF_ERROR(AddSegment(s, seg));
+  }
+  s.heap = std::make_unique<gas::HeapAllocator>(
+      c.base + s.heap_area + c.heap_bytes * static_cast<uint64_t>(s.rank), c.heap_bytes);
+  // End-to-end check of the transport (connects every ring neighbour).
+  GASP_RETURN_IF_ERROR(s.sync->BarrierOnly());
+  GASP_LOG(Info) << "initialized: " << s.size << " ranks, boot=" << s.boot->method()
+                 << ", transport=" << s.transport->name() << ", range="
+                 << absl::StrFormat("[%#x, %#x)", c.base, c.base + c.size_bytes);
+  return absl::OkStatus();
+}
+
+uint64_t Addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+
+consistency::Ordering OrderingOf(std::memory_order order) {
+  consistency::Ordering o;
+  o.release = order == std::memory_order_release || order == std::memory_order_acq_rel ||
+              order == std::memory_order_seq_cst;
+  o.acquire = order == std::memory_order_acquire || order == std::memory_order_acq_rel ||
+              order == std::memory_order_seq_cst || order == std::memory_order_consume;
+  return o;
+}
+
+}  // namespace
+
+absl::StatusOr<Runtime> Init(int* argc, char*** argv, const InitOptions& options) {
+  (void)argc;
+  (void)argv;
+  if (g_state != nullptr) return absl::FailedPreconditionError("gasp::Init called twice");
+  auto state = std::make_unique<State>();
+  g_state = state.get();
+  absl::Status s = InitLocked(*state, options);
+  if (!s.ok()) {
+    g_state = nullptr;
+    if (state->transport) state->transport->Shutdown(absl::Now() + absl::Seconds(1)).IgnoreError();
+    return s;
+  }
+  state.release();
+  return Runtime();
+}
+
+int Runtime::rank() const { return S().rank; }
+int Runtime::size() const { return S().size; }
+int Rank() { return S().rank; }
+int Size() { return S().size; }
+
+int Runtime::Finalize() {
+  State& s = S();
+  absl::Status st = s.sync->Barrier();
+  if (!st.ok()) Die(st, "final barrier");
+  if (s.config.stats) {
+    std::string report = FormatStats(LogPrefix() + " stats ");
+    std::fwrite(report.data(), 1, report.size(), stderr);
+  }
+  absl::Time deadline = absl::Now() + s.config.timeout;
+  int rc = 0;
+  st = s.transport->Shutdown(deadline);
+  if (!st.ok()) {
+    GASP_LOG(Warn) << "transport shutdown: " << st;
+    rc = 1;
+  }
+  st = s.boot->Finalize(deadline);
+  if (!st.ok()) {
+    GASP_LOG(Warn) << "bootstrap finalize: " << st;
+    rc = 1;
+  }
+  s.coherence.reset();
+  g_state = nullptr;
+  delete &s;
+  return rc;
+}
+
+absl::StatusOr<void*> TryCoAlloc(size_t bytes, Placement placement) {
+  GASP_ASSIGN_OR_RETURN(uint64_t a, CollectiveSegment(S(), bytes, placement));
+  return reinterpret_cast<void*>(a);
+}
+
+void* CoAlloc(size_t bytes, Placement placement) {
+  absl::StatusOr<void*> p = TryCoAlloc(bytes, placement);
+  if (!p.ok()) Die(p.status(), "gasp::CoAlloc");
+  return *p;
+}
+
+absl::StatusOr<void*> TryAlloc(size_t bytes, size_t align) {
+  GASP_ASSIGN_OR_RETURN(uint64_t a, S().heap->Allocate(bytes, align));
+  return reinterpret_cast<void*>(a);
+}
+
+void* Alloc(size_t bytes, size_t align) {
+  absl::StatusOr<void*> p = TryAlloc(bytes, align);
+  if (!p.ok()) Die(p.status(), "gasp::Alloc");
+  return *p;
+}
+
+void Free(void* p) {
+  if (p == nullptr) return;
+  Check(S().heap->Free(Addr(p)), "gasp::Free");
+}
+
+void Barrier() { Check(S().sync->Barrier(), "gasp::Barrier"); }
+void Release() { Check(S().coherence->Release(), "gasp::Release"); }
+void Acquire() { Check(S().coherence->Acquire(), "gasp::Acquire"); }
+void Release(const void* p, size_t n) {
+  Check(S().coherence->ReleaseRange(Addr(p), n), "gasp::Release(range)");
+}
+void Acquire(const void* p, size_t n) {
+  Check(S().coherence->AcquireRange(Addr(p), n), "gasp::Acquire(range)");
+}
+
+void GlobalLock::lock() {
+  if (word_ == nullptr) Die(absl::FailedPreconditionError("default-constructed lock"), "lock");
+  Check(S().sync->Lock(Addr(word_)), "gasp::GlobalLock::lock");
+}
+void GlobalLock::unlock() { Check(S().sync->Unlock(Addr(word_)), "gasp::GlobalLock::unlock"); }
+bool GlobalLock::try_lock() {
+  absl::StatusOr<bool> r = S().sync->TryLock(Addr(word_));
+  if (!r.ok()) Die(r.status(), "gasp::GlobalLock::try_lock");
+  return *r;
+}
+
+GlobalLock CoNewLock() {
+  State& s = S();
+  const uint64_t per_segment = kLockPages * (kPageSize / 8);
+  if (s.lock_segment == 0 || s.next_lock == per_segment) {
+    // Cyclic with one-page blocks spreads lock homes over the ranks.
+    absl::StatusOr<uint64_t> seg =
+        CollectiveSegment(s, kLockPages * kPageSize, Placement::Cyclic(1));
+    if (!seg.ok()) Die(seg.status(), "gasp::CoNewLock");
+    s.lock_segment = *seg;
+    s.next_lock = 0;
+  }
+  uint64_t k = s.next_lock++;
+  uint64_t addr = s.lock_segment + (k % kLockPages) * kPageSize + (k / kLockPages) * 8;
+  return GlobalLock(reinterpret_cast<uint64_t*>(addr));
+}
+
+GlobalLock NewLock() {
+  return GlobalLock(static_cast<uint64_t*>(Alloc(sizeof(uint64_t), 8)));
+}
+
+uint64_t AtomicFetchAdd(uint64_t* p, uint64_t value, std::memory_order order) {
+  absl::StatusOr<uint64_t> r = S().sync->FetchAdd(Addr(p), value, OrderingOf(order));
+  if (!r.ok()) Die(r.status(), "gasp::AtomicFetchAdd");
+  return *r;
+}
+
+bool AtomicCompareExchange(uint64_t* p, uint64_t* expected, uint64_t desired,
+                           std::memory_order order) {
+  absl::StatusOr<uint64_t> r = S().sync->CompareSwap(Addr(p), *expected, desired, OrderingOf(order));
+  if (!r.ok()) Die(r.status(), "gasp::AtomicCompareExchange");
+  bool ok = *r == *expected;
+  *expected = *r;
+  return ok;
+}
+
+uint64_t AtomicLoad(uint64_t* p, std::memory_order order) {
+  absl::StatusOr<uint64_t> r = S().sync->Load(Addr(p), OrderingOf(order));
+  if (!r.ok()) Die(r.status(), "gasp::AtomicLoad");
+  return *r;
+}
+
+void AtomicStore(uint64_t* p, uint64_t value, std::memory_order order) {
+  Check(S().sync->Store(Addr(p), value, OrderingOf(order)), "gasp::AtomicStore");
+}
+
+bool IsGlobal(const void* p) { return g_state != nullptr && S().range->Contains(Addr(p)); }
+int HomeOf(const void* p) { return S().coherence->HomeOf(Addr(p)); }
+
+void Abort(int exit_code, const std::string& message) {
+  GASP_LOG(Error) << "gasp::Abort(" << exit_code << "): " << message;
+  if (g_state != nullptr && g_state->boot != nullptr) g_state->boot->Abort(exit_code, message);
+  _exit(exit_code);
+}
+
+std::string StatsReport() { return FormatStats(""); }
+
+namespace internal {
+transport::Transport* GetTransport() { return S().transport.get(); }
+gas::GlobalRange* GetRange() { return S().range.get(); }
+consistency::Coherence* GetCoherence() { return S().coherence.get(); }
+consistency::Sync* GetSync() { return S().sync.get(); }
+const Config& GetConfig() { return S().config; }
+std::string DescribeRank(int rank) { return Describe(rank); }
+}  // namespace internal
+
+}  // namespace gasp

@@ -1,0 +1,82 @@
+// Misbehaving programs for the fault tests (tests/faults_test.sh):
+//   fault_probe unallocated   rank 1 loads from the range outside any allocation
+//   fault_probe kill R        rank R SIGKILLs itself mid-run while others loop
+//                             on barriers and remote reads
+//   fault_probe threads       4 threads per rank fault on remote pages at once
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gasp/gasp.h"
+
+int main(int argc, char** argv) {
+  auto rt = gasp::Init(&argc, &argv);
+  if (!rt.ok()) {
+    std::fprintf(stderr, "gasp::Init: %s\n", std::string(rt.status().message()).c_str());
+    return 1;
+  }
+  const std::string mode = argc > 1 ? argv[1] : "";
+  const int me = rt->rank(), n = rt->size();
+  if (mode == "unallocated") {
+    char* p = static_cast<char*>(gasp::CoAlloc(4096));
+    gasp::Barrier();
+    if (me == 1 % n) {
+      volatile char* beyond = p + 64 * 4096;  // inside the range, never allocated
+      std::printf("rank %d: loading %p\n", me, (void*)beyond);
+      std::fflush(stdout);
+      char c = *beyond;
+      std::printf("rank %d: load returned %d (should not happen)\n", me, c);
+      return 3;
+    }
+    gasp::Barrier();
+    return rt->Finalize();
+  }
+  if (mode == "kill") {
+    const int victim = argc > 2 ? std::atoi(argv[2]) : 1;
+    long* data = gasp::CoNewArray<long>(4096 * n);
+    for (int it = 0;; ++it) {
+      data[me * 4096 + it % 4096] = it;
+      gasp::Barrier();
+      volatile long sum = 0;
+      for (int r = 0; r < n; ++r) sum += data[r * 4096];
+      if (it == 20 && me == victim) {
+        std::printf("rank %d: killing myself with SIGKILL\n", me);
+        std::fflush(stdout);
+        kill(getpid(), SIGKILL);
+      }
+      if (it > 100000) break;
+    }
+    return rt->Finalize();
+  }
+  if (mode == "threads") {
+    const size_t kPerRank = 64 * 512;  // 64 pages of longs per rank
+    long* data = gasp::CoNewArray<long>(kPerRank * n);
+    for (size_t i = 0; i < kPerRank; ++i) data[me * kPerRank + i] = me * 1000000L + i;
+    gasp::Barrier();
+    std::atomic<long> bad{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t) {
+      ts.emplace_back([&, t] {
+        for (int r = 0; r < n; ++r) {
+          for (size_t i = t; i < kPerRank; i += 97) {
+            if (data[r * kPerRank + i] != r * 1000000L + static_cast<long>(i)) bad++;
+          }
+        }
+      });
+    }
+    for (auto& t : ts) t.join();
+    std::printf("rank %d: 4 threads faulting concurrently, %ld bad values: %s\n", me, bad.load(),
+                bad == 0 ? "verified" : "FAILED");
+    int rc = rt->Finalize();
+    return bad == 0 ? rc : 1;
+  }
+  std::fprintf(stderr, "usage: fault_probe unallocated|kill R|threads\n");
+  return 2;
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Bad input and dead peers: each case must end quickly with a clear message
+# and a non-zero status, leaving no process behind.
+source "$(dirname "$0")/lib.sh"
+GASPRUN=$(bin tools/gasprun)
+PROBE=$(bin tests/fault_probe)
+HELLO=$(bin examples/hello)
+
+# 1. A load inside the range but outside any allocation.
+run_job "$TMP/unalloc.log" 60 "$GASPRUN" -np 2 "$PROBE" unallocated
+[ "$RC" != 0 ] && ok "unallocated load: job exits non-zero ($RC)" || bad "unallocated load: rc=0"
+expect_in "$TMP/unalloc.log" "load of address 0x[0-9a-f]+: inside the global range .* outside any allocation" \
+  "unallocated load: message names the address"
+
+# 2. A rank killed with SIGKILL mid-run.
+export GASP_TIMEOUT=10s
+start=$(date +%s)
+run_job "$TMP/kill.log" 60 "$GASPRUN" -np 4 "$PROBE" kill 2
+took=$(( $(date +%s) - start ))
+[ "$RC" = 137 ] && ok "killed rank: gasprun exits 137 (the rank's status)" || bad "killed rank: gasprun rc=$RC"
+[ "$took" -le 12 ] && ok "killed rank: job ended in ${took}s (< GASP_TIMEOUT+2)" || bad "killed rank: took ${took}s"
+expect_in "$TMP/kill.log" "rank 2 .*(killed|signal 9|lost|died)" "killed rank: survivors name rank 2"
+sleep 1
+if pgrep -f "$PROBE kill" >/dev/null; then bad "killed rank: orphan processes remain: $(pgrep -af "$PROBE kill")"; pkill -9 -f "$PROBE kill"; else ok "killed rank: no orphans"; fi
+
+# 3. A rank that never arrives at the rendezvous.
+PORT=$((20000 + RANDOM % 20000))
+start=$(date +%s)
+run_job "$TMP/never.log" 60 env GASP_COORDINATOR=127.0.0.1:$PORT GASP_BOOT=tcp PMI_RANK=0 PMI_SIZE=2 GASP_TIMEOUT=3s "$HELLO"
+took=$(( $(date +%s) - start ))
+[ "$RC" != 0 ] && [ "$took" -le 10 ] && ok "missing rank: rank 0 gives up after ${took}s" || bad "missing rank: rc=$RC after ${took}s"
+expect_in "$TMP/never.log" "rank 1" "missing rank: error names rank 1"
+
+# 4. Malformed settings stop Init with the variable named.
+run_job "$TMP/badsize.log" 30 env GASP_SIZE=lots "$GASPRUN" -np 2 "$HELLO"
+[ "$RC" != 0 ] && ok "GASP_SIZE=lots: non-zero exit" || bad "GASP_SIZE=lots: rc=0"
+expect_in "$TMP/badsize.log" "GASP_SIZE=lots is not valid" "GASP_SIZE=lots: message names the setting"
+run_job "$TMP/badto.log" 30 env GASP_TIMEOUT=-1s "$GASPRUN" -np 2 "$HELLO"
+expect_in "$TMP/badto.log" "GASP_TIMEOUT=-1s is not valid" "GASP_TIMEOUT=-1s: message names the setting"
+finish

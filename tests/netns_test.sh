@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Two ranks as two hosts: each in its own network namespace with its own
+# address, joined by a veth pair. TCP rendezvous at rank 0's address (rank 0
+# hosts the coordinator), the tcp transport between the two addresses.
+source "$(dirname "$0")/lib.sh"
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
+  bad "needs root and iproute2 to create network namespaces"; finish; exit 1
+fi
+A=gaspA$$ B=gaspB$$
+cleanup() { ip netns del "$A" 2>/dev/null; ip netns del "$B" 2>/dev/null; }
+trap cleanup EXIT
+ip netns add "$A" && ip netns add "$B" || { bad "ip netns add failed"; finish; exit 1; }
+ip link add vA$$ type veth peer name vB$$
+ip link set vA$$ netns "$A"; ip link set vB$$ netns "$B"
+ip -n "$A" addr add 10.231.0.1/24 dev vA$$; ip -n "$B" addr add 10.231.0.2/24 dev vB$$
+for ns in "$A" "$B"; do ip -n "$ns" link set lo up; done
+ip -n "$A" link set vA$$ up; ip -n "$B" link set vB$$ up
+ip netns exec "$B" ping -c1 -W2 10.231.0.1 >/dev/null && ok "veth link up between namespaces" || bad "no ping across veth"
+for prog in "examples/jacobi2d 128 20" "examples/shared_tree 20000"; do
+  set -- $prog
+  b=$(bin "$1"); shift
+  COORD=10.231.0.1:$((20000 + RANDOM % 20000))
+  common=(env GASP_COORDINATOR=$COORD GASP_BOOT=tcp PMI_SIZE=2 GASP_LOG_LEVEL=info)
+  ip netns exec "$A" "${common[@]}" PMI_RANK=0 timeout 120 "$b" "$@" >"$TMP/a.log" 2>&1 & pa=$!
+  ip netns exec "$B" "${common[@]}" PMI_RANK=1 timeout 120 "$b" "$@" >"$TMP/b.log" 2>&1; rb=$?
+  wait $pa; ra=$?
+  if [ $ra = 0 ] && [ $rb = 0 ] && grep -q verified "$TMP/a.log"; then
+    ok "two namespaces: $prog"
+  else
+    bad "two namespaces: $prog (rc $ra/$rb)"; tail -n 15 "$TMP/a.log" "$TMP/b.log" | sed 's/^/    | /'
+  fi
+done
+finish

@@ -1,0 +1,633 @@
+// gasprun: launcher for gasp jobs.
+//
+//   gasprun -np N [--tag-output] [--timeout SECS] [-x VAR[=VAL]]... ./app args...
+//       Runs N ranks on this host. An in-process coordinator on 127.0.0.1
+//       (ephemeral port) is the rendezvous; each rank gets GASP_RANK,
+//       GASP_NRANKS, GASP_LOCAL_RANK, GASP_LOCAL_NRANKS, GASP_COORDINATOR,
+//       GASP_LAUNCHER=gasprun and GASP_JOB_ID.
+//
+//   gasprun -np N -H host1,host2 | --hostfile FILE [...] ./app args...
+//       Multi-host: execs mpirun (Open MPI) with the same -np, hosts and
+//       program (the ranks then bootstrap through PMIx); inside a Slurm
+//       allocation without mpirun, execs srun --mpi=pmix.
+//
+// Failure handling (local mode): the first rank that exits non-zero or is
+// killed by a signal is reported to the coordinator, which tells the other
+// ranks (RANK_DIED); they get min(2 s, GASP_TIMEOUT) to exit on their own,
+// then the rest are SIGKILLed. gasprun exits with that first failing
+// rank's status (128 + signal for a signal), 0 when every rank exits 0.
+// SIGINT / SIGTERM / SIGHUP / SIGQUIT are forwarded to the ranks. Every rank
+// runs in its own process group with PR_SET_PDEATHSIG(SIGKILL), and gasprun
+// is a child subreaper: no rank or descendant outlives gasprun (except
+// descendants of ranks when gasprun itself is SIGKILLed: PDEATHSIG covers
+// the ranks only). Ranks read stdin from /dev/null.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "base/log.h"
+#include "base/settings.h"
+#include "boot/coordinator.h"
+#include "boot/net.h"
+
+extern char** environ;
+
+namespace gasp {
+namespace {
+
+constexpr int kMaxLocalRanks = 1024;
+constexpr absl::Duration kMaxGrace = absl::Seconds(2);
+// How long the output poller keeps draining pipes after the last rank
+// exited (descendants may still hold them open).
+constexpr absl::Duration kDrainTimeout = absl::Seconds(1);
+
+const char kUsage[] =
+    "usage: gasprun -np N [options] program [args...]\n"
+    "\n"
+    "Runs N ranks of a gasp program on this host, or on several hosts through\n"
+    "mpirun (or srun --mpi=pmix) when -H/--hostfile is given.\n"
+    "\n"
+    "options:\n"
+    "  -np N, -n N          number of ranks (required)\n"
+    "  --tag-output         prefix every output line with \"[rank] \"\n"
+    "  --timeout SECS       GASP_TIMEOUT for the ranks (30, 30s, 500ms, 2m)\n"
+    "  -x VAR=VAL, -x VAR   set (or pass) an environment variable to every rank\n"
+    "  -H, --host HOSTS     comma-separated hosts (host or host:slots): use mpirun\n"
+    "  --hostfile FILE      Open MPI host file: use mpirun\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Exit status: 0 when every rank exits 0; otherwise the status of the first\n"
+    "rank that failed (128+N for signal N); 2 for usage errors.\n";
+
+[[noreturn]] void UsageError(const std::string& why) {
+  std::fprintf(stderr, "gasprun: %s\n\n%s", why.c_str(), kUsage);
+  std::exit(2);
+}
+
+[[noreturn]] void Die(int code, const std::string& why) {
+  std::fprintf(stderr, "gasprun: %s\n", why.c_str());
+  std::exit(code);
+}
+
+struct Options {
+  int np = 0;
+  bool tag_output = false;
+  std::string timeout_text;  // as given to --timeout
+  std::optional<absl::Duration> timeout;
+  std::vector<std::pair<std::string, std::string>> exports;  // -x
+  std::string hosts;
+  std::string hostfile;
+  std::vector<std::string> program;
+};
+
+Options ParseArgs(int argc, char** argv) {
+  Options o;
+  int i = 1;
+  auto need = [&](const std::string& flag) -> std::string {
+    if (i + 1 >= argc) UsageError(absl::StrCat(flag, " needs a value"));
+    return argv[++i];
+  };
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (a.empty() || a[0] != '-') break;
+    std::string value;
+    bool inline_value = false;
+    if (absl::StartsWith(a, "--") && a.find('=') != std::string::npos) {
+      value = a.substr(a.find('=') + 1);
+      a = a.substr(0, a.find('='));
+      inline_value = true;
+    }
+    auto get = [&](const std::string& flag) { return inline_value ? value : need(flag); };
+    if (a == "-h" || a == "--help") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (a == "-np" || a == "-n" || a == "--np" || a == "--n") {
+      std::string v = get(a);
+      if (!absl::SimpleAtoi(v, &o.np) || o.np < 1) {
+        UsageError(absl::StrCat(a, " ", v, ": expected a number of ranks >= 1"));
+      }
+    } else if (a == "--tag-output") {
+      o.tag_output = true;
+    } else if (a == "--timeout") {
+      o.timeout_text = get(a);
+      absl::StatusOr<absl::Duration> d = ParseDurationSetting(o.timeout_text);
+      if (!d.ok()) UsageError(absl::StrCat("--timeout ", o.timeout_text, ": ", d.status().message()));
+      o.timeout = *d;
+    } else if (a == "-x") {
+      std::string v = get(a);
+      size_t eq = v.find('=');
+      std::string name = v.substr(0, eq);
+      if (name.empty()) UsageError(absl::StrCat("-x ", v, ": expected VAR=VALUE or VAR"));
+      if (eq == std::string::npos) {
+        const char* cur = std::getenv(name.c_str());
+        if (cur == nullptr) UsageError(absl::StrCat("-x ", name, ": not set in gasprun's environment"));
+        o.exports.emplace_back(name, cur);
+      } else {
+        o.exports.emplace_back(name, v.substr(eq + 1));
+      }
+    } else if (a == "-H" || a == "--host" || a == "-host") {
+      o.hosts = get(a);
+    } else if (a == "--hostfile" || a == "-hostfile" || a == "--machinefile") {
+      o.hostfile = get(a);
+    } else {
+      UsageError(absl::StrCat("unknown option '", argv[i], "'"));
+    }
+  }
+  for (; i < argc; ++i) o.program.push_back(argv[i]);
+  if (o.np == 0) UsageError("-np N is required");
+  if (o.program.empty()) UsageError("no program given");
+  return o;
+}
+
+// PATH lookup like execvp, done before fork (execvp may allocate).
+std::optional<std::string> FindProgram(const std::string& name) {
+  if (name.find('/') != std::string::npos) {
+    if (access(name.c_str(), X_OK) == 0) return name;
+    return std::nullopt;
+  }
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path == nullptr ? "/usr/bin:/bin" : path, ':')) {
+    std::string full = absl::StrCat(dir.empty() ? "." : dir, "/", name);
+    struct stat st;
+    if (stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(full.c_str(), X_OK) == 0) {
+      return full;
+    }
+  }
+  return std::nullopt;
+}
+
+// ------------------------------------------------------------ multi-host
+
+std::vector<std::string> HostsFromFile(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) Die(2, absl::StrCat("cannot read host file '", file, "'"));
+  std::vector<std::string> hosts;
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (l.empty() || l[0] == '#') continue;
+    hosts.push_back(std::string(l.substr(0, l.find_first_of(" \t"))));
+  }
+  return hosts;
+}
+
+[[noreturn]] void ExecMultiHost(const Options& o) {
+  std::vector<std::string> cmd;
+  std::vector<std::pair<std::string, std::string>> env = o.exports;
+  if (o.timeout) env.emplace_back("GASP_TIMEOUT", o.timeout_text);
+  std::optional<std::string> mpirun = FindProgram("mpirun");
+  std::optional<std::string> srun = FindProgram("srun");
+  if (mpirun) {
+    cmd = {*mpirun, "-np", absl::StrCat(o.np)};
+    if (!o.hosts.empty()) cmd.insert(cmd.end(), {"-H", o.hosts});
+    if (!o.hostfile.empty()) cmd.insert(cmd.end(), {"--hostfile", o.hostfile});
+    if (o.tag_output) cmd.push_back("--tag-output");
+    for (const auto& [k, v] : env) cmd.insert(cmd.end(), {"-x", absl::StrCat(k, "=", v)});
+  } else if (srun && std::getenv("SLURM_JOB_ID") != nullptr) {
+    std::vector<std::string> hosts;
+    for (absl::string_view h : absl::StrSplit(o.hosts, ',', absl::SkipEmpty())) {
+      hosts.push_back(std::string(h.substr(0, h.find(':'))));
+    }
+    if (!o.hostfile.empty()) {
+      for (const std::string& h : HostsFromFile(o.hostfile)) hosts.push_back(h);
+    }
+    cmd = {*srun, "--mpi=pmix", "--kill-on-bad-exit=1", "-n", absl::StrCat(o.np)};
+    if (!hosts.empty()) cmd.push_back(absl::StrCat("--nodelist=", absl::StrJoin(hosts, ",")));
+    if (o.tag_output) cmd.push_back("--label");
+    if (!env.empty()) {
+      std::string exp = "--export=ALL";
+      for (const auto& [k, v] : env) {
+        if (v.find(',') != std::string::npos) {
+          Die(2, absl::StrCat("-x ", k, "=", v, ": srun --export cannot pass values with commas"));
+        }
+        absl::StrAppend(&exp, ",", k, "=", v);
+      }
+      cmd.push_back(exp);
+    }
+  } else {
+    Die(1, "-H/--hostfile runs the job through mpirun (Open MPI), or srun --mpi=pmix inside a "
+           "Slurm allocation; mpirun is not in PATH and no Slurm allocation (SLURM_JOB_ID) with "
+           "srun was found. Install Open MPI, or run without -H/--hostfile on one host");
+  }
+  for (const std::string& p : o.program) cmd.push_back(p);
+  // argv[0] is the bare name: Open MPI takes an absolute argv[0] as its
+  // installation prefix (and refuses /bin/mpirun, whose prefix is "/").
+  const std::string exe = cmd[0];
+  cmd[0] = cmd[0].substr(cmd[0].rfind('/') + 1);
+  GASP_LOG(Info) << "gasprun: exec " << absl::StrJoin(cmd, " ") << "  (" << exe << ")";
+  std::vector<char*> argv;
+  for (std::string& s : cmd) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  execv(exe.c_str(), argv.data());
+  Die(127, absl::StrCat("cannot execute ", exe, ": ", std::strerror(errno)));
+}
+
+// ------------------------------------------------------------ local ranks
+
+// Copies rank output to ours with a "[rank] " prefix, whole lines at a time.
+class OutputTagger {
+ public:
+  struct Source {
+    int fd;
+    int rank;
+    int out_fd;  // 1 or 2
+    std::string partial;
+  };
+
+  OutputTagger() : wake_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+  void Add(int fd, int rank, int out_fd) { sources_.push_back({fd, rank, out_fd, ""}); }
+
+  void Start() { thread_ = std::thread([this] { Run(); }); }
+
+  // Keeps copying until every pipe is closed, at most kDrainTimeout more.
+  void Finish() {
+    uint64_t one = 1;
+    ssize_t rc = write(wake_.get(), &one, sizeof(one));
+    (void)rc;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static void WriteAll(int fd, const std::string& s) {
+    size_t off = 0;
+    while (off < s.size()) {
+      ssize_t n = write(fd, s.data() + off, s.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // our own output is gone: drop it
+      off += static_cast<size_t>(n);
+    }
+  }
+
+  void Emit(Source& s, absl::string_view line) {
+    WriteAll(s.out_fd, absl::StrCat("[", s.rank, "] ", line, "\n"));
+  }
+
+  void Run() {
+    absl::Time drain_deadline = absl::InfiniteFuture();
+    char buf[65536];
+    for (;;) {
+      std::vector<pollfd> p;
+      std::vector<size_t> idx;
+      for (size_t i = 0; i < sources_.size(); ++i) {
+        if (sources_[i].fd < 0) continue;
+        p.push_back({sources_[i].fd, POLLIN, 0});
+        idx.push_back(i);
+      }
+      if (p.empty()) return;
+      p.push_back({wake_.get(), POLLIN, 0});
+      // Sleeps until output arrives; bounded only once draining started.
+      int rc = poll(p.data(), p.size(), boot::PollTimeoutMs(drain_deadline));
+      if (rc < 0 && errno != EINTR) return;
+      if (p.back().revents & POLLIN) {
+        uint64_t v;
+        ssize_t r = read(wake_.get(), &v, sizeof(v));
+        (void)r;
+        drain_deadline = std::min(drain_deadline, absl::Now() + kDrainTimeout);
+      }
+      for (size_t k = 0; k + 1 < p.size(); ++k) {
+        if (p[k].revents == 0) continue;
+        Source& s = sources_[idx[k]];
+        ssize_t n = read(s.fd, buf, sizeof(buf));
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n <= 0) {
+          if (!s.partial.empty()) Emit(s, s.partial);
+          s.partial.clear();
+          close(s.fd);
+          s.fd = -1;
+          continue;
+        }
+        s.partial.append(buf, static_cast<size_t>(n));
+        size_t start = 0;
+        for (size_t nl; (nl = s.partial.find('\n', start)) != std::string::npos; start = nl + 1) {
+          Emit(s, absl::string_view(s.partial).substr(start, nl - start));
+        }
+        s.partial.erase(0, start);
+        if (s.partial.size() > 65536) {  // a very long line: pass it on in pieces
+          Emit(s, s.partial);
+          s.partial.clear();
+        }
+      }
+      if (absl::Now() >= drain_deadline) {
+        for (Source& s : sources_) {
+          if (s.fd < 0) continue;
+          if (!s.partial.empty()) Emit(s, s.partial);
+          close(s.fd);
+          s.fd = -1;
+        }
+        return;
+      }
+    }
+  }
+
+  boot::UniqueFd wake_;
+  std::vector<Source> sources_;
+  std::thread thread_;
+};
+
+struct Rank {
+  int rank = 0;
+  pid_t pid = -1;
+  bool running = false;
+  int status = 0;
+};
+
+std::string DescribeStatus(int status) {
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    return absl::StrFormat("was killed by signal %d (%s)", sig, strsignal(sig));
+  }
+  return absl::StrFormat("exited with status %d", WEXITSTATUS(status));
+}
+
+int ExitCodeOf(int status) {
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+std::string MakeJobId(const std::string& host) {
+  std::random_device rd;
+  return absl::StrFormat("gasprun-%s-%d-%08x", host, getpid(), rd());
+}
+
+int RunLocal(const Options& o) {
+  // Signals are handled synchronously through a signalfd; block them before
+  // any thread exists so that every thread inherits the mask.
+  sigset_t handled;
+  sigemptyset(&handled);
+  for (int s : {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT}) sigaddset(&handled, s);
+  sigset_t original;
+  pthread_sigmask(SIG_BLOCK, &handled, &original);
+  signal(SIGPIPE, SIG_IGN);
+  boot::UniqueFd sigfd(signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sigfd.valid()) Die(1, absl::StrCat("signalfd: ", std::strerror(errno)));
+  // Orphaned descendants of the ranks are re-parented to us, so that we can
+  // reap (and kill) them.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  absl::StatusOr<Config> config = LoadConfigFromEnv();
+  if (!config.ok()) Die(2, std::string(config.status().message()));
+  if (o.timeout) config->timeout = *o.timeout;
+  LogLevel level = LogLevel::kWarn;
+  if (ParseLogLevel(config->log_level, &level).ok()) (void)ConfigureLogging(level, "");
+
+  std::optional<std::string> path = FindProgram(o.program[0]);
+  if (!path) {
+    Die(127, absl::StrCat("cannot run '", o.program[0], "': ",
+                          o.program[0].find('/') == std::string::npos
+                              ? "not found in PATH"
+                              : "no such executable file"));
+  }
+
+  const std::string host = boot::ShortHostName();
+  const std::string job_id = MakeJobId(host);
+  const absl::Duration grace = std::min(kMaxGrace, config->timeout);
+
+  boot::CoordinatorOptions co;
+  co.bind_host = "127.0.0.1";
+  co.port = 0;
+  co.size = o.np;
+  co.job_id = job_id;
+  co.owner = absl::StrFormat("gasprun (%s:%d)", host, getpid());
+  co.hello_timeout = config->timeout;
+  // We learn exit statuses from waitpid: give them a moment to arrive
+  // before the coordinator reports a dropped connection generically.
+  co.death_report_delay = std::min(absl::Seconds(1), config->timeout);
+  absl::StatusOr<std::unique_ptr<boot::Coordinator>> coord = boot::Coordinator::Start(co);
+  if (!coord.ok()) Die(1, absl::StrCat("cannot start the coordinator: ", coord.status().message()));
+
+  // Environment of each rank: ours, minus stale launcher variables, plus
+  // the launcher variables and -x exports.
+  std::map<std::string, std::string> base_env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    absl::string_view kv(*e);
+    size_t eq = kv.find('=');
+    if (eq == absl::string_view::npos) continue;
+    base_env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+  }
+  for (const std::string& v : LauncherVariables()) base_env.erase(v);
+  base_env["GASP_COORDINATOR"] = (*coord)->address();
+  if (o.timeout) base_env["GASP_TIMEOUT"] = o.timeout_text;
+  for (const auto& [k, v] : o.exports) base_env[k] = v;
+
+  std::vector<std::string> argv_store = o.program;
+  std::vector<char*> child_argv;
+  for (std::string& s : argv_store) child_argv.push_back(s.data());
+  child_argv.push_back(nullptr);
+  const std::string exec_error = absl::StrCat("gasprun: cannot execute ", *path, "\n");
+
+  OutputTagger tagger;
+  std::vector<Rank> ranks(o.np);
+  std::map<pid_t, int> rank_of_pid;
+  const pid_t self = getpid();
+  int dev_null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+  for (int r = 0; r < o.np; ++r) {
+    std::map<std::string, std::string> env = base_env;
+    env["GASP_RANK"] = absl::StrCat(r);
+    env["GASP_NRANKS"] = absl::StrCat(o.np);
+    env["GASP_LOCAL_RANK"] = absl::StrCat(r);
+    env["GASP_LOCAL_NRANKS"] = absl::StrCat(o.np);
+    env["GASP_LAUNCHER"] = "gasprun";
+    env["GASP_JOB_ID"] = job_id;
+    for (const auto& [k, v] : o.exports) env[k] = v;  // -x wins, as with mpirun
+    std::vector<std::string> env_store;
+    for (const auto& [k, v] : env) env_store.push_back(absl::StrCat(k, "=", v));
+    std::vector<char*> envp;
+    for (std::string& s : env_store) envp.push_back(s.data());
+    envp.push_back(nullptr);
+
+    int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
+    if (o.tag_output && (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0)) {
+      Die(1, absl::StrCat("pipe: ", std::strerror(errno)));
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+      int e = errno;
+      for (const Rank& k : ranks) {
+        if (k.pid > 0) killpg(k.pid, SIGKILL);
+      }
+      Die(1, absl::StrCat("fork of rank ", r, ": ", std::strerror(e)));
+    }
+    if (pid == 0) {
+      // Child: async-signal-safe calls only (other threads exist).
+      setpgid(0, 0);
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != self) _exit(127);  // gasprun died before prctl
+      signal(SIGPIPE, SIG_DFL);
+      sigprocmask(SIG_SETMASK, &original, nullptr);
+      if (dev_null >= 0) dup2(dev_null, 0);
+      if (o.tag_output) {
+        dup2(out_pipe[1], 1);
+        dup2(err_pipe[1], 2);
+      }
+      execve(path->c_str(), child_argv.data(), envp.data());
+      ssize_t w = write(2, exec_error.data(), exec_error.size());
+      (void)w;
+      _exit(127);
+    }
+    setpgid(pid, pid);  // also here: no race with killpg below
+    ranks[r] = {r, pid, true, 0};
+    rank_of_pid[pid] = r;
+    if (o.tag_output) {
+      close(out_pipe[1]);
+      close(err_pipe[1]);
+      tagger.Add(out_pipe[0], r, 1);
+      tagger.Add(err_pipe[0], r, 2);
+    }
+  }
+  if (dev_null >= 0) close(dev_null);
+  if (o.tag_output) tagger.Start();
+  GASP_LOG(Info) << "gasprun: " << o.np << " ranks of " << *path << ", coordinator "
+                 << (*coord)->address() << ", job " << job_id;
+
+  int running = o.np;
+  int first_failure = -1;
+  int exit_code = 0;
+  int forwarded_signal = 0;
+  absl::Time kill_at = absl::InfiniteFuture();
+  auto signal_ranks = [&](int sig) {
+    for (const Rank& k : ranks) {
+      if (k.running) killpg(k.pid, sig);
+    }
+  };
+
+  while (running > 0) {
+    pollfd p{sigfd.get(), POLLIN, 0};
+    // Sleeps until a signal (SIGCHLD included) or the kill deadline.
+    int rc = poll(&p, 1, boot::PollTimeoutMs(kill_at));
+    if (rc < 0 && errno != EINTR) Die(1, absl::StrCat("poll: ", std::strerror(errno)));
+    signalfd_siginfo si;
+    while (read(sigfd.get(), &si, sizeof(si)) == static_cast<ssize_t>(sizeof(si))) {
+      int sig = static_cast<int>(si.ssi_signo);
+      if (sig == SIGCHLD) continue;  // reaped below
+      if (forwarded_signal == sig || kill_at <= absl::Now()) {
+        signal_ranks(SIGKILL);  // second interrupt: no more waiting
+      } else {
+        GASP_LOG(Info) << "gasprun: forwarding signal " << sig << " to the ranks";
+        signal_ranks(sig);
+        kill_at = std::min(kill_at, absl::Now() + grace);
+      }
+      forwarded_signal = sig;
+    }
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      auto it = rank_of_pid.find(pid);
+      if (it == rank_of_pid.end()) continue;  // an orphaned descendant
+      Rank& k = ranks[it->second];
+      k.running = false;
+      k.status = status;
+      --running;
+      bool failed = !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+      std::string reason =
+          absl::StrFormat("rank %d (%s:%d) %s", k.rank, host, pid, DescribeStatus(status));
+      GASP_LOG(Info) << "gasprun: " << reason;
+      // Clean exits matter too: a rank that exits 0 without finalizing
+      // leaves the others waiting for it. (Ignored for finalized ranks.)
+      (*coord)->NotifyRankDied(k.rank, failed ? reason : absl::StrCat(reason, " without finalizing"));
+      if (failed && first_failure < 0) {
+        first_failure = k.rank;
+        exit_code = ExitCodeOf(status);
+        std::string cause = reason;
+        // The coordinator may know an earlier cause: a rank that aborted
+        // (its ABORT reached the others before we reaped it).
+        int origin = (*coord)->FailureRank();
+        if (origin >= 0 && origin != k.rank) {
+          first_failure = origin;
+          cause = (*coord)->FailureReason();
+        }
+        std::string rest = running > 0 ? absl::StrFormat("; stopping the other %d rank%s", running,
+                                                         running == 1 ? "" : "s")
+                                       : "";
+        std::fprintf(stderr, "gasprun: %s%s\n", cause.c_str(), rest.c_str());
+        kill_at = std::min(kill_at, absl::Now() + grace);
+      }
+    }
+    if (running > 0 && absl::Now() >= kill_at) {
+      std::vector<std::string> left;
+      for (const Rank& k : ranks) {
+        if (k.running) left.push_back(absl::StrCat(k.rank));
+      }
+      GASP_LOG(Info) << "gasprun: SIGKILL to rank(s) " << absl::StrJoin(left, ", ")
+                     << " after a grace of " << grace;
+      signal_ranks(SIGKILL);
+      kill_at = absl::InfiniteFuture();  // keep reaping; SIGKILL cannot be ignored
+    }
+  }
+
+  // No descendant outlives the job: kill what is left in the ranks' groups
+  // and reap the orphans that came to us.
+  for (const Rank& k : ranks) killpg(k.pid, SIGKILL);
+  absl::Time reap_deadline = absl::Now() + absl::Milliseconds(500);
+  for (;;) {
+    pid_t pid = waitpid(-1, nullptr, WNOHANG);
+    if (pid > 0) continue;
+    if (pid < 0 || absl::Now() >= reap_deadline) break;  // ECHILD: none left
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  if (o.tag_output) tagger.Finish();
+  (*coord)->Stop();
+  // The status of the rank that failed first (when the cause was an abort
+  // reaped after the others, its own status; it may have aborted with 0).
+  if (first_failure >= 0 && !ranks[first_failure].running) {
+    int st = ranks[first_failure].status;
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) exit_code = ExitCodeOf(st);
+  }
+  if (first_failure < 0 && forwarded_signal != 0) exit_code = 128 + forwarded_signal;
+  return exit_code;
+}
+
+}  // namespace
+}  // namespace gasp
+
+int main(int argc, char** argv) {
+  gasp::Options o = gasp::ParseArgs(argc, argv);
+  if (o.np > gasp::kMaxLocalRanks && o.hosts.empty() && o.hostfile.empty()) {
+    gasp::UsageError(absl::StrFormat("-np %d: at most %d ranks on one host", o.np,
+                                     gasp::kMaxLocalRanks));
+  }
+  if (!o.hosts.empty() || !o.hostfile.empty()) {
+    absl::StatusOr<gasp::Config> config = gasp::LoadConfigFromEnv();
+    gasp::LogLevel level = gasp::LogLevel::kWarn;
+    if (config.ok() && gasp::ParseLogLevel(config->log_level, &level).ok()) {
+      (void)gasp::ConfigureLogging(level, "");
+    }
+    gasp::ExecMultiHost(o);
+  }
+  return gasp::RunLocal(o);
+}

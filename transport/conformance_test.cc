@@ -1,0 +1,826 @@
+// Conformance suite: the semantics transport.h promises, checked on every
+// backend named in the parameter list below (three ranks in one process,
+// real sockets on 127.0.0.1). A new backend is added by teaching
+// TransportFactoryForTest its name and adding the name to kBackends.
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "transport/deadline_wait.h"
+#include "transport/tcp_wire.h"
+#include "transport/transport.h"
+#include "transport/transport_test_util.h"
+
+namespace gasp {
+namespace transport {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Addr;
+using testing::CasOp;
+using testing::Cluster;
+using testing::ExecuteFor;
+using testing::FetchAddOp;
+using testing::PostAndWait;
+using testing::ReadOp;
+using testing::WriteOp;
+
+constexpr int kRanks = 3;
+constexpr size_t kMemBytes = (2u << 20) + 4096;
+
+// Records peer-failure handler calls.
+class FailureLog {
+ public:
+  PeerFailureHandler Handler() {
+    return [this](int peer, const absl::Status& status) {
+      std::lock_guard<std::mutex> l(mu_);
+      calls_.emplace_back(peer, std::string(status.message()));
+      cv_.notify_all();
+    };
+  }
+  // Waits until at least `n` calls were recorded.
+  bool WaitFor(size_t n, absl::Duration timeout) {
+    std::unique_lock<std::mutex> l(mu_);
+    return WaitUntil(cv_, l, absl::Now() + timeout, [&] { return calls_.size() >= n; });
+  }
+  std::vector<std::pair<int, std::string>> calls() {
+    std::lock_guard<std::mutex> l(mu_);
+    return calls_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<int, std::string>> calls_;
+};
+
+class ConformanceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    for (int r = 0; r < kRanks; ++r) mem_[r].reset(new uint8_t[kMemBytes]());
+    absl::StatusOr<Cluster> c = Cluster::Start(GetParam(), kRanks, absl::Seconds(20));
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = std::move(*c);
+    for (int r = 0; r < kRanks; ++r) {
+      absl::StatusOr<Region> reg = T(r).Register(mem_[r].get(), kMemBytes, kRemoteAll);
+      ASSERT_TRUE(reg.ok()) << reg.status();
+      region_[r] = *reg;
+      T(r).SetPeerFailureHandler(failures_[r].Handler());
+    }
+  }
+
+  void TearDown() override { cluster_.ShutdownAll().IgnoreError(); }
+
+  Transport& T(int r) { return cluster_[r]; }
+  uint8_t* Mem(int r) { return mem_[r].get(); }
+  uint64_t RAddr(int r, size_t offset) { return Addr(Mem(r) + offset); }
+  RemoteKey Key(int r) { return region_[r].rkey; }
+
+  // Posts `ops` on rank `r`, waits, returns the first completion code.
+  CompletionCode Outcome(int r, const std::vector<Op>& ops,
+                         absl::Duration timeout = absl::Seconds(20)) {
+    CompletionCounter counter;
+    absl::Status s = PostAndWait(T(r), ops, &counter, timeout);
+    EXPECT_TRUE(counter.done()) << s;
+    return counter.first_error();
+  }
+
+  // Opens connections both ways between every pair (lazy set-up done).
+  void WarmUp() {
+    for (int a = 0; a < kRanks; ++a) {
+      for (int b = 0; b < kRanks; ++b) {
+        uint64_t v = 0;
+        ASSERT_TRUE(ExecuteFor(T(a), {ReadOp(b, &v, 8, RAddr(b, 0), Key(b))}).ok());
+      }
+    }
+  }
+
+  // Skips the test when the backend has no hook for hanging a rank.
+  bool CanPause() {
+    absl::Status s = testing::PauseForTest(&T(0), false);
+    return s.ok();
+  }
+
+  // Declared first: must outlive the transports (handlers, registrations).
+  FailureLog failures_[kRanks];
+  std::unique_ptr<uint8_t[]> mem_[kRanks];
+  Region region_[kRanks];
+  Cluster cluster_;
+};
+
+TEST_P(ConformanceTest, CapabilitiesAndName) {
+  const Capabilities caps = T(0).capabilities();
+  EXPECT_TRUE(caps.cpu_atomics_coherent);
+  EXPECT_GE(caps.max_op_bytes, size_t{1} << 20);
+  EXPECT_THAT(T(0).name(), HasSubstr("tcp"));
+  EXPECT_EQ(T(2).rank(), 2);
+  EXPECT_EQ(T(2).size(), kRanks);
+}
+
+// Pattern depending on everything, so a misplaced byte is caught.
+uint8_t PatternByte(size_t i, size_t size, size_t offset, int target) {
+  return static_cast<uint8_t>((i * 131 + size * 7 + offset * 3 + static_cast<size_t>(target)) ^ 0x5c);
+}
+
+TEST_P(ConformanceTest, ReadWriteSizesOffsetsSelfAndPeers) {
+  const size_t sizes[] = {1, 3, 4096, 4099, 65537, 1u << 20};
+  const size_t offsets[] = {0, 1, 7, 13};
+  std::vector<uint8_t> src_storage((1u << 20) + 64), dst_storage((1u << 20) + 64);
+  for (int initiator : {0, 1}) {
+    for (int target = 0; target < kRanks; ++target) {
+      for (size_t size : sizes) {
+        for (size_t offset : offsets) {
+          SCOPED_TRACE(absl::StrCat("rank ", initiator, " -> rank ", target, ", ", size,
+                                    " bytes at offset ", offset));
+          // Unaligned local buffers too.
+          uint8_t* src = src_storage.data() + (offset % 5);
+          uint8_t* dst = dst_storage.data() + 3;
+          for (size_t i = 0; i < size; ++i) src[i] = PatternByte(i, size, offset, target);
+          uint8_t* remote = Mem(target) + 64 + offset;
+          std::memset(Mem(target), 0xee, size + 256);
+          ASSERT_TRUE(ExecuteFor(T(initiator),
+                                 {WriteOp(target, src, size, Addr(remote), Key(target), 1)})
+                          .ok());
+          ASSERT_EQ(std::memcmp(remote, src, size), 0) << "target memory differs after WRITE";
+          EXPECT_EQ(remote[-1], 0xee) << "WRITE touched the byte before its range";
+          EXPECT_EQ(remote[size], 0xee) << "WRITE touched the byte after its range";
+          std::memset(dst, 0, size + 1);
+          ASSERT_TRUE(
+              ExecuteFor(T(initiator), {ReadOp(target, dst, size, Addr(remote), Key(target), 2)})
+                  .ok());
+          ASSERT_EQ(std::memcmp(dst, src, size), 0) << "READ returned different bytes";
+          EXPECT_EQ(dst[size], 0) << "READ wrote past its local buffer";
+        }
+      }
+    }
+  }
+}
+
+TEST_P(ConformanceTest, ZeroLengthReadWriteSucceed) {
+  EXPECT_EQ(Outcome(0, {WriteOp(1, nullptr, 0, RAddr(1, 10), Key(1)),
+                        ReadOp(2, nullptr, 0, RAddr(2, 10), Key(2)),
+                        ReadOp(0, nullptr, 0, RAddr(0, 10), Key(0))}),
+            CompletionCode::kSuccess);
+}
+
+TEST_P(ConformanceTest, BatchOf100MixedOpsWithOneCounter) {
+  // Rank 0 posts 100 ops round-robin over ranks 0..2: 40 WRITEs of 100
+  // bytes, 40 READs of 100 bytes, 20 FETCH_ADDs on one word per rank.
+  constexpr size_t kBlock = 100;
+  constexpr size_t kWordOffset = 1u << 20;  // clear of the blocks
+  std::vector<uint8_t> out(40 * kBlock), in(40 * kBlock, 0);
+  std::vector<uint64_t> olds(20, ~0ull);
+  for (int r = 0; r < kRanks; ++r) {
+    for (size_t i = 0; i < 40 * kBlock; ++i) Mem(r)[8192 + i] = static_cast<uint8_t>(i * 7 + r);
+    std::memset(Mem(r) + kWordOffset, 0, 8);
+  }
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<uint8_t>(i ^ 0xa5);
+  std::vector<Op> ops;
+  int fa = 0;
+  for (int i = 0; i < 100; ++i) {
+    const int peer = i % kRanks;
+    const uint64_t wr = static_cast<uint64_t>(i);
+    switch (i % 5) {
+      case 0:
+      case 1: {
+        const size_t b = static_cast<size_t>(i / 5 * 2 + i % 5);  // 0..39
+        ops.push_back(WriteOp(peer, out.data() + b * kBlock, kBlock, RAddr(peer, b * kBlock),
+                              Key(peer), wr));
+        break;
+      }
+      case 2:
+      case 3: {
+        const size_t b = static_cast<size_t>(i / 5 * 2 + i % 5 - 2);  // 0..39
+        ops.push_back(ReadOp(peer, in.data() + b * kBlock, kBlock, RAddr(peer, 8192 + b * kBlock),
+                             Key(peer), wr));
+        break;
+      }
+      default:
+        ops.push_back(FetchAddOp(peer, &olds[static_cast<size_t>(fa++)], RAddr(peer, kWordOffset),
+                                 Key(peer), 1, wr));
+    }
+  }
+  CompletionCounter counter;
+  ASSERT_TRUE(T(0).Post(ops, &counter).ok());
+  ASSERT_TRUE(T(0).Wait(&counter, absl::Now() + absl::Seconds(20)).ok());
+  EXPECT_EQ(counter.pending(), 0u);
+  for (int i = 0; i < 100; ++i) {
+    const int peer = i % kRanks;
+    if (i % 5 < 2) {
+      const size_t b = static_cast<size_t>(i / 5 * 2 + i % 5);
+      EXPECT_EQ(std::memcmp(Mem(peer) + b * kBlock, out.data() + b * kBlock, kBlock), 0) << i;
+    } else if (i % 5 < 4) {
+      const size_t b = static_cast<size_t>(i / 5 * 2 + i % 5 - 2);
+      EXPECT_EQ(std::memcmp(in.data() + b * kBlock, Mem(peer) + 8192 + b * kBlock, kBlock), 0)
+          << i;
+    }
+  }
+  // 20 FETCH_ADDs spread over 3 ranks: the old values per rank are 0..k-1.
+  uint64_t total = 0;
+  for (int r = 0; r < kRanks; ++r) {
+    uint64_t v;
+    std::memcpy(&v, Mem(r) + kWordOffset, 8);
+    total += v;
+  }
+  EXPECT_EQ(total, 20u);
+  for (uint64_t old : olds) EXPECT_LT(old, 20u);
+}
+
+TEST_P(ConformanceTest, CompareAndSwapReturnsOldValue) {
+  for (int target : {1, 0}) {
+    SCOPED_TRACE(absl::StrCat("target rank ", target));
+    uint64_t* word = reinterpret_cast<uint64_t*>(Mem(target) + 128);
+    *word = 5;
+    uint64_t old = 0;
+    // Success: compare matches.
+    ASSERT_TRUE(ExecuteFor(T(0), {CasOp(target, &old, Addr(word), Key(target), 5, 9)}).ok());
+    EXPECT_EQ(old, 5u);
+    EXPECT_EQ(*word, 9u);
+    // Failure: compare does not match, the word stays, the old value comes back.
+    old = 0;
+    ASSERT_TRUE(ExecuteFor(T(0), {CasOp(target, &old, Addr(word), Key(target), 5, 11)}).ok());
+    EXPECT_EQ(old, 9u);
+    EXPECT_EQ(*word, 9u);
+    // Null result pointer is allowed.
+    ASSERT_TRUE(ExecuteFor(T(0), {CasOp(target, nullptr, Addr(word), Key(target), 9, 1)}).ok());
+    EXPECT_EQ(*word, 1u);
+  }
+}
+
+TEST_P(ConformanceTest, FetchAddFromAllRanksAndThreadsIsExact) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 1000;
+  constexpr int kBatch = 10;
+  constexpr int kCpuAdds = 1000;
+  uint64_t* word = reinterpret_cast<uint64_t*>(Mem(0) + 256);
+  *word = 0;
+  std::vector<std::vector<uint64_t>> olds(kRanks * kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int r = 0; r < kRanks; ++r) {
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, r, t] {
+        std::vector<uint64_t>& mine = olds[static_cast<size_t>(r * kThreads + t)];
+        mine.assign(kPerThread, 0);
+        for (int i = 0; i < kPerThread; i += kBatch) {
+          std::vector<Op> ops;
+          for (int k = 0; k < kBatch; ++k) {
+            ops.push_back(FetchAddOp(0, &mine[static_cast<size_t>(i + k)], Addr(word), Key(0), 1));
+          }
+          if (!ExecuteFor(T(r), ops).ok()) failures.fetch_add(1);
+        }
+      });
+    }
+  }
+  // The target's own CPU adds at the same time (cpu_atomics_coherent).
+  threads.emplace_back([&] {
+    for (int i = 0; i < kCpuAdds; ++i) __atomic_fetch_add(word, 1000000, __ATOMIC_SEQ_CST);
+  });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  const uint64_t transport_adds = uint64_t{kRanks} * kThreads * kPerThread;
+  EXPECT_EQ(__atomic_load_n(word, __ATOMIC_SEQ_CST),
+            transport_adds + uint64_t{kCpuAdds} * 1000000);
+  // Every transport add saw a distinct count of earlier transport adds.
+  std::vector<uint64_t> seen;
+  for (const auto& v : olds) {
+    for (uint64_t old : v) seen.push_back(old % 1000000);
+  }
+  std::sort(seen.begin(), seen.end());
+  for (size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], i) << "duplicate or lost add";
+}
+
+TEST_P(ConformanceTest, AccessViolationsFailAndLeaveMemoryUnchanged) {
+  // Regions on rank 1 with various rights, and one to deregister.
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[5 * 4096]);
+  std::memset(buf.get(), 0x5a, 5 * 4096);
+  auto reg = [&](int i, uint32_t access) {
+    absl::StatusOr<Region> r = T(1).Register(buf.get() + i * 4096, 4096, access);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return *r;
+  };
+  const Region all = reg(0, kRemoteAll);
+  const Region read_only = reg(1, kRemoteRead);
+  const Region write_only = reg(2, kRemoteWrite);
+  const Region no_atomic = reg(3, kRemoteRead | kRemoteWrite);
+  Region gone = reg(4, kRemoteAll);
+  ASSERT_TRUE(T(1).Deregister(gone).ok());
+  EXPECT_EQ(T(1).Deregister(gone).code(), absl::StatusCode::kNotFound);
+
+  std::vector<uint8_t> data(1u << 20, 0x11);
+  uint64_t old = 0;
+  const uint64_t base = Addr(all.addr);
+  RemoteKey wrong_key = all.rkey;
+  wrong_key.packed ^= 1;  // right region id, wrong random part
+  RemoteKey unknown_id;
+  unknown_id.packed = (uint64_t{4000} << 32) | 1;
+  struct Case {
+    const char* what;
+    Op op;
+  };
+  const std::vector<Case> cases = {
+      {"WRITE past the end", WriteOp(1, data.data(), 200, base + 4000, all.rkey, 11)},
+      {"WRITE starting before the region", WriteOp(1, data.data(), 2, base - 1, all.rkey, 12)},
+      {"READ past the end", ReadOp(1, data.data(), 4097, base, all.rkey, 13)},
+      {"READ far away", ReadOp(1, data.data(), 8, base + (1ull << 40), all.rkey, 14)},
+      {"WRITE with a wrong rkey", WriteOp(1, data.data(), 8, base, wrong_key, 15)},
+      {"READ with an unknown region id", ReadOp(1, data.data(), 8, base, unknown_id, 16)},
+      {"WRITE to a read-only region",
+       WriteOp(1, data.data(), 8, Addr(read_only.addr), read_only.rkey, 17)},
+      {"READ from a write-only region",
+       ReadOp(1, data.data(), 8, Addr(write_only.addr), write_only.rkey, 18)},
+      {"CAS on a read-only region",
+       CasOp(1, &old, Addr(read_only.addr), read_only.rkey, 0x5a5a5a5a5a5a5a5aull, 1, 19)},
+      {"FETCH_ADD without atomic rights",
+       FetchAddOp(1, &old, Addr(no_atomic.addr), no_atomic.rkey, 1, 20)},
+      {"FETCH_ADD past the end", FetchAddOp(1, &old, base + 4096, all.rkey, 1, 21)},
+      {"WRITE to a deregistered region", WriteOp(1, data.data(), 8, Addr(gone.addr), gone.rkey, 22)},
+      {"READ from a deregistered region", ReadOp(1, data.data(), 8, Addr(gone.addr), gone.rkey, 23)},
+      {"1 MiB WRITE to a deregistered region (payload discarded)",
+       WriteOp(1, data.data(), 1u << 20, Addr(gone.addr), gone.rkey, 24)},
+  };
+  for (int initiator : {0, 1}) {  // remote and to self
+    for (const Case& c : cases) {
+      SCOPED_TRACE(absl::StrCat(c.what, " from rank ", initiator));
+      CompletionCounter counter;
+      absl::Status s = PostAndWait(T(initiator), {c.op}, &counter);
+      EXPECT_EQ(counter.first_error(), CompletionCode::kRemoteAccessError);
+      EXPECT_EQ(counter.error_peer(), 1);
+      EXPECT_EQ(counter.error_wr_id(), c.op.wr_id);
+      EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+      EXPECT_THAT(std::string(s.message()), HasSubstr("rank 1"));
+      for (int i = 0; i < 5 * 4096; ++i) {
+        ASSERT_EQ(buf[i], 0x5a) << "byte " << i << " of the target regions changed";
+      }
+    }
+  }
+  // The connection is still in sync: a good op after all the refused ones.
+  ASSERT_TRUE(ExecuteFor(T(0), {WriteOp(1, data.data(), 16, base, all.rkey)}).ok());
+  EXPECT_EQ(buf[0], 0x11);
+  EXPECT_EQ(buf[16], 0x5a);
+}
+
+TEST_P(ConformanceTest, RegistrationArgumentErrors) {
+  EXPECT_EQ(T(0).Register(nullptr, 10, kRemoteAll).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(T(0).Register(Mem(0), 0, kRemoteAll).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(T(0).Register(Mem(0), 10, 0x80).status().code(), absl::StatusCode::kInvalidArgument);
+  // Re-registering the same memory gives a different key; the old one dies
+  // with its deregistration.
+  absl::StatusOr<Region> a = T(1).Register(Mem(1), 64, kRemoteAll);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(T(1).Deregister(*a).ok());
+  absl::StatusOr<Region> b = T(1).Register(Mem(1), 64, kRemoteAll);
+  ASSERT_TRUE(b.ok());
+  EXPECT_FALSE(a->rkey == b->rkey);
+  uint64_t v;
+  EXPECT_EQ(Outcome(0, {ReadOp(1, &v, 8, Addr(Mem(1)), a->rkey)}),
+            CompletionCode::kRemoteAccessError);
+  EXPECT_EQ(Outcome(0, {ReadOp(1, &v, 8, Addr(Mem(1)), b->rkey)}), CompletionCode::kSuccess);
+}
+
+TEST_P(ConformanceTest, PostRejectsBadArgumentsWithoutPostingAnything) {
+  CompletionCounter counter;
+  uint64_t v = 0;
+  absl::Status s = T(0).Post({ReadOp(1, &v, 8, RAddr(1, 0), Key(1)),
+                              ReadOp(kRanks, &v, 8, RAddr(1, 0), Key(1), 77)},
+                             &counter);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("wr_id 77"));
+  s = T(0).Post({FetchAddOp(1, &v, RAddr(1, 4), Key(1), 1)}, &counter);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("aligned"));
+  s = T(0).Post({ReadOp(1, nullptr, 8, RAddr(1, 0), Key(1))}, &counter);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(counter.pending(), 0u);
+  EXPECT_TRUE(T(0).Post({}, &counter).ok());
+  EXPECT_TRUE(counter.done());
+}
+
+TEST_P(ConformanceTest, MoreOpsThanTableSlotsInOneBatch) {
+  // More than the tcp backend's default 4096 outstanding slots: Post waits
+  // for slots instead of failing.
+  constexpr int kOps = 5000;
+  std::vector<uint64_t> out(kOps, 0);
+  for (int i = 0; i < 64; ++i) std::memcpy(Mem(1) + 8 * i, &i, 4);
+  std::vector<Op> ops;
+  for (int i = 0; i < kOps; ++i) {
+    ops.push_back(ReadOp(1, &out[static_cast<size_t>(i)], 8, RAddr(1, 8 * (i % 64)), Key(1)));
+  }
+  ASSERT_TRUE(ExecuteFor(T(0), ops, absl::Seconds(60)).ok());
+  for (int i = 0; i < kOps; ++i) ASSERT_EQ(out[static_cast<size_t>(i)], uint64_t(i % 64)) << i;
+}
+
+TEST_P(ConformanceTest, LargeReadsBothWaysDoNotDeadlock) {
+  // Ranks 0 and 1 each read 8 MiB from the other and write 8 MiB to the
+  // other, at the same time, from two threads each.
+  constexpr size_t kChunk = 1u << 20;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  std::vector<std::vector<uint8_t>> sinks(4, std::vector<uint8_t>(kChunk));
+  for (int r : {0, 1}) {
+    const int peer = 1 - r;
+    threads.emplace_back([&, r, peer] {
+      std::vector<Op> ops;
+      for (int i = 0; i < 8; ++i) {
+        ops.push_back(ReadOp(peer, sinks[static_cast<size_t>(r)].data(), kChunk, RAddr(peer, 0),
+                             Key(peer)));
+      }
+      if (!ExecuteFor(T(r), ops, absl::Seconds(60)).ok()) failures.fetch_add(1);
+    });
+    threads.emplace_back([&, r, peer] {
+      std::vector<Op> ops;
+      for (int i = 0; i < 8; ++i) {
+        ops.push_back(WriteOp(peer, sinks[static_cast<size_t>(2 + r)].data(), kChunk,
+                              RAddr(peer, kChunk), Key(peer)));
+      }
+      if (!ExecuteFor(T(r), ops, absl::Seconds(60)).ok()) failures.fetch_add(1);
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+// --- Messages -----------------------------------------------------------
+
+std::vector<uint8_t> MsgPayload(int from, uint32_t tag, int seq) {
+  std::string s = absl::StrCat(from, "/", tag, "/", seq);
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+
+TEST_P(ConformanceTest, MessagesArriveInOrderPerPeerAndTag) {
+  constexpr int kCount = 100;
+  std::vector<std::thread> senders;
+  for (int from : {1, 2}) {
+    senders.emplace_back([&, from] {
+      for (int i = 0; i < kCount; ++i) {
+        for (uint32_t tag : {5u, 6u}) {
+          ASSERT_TRUE(T(from).Send(0, tag, MsgPayload(from, tag, i)).ok());
+        }
+      }
+    });
+  }
+  for (auto& t : senders) t.join();
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  // Drain in an order unrelated to the send order.
+  for (uint32_t tag : {6u, 5u}) {
+    for (int from : {2, 1}) {
+      for (int i = 0; i < kCount; ++i) {
+        absl::StatusOr<Message> m = T(0).Recv(tag, from, deadline);
+        ASSERT_TRUE(m.ok()) << m.status();
+        EXPECT_EQ(m->peer, from);
+        EXPECT_EQ(m->tag, tag);
+        ASSERT_EQ(m->payload, MsgPayload(from, tag, i));
+      }
+    }
+  }
+}
+
+TEST_P(ConformanceTest, MessagesAnyPeerSelfEmptyAndLarge) {
+  ASSERT_TRUE(T(1).Send(0, 7, MsgPayload(1, 7, 0)).ok());
+  ASSERT_TRUE(T(2).Send(0, 7, MsgPayload(2, 7, 0)).ok());
+  ASSERT_TRUE(T(0).Send(0, 7, MsgPayload(0, 7, 0)).ok());
+  std::vector<int> from;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<Message> m = T(0).Recv(7, kAnyPeer, absl::Now() + absl::Seconds(20));
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->payload, MsgPayload(m->peer, 7, 0));
+    from.push_back(m->peer);
+  }
+  std::sort(from.begin(), from.end());
+  EXPECT_EQ(from, (std::vector<int>{0, 1, 2}));
+
+  ASSERT_TRUE(T(2).Send(1, 8, {}).ok());
+  absl::StatusOr<Message> empty = T(1).Recv(8, 2, absl::Now() + absl::Seconds(20));
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->payload.empty());
+
+  std::vector<uint8_t> big(3u << 20);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 13);
+  ASSERT_TRUE(T(2).Send(1, 9, big).ok());
+  absl::StatusOr<Message> got = T(1).Recv(9, 2, absl::Now() + absl::Seconds(20));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(got->payload == big);
+
+  std::vector<uint8_t> too_big(kMaxMessageBytes + 1);
+  EXPECT_EQ(T(2).Send(1, 9, too_big).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(ConformanceTest, RecvTimeoutNamesTagAndPeer) {
+  const absl::Time start = absl::Now();
+  absl::StatusOr<Message> m = T(0).Recv(77, 2, absl::Now() + absl::Milliseconds(100));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(90));
+  ASSERT_EQ(m.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(m.status().message()), HasSubstr("tag 77"));
+  EXPECT_THAT(std::string(m.status().message()), HasSubstr("rank 2"));
+  m = T(0).Recv(78, kAnyPeer, absl::Now() + absl::Milliseconds(20));
+  ASSERT_EQ(m.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(m.status().message()), HasSubstr("tag 78"));
+  EXPECT_THAT(std::string(m.status().message()), HasSubstr("any rank"));
+  // A message with another tag does not satisfy the wait.
+  ASSERT_TRUE(T(2).Send(0, 79, MsgPayload(2, 79, 0)).ok());
+  m = T(0).Recv(80, 2, absl::Now() + absl::Milliseconds(50));
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_TRUE(T(0).Recv(79, 2, absl::Now() + absl::Seconds(20)).ok());
+}
+
+// --- Endpoints ----------------------------------------------------------
+
+TEST_P(ConformanceTest, ConnectRefusesForeignBlobs) {
+  absl::StatusOr<std::unique_ptr<Transport>> fresh = testing::TransportFactoryForTest(
+      GetParam(), testing::LoopbackOptions(0, kRanks, absl::Seconds(5)));
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  std::vector<EndpointBlob> blobs = cluster_.blobs;
+  blobs[0] = (*fresh)->LocalEndpoint();
+  struct Case {
+    const char* what;
+    size_t offset;  // in the common 8-byte prefix
+    uint8_t value;
+    const char* needle;
+  };
+  for (const Case& c : {Case{"magic", 0, 0x00, "rank 2"}, Case{"backend", 4, 0x7f, "rank 2"},
+                        Case{"version", 6, 0x09, "version"}}) {
+    SCOPED_TRACE(c.what);
+    std::vector<EndpointBlob> bad = blobs;
+    bad[2].bytes[c.offset] = c.value;
+    absl::Status s = (*fresh)->Connect(bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.needle));
+  }
+  // Wrong count, and our own blob replaced by another rank's.
+  EXPECT_EQ((*fresh)->Connect(absl::MakeConstSpan(blobs.data(), 2)).code(),
+            absl::StatusCode::kInvalidArgument);
+  std::vector<EndpointBlob> swapped = blobs;
+  std::swap(swapped[1], swapped[2]);
+  EXPECT_EQ((*fresh)->Connect(swapped).code(), absl::StatusCode::kInvalidArgument);
+  // The good set is still accepted after the refusals.
+  EXPECT_TRUE((*fresh)->Connect(blobs).ok());
+  EXPECT_TRUE((*fresh)->Shutdown(absl::Now() + absl::Seconds(5)).ok());
+}
+
+// --- Failures -----------------------------------------------------------
+
+TEST_P(ConformanceTest, PeerDeathFailsOpsAndCallsHandlerOnce) {
+  WarmUp();
+  if (!testing::PauseForTest(&T(2), true).ok()) GTEST_SKIP() << "backend has no pause hook";
+  // An op rank 2 will never answer.
+  uint64_t v = 0;
+  CompletionCounter outstanding;
+  ASSERT_TRUE(T(0).Post({ReadOp(2, &v, 8, RAddr(2, 0), Key(2), 41)}, &outstanding).ok());
+  ASSERT_TRUE(testing::CrashForTest(&T(2)).ok());
+
+  absl::Status s = T(0).Wait(&outstanding, absl::Now() + absl::Seconds(20));
+  EXPECT_EQ(outstanding.first_error(), CompletionCode::kPeerUnreachable) << s;
+  EXPECT_EQ(outstanding.error_wr_id(), 41u);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+
+  for (int r : {0, 1}) {
+    ASSERT_TRUE(failures_[r].WaitFor(1, absl::Seconds(20))) << "rank " << r << " not told";
+  }
+  // Later ops to the dead rank fail at once, not after a timeout.
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(Outcome(0, {ReadOp(2, &v, 8, RAddr(2, 0), Key(2))}), CompletionCode::kPeerUnreachable);
+  EXPECT_EQ(Outcome(1, {WriteOp(2, &v, 8, RAddr(2, 0), Key(2))}), CompletionCode::kPeerUnreachable);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(T(0).Send(2, 1, {}).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(T(0).Recv(1, 2, absl::Now() + absl::Seconds(20)).status().code(),
+            absl::StatusCode::kUnavailable);
+  // The survivors still talk to each other.
+  EXPECT_EQ(Outcome(0, {ReadOp(1, &v, 8, RAddr(1, 0), Key(1))}), CompletionCode::kSuccess);
+  EXPECT_TRUE(T(1).Send(0, 3, {1, 2, 3}).ok());
+  EXPECT_TRUE(T(0).Recv(3, 1, absl::Now() + absl::Seconds(20)).ok());
+
+  absl::SleepFor(absl::Milliseconds(100));  // a second report would come now
+  for (int r : {0, 1}) {
+    const auto calls = failures_[r].calls();
+    ASSERT_EQ(calls.size(), 1u) << "rank " << r;
+    EXPECT_EQ(calls[0].first, 2);
+    EXPECT_THAT(calls[0].second, HasSubstr("rank 2"));
+    EXPECT_THAT(calls[0].second, HasSubstr("without goodbye"));
+  }
+}
+
+TEST_P(ConformanceTest, CleanShutdownIsNotAFailure) {
+  WarmUp();
+  ASSERT_TRUE(T(2).Shutdown(absl::Now() + absl::Seconds(20)).ok());
+  uint64_t v = 0;
+  // Ops to a rank that said goodbye fail fast; no failure is reported.
+  EXPECT_EQ(Outcome(0, {ReadOp(2, &v, 8, RAddr(2, 0), Key(2))}, absl::Seconds(5)),
+            CompletionCode::kPeerUnreachable);
+  EXPECT_EQ(Outcome(2, {ReadOp(0, &v, 8, RAddr(0, 0), Key(0))}), CompletionCode::kFlushed);
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_TRUE(failures_[0].calls().empty());
+  EXPECT_TRUE(failures_[1].calls().empty());
+  EXPECT_EQ(Outcome(0, {ReadOp(1, &v, 8, RAddr(1, 0), Key(1))}), CompletionCode::kSuccess);
+}
+
+TEST_P(ConformanceTest, ShutdownFlushesOutstandingOps) {
+  WarmUp();
+  if (!testing::PauseForTest(&T(1), true).ok()) GTEST_SKIP() << "backend has no pause hook";
+  uint64_t v = 0;
+  CompletionCounter counter;
+  ASSERT_TRUE(T(0).Post({ReadOp(1, &v, 8, RAddr(1, 0), Key(1), 5)}, &counter).ok());
+  EXPECT_FALSE(counter.done());
+  ASSERT_TRUE(T(0).Shutdown(absl::Now() + absl::Seconds(20)).ok());
+  EXPECT_TRUE(counter.done());
+  EXPECT_EQ(counter.first_error(), CompletionCode::kFlushed);
+  EXPECT_EQ(T(0).Wait(&counter, absl::Now()).code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(Outcome(0, {ReadOp(1, &v, 8, RAddr(1, 0), Key(1))}), CompletionCode::kFlushed);
+  EXPECT_EQ(T(0).Send(1, 1, {}).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(testing::PauseForTest(&T(1), false).ok());
+  EXPECT_TRUE(failures_[1].calls().empty());
+}
+
+TEST_P(ConformanceTest, WaitTimeoutAbandonsAndLateReplyIsDropped) {
+  WarmUp();
+  if (!testing::PauseForTest(&T(1), true).ok()) GTEST_SKIP() << "backend has no pause hook";
+  constexpr size_t kBytes = 1u << 20;
+  for (size_t i = 0; i < kBytes; ++i) Mem(1)[i] = static_cast<uint8_t>(i);
+  std::vector<uint8_t> late(kBytes, 0xcd);
+  auto counter = std::make_unique<CompletionCounter>();
+  ASSERT_TRUE(T(0).Post({ReadOp(1, late.data(), kBytes, RAddr(1, 0), Key(1))}, counter.get()).ok());
+  absl::Status s = T(0).Wait(counter.get(), absl::Now() + absl::Milliseconds(100));
+  ASSERT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("rank 1"));
+  counter.reset();  // abandoned: the backend must not touch it any more
+
+  ASSERT_TRUE(testing::PauseForTest(&T(1), false).ok());
+  // The late reply comes back before this one on the same path.
+  std::vector<uint8_t> fresh(kBytes, 0);
+  ASSERT_TRUE(ExecuteFor(T(0), {ReadOp(1, fresh.data(), kBytes, RAddr(1, 0), Key(1))}).ok());
+  EXPECT_EQ(std::memcmp(fresh.data(), Mem(1), kBytes), 0);
+  EXPECT_TRUE(std::all_of(late.begin(), late.end(), [](uint8_t b) { return b == 0xcd; }))
+      << "the late reply of an abandoned READ was written into its buffer";
+  EXPECT_TRUE(failures_[0].calls().empty());
+}
+
+TEST_P(ConformanceTest, UnreachablePeerAfterConnectRetries) {
+  // Two fresh ranks with a short timeout; rank 1 goes away before rank 0
+  // ever connects, so rank 0's lazy connect is refused until the deadline.
+  absl::StatusOr<Cluster> c = Cluster::Start(GetParam(), 2, absl::Milliseconds(500));
+  ASSERT_TRUE(c.ok()) << c.status();
+  FailureLog log;
+  (*c)[0].SetPeerFailureHandler(log.Handler());
+  ASSERT_TRUE((*c)[1].Shutdown(absl::Now() + absl::Seconds(5)).ok());
+  std::unique_ptr<uint8_t[]> mem(new uint8_t[64]());
+  absl::StatusOr<Region> r = (*c)[0].Register(mem.get(), 64, kRemoteAll);
+  ASSERT_TRUE(r.ok());
+  uint64_t v = 0;
+  const absl::Time start = absl::Now();
+  CompletionCounter counter;
+  absl::Status s = PostAndWait((*c)[0], {ReadOp(1, &v, 8, Addr(mem.get()), r->rkey)}, &counter);
+  EXPECT_EQ(counter.first_error(), CompletionCode::kPeerUnreachable) << s;
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300)) << "gave up before the deadline";
+  ASSERT_TRUE(log.WaitFor(1, absl::Seconds(10)));
+  EXPECT_EQ(log.calls()[0].first, 1);
+  EXPECT_THAT(log.calls()[0].second, HasSubstr("rank 1"));
+  EXPECT_THAT(log.calls()[0].second, HasSubstr("GASP_TIMEOUT"));
+  // Self-ops still work.
+  EXPECT_TRUE(ExecuteFor((*c)[0], {ReadOp(0, &v, 8, Addr(mem.get()), r->rkey)}).ok());
+  EXPECT_TRUE(c->ShutdownAll().ok());
+}
+
+// --- Malformed input from the network (tcp wire format) -------------------
+
+// Connects a raw socket to the tcp listener advertised in `blob`.
+int RawConnect(const EndpointBlob& blob) {
+  absl::StatusOr<tcp::TcpEndpoint> e = tcp::DecodeEndpoint(blob);
+  if (!e.ok()) return -1;
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(e->ipv4);
+  a.sin_port = htons(e->port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{20, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+void WriteBytes(int fd, const void* data, size_t n) {
+  ASSERT_EQ(send(fd, data, n, MSG_NOSIGNAL), static_cast<ssize_t>(n));
+}
+
+// True when the other end closed the connection (EOF or reset), reading
+// and discarding anything it sent first (e.g. a HELLO reply).
+bool ClosedByPeer(int fd) {
+  uint8_t buf[256];
+  while (true) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n == 0) return true;
+    if (n < 0) return errno == ECONNRESET;  // EAGAIN: timed out, still open
+  }
+}
+
+TEST_P(ConformanceTest, MalformedBytesDropTheConnectionOnly) {
+  if (!tcp::DecodeEndpoint(cluster_.blobs[0]).ok()) GTEST_SKIP() << "not a tcp endpoint";
+  WarmUp();
+  std::vector<std::vector<uint8_t>> attacks;
+  // Garbage.
+  attacks.emplace_back(64, 0x41);
+  // A valid frame that is not a HELLO.
+  {
+    uint8_t h[tcp::kFrameHeaderSize];
+    tcp::EncodeHeader(tcp::ByeFrame(), h);
+    attacks.emplace_back(h, h + sizeof(h));
+  }
+  // HELLO with the wrong job size, HELLO with a wrong session nonce, HELLO
+  // claiming to be a rank that is already connected.
+  for (const tcp::FrameHeader& hello :
+       {tcp::HelloFrame(1, kRanks + 1, 1), tcp::HelloFrame(2, kRanks, 12345),
+        tcp::HelloFrame(1, kRanks, tcp::DecodeEndpoint(cluster_.blobs[1])->nonce)}) {
+    uint8_t h[tcp::kFrameHeaderSize];
+    tcp::EncodeHeader(hello, h);
+    attacks.emplace_back(h, h + sizeof(h));
+  }
+  // A header whose length field is far beyond the limit.
+  {
+    uint8_t h[tcp::kFrameHeaderSize];
+    tcp::FrameHeader w;
+    w.type = tcp::FrameType::kWriteReq;
+    tcp::EncodeHeader(w, h);
+    tcp::PutLe32(h + 8, 0xffffffffu);
+    attacks.emplace_back(h, h + sizeof(h));
+  }
+  for (size_t i = 0; i < attacks.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("attack ", i));
+    const int fd = RawConnect(cluster_.blobs[0]);
+    ASSERT_GE(fd, 0);
+    WriteBytes(fd, attacks[i].data(), attacks[i].size());
+    EXPECT_TRUE(ClosedByPeer(fd)) << "the transport kept a connection that sent bad bytes";
+    close(fd);
+  }
+  // Rank 0 still serves everyone, and nobody was declared dead.
+  uint64_t v = 0;
+  EXPECT_EQ(Outcome(1, {ReadOp(0, &v, 8, RAddr(0, 0), Key(0))}), CompletionCode::kSuccess);
+  EXPECT_EQ(Outcome(2, {ReadOp(0, &v, 8, RAddr(0, 0), Key(0))}), CompletionCode::kSuccess);
+  EXPECT_TRUE(failures_[0].calls().empty());
+}
+
+TEST_P(ConformanceTest, ProtocolErrorFromAKnownPeerFailsItsOps) {
+  if (!tcp::DecodeEndpoint(cluster_.blobs[0]).ok()) GTEST_SKIP() << "not a tcp endpoint";
+  // Rank 0 connects to rank 2 (so it has ops outstanding there), but rank 2
+  // never connects to rank 0: a raw socket does, posing as rank 2, and
+  // then sends a corrupt frame.
+  uint64_t v = 0;
+  ASSERT_TRUE(ExecuteFor(T(0), {ReadOp(2, &v, 8, RAddr(2, 0), Key(2))}).ok());
+  if (!testing::PauseForTest(&T(2), true).ok()) GTEST_SKIP() << "backend has no pause hook";
+  CompletionCounter outstanding;
+  ASSERT_TRUE(T(0).Post({ReadOp(2, &v, 8, RAddr(2, 0), Key(2), 9)}, &outstanding).ok());
+
+  const int fd = RawConnect(cluster_.blobs[0]);
+  ASSERT_GE(fd, 0);
+  uint8_t h[tcp::kFrameHeaderSize];
+  tcp::EncodeHeader(tcp::HelloFrame(2, kRanks, tcp::DecodeEndpoint(cluster_.blobs[2])->nonce), h);
+  WriteBytes(fd, h, sizeof(h));
+  uint8_t reply[tcp::kFrameHeaderSize];
+  ASSERT_EQ(recv(fd, reply, sizeof(reply), MSG_WAITALL), static_cast<ssize_t>(sizeof(reply)));
+  ASSERT_TRUE(tcp::DecodeHeader(absl::MakeConstSpan(reply)).ok());
+  const uint8_t garbage[tcp::kFrameHeaderSize] = {0x53, 0x47, 1, 200};
+  WriteBytes(fd, garbage, sizeof(garbage));
+  EXPECT_TRUE(ClosedByPeer(fd));
+  close(fd);
+
+  absl::Status s = T(0).Wait(&outstanding, absl::Now() + absl::Seconds(20));
+  EXPECT_EQ(outstanding.first_error(), CompletionCode::kProtocolError) << s;
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(failures_[0].WaitFor(1, absl::Seconds(20)));
+  EXPECT_EQ(failures_[0].calls()[0].first, 2);
+  EXPECT_THAT(failures_[0].calls()[0].second, HasSubstr("protocol error from rank 2"));
+  EXPECT_EQ(Outcome(0, {ReadOp(2, &v, 8, RAddr(2, 0), Key(2))}), CompletionCode::kProtocolError);
+  EXPECT_EQ(Outcome(0, {ReadOp(1, &v, 8, RAddr(1, 0), Key(1))}), CompletionCode::kSuccess);
+  ASSERT_TRUE(testing::PauseForTest(&T(2), false).ok());
+}
+
+// Every backend (and decorator set-up) the suite runs on.
+const std::vector<std::string>& Backends() {
+  static const auto* names = new std::vector<std::string>{"tcp", "faulty_passthrough"};
+  return *names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Backends()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
+
+}  // namespace
+}  // namespace transport
+}  // namespace gasp

@@ -1,0 +1,72 @@
+#include "transport/factory.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace gasp {
+namespace transport {
+namespace {
+
+using ::testing::Contains;
+using ::testing::HasSubstr;
+
+TransportOptions Loopback() {
+  TransportOptions o;
+  o.tcp_addr = "127.0.0.1";
+  return o;
+}
+
+TEST(FactoryTest, AutoAndTcpGiveTcp) {
+  for (const char* name : {"auto", "tcp"}) {
+    absl::StatusOr<std::unique_ptr<Transport>> t = CreateTransport(name, Loopback());
+    ASSERT_TRUE(t.ok()) << name << ": " << t.status();
+    EXPECT_EQ((*t)->name(), "tcp");
+    EXPECT_TRUE((*t)->Shutdown(absl::Now() + absl::Seconds(5)).ok());
+  }
+  EXPECT_THAT(AvailableTransports(), Contains("tcp"));
+}
+
+TEST(FactoryTest, LaterBackendsAreUnimplementedWithAHint) {
+  for (const char* name : {"verbs", "shm"}) {
+    absl::StatusOr<std::unique_ptr<Transport>> t = CreateTransport(name, Loopback());
+    EXPECT_EQ(t.status().code(), absl::StatusCode::kUnimplemented);
+    EXPECT_THAT(std::string(t.status().message()),
+                HasSubstr(std::string("the ") + name + " backend is not in this build"));
+    EXPECT_THAT(std::string(t.status().message()), HasSubstr("GASP_TRANSPORT=tcp"));
+  }
+}
+
+TEST(FactoryTest, UnknownNamesAreRejected) {
+  absl::StatusOr<std::unique_ptr<Transport>> t = CreateTransport("carrier-pigeon", Loopback());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("carrier-pigeon"));
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("tcp"));
+}
+
+TEST(FactoryTest, BackendErrorsNameTheSetting) {
+  TransportOptions o = Loopback();
+  o.tcp_addr = "not-a-host.invalid";
+  absl::StatusOr<std::unique_ptr<Transport>> t = CreateTransport("tcp", o);
+  EXPECT_FALSE(t.ok());
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("GASP_TCP_ADDR"));
+  // A port already in use.
+  absl::StatusOr<std::unique_ptr<Transport>> first = CreateTransport("tcp", Loopback());
+  ASSERT_TRUE(first.ok());
+  o = Loopback();
+  o.tcp_port = 0;
+  {
+    // Find the port the first one listens on from its endpoint: reuse it.
+    const EndpointBlob blob = (*first)->LocalEndpoint();
+    o.tcp_port = blob.bytes[12] | (blob.bytes[13] << 8);
+  }
+  t = CreateTransport("tcp", o);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("GASP_TCP_PORT"));
+  o.rank = 3;
+  o.size = 2;
+  EXPECT_EQ(CreateTransport("tcp", o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace transport
+}  // namespace gasp

@@ -1,0 +1,142 @@
+#include "transport/tcp_op_table.h"
+
+#include <algorithm>
+
+#include "transport/deadline_wait.h"
+
+namespace gasp {
+namespace transport {
+namespace tcp {
+
+OpTable::OpTable(size_t capacity) : capacity_(capacity), slots_(new OpSlot[capacity]) {
+  std::lock_guard<std::mutex> l(free_mu_);
+  free_.reserve(capacity);
+  // Hand out low indices first (LIFO stack): keeps the hot slots in cache.
+  for (size_t i = capacity; i > 0; --i) {
+    slots_[i - 1].index = static_cast<uint32_t>(i - 1);
+    free_.push_back(static_cast<uint32_t>(i - 1));
+  }
+}
+
+bool OpTable::TryAcquire(uint32_t* index) {
+  std::lock_guard<std::mutex> l(free_mu_);
+  if (free_.empty()) return false;
+  *index = free_.back();
+  free_.pop_back();
+  return true;
+}
+
+bool OpTable::Acquire(absl::Time deadline, uint32_t* index) {
+  std::unique_lock<std::mutex> l(free_mu_);
+  ++waiters_;
+  const bool got = WaitUntil(free_cv_, l, deadline, [this] { return !free_.empty(); });
+  --waiters_;
+  if (!got) return false;
+  *index = free_.back();
+  free_.pop_back();
+  return true;
+}
+
+uint64_t OpTable::Arm(uint32_t index, const Op& op, CompletionCounter* counter) {
+  OpSlot& s = slots_[index];
+  std::lock_guard<std::mutex> l(s.mu);
+  s.live = true;
+  s.counter = counter;
+  s.type = op.type;
+  s.peer = op.peer;
+  s.wr_id = op.wr_id;
+  s.local = static_cast<uint8_t*>(op.local);
+  s.length = op.length;
+  return (uint64_t{s.generation} << 32) | index;
+}
+
+OpSlot* OpTable::Lock(uint64_t req_id) {
+  const uint32_t index = ReqIdIndex(req_id);
+  if (index >= capacity_) return nullptr;
+  OpSlot* s = &slots_[index];
+  s->mu.lock();
+  if (!s->live || s->generation != ReqIdGeneration(req_id)) {
+    s->mu.unlock();
+    return nullptr;
+  }
+  return s;
+}
+
+void OpTable::Unlock(OpSlot* slot) { slot->mu.unlock(); }
+
+void OpTable::FreeAndUnlock(OpSlot* slot) {
+  slot->live = false;
+  slot->counter = nullptr;
+  slot->local = nullptr;
+  ++slot->generation;
+  const uint32_t index = slot->index;
+  slot->mu.unlock();
+  std::lock_guard<std::mutex> l(free_mu_);
+  free_.push_back(index);
+  if (waiters_ > 0) free_cv_.notify_one();
+}
+
+void OpTable::CompleteAndUnlock(OpSlot* slot, CompletionCode code) {
+  slot->counter->Complete(slot->peer, slot->wr_id, code);
+  FreeAndUnlock(slot);
+}
+
+bool OpTable::Complete(uint64_t req_id, CompletionCode code) {
+  OpSlot* s = Lock(req_id);
+  if (s == nullptr) return false;
+  CompleteAndUnlock(s, code);
+  return true;
+}
+
+int OpTable::FailPeer(int peer, CompletionCode code) {
+  int n = 0;
+  for (size_t i = 0; i < capacity_; ++i) {
+    OpSlot* s = &slots_[i];
+    s->mu.lock();
+    if (s->live && (peer < 0 || s->peer == peer)) {
+      CompleteAndUnlock(s, code);
+      ++n;
+    } else {
+      s->mu.unlock();
+    }
+  }
+  return n;
+}
+
+int OpTable::Abandon(const CompletionCounter* counter) {
+  int n = 0;
+  for (size_t i = 0; i < capacity_; ++i) {
+    OpSlot* s = &slots_[i];
+    s->mu.lock();
+    if (s->live && s->counter == counter) {
+      FreeAndUnlock(s);
+      ++n;
+    } else {
+      s->mu.unlock();
+    }
+  }
+  return n;
+}
+
+std::vector<int> OpTable::PendingPeers(const CompletionCounter* counter) {
+  std::vector<int> peers;
+  for (size_t i = 0; i < capacity_; ++i) {
+    OpSlot* s = &slots_[i];
+    std::lock_guard<std::mutex> l(s->mu);
+    if (s->live && s->counter == counter &&
+        std::find(peers.begin(), peers.end(), s->peer) == peers.end()) {
+      peers.push_back(s->peer);
+    }
+  }
+  std::sort(peers.begin(), peers.end());
+  return peers;
+}
+
+size_t OpTable::live() const {
+  std::lock_guard<std::mutex> l(free_mu_);
+  return capacity_ - free_.size();
+}
+
+}  // namespace tcp
+}  // namespace transport
+}  // namespace gasp

@@ -1,0 +1,1003 @@
+// tcp backend, data path: posting one-sided ops and messages (application
+// threads), the progress thread (epoll loop, input state machines, output
+// rings) and the target-side service of peers' requests.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "base/log.h"
+#include "base/stats.h"
+#include "base/status.h"
+#include "base/wait.h"
+#include "transport/deadline_wait.h"
+#include "transport/tcp_socket.h"
+#include "transport/tcp_transport_impl.h"
+
+namespace gasp {
+namespace transport {
+namespace tcp {
+namespace {
+
+// Ops sent with one writev (and one send-mutex hold).
+constexpr size_t kChunkOps = 16;
+// Payload remainders at least this large bypass the input buffer.
+constexpr uint64_t kDirectRecvBytes = 16 << 10;
+// recv() calls per connection per wake-up, so one busy peer cannot starve
+// the others (epoll is level-triggered and reports it again).
+constexpr int kReadsPerWakeup = 16;
+// Queued responses above which a connection's requests are not read any
+// more until its peer drains them (backpressure).
+constexpr size_t kMaxQueuedFrames = 16384;
+constexpr size_t kRingInitialFrames = 64;
+constexpr int kFlushIov = 64;
+constexpr int kMaxEvents = 64;
+
+const char* OpName(OpType type) {
+  switch (type) {
+    case OpType::kRead: return "READ";
+    case OpType::kWrite: return "WRITE";
+    case OpType::kCompareSwap: return "CAS";
+    case OpType::kFetchAdd: return "FETCH_ADD";
+  }
+  return "?";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Posting (application threads)
+
+absl::Status TcpTransport::ValidateOp(const Op& op, size_t index) const {
+  const auto bad = [&](const std::string& what) {
+    return absl::InvalidArgumentError(absl::StrFormat("op %d (%s, wr_id %d) to rank %d: %s", index,
+                                                      OpName(op.type), op.wr_id, op.peer, what));
+  };
+  if (op.peer < 0 || op.peer >= size_) {
+    return bad(absl::StrFormat("peer out of range [0, %d)", size_));
+  }
+  switch (op.type) {
+    case OpType::kRead:
+    case OpType::kWrite:
+      if (op.length > kMaxOpBytes) {
+        return bad(absl::StrFormat("%d bytes exceed max_op_bytes (%d); split the transfer",
+                                   op.length, kMaxOpBytes));
+      }
+      if (op.length > 0 && op.local == nullptr) return bad("null local buffer");
+      if (op.remote_addr + op.length < op.remote_addr) return bad("remote range wraps around");
+      return absl::OkStatus();
+    case OpType::kCompareSwap:
+    case OpType::kFetchAdd:
+      if (op.remote_addr % 8 != 0) {
+        return bad(absl::StrFormat("remote address 0x%x is not 8-byte aligned", op.remote_addr));
+      }
+      return absl::OkStatus();
+  }
+  return bad("unknown op type");
+}
+
+CompletionCode TcpTransport::ExecuteLocal(const Op& op) {
+  // Ops to self get exactly the checks a peer's request gets.
+  uint8_t* p = nullptr;
+  uint32_t pin = 0;
+  switch (op.type) {
+    case OpType::kRead:
+    case OpType::kWrite: {
+      const bool read = op.type == OpType::kRead;
+      const CompletionCode code = regions_.Pin(op.rkey.packed, op.remote_addr, op.length,
+                                               read ? kRemoteRead : kRemoteWrite, &p, &pin);
+      if (code != CompletionCode::kSuccess) return code;
+      if (op.length > 0) {
+        // memmove: the local buffer may itself lie in the registered region.
+        if (read) {
+          std::memmove(op.local, p, op.length);
+        } else {
+          std::memmove(p, op.local, op.length);
+        }
+      }
+      regions_.Unpin(pin);
+      return CompletionCode::kSuccess;
+    }
+    case OpType::kCompareSwap:
+    case OpType::kFetchAdd: {
+      uint64_t old = 0;
+      const CompletionCode code =
+          regions_.Atomic(op.type, op.rkey.packed, op.remote_addr, op.compare, op.operand, &old);
+      if (code == CompletionCode::kSuccess && op.local != nullptr) {
+        std::memcpy(op.local, &old, sizeof(old));
+      }
+      return code;
+    }
+  }
+  return CompletionCode::kLocalError;
+}
+
+absl::Status TcpTransport::Post(absl::Span<const Op> ops, CompletionCounter* counter) {
+  if (counter == nullptr) return absl::InvalidArgumentError("Post: null completion counter");
+  bool remote = false;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    GASP_RETURN_IF_ERROR(ValidateOp(ops[i], i));
+    remote |= ops[i].peer != rank_;
+  }
+  const bool running = state_.load() == static_cast<int>(TransportState::kRunning);
+  if (remote && running && !connected_.load(std::memory_order_acquire)) {
+    return absl::FailedPreconditionError(
+        "tcp transport: Post to another rank before Connect(): exchange the endpoint blobs "
+        "first");
+  }
+  if (ops.empty()) return absl::OkStatus();
+  counter->Expect(static_cast<uint32_t>(ops.size()));
+  StatAdd(Counter::kRemoteOps, ops.size());
+  if (!running) {
+    for (const Op& op : ops) counter->Complete(op.peer, op.wr_id, CompletionCode::kFlushed);
+    return absl::OkStatus();
+  }
+  size_t i = 0;
+  while (i < ops.size()) {
+    const int peer = ops[i].peer;
+    if (peer == rank_) {
+      counter->Complete(peer, ops[i].wr_id, ExecuteLocal(ops[i]));
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < ops.size() && ops[j].peer == peer) ++j;
+    PostToPeer(peer, ops.subspan(i, j - i), counter);
+    i = j;
+  }
+  return absl::OkStatus();
+}
+
+void TcpTransport::PostToPeer(int peer, absl::Span<const Op> ops, CompletionCounter* counter) {
+  CompletionCode fail = PeerFailCode(peer);
+  Conn* conn = nullptr;
+  if (fail == CompletionCode::kSuccess) {
+    absl::StatusOr<Conn*> c = Outgoing(peer);
+    if (c.ok()) {
+      conn = *c;
+    } else {
+      fail = absl::IsAborted(c.status()) ? CompletionCode::kFlushed : PeerFailCode(peer);
+      if (fail == CompletionCode::kSuccess) fail = CompletionCode::kPeerUnreachable;
+    }
+  }
+  if (conn == nullptr) {
+    for (const Op& op : ops) counter->Complete(peer, op.wr_id, fail);
+    return;
+  }
+  const absl::Time slot_deadline = absl::Now() + timeout_;
+  bool warned = false;
+  uint64_t req_ids[kChunkOps];
+  size_t i = 0;
+  while (i < ops.size()) {
+    size_t n = 0;
+    while (n < kChunkOps && i + n < ops.size()) {
+      uint32_t index;
+      if (!ops_.TryAcquire(&index)) {
+        if (n > 0) break;  // send what is armed before waiting for a slot
+        if (!ops_.Acquire(slot_deadline, &index)) {
+          if (!warned) {
+            GASP_LOG(Warn) << "tcp transport: all " << ops_.capacity()
+                           << " outstanding-op slots stayed busy for GASP_TIMEOUT="
+                           << absl::FormatDuration(timeout_) << "; failing ops to "
+                           << PeerName(peer) << " with a local error";
+            warned = true;
+          }
+          counter->Complete(peer, ops[i].wr_id, CompletionCode::kLocalError);
+          ++i;
+          continue;
+        }
+      }
+      req_ids[n] = ops_.Arm(index, ops[i + n], counter);
+      ++n;
+    }
+    if (n > 0) SendRequests(conn, peer, ops.subspan(i, n), req_ids);
+    i += n;
+  }
+}
+
+void TcpTransport::SendRequests(Conn* conn, int peer, absl::Span<const Op> ops,
+                                const uint64_t* req_ids) {
+  uint8_t headers[kChunkOps][kFrameHeaderSize];
+  iovec iov[2 * kChunkOps];
+  int cnt = 0;
+  for (size_t k = 0; k < ops.size(); ++k) {
+    const Op& op = ops[k];
+    FrameHeader h;
+    h.req_id = req_ids[k];
+    h.remote_addr = op.remote_addr;
+    h.rkey = op.rkey.packed;
+    switch (op.type) {
+      case OpType::kRead:
+        h.type = FrameType::kReadReq;
+        h.operand = op.length;
+        break;
+      case OpType::kWrite:
+        h.type = FrameType::kWriteReq;
+        h.length = static_cast<uint32_t>(op.length);
+        break;
+      case OpType::kCompareSwap:
+        h.type = FrameType::kCasReq;
+        h.operand = op.operand;
+        h.compare = op.compare;
+        break;
+      case OpType::kFetchAdd:
+        h.type = FrameType::kFaaReq;
+        h.operand = op.operand;
+        break;
+    }
+    EncodeHeader(h, headers[k]);
+    iov[cnt++] = {headers[k], kFrameHeaderSize};
+    if (op.type == OpType::kWrite && op.length > 0) {
+      iov[cnt++] = {const_cast<void*>(op.local), op.length};
+    }
+  }
+  if (!SendOnConn(conn, iov, cnt).ok()) {
+    CompletionCode code = PeerFailCode(peer);
+    if (state_.load() != static_cast<int>(TransportState::kRunning)) {
+      code = CompletionCode::kFlushed;
+    } else if (code == CompletionCode::kSuccess) {
+      code = CompletionCode::kPeerUnreachable;
+    }
+    // Ops the progress thread already failed are not live any more.
+    for (size_t k = 0; k < ops.size(); ++k) ops_.Complete(req_ids[k], code);
+  }
+}
+
+absl::Status TcpTransport::SendOnConn(Conn* conn, struct iovec* iov, int iovcnt) {
+  std::lock_guard<std::mutex> l(conn->send_mu);
+  if (conn->send_closed) {
+    if (!conn->broken.ok()) return Detached(conn->broken);
+    return absl::UnavailableError(
+        absl::StrFormat("connection to %s is closed", PeerName(conn->peer)));
+  }
+  absl::Status s = SendAll(conn->fd, iov, iovcnt, absl::Now() + timeout_);
+  if (!s.ok()) {
+    // A partial frame may be on the wire: the stream is unusable. Shutting
+    // it down makes the progress thread see EOF and report the peer.
+    conn->broken =
+        Detached(Annotate(s, absl::StrFormat("sending to %s", PeerName(conn->peer))));
+    conn->send_closed = true;
+    shutdown(conn->fd, SHUT_RDWR);
+    return Detached(conn->broken);
+  }
+  return absl::OkStatus();
+}
+
+void TcpTransport::Abandon(CompletionCounter* counter) { ops_.Abandon(counter); }
+
+absl::Status TcpTransport::Wait(CompletionCounter* counter, absl::Time deadline) {
+  // The progress thread completes ops; this thread only waits (spinning or
+  // blocking per GASP_WAIT_MODE, inside WaitWhileEqual).
+  while (!counter->done()) {
+    const uint32_t pending = counter->pending();
+    if (pending == 0) break;
+    if (absl::Now() >= deadline) {
+      const std::vector<int> peers = ops_.PendingPeers(counter);
+      Abandon(counter);
+      if (counter->done()) break;
+      std::vector<std::string> names;
+      for (int p : peers) names.push_back(PeerName(p));
+      return absl::DeadlineExceededError(absl::StrFormat(
+          "%d operation(s) on the tcp transport not completed before the deadline%s "
+          "(GASP_TIMEOUT=%s)",
+          counter->pending(),
+          names.empty() ? "" : absl::StrCat("; no reply from ", absl::StrJoin(names, ", ")),
+          absl::FormatDuration(timeout_)));
+    }
+    WaitWhileEqual(counter->word(), pending, deadline);
+  }
+  if (counter->first_error() != CompletionCode::kSuccess) {
+    return CompletionError(counter->first_error(), counter->error_peer(), counter->error_wr_id());
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Messages
+
+absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) {
+  if (peer < 0 || peer >= size_) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("Send to rank %d: out of range [0, %d)", peer, size_));
+  }
+  if (payload.size() > kMaxMessageBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "Send to %s: %d bytes exceed the message limit of %d", PeerName(peer), payload.size(),
+        kMaxMessageBytes));
+  }
+  if (state_.load() != static_cast<int>(TransportState::kRunning)) {
+    return absl::FailedPreconditionError("tcp transport: Send after Shutdown");
+  }
+  StatAdd(Counter::kMessagesSent);
+  if (peer == rank_) {
+    Message m;
+    m.peer = rank_;
+    m.tag = tag;
+    m.payload.assign(payload.begin(), payload.end());
+    std::lock_guard<std::mutex> l(inbox_mu_);
+    inbox_.push_back(std::move(m));
+    inbox_cv_.notify_all();
+    return absl::OkStatus();
+  }
+  if (PeerFailCode(peer) != CompletionCode::kSuccess) {
+    return absl::UnavailableError(absl::StrFormat(
+        "Send (tag %d) to %s: the rank is unreachable (it failed or shut down)", tag,
+        PeerName(peer)));
+  }
+  if (!connected_.load(std::memory_order_acquire)) {
+    return absl::FailedPreconditionError(
+        "tcp transport: Send before Connect(): exchange the endpoint blobs first");
+  }
+  GASP_ASSIGN_OR_RETURN(Conn * conn, Outgoing(peer));
+  FrameHeader h;
+  h.type = FrameType::kMsg;
+  h.tag = tag;
+  h.length = static_cast<uint32_t>(payload.size());
+  uint8_t header[kFrameHeaderSize];
+  EncodeHeader(h, header);
+  iovec iov[2] = {{header, sizeof(header)},
+                  {const_cast<uint8_t*>(payload.data()), payload.size()}};
+  return Annotate(SendOnConn(conn, iov, payload.empty() ? 1 : 2),
+                  absl::StrFormat("Send (tag %d)", tag));
+}
+
+absl::StatusOr<Message> TcpTransport::Recv(uint32_t tag, int from, absl::Time deadline) {
+  if (from != kAnyPeer && (from < 0 || from >= size_)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("Recv from rank %d: out of range [0, %d)", from, size_));
+  }
+  std::unique_lock<std::mutex> l(inbox_mu_);
+  while (true) {
+    for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
+      if (it->tag == tag && (from == kAnyPeer || it->peer == from)) {
+        Message m = std::move(*it);
+        inbox_.erase(it);
+        return m;
+      }
+    }
+    if (from != kAnyPeer && from != rank_ && PeerFailCode(from) != CompletionCode::kSuccess) {
+      return absl::UnavailableError(absl::StrFormat(
+          "Recv (tag %d) from %s: the rank is unreachable (it failed or shut down)", tag,
+          PeerName(from)));
+    }
+    if (state_.load() != static_cast<int>(TransportState::kRunning)) {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("Recv (tag %d): the tcp transport is shut down", tag));
+    }
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrFormat(
+          "no message with tag %d from %s arrived before the deadline (GASP_TIMEOUT=%s)", tag,
+          from == kAnyPeer ? std::string("any rank") : PeerName(from),
+          absl::FormatDuration(timeout_)));
+    }
+    inbox_cv_.wait_until(l, absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Hours(24))));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Progress thread
+
+void TcpTransport::ProgressLoop() {
+  thread_id_.store(std::this_thread::get_id());
+  epoll_event events[kMaxEvents];
+  while (!stop_.load(std::memory_order_acquire)) {
+    {
+      std::unique_lock<std::mutex> l(pause_mu_);
+      if (pause_requested_) {
+        parked_ = true;
+        pause_cv_.notify_all();
+        pause_cv_.wait(l, [this] { return !pause_requested_; });
+        parked_ = false;
+      }
+    }
+    if (stop_.load(std::memory_order_acquire)) break;
+    // Blocks until there is work: no spinning, even with idle peers.
+    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, -1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      GASP_LOG(Error) << "tcp transport: " << ErrnoError("epoll_wait", errno);
+      absl::SleepFor(absl::Milliseconds(10));
+      continue;
+    }
+    for (int i = 0; i < n; ++i) {
+      void* tag = events[i].data.ptr;
+      if (tag == &event_fd_) {
+        uint64_t v;
+        while (read(event_fd_, &v, sizeof(v)) < 0 && errno == EINTR) {
+        }
+        continue;
+      }
+      if (tag == &listen_fd_) {
+        AcceptAll();
+        continue;
+      }
+      Conn* c = static_cast<Conn*>(tag);
+      if (c->closed) continue;
+      const uint32_t ev = events[i].events;
+      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) HandleReadable(c);
+      if (!c->closed && (ev & EPOLLOUT)) {
+        absl::Status error;
+        if (!FlushOutput(c, &error)) {
+          CloseConn(c, CompletionCode::kPeerUnreachable, error);
+        } else {
+          UpdateEpoll(c);
+        }
+      }
+    }
+    ReapClosedIncoming();
+    DeliverNotifications();
+  }
+}
+
+void TcpTransport::AcceptAll() {
+  while (true) {
+    sockaddr_in a{};
+    socklen_t len = sizeof(a);
+    const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == EINTR || err == ECONNABORTED) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if ((err == EMFILE || err == ENFILE) && reserve_fd_ >= 0) {
+        // Shed the connection (rather than spinning on a listener that
+        // stays readable) using the spare descriptor.
+        GASP_LOG(Error) << "tcp transport: out of file descriptors, refusing a connection "
+                           "(raise `ulimit -n`)";
+        close(reserve_fd_);
+        const int shed = accept(listen_fd_, nullptr, nullptr);
+        if (shed >= 0) close(shed);
+        reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        continue;
+      }
+      GASP_LOG(Error) << "tcp transport: " << ErrnoError("accept", err);
+      return;
+    }
+    SetNoDelay(fd);
+    auto owned = std::make_unique<Conn>(
+        Conn::Kind::kIncoming, fd, -1,
+        FormatAddress(ntohl(a.sin_addr.s_addr), ntohs(a.sin_port)));
+    owned->inbuf.reset(new uint8_t[kInBufBytes]);
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.ptr = owned.get();
+    owned->epoll_events = ev.events;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      GASP_LOG(Error) << "tcp transport: " << ErrnoError("epoll_ctl(add incoming)", errno);
+      close(fd);
+      continue;
+    }
+    incoming_.push_back(std::move(owned));
+  }
+}
+
+void TcpTransport::HandleReadable(Conn* c) {
+  for (int iter = 0; iter < kReadsPerWakeup; ++iter) {
+    if (!ProcessInput(c)) return;
+    ssize_t n;
+    const uint64_t remaining = c->in_payload ? c->cur.length - c->payload_done : 0;
+    if (c->in_payload && c->in_begin == c->in_end && remaining >= kDirectRecvBytes) {
+      n = RecvIntoSink(c, remaining);
+      if (c->closed) return;
+    } else {
+      if (c->in_begin > 0) {
+        std::memmove(c->inbuf.get(), c->inbuf.get() + c->in_begin, c->in_end - c->in_begin);
+        c->in_end -= c->in_begin;
+        c->in_begin = 0;
+      }
+      n = WireRecv(c->fd, c->inbuf.get() + c->in_end, kInBufBytes - c->in_end);
+      if (n > 0) c->in_end += static_cast<size_t>(n);
+    }
+    if (n > 0) continue;
+    if (n == 0) {
+      CloseConn(c, CompletionCode::kPeerUnreachable,
+                absl::UnavailableError("connection closed by the peer"));
+      return;
+    }
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN || err == EWOULDBLOCK) break;
+    CloseConn(c, CompletionCode::kPeerUnreachable, ErrnoError("recv", err));
+    return;
+  }
+  if (!ProcessInput(c)) return;
+  if (c->ring_count > 0) {
+    absl::Status error;
+    if (!FlushOutput(c, &error)) {
+      CloseConn(c, CompletionCode::kPeerUnreachable, error);
+      return;
+    }
+  }
+  UpdateEpoll(c);
+}
+
+bool TcpTransport::ProcessInput(Conn* c) {
+  while (true) {
+    const size_t avail = c->in_end - c->in_begin;
+    if (!c->in_payload) {
+      if (avail < kFrameHeaderSize) return true;
+      absl::StatusOr<FrameHeader> h =
+          DecodeHeader(absl::MakeConstSpan(c->inbuf.get() + c->in_begin, kFrameHeaderSize));
+      if (!h.ok()) {
+        CloseConn(c, CompletionCode::kProtocolError, h.status());
+        return false;
+      }
+      c->in_begin += kFrameHeaderSize;
+      if (!OnHeader(c, *h)) return false;
+    } else {
+      if (avail == 0) return true;
+      const size_t k =
+          static_cast<size_t>(std::min<uint64_t>(avail, c->cur.length - c->payload_done));
+      SinkBytes(c, c->inbuf.get() + c->in_begin, k);
+      c->in_begin += k;
+      c->payload_done += k;
+      if (c->payload_done == c->cur.length && !OnPayloadDone(c)) return false;
+    }
+  }
+}
+
+bool TcpTransport::OnHeader(Conn* c, const FrameHeader& h) {
+  return c->kind == Conn::Kind::kIncoming ? OnIncomingHeader(c, h) : OnOutgoingHeader(c, h);
+}
+
+bool TcpTransport::OnHello(Conn* c, const FrameHeader& h) {
+  const auto reject = [&](const std::string& why) {
+    CloseConn(c, CompletionCode::kProtocolError, absl::FailedPreconditionError(why));
+    return false;
+  };
+  if (h.type != FrameType::kHello) {
+    return reject(absl::StrFormat("first frame is %s, not HELLO", FrameTypeName(h.type)));
+  }
+  const int peer = static_cast<int>(h.operand);
+  if (h.remote_addr != static_cast<uint64_t>(size_)) {
+    return reject(absl::StrFormat(
+        "HELLO from rank %d of a %d-rank job, this job has %d ranks (another job on this port?)",
+        peer, h.remote_addr, size_));
+  }
+  if (peer == rank_) return reject("HELLO claims to come from this very rank");
+  if (connected_.load(std::memory_order_acquire) && h.compare != peers_[peer].endpoint.nonce) {
+    return reject(absl::StrFormat(
+        "HELLO from rank %d carries session %x, its endpoint blob says %x (a stale process?)",
+        peer, h.compare, peers_[peer].endpoint.nonce));
+  }
+  if (PeerFailCode(peer) != CompletionCode::kSuccess) {
+    return reject(absl::StrFormat("%s already failed or said goodbye", PeerName(peer)));
+  }
+  if (peers_[peer].in != nullptr) {
+    return reject(absl::StrFormat("second connection from %s", PeerName(peer)));
+  }
+  c->peer = peer;
+  peers_[peer].in = c;
+  QueueResponse(c, HelloFrame(rank_, size_, nonce_), nullptr, 0, 0);
+  GASP_LOG(Debug) << "tcp transport: accepted " << PeerName(peer) << " from " << c->remote;
+  return true;
+}
+
+bool TcpTransport::OnIncomingHeader(Conn* c, const FrameHeader& h) {
+  if (c->peer < 0) return OnHello(c, h);
+  switch (h.type) {
+    case FrameType::kReadReq: {
+      uint8_t* p = nullptr;
+      uint32_t pin = 0;
+      const CompletionCode code = regions_.Pin(h.rkey, h.remote_addr, h.operand, kRemoteRead, &p, &pin);
+      FrameHeader r;
+      r.type = FrameType::kReadResp;
+      r.req_id = h.req_id;
+      r.status = static_cast<uint8_t>(code);
+      if (code == CompletionCode::kSuccess) {
+        r.length = static_cast<uint32_t>(h.operand);
+        // Sent straight from the target memory, which stays pinned until then.
+        QueueResponse(c, r, p, h.operand, pin);
+      } else {
+        QueueResponse(c, r, nullptr, 0, 0);
+      }
+      return true;
+    }
+    case FrameType::kWriteReq: {
+      c->cur = h;
+      c->payload_done = 0;
+      c->target_code = regions_.Pin(h.rkey, h.remote_addr, h.length, kRemoteWrite, &c->target,
+                                    &c->target_pin);
+      // A refused WRITE's payload is still read off the stream, into nowhere.
+      c->sink = c->target_code == CompletionCode::kSuccess ? Conn::Sink::kTarget
+                                                           : Conn::Sink::kDiscard;
+      if (h.length == 0) return OnPayloadDone(c);
+      c->in_payload = true;
+      return true;
+    }
+    case FrameType::kCasReq:
+    case FrameType::kFaaReq: {
+      uint64_t old = 0;
+      const CompletionCode code =
+          regions_.Atomic(h.type == FrameType::kCasReq ? OpType::kCompareSwap : OpType::kFetchAdd,
+                          h.rkey, h.remote_addr, h.compare, h.operand, &old);
+      FrameHeader r;
+      r.type = FrameType::kAtomicResp;
+      r.req_id = h.req_id;
+      r.status = static_cast<uint8_t>(code);
+      r.operand = code == CompletionCode::kSuccess ? old : 0;
+      QueueResponse(c, r, nullptr, 0, 0);
+      return true;
+    }
+    case FrameType::kMsg:
+      c->cur = h;
+      c->payload_done = 0;
+      c->sink = Conn::Sink::kMessage;
+      c->msg.assign(h.length, 0);
+      if (h.length == 0) return OnPayloadDone(c);
+      c->in_payload = true;
+      return true;
+    case FrameType::kBye:
+      c->said_bye = true;
+      MarkPeerDeparted(c->peer);
+      return true;
+    default:
+      CloseConn(c, CompletionCode::kProtocolError,
+                absl::DataLossError(absl::StrFormat("unexpected %s frame on a request connection",
+                                                    FrameTypeName(h.type))));
+      return false;
+  }
+}
+
+bool TcpTransport::OnOutgoingHeader(Conn* c, const FrameHeader& h) {
+  const auto mismatch = [&](OpSlot* s) {
+    const std::string what = absl::StrFormat(
+        "%s (req %x, %d bytes) does not match the request (%s, %d bytes)", FrameTypeName(h.type),
+        h.req_id, h.length, OpName(s->type), s->length);
+    ops_.Unlock(s);
+    CloseConn(c, CompletionCode::kProtocolError, absl::DataLossError(what));
+    return false;
+  };
+  const auto code = static_cast<CompletionCode>(h.status);
+  switch (h.type) {
+    case FrameType::kReadResp: {
+      c->cur = h;
+      c->payload_done = 0;
+      c->sink = Conn::Sink::kDiscard;  // late reply to an abandoned op
+      static uint8_t* last_local = nullptr;
+      if (OpSlot* s = ops_.Lock(h.req_id)) { last_local = s->local;
+        if (s->type != OpType::kRead ||
+            (code == CompletionCode::kSuccess && h.length != s->length)) {
+          return mismatch(s);
+        }
+        if (code != CompletionCode::kSuccess) {
+          ops_.CompleteAndUnlock(s, code);
+          return true;
+        }
+        ops_.Unlock(s);
+        c->sink = Conn::Sink::kLocal;  // straight into the op's buffer
+      } else if (last_local != nullptr && h.length > 0) { c->sink = Conn::Sink::kTarget; c->target = last_local; }
+      if (h.length == 0) return OnPayloadDone(c);
+      c->in_payload = true;
+      return true;
+    }
+    case FrameType::kWriteResp: {
+      OpSlot* s = ops_.Lock(h.req_id);
+      if (s == nullptr) return true;
+      if (s->type != OpType::kWrite) return mismatch(s);
+      ops_.CompleteAndUnlock(s, code);
+      return true;
+    }
+    case FrameType::kAtomicResp: {
+      OpSlot* s = ops_.Lock(h.req_id);
+      if (s == nullptr) return true;
+      if (s->type != OpType::kCompareSwap && s->type != OpType::kFetchAdd) return mismatch(s);
+      if (code == CompletionCode::kSuccess && s->local != nullptr) {
+        std::memcpy(s->local, &h.operand, sizeof(h.operand));
+      }
+      ops_.CompleteAndUnlock(s, code);
+      return true;
+    }
+    case FrameType::kBye:
+      // Every response the peer will ever send came before this.
+      c->said_bye = true;
+      MarkPeerDeparted(c->peer);
+      CloseConn(c, CompletionCode::kPeerUnreachable, absl::OkStatus());
+      return false;
+    default:
+      CloseConn(c, CompletionCode::kProtocolError,
+                absl::DataLossError(absl::StrFormat("unexpected %s frame on a response connection",
+                                                    FrameTypeName(h.type))));
+      return false;
+  }
+}
+
+void TcpTransport::SinkBytes(Conn* c, const uint8_t* data, size_t n) {
+  switch (c->sink) {
+    case Conn::Sink::kDiscard:
+      return;
+    case Conn::Sink::kTarget:
+      std::memcpy(c->target + c->payload_done, data, n);
+      return;
+    case Conn::Sink::kMessage:
+      std::memcpy(c->msg.data() + c->payload_done, data, n);
+      return;
+    case Conn::Sink::kLocal: {
+      // The slot lock keeps Abandon out while the buffer is written.
+      OpSlot* s = ops_.Lock(c->cur.req_id);
+      if (s == nullptr) {
+        c->sink = Conn::Sink::kDiscard;
+        return;
+      }
+      std::memcpy(s->local + c->payload_done, data, n);
+      ops_.Unlock(s);
+      return;
+    }
+  }
+}
+
+ssize_t TcpTransport::RecvIntoSink(Conn* c, size_t max) {
+  const uint64_t want = std::min<uint64_t>(c->cur.length - c->payload_done, max);
+  ssize_t n = -1;
+  switch (c->sink) {
+    case Conn::Sink::kDiscard:
+      n = WireRecv(c->fd, scratch_.get(), std::min<uint64_t>(want, kScratchBytes));
+      break;
+    case Conn::Sink::kTarget:
+      n = WireRecv(c->fd, c->target + c->payload_done, want);
+      break;
+    case Conn::Sink::kMessage:
+      n = WireRecv(c->fd, c->msg.data() + c->payload_done, want);
+      break;
+    case Conn::Sink::kLocal: {
+      OpSlot* s = ops_.Lock(c->cur.req_id);
+      if (s == nullptr) {
+        c->sink = Conn::Sink::kDiscard;
+        n = WireRecv(c->fd, scratch_.get(), std::min<uint64_t>(want, kScratchBytes));
+      } else {
+        n = WireRecv(c->fd, s->local + c->payload_done, want);
+        const int saved = errno;
+        ops_.Unlock(s);
+        errno = saved;
+      }
+      break;
+    }
+  }
+  if (n > 0) {
+    c->payload_done += static_cast<uint64_t>(n);
+    if (c->payload_done == c->cur.length) {
+      const int saved = errno;
+      OnPayloadDone(c);
+      errno = saved;
+    }
+  }
+  return n;
+}
+
+bool TcpTransport::OnPayloadDone(Conn* c) {
+  c->in_payload = false;
+  const FrameHeader& h = c->cur;
+  switch (h.type) {
+    case FrameType::kWriteReq: {
+      if (c->target_pin != 0) {
+        regions_.Unpin(c->target_pin);
+        c->target_pin = 0;
+      }
+      c->target = nullptr;
+      FrameHeader r;
+      r.type = FrameType::kWriteResp;
+      r.req_id = h.req_id;
+      r.status = static_cast<uint8_t>(c->target_code);
+      QueueResponse(c, r, nullptr, 0, 0);
+      return true;
+    }
+    case FrameType::kReadResp:
+      if (c->sink == Conn::Sink::kLocal) {
+        if (OpSlot* s = ops_.Lock(h.req_id)) ops_.CompleteAndUnlock(s, CompletionCode::kSuccess);
+      }
+      return true;
+    case FrameType::kMsg: {
+      Message m;
+      m.peer = c->peer;
+      m.tag = h.tag;
+      m.payload = std::move(c->msg);
+      c->msg = std::vector<uint8_t>();
+      std::lock_guard<std::mutex> l(inbox_mu_);
+      inbox_.push_back(std::move(m));
+      inbox_cv_.notify_all();
+      return true;
+    }
+    default:
+      return true;
+  }
+}
+
+void TcpTransport::QueueResponse(Conn* c, const FrameHeader& h, const uint8_t* payload,
+                                 uint64_t len, uint32_t pin) {
+  if (c->ring_count == c->ring.size()) {
+    // Grow (amortized: the ring keeps its size once warmed up).
+    std::vector<OutFrame> bigger(std::max(kRingInitialFrames, c->ring.size() * 2));
+    for (size_t k = 0; k < c->ring_count; ++k) {
+      bigger[k] = c->ring[(c->ring_head + k) & (c->ring.size() - 1)];
+    }
+    c->ring.swap(bigger);
+    c->ring_head = 0;
+  }
+  OutFrame& f = c->ring[(c->ring_head + c->ring_count) & (c->ring.size() - 1)];
+  EncodeHeader(h, f.header);
+  f.payload = payload;
+  f.payload_len = len;
+  f.sent = 0;
+  f.pin = pin;
+  ++c->ring_count;
+}
+
+bool TcpTransport::FlushOutput(Conn* c, absl::Status* error) {
+  const size_t mask = c->ring.size() - 1;
+  while (c->ring_count > 0) {
+    iovec iov[kFlushIov];
+    int cnt = 0;
+    for (size_t k = 0; k < c->ring_count && cnt + 2 <= kFlushIov; ++k) {
+      OutFrame& f = c->ring[(c->ring_head + k) & mask];
+      uint64_t off = f.sent;
+      if (off < kFrameHeaderSize) {
+        iov[cnt++] = {f.header + off, kFrameHeaderSize - off};
+        off = 0;
+      } else {
+        off -= kFrameHeaderSize;
+      }
+      if (f.payload_len > off) {
+        iov[cnt++] = {const_cast<uint8_t*>(f.payload) + off, f.payload_len - off};
+      }
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(cnt);
+    const ssize_t n = WireSendmsg(c->fd, &msg);
+    if (n < 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) return true;
+      if (error != nullptr) *error = ErrnoError("send", err);
+      return false;
+    }
+    uint64_t left = static_cast<uint64_t>(n);
+    while (c->ring_count > 0) {
+      OutFrame& f = c->ring[c->ring_head];
+      const uint64_t total = kFrameHeaderSize + f.payload_len;
+      const uint64_t take = std::min(left, total - f.sent);
+      f.sent += take;
+      left -= take;
+      if (f.sent < total) break;
+      if (f.pin != 0) regions_.Unpin(f.pin);
+      f.pin = 0;
+      c->ring_head = (c->ring_head + 1) & mask;
+      --c->ring_count;
+    }
+  }
+  return true;
+}
+
+void TcpTransport::UpdateEpoll(Conn* c) {
+  if (c->closed || c->fd < 0) return;
+  uint32_t want = EPOLLRDHUP;
+  if (c->ring_count < kMaxQueuedFrames) want |= EPOLLIN;  // else: backpressure
+  if (c->ring_count > 0) want |= EPOLLOUT;
+  if (want == c->epoll_events) return;
+  epoll_event ev{};
+  ev.events = want;
+  ev.data.ptr = c;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->epoll_events = want;
+}
+
+std::string TcpTransport::ConnName(const Conn* c) const {
+  if (c->peer < 0) return absl::StrCat("unidentified connection from ", c->remote);
+  return absl::StrCat(PeerName(c->peer),
+                      c->kind == Conn::Kind::kIncoming ? " (its requests)" : " (our requests)");
+}
+
+void TcpTransport::ReleaseConnResources(Conn* c) {
+  for (size_t k = 0; k < c->ring_count; ++k) {
+    OutFrame& f = c->ring[(c->ring_head + k) & (c->ring.size() - 1)];
+    if (f.pin != 0) regions_.Unpin(f.pin);
+    f.pin = 0;
+  }
+  c->ring_count = 0;
+  c->ring_head = 0;
+  if (c->target_pin != 0) regions_.Unpin(c->target_pin);
+  c->target_pin = 0;
+  c->target = nullptr;
+  c->in_payload = false;
+  c->msg = std::vector<uint8_t>();
+}
+
+void TcpTransport::CloseOutgoingFd(Conn* c) {
+  if (c->closed) return;
+  // Wake a sender blocked on this socket before taking its mutex.
+  if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR);
+  int fd;
+  {
+    std::lock_guard<std::mutex> l(c->send_mu);
+    fd = c->fd;
+    c->fd = -1;
+    c->send_closed = true;
+  }
+  if (fd >= 0) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    close(fd);
+  }
+  ReleaseConnResources(c);
+  c->closed = true;
+}
+
+void TcpTransport::CloseIncomingFd(Conn* c) {
+  if (c->closed) return;
+  ReleaseConnResources(c);
+  if (c->fd >= 0) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+    close(c->fd);
+    c->fd = -1;
+  }
+  if (c->peer >= 0 && peers_[c->peer].in == c) peers_[c->peer].in = nullptr;
+  c->closed = true;
+  reap_incoming_ = true;
+}
+
+void TcpTransport::DropPeer(int peer, CompletionCode code) {
+  if (Conn* out = peers_[peer].out.load(std::memory_order_acquire)) CloseOutgoingFd(out);
+  if (Conn* in = peers_[peer].in) CloseIncomingFd(in);
+  ops_.FailPeer(peer, code);
+}
+
+void TcpTransport::CloseConn(Conn* c, CompletionCode code, const absl::Status& why) {
+  if (c->closed) return;
+  const int peer = c->peer;
+  if (peer < 0) {
+    GASP_LOG(Warn) << "tcp transport: dropping " << ConnName(c)
+                   << " that did not open with a valid HELLO: " << why.message();
+    CloseIncomingFd(c);
+    return;
+  }
+  if (!c->said_bye && PeerFailCode(peer) == CompletionCode::kSuccess) {
+    // Lost without goodbye: the peer is gone for good.
+    absl::Status cause = why;
+    if (c->kind == Conn::Kind::kOutgoing) {
+      std::lock_guard<std::mutex> l(c->send_mu);
+      if (!c->broken.ok()) cause = Detached(c->broken);
+    }
+    absl::Status status;
+    if (code == CompletionCode::kProtocolError) {
+      GASP_LOG(Error) << "tcp transport: malformed data from " << ConnName(c) << ": "
+                      << cause.message() << "; closing its connections";
+      status = absl::DataLossError(absl::StrFormat("protocol error from %s: %s", PeerName(peer),
+                                                   cause.message()));
+    } else {
+      status = absl::UnavailableError(absl::StrFormat(
+          "lost connection to %s without goodbye: %s", PeerName(peer), cause.message()));
+    }
+    MarkPeerFailed(peer, code, status);
+    DropPeer(peer, code);
+    return;
+  }
+  // Expected close (goodbye said, or the peer already failed). On our
+  // request connection, ops still waiting for a reply will never get one.
+  if (c->kind == Conn::Kind::kOutgoing) {
+    CloseOutgoingFd(c);
+    const CompletionCode left = PeerFailCode(peer);
+    ops_.FailPeer(peer, left == CompletionCode::kSuccess ? CompletionCode::kPeerUnreachable : left);
+  } else {
+    CloseIncomingFd(c);
+  }
+}
+
+void TcpTransport::ReapClosedIncoming() {
+  if (!reap_incoming_) return;
+  reap_incoming_ = false;
+  incoming_.erase(std::remove_if(incoming_.begin(), incoming_.end(),
+                                 [](const std::unique_ptr<Conn>& c) { return c->closed; }),
+                  incoming_.end());
+}
+
+}  // namespace tcp
+}  // namespace transport
+}  // namespace gasp

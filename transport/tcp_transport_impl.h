@@ -1,0 +1,270 @@
+// Internal to the tcp backend: the TcpTransport class, split over
+// tcp_transport_setup.cc (listening, endpoints, connection set-up,
+// handshake, shutdown) and tcp_transport_datapath.cc (posting, the progress
+// thread, the target-side service, messages).
+//
+// Threads and ownership:
+//  * Application threads post requests and messages on the outgoing
+//    connection to a peer (the one this rank opened), under that
+//    connection's send mutex, with a bounded blocking write.
+//  * The progress thread owns everything else: it accepts incoming
+//    connections, serves requests arriving on them (responses go to a
+//    per-connection output ring flushed without blocking), reads responses
+//    on outgoing connections and completes ops, and delivers peer-failure
+//    notifications. It blocks in epoll_wait when there is nothing to do.
+//  * Outgoing Conn objects live until the transport is destroyed (threads
+//    may hold pointers); incoming ones are deleted by the progress thread.
+#ifndef GASP_TRANSPORT_TCP_TRANSPORT_IMPL_H_
+#define GASP_TRANSPORT_TCP_TRANSPORT_IMPL_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "transport/tcp_op_table.h"
+#include "transport/tcp_region_table.h"
+#include "transport/tcp_transport.h"
+#include "transport/tcp_wire.h"
+#include "transport/transport.h"
+
+namespace gasp {
+namespace transport {
+namespace tcp {
+
+// Per-connection input buffer: small frames are coalesced through it,
+// large payloads bypass it and are received straight into place.
+inline constexpr size_t kInBufBytes = 64 << 10;
+// Where discarded payload bytes are received.
+inline constexpr size_t kScratchBytes = 64 << 10;
+
+// A response waiting in a connection's output ring.
+struct OutFrame {
+  uint8_t header[kFrameHeaderSize];
+  const uint8_t* payload = nullptr;  // READ_RESP: points into a pinned region
+  uint64_t payload_len = 0;
+  uint64_t sent = 0;  // bytes of header + payload written so far
+  uint32_t pin = 0;   // region pin to release once sent (0 = none)
+};
+
+// One TCP connection.
+struct Conn {
+  enum class Kind { kIncoming, kOutgoing };
+  // Where the payload of the frame being received goes.
+  enum class Sink { kDiscard, kTarget, kLocal, kMessage };
+
+  Conn(Kind k, int f, int p, std::string remote) : kind(k), fd(f), peer(p), remote(std::move(remote)) {}
+
+  const Kind kind;
+  // Outgoing: written (set to -1) only under send_mu; the progress thread
+  // may read it without the lock since only it (or Shutdown after joining
+  // it) closes connections.
+  int fd;
+  int peer;            // incoming: -1 until its HELLO arrived
+  const std::string remote;  // "ip:port" of the other end, for logs
+
+  // ---- progress thread only ----
+  bool closed = false;
+  bool said_bye = false;  // the peer sent BYE on this connection
+  uint32_t epoll_events = 0;
+  std::unique_ptr<uint8_t[]> inbuf;  // coalesces small frames
+  size_t in_begin = 0;
+  size_t in_end = 0;
+  bool in_payload = false;  // header done, payload in progress
+  FrameHeader cur;          // frame being received
+  uint64_t payload_done = 0;
+  Sink sink = Sink::kDiscard;
+  uint8_t* target = nullptr;  // kTarget: destination in a pinned region
+  uint32_t target_pin = 0;
+  CompletionCode target_code = CompletionCode::kSuccess;  // WRITE_REQ verdict
+  std::vector<uint8_t> msg;                                 // kMessage buffer
+  std::vector<OutFrame> ring;  // output ring (power-of-two size)
+  size_t ring_head = 0;
+  size_t ring_count = 0;
+
+  // ---- application threads (outgoing connections) ----
+  std::mutex send_mu;
+  bool send_closed ABSL_GUARDED_BY(send_mu) = false;
+  // Why a sender gave up on the connection (reported when it is closed).
+  absl::Status broken ABSL_GUARDED_BY(send_mu);
+};
+
+// A copy of `s` that shares nothing with it. absl::Status reference-counts
+// its message; handing a shared one to another thread makes the last
+// Unref (inside Debian's uninstrumented libabsl) invisible to TSan. Every
+// status that crosses threads here is detached first.
+inline absl::Status Detached(const absl::Status& s) {
+  return s.ok() ? absl::OkStatus() : absl::Status(s.code(), std::string(s.message()));
+}
+
+enum class PeerState : int { kAlive, kDeparted, kFailed };
+enum class TransportState : int { kRunning, kShutdown, kCrashed };
+
+class TcpTransport final : public Transport {
+ public:
+  static absl::StatusOr<std::unique_ptr<TcpTransport>> Create(const TransportOptions& options,
+                                                              const TcpTransportOptions& tcp);
+  ~TcpTransport() override;
+
+  std::string name() const override { return "tcp"; }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  Capabilities capabilities() const override;
+  EndpointBlob LocalEndpoint() const override { return local_blob_; }
+  absl::Status Connect(absl::Span<const EndpointBlob> endpoints) override;
+  absl::StatusOr<Region> Register(void* addr, size_t length, uint32_t access) override;
+  absl::Status Deregister(const Region& region) override;
+  absl::Status Post(absl::Span<const Op> ops, CompletionCounter* counter) override;
+  void Abandon(CompletionCounter* counter) override;
+  int Poll() override { return 0; }  // the progress thread does the work
+  absl::Status Wait(CompletionCounter* counter, absl::Time deadline) override;
+  absl::Status Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) override;
+  absl::StatusOr<Message> Recv(uint32_t tag, int from, absl::Time deadline) override;
+  void SetPeerFailureHandler(PeerFailureHandler handler) override;
+  absl::Status Shutdown(absl::Time deadline) override;
+
+  // Test hooks (see tcp_transport.h).
+  absl::Status PauseProgress(bool paused);
+  absl::Status Crash();
+
+ private:
+  struct Peer {
+    // Written by Connect before connected_ is published, then read-only.
+    TcpEndpoint endpoint;
+    std::string name;  // "rank 3 (host:pid)"
+    std::mutex connect_mu;  // serializes lazy connection set-up
+    std::atomic<Conn*> out{nullptr};
+    std::atomic<int> state{static_cast<int>(PeerState::kAlive)};
+    std::atomic<uint8_t> fail_code{static_cast<uint8_t>(CompletionCode::kSuccess)};
+    Conn* in = nullptr;  // progress thread only
+  };
+
+  TcpTransport(const TransportOptions& options, const TcpTransportOptions& tcp);
+
+  // ---- setup (tcp_transport_setup.cc) ----
+  absl::Status Listen(const TransportOptions& options);
+  absl::Status StartProgressThread();
+  void StopProgressThread();
+  // "rank 3 (host:pid)" once endpoints are known, else "rank 3".
+  std::string PeerName(int peer) const;
+  // The outgoing connection to `peer`, made on first use (dial with retry
+  // until now + timeout, HELLO exchange). On failure the peer is marked
+  // unreachable and the error names it.
+  absl::StatusOr<Conn*> Outgoing(int peer);
+  absl::StatusOr<int> Dial(int peer, absl::Time deadline);
+  absl::Status Handshake(int peer, int fd, absl::Time deadline);
+  // Marks `peer` failed (once) and queues the failure notification; ops and
+  // connections are cleaned up by the caller / progress thread.
+  bool MarkPeerFailed(int peer, CompletionCode code, const absl::Status& why);
+  bool MarkPeerDeparted(int peer);
+  // Completion code for ops to `peer` given its state (kSuccess if alive).
+  CompletionCode PeerFailCode(int peer) const;
+  void QueueNotification(int peer, absl::Status status);
+  void DeliverNotifications();
+  void Wake();
+  void CloseAllSockets(bool abrupt, absl::Time deadline, absl::Status* status);
+  bool OnProgressThread() const;
+
+  // ---- data path (tcp_transport_datapath.cc) ----
+  absl::Status ValidateOp(const Op& op, size_t index) const;
+  CompletionCode ExecuteLocal(const Op& op);
+  void PostToPeer(int peer, absl::Span<const Op> ops, CompletionCounter* counter);
+  void SendRequests(Conn* conn, int peer, absl::Span<const Op> ops, const uint64_t* req_ids);
+  // Sends under the connection's send mutex; on failure breaks the
+  // connection (the progress thread then reports the peer) and returns the
+  // error.
+  absl::Status SendOnConn(Conn* conn, struct iovec* iov, int iovcnt);
+  void ProgressLoop();
+  void AcceptAll();
+  void HandleReadable(Conn* c);
+  // Processes buffered input; false when the connection was closed.
+  bool ProcessInput(Conn* c);
+  // Consumes one decoded header; false when the connection was closed.
+  bool OnHeader(Conn* c, const FrameHeader& h);
+  bool OnIncomingHeader(Conn* c, const FrameHeader& h);
+  bool OnOutgoingHeader(Conn* c, const FrameHeader& h);
+  bool OnHello(Conn* c, const FrameHeader& h);
+  // Writes payload bytes [from, from+n) into the sink (memcpy path).
+  void SinkBytes(Conn* c, const uint8_t* data, size_t n);
+  // Reads payload straight from the socket into the sink; returns recv's
+  // result.
+  ssize_t RecvIntoSink(Conn* c, size_t max);
+  bool OnPayloadDone(Conn* c);
+  void QueueResponse(Conn* c, const FrameHeader& h, const uint8_t* payload, uint64_t len,
+                     uint32_t pin);
+  // Writes as much of the output ring as the socket takes; false on error
+  // (connection closed).
+  bool FlushOutput(Conn* c, absl::Status* error = nullptr);
+  void UpdateEpoll(Conn* c);
+  // Closes `c` because of `why`; `code` is the completion for the peer's
+  // outstanding ops when the peer is lost (kPeerUnreachable/kProtocolError).
+  void CloseConn(Conn* c, CompletionCode code, const absl::Status& why);
+  void CloseOutgoingFd(Conn* c);
+  void CloseIncomingFd(Conn* c);
+  void ReleaseConnResources(Conn* c);
+  // Peer lost or said goodbye: close its connections, fail its ops.
+  void DropPeer(int peer, CompletionCode code);
+  void ReapClosedIncoming();
+  std::string ConnName(const Conn* c) const;
+
+  const int rank_;
+  const int size_;
+  const absl::Duration timeout_;
+  const uint64_t nonce_;
+  std::atomic<int> state_{static_cast<int>(TransportState::kRunning)};
+  std::atomic<bool> connected_{false};
+
+  TcpEndpoint local_;
+  EndpointBlob local_blob_;
+  std::unique_ptr<Peer[]> peers_;
+
+  OpTable ops_;
+  RegionTable regions_;
+
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int event_fd_ = -1;
+  int reserve_fd_ = -1;  // spare fd for shedding connections at EMFILE
+  std::thread thread_;
+  std::atomic<std::thread::id> thread_id_{};
+  std::atomic<bool> stop_{false};
+
+  // Pausing (test hook).
+  std::mutex pause_mu_;
+  std::condition_variable pause_cv_;
+  bool pause_requested_ ABSL_GUARDED_BY(pause_mu_) = false;
+  bool parked_ ABSL_GUARDED_BY(pause_mu_) = false;
+
+  // Outgoing connections (never freed before the destructor).
+  std::mutex conns_mu_;
+  std::vector<std::unique_ptr<Conn>> outgoing_ ABSL_GUARDED_BY(conns_mu_);
+  // Incoming connections: progress thread only (and Shutdown after join).
+  std::vector<std::unique_ptr<Conn>> incoming_;
+  bool reap_incoming_ = false;
+  std::unique_ptr<uint8_t[]> scratch_;  // discarded payload bytes land here
+
+  // Messages.
+  std::mutex inbox_mu_;
+  std::condition_variable inbox_cv_;
+  std::deque<Message> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+
+  // Failure notifications, delivered by the progress thread.
+  std::mutex handler_mu_;
+  PeerFailureHandler handler_ ABSL_GUARDED_BY(handler_mu_);
+  std::vector<std::pair<int, absl::Status>> notifications_ ABSL_GUARDED_BY(handler_mu_);
+};
+
+}  // namespace tcp
+}  // namespace transport
+}  // namespace gasp
+
+#endif  // GASP_TRANSPORT_TCP_TRANSPORT_IMPL_H_

@@ -1,0 +1,619 @@
+// tcp backend, control path: creation, listening socket, endpoint blobs,
+// lazy connection set-up with retry and HELLO handshake, goodbye and
+// shutdown, peer-failure bookkeeping. The data path is in
+// tcp_transport_datapath.cc.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/memory/memory.h"
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "transport/deadline_wait.h"
+#include "transport/tcp_socket.h"
+#include "transport/tcp_transport_impl.h"
+
+namespace gasp {
+namespace transport {
+
+absl::StatusOr<std::unique_ptr<Transport>> CreateTcpTransport(
+    const TransportOptions& options, const TcpTransportOptions& tcp_options) {
+  GASP_ASSIGN_OR_RETURN(auto t, tcp::TcpTransport::Create(options, tcp_options));
+  return std::unique_ptr<Transport>(std::move(t));
+}
+
+namespace {
+
+tcp::TcpTransport* AsTcp(Transport* transport) {
+  return dynamic_cast<tcp::TcpTransport*>(transport);
+}
+
+}  // namespace
+
+absl::Status TcpPauseProgressForTesting(Transport* transport, bool paused) {
+  tcp::TcpTransport* t = AsTcp(transport);
+  if (t == nullptr) return absl::InvalidArgumentError("not a tcp transport");
+  return t->PauseProgress(paused);
+}
+
+absl::Status TcpCrashForTesting(Transport* transport) {
+  tcp::TcpTransport* t = AsTcp(transport);
+  if (t == nullptr) return absl::InvalidArgumentError("not a tcp transport");
+  return t->Crash();
+}
+
+namespace tcp {
+namespace {
+
+constexpr int kListenBacklog = 1024;
+constexpr absl::Duration kFirstRetryDelay = absl::Milliseconds(5);
+constexpr absl::Duration kMaxRetryDelay = absl::Milliseconds(250);
+
+uint64_t RandomNonce() {
+  absl::BitGen gen;
+  uint64_t n = 0;
+  while (n == 0) n = absl::Uniform<uint64_t>(gen);
+  return n;
+}
+
+bool RetryableConnectError(int err) {
+  // Refused: nobody listens (yet, or any more). The others are transient
+  // network conditions worth retrying until the deadline.
+  return err == ECONNREFUSED || err == ECONNRESET || err == ETIMEDOUT || err == EHOSTUNREACH ||
+         err == ENETUNREACH || err == EAGAIN || err == EINTR;
+}
+
+}  // namespace
+
+TcpTransport::TcpTransport(const TransportOptions& options, const TcpTransportOptions& tcp)
+    : rank_(options.rank),
+      size_(options.size),
+      timeout_(options.timeout),
+      nonce_(RandomNonce()),
+      peers_(new Peer[static_cast<size_t>(options.size)]),
+      ops_(tcp.max_outstanding_ops),
+      regions_(tcp.max_regions),
+      scratch_(new uint8_t[kScratchBytes]) {}
+
+absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(
+    const TransportOptions& options, const TcpTransportOptions& tcp) {
+  if (options.size < 1 || static_cast<uint64_t>(options.size) > kMaxRanks) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("job size %d out of range [1, %d]", options.size, kMaxRanks));
+  }
+  if (options.rank < 0 || options.rank >= options.size) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("rank %d out of range for a job of %d ranks", options.rank, options.size));
+  }
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("the transport timeout (GASP_TIMEOUT) must be positive");
+  }
+  if (options.tcp_port < 0 || options.tcp_port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("GASP_TCP_PORT=%d is not a TCP port (0..65535)", options.tcp_port));
+  }
+  if (tcp.max_outstanding_ops == 0 || tcp.max_outstanding_ops > (size_t{1} << 24) ||
+      tcp.max_regions == 0 || tcp.max_regions > (size_t{1} << 24)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "tcp table sizes out of range: max_outstanding_ops=%d, max_regions=%d (1..16M)",
+        tcp.max_outstanding_ops, tcp.max_regions));
+  }
+  auto t = absl::WrapUnique(new TcpTransport(options, tcp));
+  GASP_RETURN_IF_ERROR(t->Listen(options));
+  GASP_RETURN_IF_ERROR(t->StartProgressThread());
+  return t;
+}
+
+absl::Status TcpTransport::Listen(const TransportOptions& options) {
+  uint32_t bind_ip = INADDR_ANY;
+  uint32_t advertise_ip = 0;
+  if (options.tcp_addr.empty() || options.tcp_addr == "0.0.0.0") {
+    advertise_ip = DefaultAdvertiseAddress();
+  } else {
+    GASP_ASSIGN_OR_RETURN(bind_ip, ResolveIpv4(options.tcp_addr));
+    advertise_ip = bind_ip;
+  }
+  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return ErrnoError("tcp transport: socket", errno);
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(bind_ip);
+  addr.sin_port = htons(static_cast<uint16_t>(options.tcp_port));
+  const std::string where = FormatAddress(bind_ip, static_cast<uint16_t>(options.tcp_port));
+  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int err = errno;
+    if (err == EADDRINUSE) {
+      return absl::UnavailableError(absl::StrFormat(
+          "tcp transport: cannot listen on %s: address already in use; leave GASP_TCP_PORT=0 "
+          "(any port) when several ranks share a host",
+          where));
+    }
+    if (err == EADDRNOTAVAIL) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "tcp transport: cannot listen on %s: GASP_TCP_ADDR=%s is not an address of this host",
+          where, options.tcp_addr));
+    }
+    return ErrnoError(absl::StrFormat("tcp transport: bind %s (GASP_TCP_ADDR/GASP_TCP_PORT)", where),
+                      err);
+  }
+  if (listen(listen_fd_, kListenBacklog) != 0) {
+    return ErrnoError(absl::StrFormat("tcp transport: listen on %s", where), errno);
+  }
+  socklen_t len = sizeof(addr);
+  if (getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    return ErrnoError("tcp transport: getsockname", errno);
+  }
+  local_.ipv4 = advertise_ip;
+  local_.port = ntohs(addr.sin_port);
+  local_.pid = static_cast<uint32_t>(getpid());
+  local_.rank = static_cast<uint32_t>(rank_);
+  local_.nonce = nonce_;
+  local_.hostname = ShortHostName();
+  local_blob_ = EncodeEndpoint(local_);
+
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) return ErrnoError("tcp transport: epoll_create1", errno);
+  event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (event_fd_ < 0) return ErrnoError("tcp transport: eventfd", errno);
+  reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &listen_fd_;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0) {
+    return ErrnoError("tcp transport: epoll_ctl(listen)", errno);
+  }
+  ev.data.ptr = &event_fd_;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, event_fd_, &ev) != 0) {
+    return ErrnoError("tcp transport: epoll_ctl(eventfd)", errno);
+  }
+  GASP_LOG(Info) << "tcp transport: rank " << rank_ << "/" << size_ << " listening on "
+                 << where << ", advertising " << FormatAddress(local_.ipv4, local_.port);
+  return absl::OkStatus();
+}
+
+absl::Status TcpTransport::StartProgressThread() {
+  thread_ = std::thread([this] { ProgressLoop(); });
+  thread_id_.store(thread_.get_id());
+  return absl::OkStatus();
+}
+
+void TcpTransport::StopProgressThread() {
+  if (!thread_.joinable()) return;
+  stop_.store(true, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> l(pause_mu_);
+    pause_requested_ = false;
+  }
+  pause_cv_.notify_all();
+  Wake();
+  thread_.join();
+}
+
+bool TcpTransport::OnProgressThread() const {
+  return std::this_thread::get_id() == thread_id_.load();
+}
+
+void TcpTransport::Wake() {
+  const uint64_t one = 1;
+  ssize_t rc;
+  do {
+    rc = write(event_fd_, &one, sizeof(one));
+  } while (rc < 0 && errno == EINTR);
+  // EAGAIN means the counter is already non-zero: the thread will wake.
+}
+
+TcpTransport::~TcpTransport() {
+  if (state_.load() == static_cast<int>(TransportState::kRunning) && thread_.joinable()) {
+    absl::Status s = Shutdown(absl::Now() + timeout_);
+    if (!s.ok()) {
+      GASP_LOG(Warn) << "tcp transport: shutdown in destructor: " << s;
+    }
+  }
+  StopProgressThread();
+  CloseAllSockets(/*abrupt=*/true, absl::Now(), nullptr);
+  for (int* fd : {&epoll_fd_, &event_fd_, &reserve_fd_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+}
+
+Capabilities TcpTransport::capabilities() const {
+  Capabilities c;
+  c.cpu_atomics_coherent = true;  // atomics run as __atomic ops on the target's memory
+  c.max_op_bytes = kMaxOpBytes;
+  return c;
+}
+
+std::string TcpTransport::PeerName(int peer) const {
+  if (peer >= 0 && peer < size_ && connected_.load(std::memory_order_acquire)) {
+    return peers_[peer].name;
+  }
+  return absl::StrFormat("rank %d", peer);
+}
+
+absl::Status TcpTransport::Connect(absl::Span<const EndpointBlob> endpoints) {
+  if (state_.load() != static_cast<int>(TransportState::kRunning)) {
+    return absl::FailedPreconditionError("tcp transport: Connect after Shutdown");
+  }
+  if (connected_.load(std::memory_order_acquire)) {
+    return absl::FailedPreconditionError("tcp transport: Connect called twice");
+  }
+  if (endpoints.size() != static_cast<size_t>(size_)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "tcp transport: got %d endpoint blobs for a job of %d ranks", endpoints.size(), size_));
+  }
+  std::vector<TcpEndpoint> decoded(endpoints.size());
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    auto e = DecodeEndpoint(endpoints[i]);
+    if (!e.ok()) return Annotate(e.status(), absl::StrFormat("endpoint of rank %d", i));
+    if (e->rank != i) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "endpoint of rank %d: the blob says it is rank %d (%s:%d); the endpoint exchange "
+          "returned blobs out of order",
+          i, e->rank, e->hostname, e->pid));
+    }
+    if (static_cast<int>(i) == rank_ && !(*e == local_)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "endpoint of rank %d (this rank) is not the one this transport published (got %s, "
+          "pid %d; expected %s, pid %d)",
+          i, FormatAddress(e->ipv4, e->port), e->pid, FormatAddress(local_.ipv4, local_.port),
+          local_.pid));
+    }
+    decoded[i] = std::move(*e);
+  }
+  for (size_t i = 0; i < decoded.size(); ++i) {
+    peers_[i].name = absl::StrFormat("rank %d (%s:%d)", i, decoded[i].hostname, decoded[i].pid);
+    peers_[i].endpoint = std::move(decoded[i]);
+  }
+  connected_.store(true, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> TcpTransport::Dial(int peer, absl::Time deadline) {
+  const TcpEndpoint& e = peers_[peer].endpoint;
+  const std::string where = FormatAddress(e.ipv4, e.port);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(e.ipv4);
+  addr.sin_port = htons(e.port);
+  absl::Duration delay = kFirstRetryDelay;
+  int attempts = 0;
+  while (true) {
+    ++attempts;
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return ErrnoError("tcp transport: socket", errno);
+    int err = 0;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      err = errno;
+      if (err == EINPROGRESS) {
+        pollfd pfd{fd, POLLOUT, 0};
+        int rc;
+        do {
+          rc = poll(&pfd, 1, PollTimeoutMs(deadline));
+        } while (rc < 0 && errno == EINTR);
+        if (rc == 0) {
+          close(fd);
+          return absl::UnavailableError(absl::StrFormat(
+              "cannot connect to %s at %s: no answer before the deadline (GASP_TIMEOUT=%s; is "
+              "the address reachable from here? see GASP_TCP_ADDR)",
+              PeerName(peer), where, absl::FormatDuration(timeout_)));
+        }
+        socklen_t len = sizeof(err);
+        if (rc < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      }
+    }
+    if (err == 0) return fd;
+    close(fd);
+    const bool running = state_.load() == static_cast<int>(TransportState::kRunning);
+    if (!RetryableConnectError(err) || !running || absl::Now() + delay >= deadline) {
+      return absl::UnavailableError(absl::StrFormat(
+          "cannot connect to %s at %s: %s (%d attempt(s) within GASP_TIMEOUT=%s; the rank may "
+          "have exited, see its log; GASP_TCP_ADDR sets the advertised address)",
+          PeerName(peer), where, std::strerror(err), attempts, absl::FormatDuration(timeout_)));
+    }
+    absl::SleepFor(delay);
+    delay = std::min(delay * 2, kMaxRetryDelay);
+  }
+}
+
+absl::Status TcpTransport::Handshake(int peer, int fd, absl::Time deadline) {
+  SetNoDelay(fd);
+  uint8_t hello[kFrameHeaderSize];
+  EncodeHeader(HelloFrame(rank_, size_, nonce_), hello);
+  iovec iov{hello, sizeof(hello)};
+  GASP_RETURN_IF_ERROR(SendAll(fd, &iov, 1, deadline));
+  uint8_t reply[kFrameHeaderSize];
+  absl::Status s = RecvExact(fd, reply, sizeof(reply), deadline);
+  if (!s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("no HELLO reply (", s.message(),
+                                                "); the peer refused the connection, see its log"));
+  }
+  GASP_ASSIGN_OR_RETURN(FrameHeader h, DecodeHeader(absl::MakeConstSpan(reply)));
+  const TcpEndpoint& e = peers_[peer].endpoint;
+  if (h.type != FrameType::kHello) {
+    return absl::DataLossError(
+        absl::StrFormat("expected a HELLO reply, got %s", FrameTypeName(h.type)));
+  }
+  if (h.operand != static_cast<uint64_t>(peer) || h.remote_addr != static_cast<uint64_t>(size_) ||
+      h.compare != e.nonce) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "the process at %s is not this job's rank %d (it says rank %d of %d, session %x, "
+        "expected session %x): a stale process may hold the port",
+        FormatAddress(e.ipv4, e.port), peer, h.operand, h.remote_addr, h.compare, e.nonce));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
+  Peer& p = peers_[peer];
+  if (Conn* c = p.out.load(std::memory_order_acquire)) return c;
+  std::lock_guard<std::mutex> l(p.connect_mu);
+  if (Conn* c = p.out.load(std::memory_order_acquire)) return c;
+  if (state_.load() != static_cast<int>(TransportState::kRunning)) {
+    return absl::AbortedError("tcp transport is shut down");
+  }
+  if (PeerFailCode(peer) != CompletionCode::kSuccess) {
+    return absl::UnavailableError(absl::StrFormat("%s is unreachable", PeerName(peer)));
+  }
+  const absl::Time deadline = absl::Now() + timeout_;
+  absl::StatusOr<int> fd = Dial(peer, deadline);
+  absl::Status s = fd.status();
+  if (fd.ok()) {
+    s = Handshake(peer, *fd, deadline);
+    if (!s.ok()) {
+      close(*fd);
+      s = Annotate(s, absl::StrFormat("handshake with %s at %s", PeerName(peer),
+                                      FormatAddress(p.endpoint.ipv4, p.endpoint.port)));
+    }
+  }
+  if (!s.ok()) {
+    MarkPeerFailed(peer, CompletionCode::kPeerUnreachable, s);
+    return s;
+  }
+  if (PeerFailCode(peer) != CompletionCode::kSuccess) {
+    // Declared failed (or it said goodbye) while we were dialing.
+    close(*fd);
+    return absl::UnavailableError(absl::StrFormat("%s is unreachable", PeerName(peer)));
+  }
+  auto owned = std::make_unique<Conn>(Conn::Kind::kOutgoing, *fd, peer,
+                                      FormatAddress(p.endpoint.ipv4, p.endpoint.port));
+  owned->inbuf.reset(new uint8_t[kInBufBytes]);
+  Conn* c = owned.get();
+  {
+    std::lock_guard<std::mutex> cl(conns_mu_);
+    outgoing_.push_back(std::move(owned));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLRDHUP;
+  ev.data.ptr = c;
+  c->epoll_events = ev.events;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+    absl::Status err = ErrnoError("tcp transport: epoll_ctl(add outgoing)", errno);
+    std::lock_guard<std::mutex> sl(c->send_mu);
+    close(c->fd);
+    c->fd = -1;
+    c->send_closed = true;
+    return err;
+  }
+  p.out.store(c, std::memory_order_release);
+  GASP_LOG(Debug) << "tcp transport: connected to " << PeerName(peer) << " at " << c->remote;
+  return c;
+}
+
+CompletionCode TcpTransport::PeerFailCode(int peer) const {
+  const auto state = static_cast<PeerState>(peers_[peer].state.load(std::memory_order_acquire));
+  switch (state) {
+    case PeerState::kAlive: return CompletionCode::kSuccess;
+    case PeerState::kDeparted: return CompletionCode::kPeerUnreachable;
+    case PeerState::kFailed: {
+      const auto code = static_cast<CompletionCode>(peers_[peer].fail_code.load());
+      return code == CompletionCode::kSuccess ? CompletionCode::kPeerUnreachable : code;
+    }
+  }
+  return CompletionCode::kPeerUnreachable;
+}
+
+bool TcpTransport::MarkPeerFailed(int peer, CompletionCode code, const absl::Status& why) {
+  int expected = static_cast<int>(PeerState::kAlive);
+  if (!peers_[peer].state.compare_exchange_strong(expected, static_cast<int>(PeerState::kFailed))) {
+    return false;
+  }
+  peers_[peer].fail_code.store(static_cast<uint8_t>(code));
+  GASP_LOG(Warn) << why.message();
+  QueueNotification(peer, why);
+  std::lock_guard<std::mutex> l(inbox_mu_);
+  inbox_cv_.notify_all();  // a Recv waiting for this peer returns now
+  return true;
+}
+
+bool TcpTransport::MarkPeerDeparted(int peer) {
+  int expected = static_cast<int>(PeerState::kAlive);
+  if (!peers_[peer].state.compare_exchange_strong(expected,
+                                                  static_cast<int>(PeerState::kDeparted))) {
+    return false;
+  }
+  GASP_LOG(Debug) << "tcp transport: " << PeerName(peer) << " said goodbye";
+  std::lock_guard<std::mutex> l(inbox_mu_);
+  inbox_cv_.notify_all();
+  return true;
+}
+
+void TcpTransport::QueueNotification(int peer, absl::Status status) {
+  {
+    std::lock_guard<std::mutex> l(handler_mu_);
+    notifications_.emplace_back(peer, Detached(status));
+  }
+  if (!OnProgressThread()) Wake();
+}
+
+void TcpTransport::DeliverNotifications() {
+  std::vector<std::pair<int, absl::Status>> todo;
+  PeerFailureHandler handler;
+  {
+    std::lock_guard<std::mutex> l(handler_mu_);
+    if (notifications_.empty()) return;
+    todo.swap(notifications_);
+    handler = handler_;
+  }
+  if (!handler) return;  // already logged when the failure was detected
+  for (const auto& [peer, status] : todo) handler(peer, status);
+}
+
+void TcpTransport::SetPeerFailureHandler(PeerFailureHandler handler) {
+  std::lock_guard<std::mutex> l(handler_mu_);
+  handler_ = std::move(handler);
+}
+
+absl::StatusOr<Region> TcpTransport::Register(void* addr, size_t length, uint32_t access) {
+  return regions_.Register(addr, length, access);
+}
+
+absl::Status TcpTransport::Deregister(const Region& region) {
+  // The progress thread (a failure handler) must not wait for itself.
+  return regions_.Deregister(region, absl::Now() + timeout_, /*wait=*/!OnProgressThread());
+}
+
+void TcpTransport::CloseAllSockets(bool abrupt, absl::Time deadline, absl::Status* status) {
+  // Incoming connections: the progress thread is stopped, they are ours.
+  for (auto& owned : incoming_) {
+    Conn* c = owned.get();
+    if (c->closed || c->fd < 0) continue;
+    if (!abrupt && c->peer >= 0) {
+      // Flush pending responses, then say goodbye.
+      QueueResponse(c, ByeFrame(), nullptr, 0, 0);
+      while (c->ring_count > 0) {
+        if (!FlushOutput(c)) break;
+        if (c->ring_count == 0) break;
+        pollfd pfd{c->fd, POLLOUT, 0};
+        if (poll(&pfd, 1, PollTimeoutMs(deadline)) <= 0) {
+          if (status != nullptr && status->ok()) {
+            *status = absl::DeadlineExceededError(absl::StrFormat(
+                "tcp transport: could not say goodbye to %s before the deadline; it may "
+                "report this rank as failed",
+                PeerName(c->peer)));
+          }
+          break;
+        }
+      }
+      shutdown(c->fd, SHUT_WR);
+    }
+    if (abrupt) SetLingerZero(c->fd);
+    ReleaseConnResources(c);
+    close(c->fd);
+    c->fd = -1;
+    c->closed = true;
+  }
+  incoming_.clear();
+
+  // Outgoing connections, under each peer's connect mutex so a connection
+  // being set up right now is not missed.
+  for (int p = 0; p < size_; ++p) {
+    std::lock_guard<std::mutex> l(peers_[p].connect_mu);
+    Conn* c = peers_[p].out.load(std::memory_order_acquire);
+    if (c == nullptr) continue;
+    std::lock_guard<std::mutex> sl(c->send_mu);
+    if (c->fd < 0) continue;
+    if (!c->send_closed && !abrupt) {
+      uint8_t bye[kFrameHeaderSize];
+      EncodeHeader(ByeFrame(), bye);
+      iovec iov{bye, sizeof(bye)};
+      absl::Status s = SendAll(c->fd, &iov, 1, deadline);
+      if (!s.ok() && status != nullptr && status->ok()) {
+        *status = Annotate(s, absl::StrFormat("tcp transport: goodbye to %s", PeerName(p)));
+      }
+      shutdown(c->fd, SHUT_WR);
+      // Read what is already queued so close() sends FIN rather than RST
+      // (an RST may discard our goodbye before the peer reads it).
+      while (WireRecv(c->fd, scratch_.get(), kScratchBytes) > 0) {
+      }
+    }
+    if (abrupt) SetLingerZero(c->fd);
+    close(c->fd);
+    c->fd = -1;
+    c->send_closed = true;
+    c->closed = true;
+  }
+  if (listen_fd_ >= 0) {
+    close(listen_fd_);
+    listen_fd_ = -1;
+  }
+}
+
+absl::Status TcpTransport::Shutdown(absl::Time deadline) {
+  if (OnProgressThread()) {
+    return absl::FailedPreconditionError(
+        "tcp transport: Shutdown called from the progress thread (a peer-failure handler?); "
+        "call it from an application thread");
+  }
+  int expected = static_cast<int>(TransportState::kRunning);
+  if (!state_.compare_exchange_strong(expected, static_cast<int>(TransportState::kShutdown))) {
+    return absl::OkStatus();  // already shut down (or crashed)
+  }
+  StopProgressThread();
+  absl::Status status;
+  CloseAllSockets(/*abrupt=*/false, deadline, &status);
+  const int flushed = ops_.FailPeer(-1, CompletionCode::kFlushed);
+  {
+    std::lock_guard<std::mutex> l(handler_mu_);
+    notifications_.clear();
+  }
+  {
+    std::lock_guard<std::mutex> l(inbox_mu_);
+    inbox_cv_.notify_all();
+  }
+  GASP_LOG(Info) << "tcp transport: rank " << rank_ << " shut down (" << flushed
+                 << " outstanding op(s) flushed)";
+  return status;
+}
+
+absl::Status TcpTransport::Crash() {
+  if (OnProgressThread()) return absl::FailedPreconditionError("Crash from the progress thread");
+  int expected = static_cast<int>(TransportState::kRunning);
+  if (!state_.compare_exchange_strong(expected, static_cast<int>(TransportState::kCrashed))) {
+    return absl::FailedPreconditionError("tcp transport already shut down");
+  }
+  StopProgressThread();
+  CloseAllSockets(/*abrupt=*/true, absl::Now(), nullptr);
+  ops_.FailPeer(-1, CompletionCode::kFlushed);
+  {
+    std::lock_guard<std::mutex> l(handler_mu_);
+    notifications_.clear();
+  }
+  std::lock_guard<std::mutex> l(inbox_mu_);
+  inbox_cv_.notify_all();
+  return absl::OkStatus();
+}
+
+absl::Status TcpTransport::PauseProgress(bool paused) {
+  if (state_.load() != static_cast<int>(TransportState::kRunning) || !thread_.joinable()) {
+    return absl::FailedPreconditionError("tcp transport is not running");
+  }
+  std::unique_lock<std::mutex> l(pause_mu_);
+  pause_requested_ = paused;
+  if (!paused) {
+    pause_cv_.notify_all();
+    return absl::OkStatus();
+  }
+  Wake();
+  if (!WaitUntil(pause_cv_, l, absl::Now() + timeout_, [this] { return parked_; })) {
+    return absl::DeadlineExceededError("progress thread did not park");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tcp
+}  // namespace transport
+}  // namespace gasp

@@ -1,0 +1,76 @@
+// Test support shared by the transport test suites: creating a backend by
+// name, backend-specific hooks (hang / crash a rank), and an in-process
+// "cluster" of N transports connected over real sockets on 127.0.0.1.
+//
+// To run the conformance suite on a new backend, teach
+// TransportFactoryForTest its name (and, if it can, PauseForTest /
+// CrashForTest), then add the name to the suite's parameter list.
+#ifndef GASP_TRANSPORT_TRANSPORT_TEST_UTIL_H_
+#define GASP_TRANSPORT_TRANSPORT_TEST_UTIL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "transport/transport.h"
+
+namespace gasp {
+namespace transport {
+namespace testing {
+
+// "tcp" -> the tcp backend; "faulty_passthrough" -> FaultyTransport around
+// tcp with no fault set. Unknown names: InvalidArgument.
+absl::StatusOr<std::unique_ptr<Transport>> TransportFactoryForTest(const std::string& name,
+                                                                   const TransportOptions& options);
+
+// Options for rank `rank` of `size` on loopback with `timeout`.
+TransportOptions LoopbackOptions(int rank, int size, absl::Duration timeout);
+
+// Stops (true) / resumes (false) a rank's progress, like a hung process.
+// Unwraps decorators. Unimplemented when the backend has no such hook
+// (tests then skip).
+absl::Status PauseForTest(Transport* transport, bool paused);
+// Makes a rank vanish without goodbye (sockets reset). Unwraps decorators.
+absl::Status CrashForTest(Transport* transport);
+
+// N transports of one backend in this process, endpoints exchanged.
+struct Cluster {
+  std::vector<std::unique_ptr<Transport>> ranks;
+  std::vector<EndpointBlob> blobs;
+
+  // Creates `n` ranks of backend `name` and connects them.
+  static absl::StatusOr<Cluster> Start(const std::string& name, int n, absl::Duration timeout);
+  Transport& operator[](int rank) { return *ranks[static_cast<size_t>(rank)]; }
+  // Shuts every rank down (in order), returning the first error.
+  absl::Status ShutdownAll();
+};
+
+// Post + Wait with a deadline `timeout` from now.
+absl::Status ExecuteFor(Transport& t, const std::vector<Op>& ops,
+                        absl::Duration timeout = absl::Seconds(20));
+
+// Posts `ops` with `counter` and waits; returns the Wait status.
+absl::Status PostAndWait(Transport& t, const std::vector<Op>& ops, CompletionCounter* counter,
+                         absl::Duration timeout = absl::Seconds(20));
+
+// Op builders.
+Op ReadOp(int peer, void* local, uint64_t length, uint64_t remote_addr, RemoteKey rkey,
+          uint64_t wr_id = 0);
+Op WriteOp(int peer, const void* local, uint64_t length, uint64_t remote_addr, RemoteKey rkey,
+           uint64_t wr_id = 0);
+Op CasOp(int peer, uint64_t* old, uint64_t remote_addr, RemoteKey rkey, uint64_t compare,
+         uint64_t swap, uint64_t wr_id = 0);
+Op FetchAddOp(int peer, uint64_t* old, uint64_t remote_addr, RemoteKey rkey, uint64_t add,
+              uint64_t wr_id = 0);
+
+// Address of `p` as a remote address.
+inline uint64_t Addr(const void* p) { return reinterpret_cast<uint64_t>(p); }
+
+}  // namespace testing
+}  // namespace transport
+}  // namespace gasp
+
+#endif  // GASP_TRANSPORT_TRANSPORT_TEST_UTIL_H_
