@@ -1,10 +1,11 @@
 // CreateBootstrap: picks the bootstrap (see boot/bootstrap.h).
+#include "boot/bootstrap.h"
+
 #include <cstdlib>
 
 #include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "base/status.h"
-#include "boot/bootstrap.h"
 #include "boot/bootstrap_internal.h"
 #include "boot/launch_env.h"
 
@@ -12,8 +13,7 @@ namespace gasp {
 namespace boot {
 namespace {
 
-absl::StatusOr<std::unique_ptr<Bootstrap>> Choose(const Config& config,
-                                                  const GetenvFn& getenv_fn) {
+absl::StatusOr<std::unique_ptr<Bootstrap>> Choose(const Config& config, const GetenvFn& getenv_fn) {
   const std::string& boot = config.boot;
   bool has_pmix = getenv_fn("PMIX_NAMESPACE") != nullptr;
   if (boot == "single") {
@@ -29,8 +29,8 @@ absl::StatusOr<std::unique_ptr<Bootstrap>> Choose(const Config& config,
   GASP_ASSIGN_OR_RETURN(LaunchEnv env, DetectLaunchEnv(getenv_fn));
   if (boot == "tcp") return CreateTcpBootstrap(config, env);
   if (boot != "auto" && !boot.empty()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "GASP_BOOT=%s is not valid: expected auto, pmix, tcp or single", boot));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("GASP_BOOT=%s is not valid: expected auto, pmix, tcp or single", boot));
   }
 
   // auto: gasprun, then PMIx, then a TCP rendezvous, else a single rank.

@@ -109,8 +109,8 @@ TEST(BootstrapTest, BadCoordinatorSyntax) {
 TEST(BootstrapTest, CoordinatorNotOnRankZerosHost) {
   // 192.0.2.1 is TEST-NET-1: never an address of this machine.
   Vars env = {{"GASP_RANK", "0"}, {"GASP_NRANKS", "2"}};
-  auto b = CreateBootstrapWithEnv(MakeConfig({{"GASP_COORDINATOR", "192.0.2.1:4567"}}),
-                                  EnvOf(&env));
+  auto b =
+      CreateBootstrapWithEnv(MakeConfig({{"GASP_COORDINATOR", "192.0.2.1:4567"}}), EnvOf(&env));
   ASSERT_FALSE(b.ok());
   EXPECT_THAT(std::string(b.status().message()),
               AllOf(HasSubstr("GASP_COORDINATOR=192.0.2.1:4567"),
@@ -178,9 +178,9 @@ TEST(BootstrapTest, GasprunRanksUseTheLaunchersCoordinator) {
   std::vector<Vars> envs(2);
   std::vector<std::thread> threads;
   for (int r = 0; r < 2; ++r) {
-    envs[r] = {{"GASP_RANK", absl::StrCat(r)},  {"GASP_NRANKS", "2"},
+    envs[r] = {{"GASP_RANK", absl::StrCat(r)},       {"GASP_NRANKS", "2"},
                {"GASP_LOCAL_RANK", absl::StrCat(r)}, {"GASP_LOCAL_NRANKS", "2"},
-               {"GASP_LAUNCHER", "gasprun"},    {"GASP_JOB_ID", "j"}};
+               {"GASP_LAUNCHER", "gasprun"},         {"GASP_JOB_ID", "j"}};
     threads.emplace_back([&, r] {
       auto b = CreateBootstrapWithEnv(config, EnvOf(&envs[r]));
       ASSERT_TRUE(b.ok()) << b.status();

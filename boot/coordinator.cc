@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -173,8 +173,8 @@ struct Coordinator::Impl {
   void TryFlush(Conn* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     while (!c->gone && !c->out.empty()) {
       const std::string& f = *c->out.front();
-      ssize_t n = send(c->fd.get(), f.data() + c->out_offset, f.size() - c->out_offset,
-                       MSG_NOSIGNAL);
+      ssize_t n =
+          send(c->fd.get(), f.data() + c->out_offset, f.size() - c->out_offset, MSG_NOSIGNAL);
       if (n > 0) {
         c->out_offset += static_cast<size_t>(n);
         if (c->out_offset == f.size()) {
@@ -223,8 +223,8 @@ struct Coordinator::Impl {
   // why a rank was turned away.
   void Refuse(Conn* c, absl::StatusCode code, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    GASP_LOG(Error) << "coordinator " << address << ": refusing connection from " << c->peer
-                    << ": " << message;
+    GASP_LOG(Error) << "coordinator " << address << ": refusing connection from " << c->peer << ": "
+                    << message;
     wire::Error e;
     e.code = static_cast<uint32_t>(code);
     e.message = message;
@@ -360,8 +360,8 @@ struct Coordinator::Impl {
           JoinRanks(absent), n, absent.size() == 1 ? "is" : "are", RoundName(seq, rd), within));
     }
     if (!lost.empty()) {
-      parts.push_back(absl::StrFormat("%s of %d lost the connection to the coordinator",
-                                      JoinRanks(lost), n));
+      parts.push_back(
+          absl::StrFormat("%s of %d lost the connection to the coordinator", JoinRanks(lost), n));
     }
     FailRound(seq, absl::StatusCode::kDeadlineExceeded,
               absl::StrCat(RoundName(seq, rd), " failed: ", absl::StrJoin(parts, "; ")),
@@ -620,9 +620,8 @@ struct Coordinator::Impl {
     size_t off = 0;
     while (!c->gone && !c->closing) {
       size_t consumed = 0;
-      absl::StatusOr<std::optional<wire::Frame>> f =
-          wire::DecodeFrame(absl::string_view(c->in).substr(off), wire::kMaxClientPayload,
-                            &consumed);
+      absl::StatusOr<std::optional<wire::Frame>> f = wire::DecodeFrame(
+          absl::string_view(c->in).substr(off), wire::kMaxClientPayload, &consumed);
       if (!f.ok()) {
         ProtocolError(c, std::string(f.status().message()));
         break;
@@ -703,8 +702,8 @@ struct Coordinator::Impl {
       if (c->closing && c->close_deadline <= now) {
         MarkGone(c.get(), "");
       } else if (!c->closing && c->hello_deadline <= now) {
-        GASP_LOG(Warn) << "coordinator " << address << ": " << c->peer
-                       << " sent no HELLO within " << opts.hello_timeout << "; closing it";
+        GASP_LOG(Warn) << "coordinator " << address << ": " << c->peer << " sent no HELLO within "
+                       << opts.hello_timeout << "; closing it";
         MarkGone(c.get(), "");
       }
     }
@@ -816,9 +815,8 @@ Coordinator::~Coordinator() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const CoordinatorOptions& options) {
   if (options.size < 1 || options.size > wire::kMaxRanks) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("coordinator: job size %d out of range [1, %d]", options.size,
-                        wire::kMaxRanks));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "coordinator: job size %d out of range [1, %d]", options.size, wire::kMaxRanks));
   }
   auto impl = std::make_unique<Impl>();
   impl->opts = options;
@@ -831,8 +829,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   } else {
     GASP_ASSIGN_OR_RETURN(addr, ResolveIPv4(options.bind_host, options.port));
   }
-  std::string where = absl::StrCat(options.bind_host.empty() ? "0.0.0.0" : options.bind_host, ":",
-                                   options.port);
+  std::string where =
+      absl::StrCat(options.bind_host.empty() ? "0.0.0.0" : options.bind_host, ":", options.port);
   impl->listen_fd.reset(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!impl->listen_fd.valid()) return ErrnoError("coordinator: socket", errno);
   int one = 1;
@@ -854,10 +852,10 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   socklen_t len = sizeof(bound);
   getsockname(impl->listen_fd.get(), reinterpret_cast<sockaddr*>(&bound), &len);
   impl->port = ntohs(bound.sin_port);
-  impl->address = options.advertised_address.empty()
-                      ? absl::StrCat(options.bind_host.empty() ? "0.0.0.0" : options.bind_host,
-                                     ":", impl->port)
-                      : options.advertised_address;
+  impl->address =
+      options.advertised_address.empty()
+          ? absl::StrCat(options.bind_host.empty() ? "0.0.0.0" : options.bind_host, ":", impl->port)
+          : options.advertised_address;
   impl->wake_fd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!impl->wake_fd.valid()) return ErrnoError("coordinator: eventfd", errno);
   {
@@ -867,8 +865,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(const Coordinato
   }
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->Run(); });
-  GASP_LOG(Debug) << "coordinator for " << options.size << " ranks listening on "
-                  << impl->address;
+  GASP_LOG(Debug) << "coordinator for " << options.size << " ranks listening on " << impl->address;
   return std::unique_ptr<Coordinator>(new Coordinator(std::move(impl)));
 }
 
@@ -938,6 +935,7 @@ void Coordinator::Stop() {
   }
   impl_->Wake();
   if (impl_->thread.joinable()) impl_->thread.join();
+  impl_->listen_fd.reset();  // later connects are refused, not left queued
 }
 
 // ===================================================================== client
@@ -1050,8 +1048,9 @@ struct CoordinatorClient::State {
       case wire::MsgType::kAbort: {
         absl::StatusOr<wire::Abort> m = wire::DecodeAbort(f.payload);
         if (!m.ok()) return Fail(-1, BadFrame(m.status()));
-        std::string who = m->rank < 0 ? std::string("the launcher")
-                                      : absl::StrFormat("rank %d (%s:%d)", m->rank, m->host, m->pid);
+        std::string who = m->rank < 0
+                              ? std::string("the launcher")
+                              : absl::StrFormat("rank %d (%s:%d)", m->rank, m->host, m->pid);
         return Fail(m->rank, absl::StrFormat("%s aborted the job (exit code %d): %s", who, m->code,
                                              m->message));
       }
@@ -1061,8 +1060,7 @@ struct CoordinatorClient::State {
         return Fail(-1, absl::StrCat(Where(), " reported: ", m->message));
       }
       default:
-        return Fail(-1, absl::StrCat(Where(), " sent an unexpected ",
-                                     wire::MsgTypeName(f.type)));
+        return Fail(-1, absl::StrCat(Where(), " sent an unexpected ", wire::MsgTypeName(f.type)));
     }
   }
 
@@ -1161,9 +1159,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
   GASP_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(o.coordinator, "GASP_COORDINATOR"));
   absl::StatusOr<sockaddr_in> addr = ResolveIPv4(hp.host, hp.port);
   if (!addr.ok()) {
-    return absl::Status(addr.status().code(),
-                        absl::StrCat("GASP_COORDINATOR=", o.coordinator, ": ",
-                                     addr.status().message()));
+    return absl::Status(addr.status().code(), absl::StrCat("GASP_COORDINATOR=", o.coordinator, ": ",
+                                                           addr.status().message()));
   }
   std::string hint =
       o.expected_owner == "gasprun"
@@ -1173,9 +1170,8 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
                          "and that the port is reachable from this host");
   auto timed_out = [&](const std::string& what) {
     return absl::DeadlineExceededError(absl::StrFormat(
-        "rank %d %s the coordinator at GASP_COORDINATOR=%s (%s) within GASP_TIMEOUT=%s; %s",
-        o.rank, what, o.coordinator, FormatAddress(*addr), absl::FormatDuration(o.timeout),
-        hint));
+        "rank %d %s the coordinator at GASP_COORDINATOR=%s (%s) within GASP_TIMEOUT=%s; %s", o.rank,
+        what, o.coordinator, FormatAddress(*addr), absl::FormatDuration(o.timeout), hint));
   };
 
   // Connect, retrying while nobody listens yet.
@@ -1227,9 +1223,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
         if (!e.ok()) return absl::InternalError(st->BadFrame(e.status()));
         absl::StatusCode code = static_cast<absl::StatusCode>(e->code);
         if (code == absl::StatusCode::kOk) code = absl::StatusCode::kUnknown;
-        return absl::Status(code, absl::StrCat("the coordinator at GASP_COORDINATOR=",
-                                               o.coordinator, " refused rank ", o.rank, ": ",
-                                               e->message));
+        return absl::Status(code,
+                            absl::StrCat("the coordinator at GASP_COORDINATOR=", o.coordinator,
+                                         " refused rank ", o.rank, ": ", e->message));
       }
       if (fr.type != static_cast<uint16_t>(wire::MsgType::kWelcome) ||
           fr.version != wire::kProtocolVersion) {
@@ -1272,9 +1268,9 @@ absl::StatusOr<std::vector<std::string>> CoordinatorClient::AllgatherKind(absl::
                                                                           int kind) {
   State* st = state_.get();
   if (mine.size() > wire::kMaxBlobBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "allgather blob of %d bytes exceeds the coordinator's limit of %d", mine.size(),
-        wire::kMaxBlobBytes));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("allgather blob of %d bytes exceeds the coordinator's limit of %d",
+                        mine.size(), wire::kMaxBlobBytes));
   }
   std::unique_lock<std::mutex> call(st->call_mu);
   uint64_t seq = st->next_seq++;
@@ -1292,12 +1288,10 @@ absl::StatusOr<std::vector<std::string>> CoordinatorClient::AllgatherKind(absl::
       0, absl::ToInt64Milliseconds(absl::Ceil(deadline - absl::Now(), absl::Milliseconds(1))));
   if (deadline == absl::InfiniteFuture()) m.wait_ms = kMaxWaitMs;
   m.blob = std::string(mine);
-  GASP_RETURN_IF_ERROR(st->SendFrame(wire::MsgType::kAllgather, wire::EncodeAllgather(m),
-                                     deadline + kReplyGrace));
+  GASP_RETURN_IF_ERROR(
+      st->SendFrame(wire::MsgType::kAllgather, wire::EncodeAllgather(m), deadline + kReplyGrace));
   std::unique_lock<std::mutex> lock(st->mu);
-  auto ready = [st, seq] {
-    return st->replies.count(seq) > 0 || !st->failure.ok() || st->closed;
-  };
+  auto ready = [st, seq] { return st->replies.count(seq) > 0 || !st->failure.ok() || st->closed; };
   WaitUntil(st->cv, lock, deadline + kReplyGrace, ready);
   auto it = st->replies.find(seq);
   if (it != st->replies.end()) {
@@ -1359,9 +1353,9 @@ absl::Status CoordinatorClient::Finalize(absl::Time deadline) {
   st->StopMonitor();
   GASP_RETURN_IF_ERROR(sent);
   if (!acked) {
-    return absl::DeadlineExceededError(absl::StrFormat(
-        "rank %d: %s did not acknowledge FINALIZE within GASP_TIMEOUT=%s", st->opts.rank,
-        st->Where(), absl::FormatDuration(st->opts.timeout)));
+    return absl::DeadlineExceededError(
+        absl::StrFormat("rank %d: %s did not acknowledge FINALIZE within GASP_TIMEOUT=%s",
+                        st->opts.rank, st->Where(), absl::FormatDuration(st->opts.timeout)));
   }
   return absl::OkStatus();
 }

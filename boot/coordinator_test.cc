@@ -110,8 +110,11 @@ class RawPeer {
     EXPECT_TRUE(fd.ok()) << fd.status();
     if (fd.ok()) fd_ = std::move(*fd);
   }
-  void Send(absl::string_view bytes) { ASSERT_TRUE(SendAll(fd_.get(), bytes, In(absl::Seconds(5))).ok()); }
-  void SendFrame(wire::MsgType t, const std::string& payload, uint16_t version = wire::kProtocolVersion) {
+  void Send(absl::string_view bytes) {
+    ASSERT_TRUE(SendAll(fd_.get(), bytes, In(absl::Seconds(5))).ok());
+  }
+  void SendFrame(wire::MsgType t, const std::string& payload,
+                 uint16_t version = wire::kProtocolVersion) {
     Send(wire::EncodeFrame(static_cast<uint16_t>(t), payload, version));
   }
   // Next frame, or nullopt at EOF / timeout.
@@ -496,7 +499,8 @@ TEST(CoordinatorTest, IdentifiedRankSendingGarbageIsReportedDead) {
   std::string why;
   ASSERT_TRUE(f0.Wait(absl::Seconds(5), &rank, &why));
   EXPECT_EQ(rank, 1);
-  EXPECT_THAT(why, AllOf(HasSubstr("rank 1 (rawhost:4001)"), HasSubstr("broke the coordinator protocol")));
+  EXPECT_THAT(
+      why, AllOf(HasSubstr("rank 1 (rawhost:4001)"), HasSubstr("broke the coordinator protocol")));
 }
 
 TEST(CoordinatorTest, SilentConnectionIsClosedAfterHelloTimeout) {
@@ -517,8 +521,9 @@ TEST(CoordinatorTest, FinalizedRankFailsLaterCollectivesOfOthers) {
   ASSERT_TRUE(c1->Finalize(In(absl::Seconds(5))).ok());
   absl::Status s = c0->Barrier(In(absl::Seconds(10)));
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(std::string(s.message()),
-              AllOf(HasSubstr("barrier #1"), HasSubstr("rank 1 (testhost:1001) already finalized")));
+  EXPECT_THAT(
+      std::string(s.message()),
+      AllOf(HasSubstr("barrier #1"), HasSubstr("rank 1 (testhost:1001) already finalized")));
   EXPECT_FALSE(c1->Barrier(In(absl::Seconds(1))).ok());  // after its own Finalize
 }
 

@@ -24,24 +24,36 @@ absl::Status Finish(const ByteReader& r, absl::string_view what, absl::string_vi
 
 std::string MsgTypeName(uint16_t type) {
   switch (static_cast<MsgType>(type)) {
-    case MsgType::kHello: return "HELLO";
-    case MsgType::kWelcome: return "WELCOME";
-    case MsgType::kError: return "ERROR";
-    case MsgType::kAllgather: return "ALLGATHER";
-    case MsgType::kAllgatherResult: return "ALLGATHER_RESULT";
-    case MsgType::kAllgatherFail: return "ALLGATHER_FAIL";
-    case MsgType::kAbort: return "ABORT";
-    case MsgType::kRankDied: return "RANK_DIED";
-    case MsgType::kFinalize: return "FINALIZE";
-    case MsgType::kFinalizeAck: return "FINALIZE_ACK";
+    case MsgType::kHello:
+      return "HELLO";
+    case MsgType::kWelcome:
+      return "WELCOME";
+    case MsgType::kError:
+      return "ERROR";
+    case MsgType::kAllgather:
+      return "ALLGATHER";
+    case MsgType::kAllgatherResult:
+      return "ALLGATHER_RESULT";
+    case MsgType::kAllgatherFail:
+      return "ALLGATHER_FAIL";
+    case MsgType::kAbort:
+      return "ABORT";
+    case MsgType::kRankDied:
+      return "RANK_DIED";
+    case MsgType::kFinalize:
+      return "FINALIZE";
+    case MsgType::kFinalizeAck:
+      return "FINALIZE_ACK";
   }
   return absl::StrCat("type ", type);
 }
 
 const char* CollectiveName(uint8_t kind) {
   switch (static_cast<CollectiveKind>(kind)) {
-    case CollectiveKind::kAllgather: return "allgather";
-    case CollectiveKind::kBarrier: return "barrier";
+    case CollectiveKind::kAllgather:
+      return "allgather";
+    case CollectiveKind::kBarrier:
+      return "barrier";
   }
   return "collective";
 }
@@ -79,9 +91,9 @@ absl::StatusOr<std::optional<Frame>> DecodeFrame(absl::string_view bytes, size_t
   r.U16(&f.type);
   r.U32(&length);
   if (length > max_payload) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s frame announces %d payload bytes, more than the limit of %d",
-        MsgTypeName(f.type), length, max_payload));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s frame announces %d payload bytes, more than the limit of %d",
+                        MsgTypeName(f.type), length, max_payload));
   }
   if (bytes.size() - kHeaderBytes < length) return std::optional<Frame>();
   f.payload.assign(bytes.data() + kHeaderBytes, length);
@@ -175,7 +187,8 @@ absl::StatusOr<Allgather> DecodeAllgather(absl::string_view payload) {
   r.I64(&m.wait_ms);
   r.Bytes(kMaxBlobBytes, &m.blob);
   if (absl::Status s = Finish(r, "ALLGATHER", payload); !s.ok()) return s;
-  if (m.kind > static_cast<uint8_t>(CollectiveKind::kBarrier)) return Malformed("ALLGATHER", payload);
+  if (m.kind > static_cast<uint8_t>(CollectiveKind::kBarrier))
+    return Malformed("ALLGATHER", payload);
   return m;
 }
 

@@ -86,8 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 }
 
 // Well-formed frames of every type, for the standalone driver.
-extern "C" void GaspFuzzSeeds(void (*add)(void* ctx, const uint8_t* data, size_t size),
-                              void* ctx) {
+extern "C" void GaspFuzzSeeds(void (*add)(void* ctx, const uint8_t* data, size_t size), void* ctx) {
   auto put = [&](MsgType t, const std::string& payload) {
     std::string f = EncodeFrame(static_cast<uint16_t>(t), payload);
     add(ctx, reinterpret_cast<const uint8_t*>(f.data()), f.size());

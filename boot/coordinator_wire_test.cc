@@ -110,8 +110,8 @@ TEST(CoordinatorWireTest, PayloadDecodersRefuseTruncationAndTrailingBytes) {
 TEST(CoordinatorWireTest, StringLengthsAreBounded) {
   std::string p;
   ByteWriter w(&p);
-  w.U32(1);                      // code
-  w.U32(kMaxStringBytes + 1);    // message length beyond the limit
+  w.U32(1);                    // code
+  w.U32(kMaxStringBytes + 1);  // message length beyond the limit
   p.append(kMaxStringBytes + 1, 'a');
   EXPECT_FALSE(DecodeError(p).ok());
 }

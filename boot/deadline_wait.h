@@ -19,8 +19,8 @@ namespace boot {
 // Waits on `cv` (with `lock` held) until `pred()` is true or `deadline`
 // passes. Returns pred(). InfiniteFuture waits without a timeout.
 template <typename Pred>
-bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
-               absl::Time deadline, Pred pred) {
+bool WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock, absl::Time deadline,
+               Pred pred) {
   if (deadline == absl::InfiniteFuture()) {
     cv.wait(lock, pred);
     return true;

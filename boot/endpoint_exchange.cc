@@ -106,9 +106,9 @@ absl::StatusOr<std::vector<RankRecord>> ExchangeRecords(Bootstrap& bootstrap,
                                                         const RankRecord& mine,
                                                         absl::Time deadline) {
   if (mine.rank != bootstrap.rank()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "ExchangeRecords: the record says rank %d but this is rank %d", mine.rank,
-        bootstrap.rank()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("ExchangeRecords: the record says rank %d but this is rank %d", mine.rank,
+                        bootstrap.rank()));
   }
   GASP_ASSIGN_OR_RETURN(std::vector<std::string> blobs,
                         bootstrap.Allgather(EncodeRankRecord(mine), deadline));
@@ -122,11 +122,10 @@ absl::StatusOr<std::vector<RankRecord>> ExchangeRecords(Bootstrap& bootstrap,
     absl::StatusOr<RankRecord> rec = DecodeRankRecord(blobs[r]);
     if (!rec.ok()) {
       std::string host = ForeignHost(blobs[r]);
-      return absl::Status(
-          rec.status().code(),
-          absl::StrFormat("rank %d%s sent a record that rank %d cannot use: %s", r,
-                          host.empty() ? "" : absl::StrCat(" (", host, ")"), bootstrap.rank(),
-                          rec.status().message()));
+      return absl::Status(rec.status().code(),
+                          absl::StrFormat("rank %d%s sent a record that rank %d cannot use: %s", r,
+                                          host.empty() ? "" : absl::StrCat(" (", host, ")"),
+                                          bootstrap.rank(), rec.status().message()));
     }
     if (rec->rank != r) {
       return absl::FailedPreconditionError(absl::StrFormat(

@@ -28,8 +28,8 @@ inline constexpr uint32_t kRankRecordMagic = 0x52505347;  // "GSPR" in little-en
 inline constexpr uint16_t kRankRecordVersion = 1;
 inline constexpr size_t kRankRecordHostBytes = 64;
 inline constexpr size_t kRankRecordBlobBytes = 128;  // == transport::kEndpointBlobSize
-inline constexpr size_t kRankRecordBytes = 4 + 2 + 2 + 4 + 4 + kRankRecordHostBytes +
-                                           kRankRecordBlobBytes + 4 * 8;  // 240
+inline constexpr size_t kRankRecordBytes =
+    4 + 2 + 2 + 4 + 4 + kRankRecordHostBytes + kRankRecordBlobBytes + 4 * 8;  // 240
 
 // One rank's record. In memory only; the wire form is EncodeRankRecord's.
 struct RankRecord {

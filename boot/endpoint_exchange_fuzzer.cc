@@ -67,8 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Check(rec2.ok(), "re-encoded record decodes");
     Check(rec2->rank == rec->rank && rec2->pid == rec->pid &&
               std::strcmp(rec2->host, rec->host) == 0 &&
-              std::memcmp(rec2->transport_blob, rec->transport_blob,
-                          sizeof(rec->transport_blob)) == 0 &&
+              std::memcmp(rec2->transport_blob, rec->transport_blob, sizeof(rec->transport_blob)) ==
+                  0 &&
               std::memcmp(rec2->extra, rec->extra, sizeof(rec->extra)) == 0,
           "round trip keeps the fields");
   }
@@ -91,8 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return 0;
 }
 
-extern "C" void GaspFuzzSeeds(void (*add)(void* ctx, const uint8_t* data, size_t size),
-                              void* ctx) {
+extern "C" void GaspFuzzSeeds(void (*add)(void* ctx, const uint8_t* data, size_t size), void* ctx) {
   for (int rank = 0; rank < 3; ++rank) {
     RankRecord r = gasp::boot::MakeRankRecord(rank, "tcp 10.0.0.1:4000");
     r.extra[1] = 0x1122334455667788ull;

@@ -20,7 +20,8 @@ using ::testing::HasSubstr;
 // Returns canned allgather results; records what this rank contributed.
 class FakeBootstrap : public Bootstrap {
  public:
-  FakeBootstrap(int rank, std::vector<std::string> others) : rank_(rank), blobs_(std::move(others)) {}
+  FakeBootstrap(int rank, std::vector<std::string> others)
+      : rank_(rank), blobs_(std::move(others)) {}
   int rank() const override { return rank_; }
   int size() const override { return static_cast<int>(blobs_.size()); }
   int local_rank() const override { return 0; }

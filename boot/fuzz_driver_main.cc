@@ -93,7 +93,9 @@ class Mutator {
  public:
   explicit Mutator(uint64_t seed) : rng_(seed) {}
 
-  size_t Below(size_t n) { return n == 0 ? 0 : std::uniform_int_distribution<size_t>(0, n - 1)(rng_); }
+  size_t Below(size_t n) {
+    return n == 0 ? 0 : std::uniform_int_distribution<size_t>(0, n - 1)(rng_);
+  }
   uint8_t Byte() { return static_cast<uint8_t>(rng_()); }
 
   Bytes Random() {
@@ -109,11 +111,27 @@ class Mutator {
 
  private:
   void PutInteresting(Bytes* b) {
-    static const uint64_t kValues[] = {0,          1,          2,          0x7f,       0x80,
-                                       0xff,       0x100,      0x7fff,     0x8000,     0xffff,
-                                       0x10000,    0x7fffffff, 0x80000000, 0xffffffff, 12,
-                                       240,        4096,       1u << 20,   (1u << 20) + 1,
-                                       0xffffffffffffffffull,  0x8000000000000000ull};
+    static const uint64_t kValues[] = {0,
+                                       1,
+                                       2,
+                                       0x7f,
+                                       0x80,
+                                       0xff,
+                                       0x100,
+                                       0x7fff,
+                                       0x8000,
+                                       0xffff,
+                                       0x10000,
+                                       0x7fffffff,
+                                       0x80000000,
+                                       0xffffffff,
+                                       12,
+                                       240,
+                                       4096,
+                                       1u << 20,
+                                       (1u << 20) + 1,
+                                       0xffffffffffffffffull,
+                                       0x8000000000000000ull};
     if (b->empty()) return;
     uint64_t v = kValues[Below(sizeof(kValues) / sizeof(kValues[0]))];
     size_t width = size_t{1} << Below(4);  // 1, 2, 4, 8 bytes, little-endian

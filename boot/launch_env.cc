@@ -34,7 +34,8 @@ bool ParseNonNegative(absl::string_view text, int64_t* out) {
 
 class Reader {
  public:
-  Reader(const GetenvFn& getenv_fn, const char* launcher) : getenv_(getenv_fn), launcher_(launcher) {}
+  Reader(const GetenvFn& getenv_fn, const char* launcher)
+      : getenv_(getenv_fn), launcher_(launcher) {}
 
   bool Has(const char* name) const { return getenv_(name) != nullptr; }
 
@@ -53,9 +54,9 @@ class Reader {
           "%s='%s' (set by %s) is not a non-negative decimal integer", name, v, launcher_));
     }
     if (n < min_value || n > max_value) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s=%s (set by %s) is out of range: must be in [%d, %d]", name, v, launcher_, min_value,
-          max_value));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s=%s (set by %s) is out of range: must be in [%d, %d]", name, v,
+                          launcher_, min_value, max_value));
     }
     return static_cast<int>(n);
   }
@@ -82,9 +83,9 @@ class Reader {
 absl::Status CheckRank(int rank, int size, const char* rank_var, const char* size_var,
                        const char* launcher) {
   if (rank >= size) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s=%d is not below %s=%d (set by %s): a rank must be in [0, size)", rank_var, rank,
-        size_var, size, launcher));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s=%d is not below %s=%d (set by %s): a rank must be in [0, size)",
+                        rank_var, rank, size_var, size, launcher));
   }
   return absl::OkStatus();
 }
@@ -93,13 +94,13 @@ absl::Status CheckLocal(const LaunchEnv& env, const char* lrank_var, const char*
                         const char* size_var, const char* launcher) {
   if (env.local_rank >= env.local_size) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%s=%d is not below %s=%d (set by %s): a local rank must be in [0, local size)",
-        lrank_var, env.local_rank, lsize_var, env.local_size, launcher));
+        "%s=%d is not below %s=%d (set by %s): a local rank must be in [0, local size)", lrank_var,
+        env.local_rank, lsize_var, env.local_size, launcher));
   }
   if (env.local_size > env.size) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s=%d is larger than the job size %s=%d (set by %s)", lsize_var, env.local_size, size_var,
-        env.size, launcher));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s=%d is larger than the job size %s=%d (set by %s)", lsize_var,
+                        env.local_size, size_var, env.size, launcher));
   }
   return absl::OkStatus();
 }
@@ -136,8 +137,8 @@ absl::StatusOr<LaunchEnv> FromOmpi(const GetenvFn& getenv_fn) {
   env.source = "ompi";
   GASP_ASSIGN_OR_RETURN(env.size, r.Int("OMPI_COMM_WORLD_SIZE", 1, kMaxRanks));
   GASP_ASSIGN_OR_RETURN(env.rank, r.Int("OMPI_COMM_WORLD_RANK", 0, kMaxRanks));
-  GASP_RETURN_IF_ERROR(CheckRank(env.rank, env.size, "OMPI_COMM_WORLD_RANK",
-                                 "OMPI_COMM_WORLD_SIZE", "mpirun (Open MPI)"));
+  GASP_RETURN_IF_ERROR(CheckRank(env.rank, env.size, "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
+                                 "mpirun (Open MPI)"));
   GASP_ASSIGN_OR_RETURN(std::optional<int> lrank,
                         r.OptionalInt("OMPI_COMM_WORLD_LOCAL_RANK", 0, kMaxRanks));
   GASP_ASSIGN_OR_RETURN(std::optional<int> lsize,
@@ -145,9 +146,8 @@ absl::StatusOr<LaunchEnv> FromOmpi(const GetenvFn& getenv_fn) {
   if (lrank.has_value() && lsize.has_value()) {
     env.local_rank = *lrank;
     env.local_size = *lsize;
-    GASP_RETURN_IF_ERROR(CheckLocal(env, "OMPI_COMM_WORLD_LOCAL_RANK",
-                                    "OMPI_COMM_WORLD_LOCAL_SIZE", "OMPI_COMM_WORLD_SIZE",
-                                    "mpirun (Open MPI)"));
+    GASP_RETURN_IF_ERROR(CheckLocal(env, "OMPI_COMM_WORLD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_SIZE",
+                                    "OMPI_COMM_WORLD_SIZE", "mpirun (Open MPI)"));
   } else {
     env.local_known = false;
   }
@@ -170,8 +170,8 @@ absl::StatusOr<LaunchEnv> FromSlurm(const GetenvFn& getenv_fn) {
   GASP_ASSIGN_OR_RETURN(std::optional<int> lrank, r.OptionalInt("SLURM_LOCALID", 0, kMaxRanks));
   if (lrank.has_value() && r.Has(tpn_var)) {
     GASP_ASSIGN_OR_RETURN(std::optional<int> node, r.OptionalInt("SLURM_NODEID", 0, kMaxRanks));
-    GASP_ASSIGN_OR_RETURN(env.local_size, SlurmTasksOnNode(r.Str(tpn_var), node.value_or(0),
-                                                           tpn_var));
+    GASP_ASSIGN_OR_RETURN(env.local_size,
+                          SlurmTasksOnNode(r.Str(tpn_var), node.value_or(0), tpn_var));
     env.local_rank = *lrank;
     GASP_RETURN_IF_ERROR(CheckLocal(env, "SLURM_LOCALID", tpn_var, size_var, "srun (Slurm)"));
   } else {
@@ -209,9 +209,9 @@ absl::StatusOr<LaunchEnv> FromPmi(const GetenvFn& getenv_fn) {
 absl::StatusOr<int> SlurmTasksOnNode(const std::string& tasks_per_node, int node_index,
                                      const std::string& variable) {
   auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s='%s' (set by srun) is malformed: %s (expected a list like 2(x3),1)", variable,
-        tasks_per_node, why));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s='%s' (set by srun) is malformed: %s (expected a list like 2(x3),1)",
+                        variable, tasks_per_node, why));
   };
   if (node_index < 0) return bad("negative node index");
   int64_t seen = 0;
@@ -222,7 +222,8 @@ absl::StatusOr<int> SlurmTasksOnNode(const std::string& tasks_per_node, int node
     int64_t repeat = 1;
     size_t paren = item.find('(');
     absl::string_view count = item.substr(0, paren);
-    if (!ParseNonNegative(count, &tasks) || tasks < 1) return bad("a task count is not a number >= 1");
+    if (!ParseNonNegative(count, &tasks) || tasks < 1)
+      return bad("a task count is not a number >= 1");
     if (paren != absl::string_view::npos) {
       absl::string_view rep = item.substr(paren);
       if (rep.size() < 4 || rep[1] != 'x' || rep.back() != ')') return bad("bad repeat '(xN)'");
@@ -235,9 +236,9 @@ absl::StatusOr<int> SlurmTasksOnNode(const std::string& tasks_per_node, int node
     if (seen > kMaxRanks) return bad("too many nodes");
   }
   if (found >= 0) return static_cast<int>(found);
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "%s='%s' (set by srun) lists %d nodes but SLURM_NODEID=%d", variable, tasks_per_node, seen,
-      node_index));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s='%s' (set by srun) lists %d nodes but SLURM_NODEID=%d", variable,
+                      tasks_per_node, seen, node_index));
 }
 
 absl::StatusOr<LaunchEnv> DetectLaunchEnv(const GetenvFn& getenv_fn) {

@@ -140,10 +140,8 @@ TEST(LaunchEnvTest, PlainPmiHasNoLocalRanks) {
 }
 
 TEST(LaunchEnvTest, HydraLocalRanks) {
-  FakeEnv env({{"PMI_RANK", "2"},
-               {"PMI_SIZE", "3"},
-               {"MPI_LOCALRANKID", "0"},
-               {"MPI_LOCALNRANKS", "1"}});
+  FakeEnv env(
+      {{"PMI_RANK", "2"}, {"PMI_SIZE", "3"}, {"MPI_LOCALRANKID", "0"}, {"MPI_LOCALNRANKS", "1"}});
   absl::StatusOr<LaunchEnv> e = Detect(env);
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_TRUE(e->local_known);
@@ -198,8 +196,9 @@ TEST(LaunchEnvTest, LocalRankChecks) {
                                {"GASP_LOCAL_RANK", "0"},
                                {"GASP_LOCAL_NRANKS", "3"}})),
               HasSubstr("GASP_LOCAL_NRANKS=3 is larger than the job size"));
-  EXPECT_THAT(ErrorOf(FakeEnv({{"GASP_RANK", "0"}, {"GASP_NRANKS", "2"}, {"GASP_LOCAL_RANK", "0"}})),
-              HasSubstr("must be set together"));
+  EXPECT_THAT(
+      ErrorOf(FakeEnv({{"GASP_RANK", "0"}, {"GASP_NRANKS", "2"}, {"GASP_LOCAL_RANK", "0"}})),
+      HasSubstr("must be set together"));
   EXPECT_THAT(ErrorOf(FakeEnv({{"SLURM_PROCID", "0"},
                                {"SLURM_NTASKS", "2"},
                                {"SLURM_LOCALID", "0"},

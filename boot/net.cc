@@ -61,8 +61,8 @@ absl::StatusOr<sockaddr_in> ResolveIPv4(const std::string& host, int port) {
   addrinfo* res = nullptr;
   int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
   if (rc != 0 || res == nullptr) {
-    return absl::NotFoundError(absl::StrFormat("cannot resolve host '%s' to an IPv4 address: %s",
-                                               host, gai_strerror(rc)));
+    return absl::NotFoundError(
+        absl::StrFormat("cannot resolve host '%s' to an IPv4 address: %s", host, gai_strerror(rc)));
   }
   addr.sin_addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
   freeaddrinfo(res);
@@ -85,7 +85,8 @@ std::string ShortHostName() {
 
 absl::Status SetNonBlockingCloexec(int fd) {
   int fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return ErrnoError("fcntl(O_NONBLOCK)", errno);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return ErrnoError("fcntl(O_NONBLOCK)", errno);
   int fdfl = fcntl(fd, F_GETFD);
   if (fdfl < 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) < 0) {
     return ErrnoError("fcntl(FD_CLOEXEC)", errno);
@@ -169,7 +170,8 @@ absl::Status SendAll(int fd, absl::string_view data, absl::Time deadline) {
 std::string LocalIPv4(int fd) {
   sockaddr_in addr;
   socklen_t len = sizeof(addr);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 || addr.sin_family != AF_INET) {
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+      addr.sin_family != AF_INET) {
     return "";
   }
   char buf[INET_ADDRSTRLEN] = {0};

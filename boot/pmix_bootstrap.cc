@@ -46,19 +46,44 @@ std::string PmixError(pmix_status_t rc) { return PMIx_Error_string(rc); }
 // Integer value of any PMIx integer type.
 bool ValueToInt(const pmix_value_t* v, int64_t* out) {
   switch (v->type) {
-    case PMIX_UINT8: *out = v->data.uint8; return true;
-    case PMIX_UINT16: *out = v->data.uint16; return true;
-    case PMIX_UINT32: *out = v->data.uint32; return true;
-    case PMIX_UINT64: *out = static_cast<int64_t>(v->data.uint64); return true;
-    case PMIX_INT8: *out = v->data.int8; return true;
-    case PMIX_INT16: *out = v->data.int16; return true;
-    case PMIX_INT32: *out = v->data.int32; return true;
-    case PMIX_INT64: *out = v->data.int64; return true;
-    case PMIX_INT: *out = v->data.integer; return true;
-    case PMIX_UINT: *out = v->data.uint; return true;
-    case PMIX_SIZE: *out = static_cast<int64_t>(v->data.size); return true;
-    case PMIX_PROC_RANK: *out = v->data.rank; return true;
-    default: return false;
+    case PMIX_UINT8:
+      *out = v->data.uint8;
+      return true;
+    case PMIX_UINT16:
+      *out = v->data.uint16;
+      return true;
+    case PMIX_UINT32:
+      *out = v->data.uint32;
+      return true;
+    case PMIX_UINT64:
+      *out = static_cast<int64_t>(v->data.uint64);
+      return true;
+    case PMIX_INT8:
+      *out = v->data.int8;
+      return true;
+    case PMIX_INT16:
+      *out = v->data.int16;
+      return true;
+    case PMIX_INT32:
+      *out = v->data.int32;
+      return true;
+    case PMIX_INT64:
+      *out = v->data.int64;
+      return true;
+    case PMIX_INT:
+      *out = v->data.integer;
+      return true;
+    case PMIX_UINT:
+      *out = v->data.uint;
+      return true;
+    case PMIX_SIZE:
+      *out = static_cast<int64_t>(v->data.size);
+      return true;
+    case PMIX_PROC_RANK:
+      *out = v->data.rank;
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -171,8 +196,8 @@ class PmixBootstrap : public Bootstrap {
     value.data.bo.size = tagged.size();
     pmix_status_t rc = PMIx_Put(PMIX_GLOBAL, key.c_str(), &value);
     if (rc != PMIX_SUCCESS) {
-      return absl::InternalError(absl::StrFormat("allgather #%d: PMIx_Put(%s) failed: %s", seq,
-                                                 key, PmixError(rc)));
+      return absl::InternalError(
+          absl::StrFormat("allgather #%d: PMIx_Put(%s) failed: %s", seq, key, PmixError(rc)));
     }
     rc = PMIx_Commit();
     if (rc != PMIX_SUCCESS) {
@@ -188,9 +213,9 @@ class PmixBootstrap : public Bootstrap {
       pmix_value_t* got = nullptr;
       rc = PMIx_Get(&peer, key.c_str(), nullptr, 0, &got);
       if (rc != PMIX_SUCCESS || got == nullptr) {
-        return absl::InternalError(absl::StrFormat(
-            "allgather #%d: PMIx_Get of rank %d's '%s' failed after the fence: %s", seq, r, key,
-            PmixError(rc)));
+        return absl::InternalError(
+            absl::StrFormat("allgather #%d: PMIx_Get of rank %d's '%s' failed after the fence: %s",
+                            seq, r, key, PmixError(rc)));
       }
       bool ok = got->type == PMIX_BYTE_OBJECT && got->data.bo.size >= 1 &&
                 got->data.bo.bytes[0] == kBlobTag;
@@ -267,8 +292,8 @@ class PmixBootstrap : public Bootstrap {
                       size_t ninfo) {
     int rank = -1;
     for (size_t i = 0; i < ninfo; ++i) {
-      if (PMIX_CHECK_KEY(&info[i], PMIX_EVENT_AFFECTED_PROC) &&
-          info[i].value.type == PMIX_PROC && info[i].value.data.proc != nullptr) {
+      if (PMIX_CHECK_KEY(&info[i], PMIX_EVENT_AFFECTED_PROC) && info[i].value.type == PMIX_PROC &&
+          info[i].value.data.proc != nullptr) {
         rank = static_cast<int>(info[i].value.data.proc->rank);
       }
     }
@@ -298,8 +323,7 @@ class PmixBootstrap : public Bootstrap {
     pmix_value_t* val = nullptr;
     pmix_status_t rc = PMIx_Get(&proc, key, nullptr, 0, &val);
     if (rc != PMIX_SUCCESS || val == nullptr) {
-      return absl::NotFoundError(
-          absl::StrFormat("PMIx_Get(%s) failed: %s", name, PmixError(rc)));
+      return absl::NotFoundError(absl::StrFormat("PMIx_Get(%s) failed: %s", name, PmixError(rc)));
     }
     int64_t out = 0;
     bool ok = ValueToInt(val, &out);
@@ -320,8 +344,7 @@ class PmixBootstrap : public Bootstrap {
       PMIX_INFO_LOAD(&state->info[1], PMIX_COLLECT_DATA, &yes, PMIX_BOOL);
     }
     auto* holder = new std::shared_ptr<FenceState>(state);
-    pmix_status_t rc =
-        PMIx_Fence_nb(&all_, 1, state->info, state->ninfo, &FenceDone, holder);
+    pmix_status_t rc = PMIx_Fence_nb(&all_, 1, state->info, state->ninfo, &FenceDone, holder);
     if (rc != PMIX_SUCCESS) {
       delete holder;
       if (rc == PMIX_OPERATION_SUCCEEDED) return absl::OkStatus();
@@ -372,8 +395,8 @@ class PmixBootstrap : public Bootstrap {
                              PMIX_ERR_PROC_TERM_WO_SYNC,   PMIX_ERR_PROC_KILLED_BY_CMD,
                              PMIX_ERR_JOB_ABORTED,         PMIX_ERR_JOB_ABORTED_BY_SIG,
                              PMIX_ERR_JOB_TERM_WO_SYNC,    PMIX_ERR_LOST_CONNECTION};
-    pmix_status_t rc = PMIx_Register_event_handler(
-        codes, sizeof(codes) / sizeof(codes[0]), nullptr, 0, &EventTrampoline, nullptr, nullptr);
+    pmix_status_t rc = PMIx_Register_event_handler(codes, sizeof(codes) / sizeof(codes[0]), nullptr,
+                                                   0, &EventTrampoline, nullptr, nullptr);
     if (rc < 0) {
       GASP_LOG(Info) << "PMIx event registration failed (" << PmixError(rc)
                      << "): rank failures are detected by collective timeouts only";

@@ -127,9 +127,9 @@ class TcpBootstrap : public Bootstrap {
     GASP_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(config_.coordinator, "GASP_COORDINATOR"));
     absl::StatusOr<sockaddr_in> addr = ResolveIPv4(hp.host, hp.port);
     if (!addr.ok()) {
-      return absl::Status(addr.status().code(), absl::StrCat("GASP_COORDINATOR=",
-                                                             config_.coordinator, ": ",
-                                                             addr.status().message()));
+      return absl::Status(
+          addr.status().code(),
+          absl::StrCat("GASP_COORDINATOR=", config_.coordinator, ": ", addr.status().message()));
     }
     std::string ip = FormatAddress(*addr);
     ip = ip.substr(0, ip.rfind(':'));

@@ -145,7 +145,8 @@ Options ParseArgs(int argc, char** argv) {
     } else if (a == "--timeout") {
       o.timeout_text = get(a);
       absl::StatusOr<absl::Duration> d = ParseDurationSetting(o.timeout_text);
-      if (!d.ok()) UsageError(absl::StrCat("--timeout ", o.timeout_text, ": ", d.status().message()));
+      if (!d.ok())
+        UsageError(absl::StrCat("--timeout ", o.timeout_text, ": ", d.status().message()));
       o.timeout = *d;
     } else if (a == "-x") {
       std::string v = get(a);
@@ -154,7 +155,8 @@ Options ParseArgs(int argc, char** argv) {
       if (name.empty()) UsageError(absl::StrCat("-x ", v, ": expected VAR=VALUE or VAR"));
       if (eq == std::string::npos) {
         const char* cur = std::getenv(name.c_str());
-        if (cur == nullptr) UsageError(absl::StrCat("-x ", name, ": not set in gasprun's environment"));
+        if (cur == nullptr)
+          UsageError(absl::StrCat("-x ", name, ": not set in gasprun's environment"));
         o.exports.emplace_back(name, cur);
       } else {
         o.exports.emplace_back(name, v.substr(eq + 1));
@@ -239,9 +241,10 @@ std::vector<std::string> HostsFromFile(const std::string& file) {
       cmd.push_back(exp);
     }
   } else {
-    Die(1, "-H/--hostfile runs the job through mpirun (Open MPI), or srun --mpi=pmix inside a "
-           "Slurm allocation; mpirun is not in PATH and no Slurm allocation (SLURM_JOB_ID) with "
-           "srun was found. Install Open MPI, or run without -H/--hostfile on one host");
+    Die(1,
+        "-H/--hostfile runs the job through mpirun (Open MPI), or srun --mpi=pmix inside a "
+        "Slurm allocation; mpirun is not in PATH and no Slurm allocation (SLURM_JOB_ID) with "
+        "srun was found. Install Open MPI, or run without -H/--hostfile on one host");
   }
   for (const std::string& p : o.program) cmd.push_back(p);
   // argv[0] is the bare name: Open MPI takes an absolute argv[0] as its
@@ -272,7 +275,9 @@ class OutputTagger {
 
   void Add(int fd, int rank, int out_fd) { sources_.push_back({fd, rank, out_fd, ""}); }
 
-  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
 
   // Keeps copying until every pipe is closed, at most kDrainTimeout more.
   void Finish() {
@@ -408,9 +413,8 @@ int RunLocal(const Options& o) {
   std::optional<std::string> path = FindProgram(o.program[0]);
   if (!path) {
     Die(127, absl::StrCat("cannot run '", o.program[0], "': ",
-                          o.program[0].find('/') == std::string::npos
-                              ? "not found in PATH"
-                              : "no such executable file"));
+                          o.program[0].find('/') == std::string::npos ? "not found in PATH"
+                                                                      : "no such executable file"));
   }
 
   const std::string host = boot::ShortHostName();
@@ -559,7 +563,8 @@ int RunLocal(const Options& o) {
       GASP_LOG(Info) << "gasprun: " << reason;
       // Clean exits matter too: a rank that exits 0 without finalizing
       // leaves the others waiting for it. (Ignored for finalized ranks.)
-      (*coord)->NotifyRankDied(k.rank, failed ? reason : absl::StrCat(reason, " without finalizing"));
+      (*coord)->NotifyRankDied(k.rank,
+                               failed ? reason : absl::StrCat(reason, " without finalizing"));
       if (failed && first_failure < 0) {
         first_failure = k.rank;
         exit_code = ExitCodeOf(status);
@@ -618,8 +623,8 @@ int RunLocal(const Options& o) {
 int main(int argc, char** argv) {
   gasp::Options o = gasp::ParseArgs(argc, argv);
   if (o.np > gasp::kMaxLocalRanks && o.hosts.empty() && o.hostfile.empty()) {
-    gasp::UsageError(absl::StrFormat("-np %d: at most %d ranks on one host", o.np,
-                                     gasp::kMaxLocalRanks));
+    gasp::UsageError(
+        absl::StrFormat("-np %d: at most %d ranks on one host", o.np, gasp::kMaxLocalRanks));
   }
   if (!o.hosts.empty() || !o.hostfile.empty()) {
     absl::StatusOr<gasp::Config> config = gasp::LoadConfigFromEnv();
