@@ -1,5 +1,7 @@
 #include "consistency/coherence.h"
 
+#include <sys/mman.h>
+
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -27,6 +29,10 @@ bool Trampoline(void* context, siginfo_t* info, ucontext_t* uc) {
 }
 
 constexpr size_t kOpBatch = 1024;
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 
 }  // namespace
 
@@ -171,7 +177,14 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   op.wr_id = page;
   transport::CompletionCounter counter;
   absl::Status s = transport_->Post(absl::MakeConstSpan(&op, 1), &counter);
-  if (s.ok()) s = transport_->Wait(&counter, absl::Now() + options_.timeout);
+  if (s.ok()) {
+    // While the request is on the wire, have the kernel allocate the
+    // destination pages (first touch of a cached page costs a shmem
+    // allocation). Populating never changes contents, so it is harmless if
+    // the reply lands first. Kernels before 5.14 reject it: ignored.
+    madvise(range_->sys(offset), n << kPageShift, MADV_POPULATE_WRITE);
+    s = transport_->Wait(&counter, absl::Now() + options_.timeout);
+  }
   if (!s.ok()) {
     std::string msg(s.message());
     Fatal("fetching global page %#lx from its home rank %d failed: %s",
@@ -184,7 +197,7 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
           e == ENOMEM ? "; raise vm.max_map_count (sysctl -w vm.max_map_count=1048576)" : "");
   }
   for (uint64_t i = 0; i < n; ++i) {
-    cached_.Set(page + i);
+    if (cached_.Set(page + i)) cached_count_.fetch_add(1, std::memory_order_relaxed);
     state(page + i).store(MakeWord(kRead), std::memory_order_release);
     WakeAll(&state(page + i));
   }
@@ -263,6 +276,7 @@ absl::Status Coherence::FlushWrites(size_t n_ops) {
 }
 
 absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
+  if (dirty_count_.load(std::memory_order_acquire) == 0) return absl::OkStatus();
   size_t n = 0;
   const size_t cap = scratch_pages_.size();
   dirty_.ForEach(first_page, end_page, [&](uint64_t p) {
@@ -350,6 +364,7 @@ absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
 }
 
 absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page) {
+  if (cached_count_.load(std::memory_order_acquire) == 0) return absl::OkStatus();
   const size_t cap = scratch_pages_.size();
   size_t n = 0;
   absl::Status status;
@@ -362,7 +377,7 @@ absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page)
       i = j;
     }
     for (size_t i = 0; i < n; ++i) {
-      cached_.Clear(scratch_pages_[i]);
+      if (cached_.Clear(scratch_pages_[i])) cached_count_.fetch_sub(1, std::memory_order_relaxed);
       state(scratch_pages_[i]).store(MakeWord(kInvalid), std::memory_order_release);
       WakeAll(&state(scratch_pages_[i]));
     }
@@ -380,7 +395,9 @@ absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page)
       if (StateOf(w) != kRead) {
         // kInvalid: already dropped; kWrite: dirtied by another thread of this
         // process after our release; it stays until its own release.
-        if (StateOf(w) == kInvalid) cached_.Clear(p);
+        if (StateOf(w) == kInvalid && cached_.Clear(p)) {
+          cached_count_.fetch_sub(1, std::memory_order_relaxed);
+        }
         return;
       }
       if (st.compare_exchange_weak(w, kInvalid | kBusy, std::memory_order_acq_rel)) break;

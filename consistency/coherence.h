@@ -128,6 +128,7 @@ class Coherence {
   PageBitmap dirty_;
   PageBitmap cached_;
   std::atomic<uint64_t> dirty_count_{0};
+  std::atomic<uint64_t> cached_count_{0};  // pages in cached_ (skip empty walks)
 
   // Twins: a fixed arena of max_dirty_pages pages and a free stack.
   SparseArray twin_mem_;

@@ -47,15 +47,24 @@ absl::StatusOr<PageBitmap> PageBitmap::Create(uint64_t num_pages) {
 
 bool PageBitmap::Set(uint64_t page) {
   uint64_t w = page >> 6, bit = uint64_t{1} << (page & 63);
-  uint64_t old = words_[w].fetch_or(bit, std::memory_order_acq_rel);
-  if (old == 0) summary_[w >> 6].fetch_or(uint64_t{1} << (w & 63), std::memory_order_acq_rel);
+  uint64_t old = words_[w].fetch_or(bit, std::memory_order_seq_cst);
+  if (old == 0) summary_[w >> 6].fetch_or(uint64_t{1} << (w & 63), std::memory_order_seq_cst);
   return (old & bit) == 0;
 }
 
 bool PageBitmap::Clear(uint64_t page) {
   uint64_t w = page >> 6, bit = uint64_t{1} << (page & 63);
-  uint64_t old = words_[w].fetch_and(~bit, std::memory_order_acq_rel);
-  // The summary bit stays set (a hint); ForEach tolerates empty words.
+  uint64_t old = words_[w].fetch_and(~bit, std::memory_order_seq_cst);
+  if (old == bit) {
+    // The word became empty: drop its summary bit so walks skip it. A Set
+    // racing with us either sees an empty word and sets the summary bit
+    // itself, or is seen by the re-check below.
+    const uint64_t sbit = uint64_t{1} << (w & 63);
+    summary_[w >> 6].fetch_and(~sbit, std::memory_order_seq_cst);
+    if (words_[w].load(std::memory_order_seq_cst) != 0) {
+      summary_[w >> 6].fetch_or(sbit, std::memory_order_seq_cst);
+    }
+  }
   return (old & bit) != 0;
 }
 

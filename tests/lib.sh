@@ -1,5 +1,6 @@
 # Shared helpers of the multi-process shell tests. Source it.
 set -uo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
 
 # Locate a built binary in the runfiles (bazel test) or bazel-bin (by hand).
 bin() {

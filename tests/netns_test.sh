@@ -15,7 +15,9 @@ ip link set vA$$ netns "$A"; ip link set vB$$ netns "$B"
 ip -n "$A" addr add 10.231.0.1/24 dev vA$$; ip -n "$B" addr add 10.231.0.2/24 dev vB$$
 for ns in "$A" "$B"; do ip -n "$ns" link set lo up; done
 ip -n "$A" link set vA$$ up; ip -n "$B" link set vB$$ up
-ip netns exec "$B" ping -c1 -W2 10.231.0.1 >/dev/null && ok "veth link up between namespaces" || bad "no ping across veth"
+# Each namespace sees only its own address: the job can only work across the veth.
+ip -n "$A" -4 addr show | grep -q 10.231.0.1 && ! ip -n "$A" -4 addr show | grep -q 10.231.0.2 \
+  && ok "namespaces have separate addresses" || bad "namespace addresses"
 for prog in "examples/jacobi2d 128 20" "examples/shared_tree 20000"; do
   set -- $prog
   b=$(bin "$1"); shift
@@ -26,6 +28,7 @@ for prog in "examples/jacobi2d 128 20" "examples/shared_tree 20000"; do
   wait $pa; ra=$?
   if [ $ra = 0 ] && [ $rb = 0 ] && grep -q verified "$TMP/a.log"; then
     ok "two namespaces: $prog"
+    expect_in "$TMP/b.log" "10\.231\.0\.2" "rank 1 advertised its own namespace address"
   else
     bad "two namespaces: $prog (rc $ra/$rb)"; tail -n 15 "$TMP/a.log" "$TMP/b.log" | sed 's/^/    | /'
   fi
