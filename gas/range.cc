@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -103,6 +104,12 @@ GlobalRange::~GlobalRange() {
   munmap(reinterpret_cast<void*>(base_), size_);
   munmap(sys_, size_);
   close(fd_);
+}
+
+uint64_t GlobalRange::ResidentBytes() const {
+  struct stat st;
+  if (fstat(fd_, &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_blocks) * 512;
 }
 
 int GlobalRange::ProtectRaw(uint64_t offset, uint64_t length, Prot prot) const {

@@ -51,6 +51,10 @@ class GlobalRange {
   // raise vm.max_map_count.
   absl::Status Protect(uint64_t offset, uint64_t length, Prot prot) const;
 
+  // Memory the backing file uses now (home pages written plus cached
+  // copies): the range itself is virtual and sparse.
+  uint64_t ResidentBytes() const;
+
   // Signal-safe variant: returns errno (0 on success).
   int ProtectRaw(uint64_t offset, uint64_t length, Prot prot) const;
 

@@ -28,6 +28,8 @@ TEST(RangeTest, ViewsShareMemory) {
   ASSERT_TRUE(range.Protect(8192, kPageSize, Prot::kReadWrite).ok());
   range.app(8192)[6] = 7;
   EXPECT_EQ(range.sys(8192)[6], 7);
+  // Only touched pages use memory: one page so far out of 64 MiB.
+  EXPECT_EQ(range.ResidentBytes(), kPageSize);
 }
 
 TEST(RangeTest, CollisionIsAnErrorNamingTheSetting) {

@@ -3,6 +3,7 @@
 //   fault_probe kill R        rank R SIGKILLs itself mid-run while others loop
 //                             on barriers and remote reads
 //   fault_probe threads       4 threads per rank fault on remote pages at once
+//   fault_probe memory        backing store and twin memory stay proportional
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "gasp/gasp.h"
+#include "runtime/runtime_internal.h"
 
 int main(int argc, char** argv) {
   auto rt = gasp::Init(&argc, &argv);
@@ -77,6 +79,29 @@ int main(int argc, char** argv) {
     int rc = rt->Finalize();
     return bad == 0 ? rc : 1;
   }
-  std::fprintf(stderr, "usage: fault_probe unallocated|kill R|threads\n");
+  if (mode == "memory") {
+    // The backing store holds this rank's share of what was allocated and
+    // touched, not the range; twins exist only for written pages.
+    const size_t kBytes = size_t{32} << 20;
+    char* a = static_cast<char*>(gasp::CoAlloc(kBytes, gasp::Placement::Block()));
+    const size_t share = kBytes / n;
+    for (size_t i = me * share; i < (me + 1) * share; i += 4096) a[i] = 1;  // home pages
+    gasp::Barrier();
+    const uint64_t before = gasp::internal::GetRange()->ResidentBytes();
+    const bool home_ok = before >= share && before <= share + (size_t{2} << 20);
+    char* remote = a + ((me + 1) % n) * share;  // another rank's share
+    for (int p = 0; p < 3; ++p) remote[p * 4096 + 5] = 7;  // three written pages
+    const uint64_t dirty = gasp::internal::GetCoherence()->dirty_pages();
+    const bool twins_ok = n == 1 || dirty == 3;
+    gasp::Barrier();
+    const bool clean_ok = gasp::internal::GetCoherence()->dirty_pages() == 0;
+    std::printf("rank %d: backing store %lu bytes for a %zu-byte share of a %zu-byte array; %lu "
+                "twins after writing 3 remote pages: %s\n",
+                me, static_cast<unsigned long>(before), share, kBytes,
+                static_cast<unsigned long>(dirty), home_ok && twins_ok && clean_ok ? "verified" : "FAILED");
+    int rc = rt->Finalize();
+    return home_ok && twins_ok && clean_ok ? rc : 1;
+  }
+  std::fprintf(stderr, "usage: fault_probe unallocated|kill R|threads|memory\n");
   return 2;
 }
