@@ -3,6 +3,7 @@
 // real sockets on 127.0.0.1). A new backend is added by teaching
 // TransportFactoryForTest its name and adding the name to kBackends.
 #include <sys/socket.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <unistd.h>
@@ -454,6 +455,21 @@ TEST_P(ConformanceTest, LargeReadsBothWaysDoNotDeadlock) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+TEST_P(ConformanceTest, IdleTransportsDoNotSpin) {
+  // Progress threads must block when there is nothing to do: four ranks on
+  // two cores would otherwise starve each other.
+  WarmUp();
+  const auto cpu_now = [] {
+    timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return absl::DurationFromTimespec(ts);
+  };
+  const absl::Duration before = cpu_now();
+  absl::SleepFor(absl::Milliseconds(500));
+  const absl::Duration used = cpu_now() - before;
+  EXPECT_LT(used, absl::Milliseconds(50)) << "the process burned CPU while idle";
 }
 
 // --- Messages -----------------------------------------------------------

@@ -27,6 +27,16 @@ using testing::WriteOp;
 
 constexpr size_t kMem = 1u << 16;
 
+// Waits (bounded) until `counter` has exactly `pending` ops left.
+bool WaitForPending(const CompletionCounter& counter, uint32_t pending) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (counter.pending() != pending) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
 class FaultyTransportTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -91,9 +101,11 @@ TEST_F(FaultyTransportTest, DropNextTimesOutAndAbandonForgetsTheOps) {
                          counter.get())
                   .ok());
   EXPECT_EQ(faulty_->dropped_outstanding(), 2u);
-  absl::Status s = t_[0]->Wait(counter.get(), absl::Now() + absl::Milliseconds(100));
+  ASSERT_TRUE(WaitForPending(*counter, 2)) << "the op that was not dropped did not complete";
+  absl::Status s = t_[0]->Wait(counter.get(), absl::Now() + absl::Milliseconds(50));
   EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
-  EXPECT_EQ(counter->pending(), 2u);  // the third op completed
+  EXPECT_THAT(std::string(s.message()), HasSubstr("held by the fault injector (to rank 1)"));
+  EXPECT_EQ(counter->pending(), 2u);
   EXPECT_EQ(faulty_->dropped_outstanding(), 0u) << "Wait's Abandon must forget dropped ops";
   counter.reset();
   // Shutdown must not complete the abandoned ops (ASan: use after free).
@@ -139,9 +151,10 @@ TEST_F(FaultyTransportTest, DelayPostponesOps) {
   ASSERT_TRUE(ExecuteFor(*t_[0], {ReadOp(1, &v, 8, RAddr(1, 0), Key(1))}).ok());
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(150));
   faulty_->ClearFaults();
-  const absl::Time again = absl::Now();
-  ASSERT_TRUE(ExecuteFor(*t_[0], {ReadOp(1, &v, 8, RAddr(1, 0), Key(1))}).ok());
-  EXPECT_LT(absl::Now() - again, absl::Milliseconds(150));
+  CompletionCounter counter;
+  ASSERT_TRUE(t_[0]->Post({ReadOp(1, &v, 8, RAddr(1, 0), Key(1))}, &counter).ok());
+  EXPECT_EQ(faulty_->delayed_outstanding(), 0u) << "still delayed after ClearFaults";
+  ASSERT_TRUE(t_[0]->Wait(&counter, absl::Now() + absl::Seconds(20)).ok());
 }
 
 TEST_F(FaultyTransportTest, AbandonedDelayedOpNeverTouchesItsBuffer) {

@@ -9,6 +9,10 @@
 // back on it. So there is never a connect race, and per (peer, tag) message
 // order is the order of that single stream.
 //
+// Peer-failure handlers run on the progress thread: they must not block on
+// this transport (no Wait, Execute, Recv or Shutdown from inside them), as
+// that thread is the one that would complete the wait.
+//
 // Settings: GASP_TCP_ADDR (address to listen on and advertise; "" picks the
 // first non-loopback IPv4 interface, else 127.0.0.1), GASP_TCP_PORT (0 =
 // any), GASP_TIMEOUT (connect, handshake, send and Deregister deadline).

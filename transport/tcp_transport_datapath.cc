@@ -460,6 +460,15 @@ void TcpTransport::AcceptAll() {
         reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
         continue;
       }
+      if (err == EMFILE || err == ENFILE) {
+        // No spare descriptor left to shed with: stop listening rather
+        // than spin on a listener that stays readable. Established
+        // connections keep working.
+        GASP_LOG(Error) << "tcp transport: out of file descriptors; no longer accepting "
+                           "connections (raise `ulimit -n`)";
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+        return;
+      }
       GASP_LOG(Error) << "tcp transport: " << ErrnoError("accept", err);
       return;
     }
@@ -664,8 +673,7 @@ bool TcpTransport::OnOutgoingHeader(Conn* c, const FrameHeader& h) {
       c->cur = h;
       c->payload_done = 0;
       c->sink = Conn::Sink::kDiscard;  // late reply to an abandoned op
-      static uint8_t* last_local = nullptr;
-      if (OpSlot* s = ops_.Lock(h.req_id)) { last_local = s->local;
+      if (OpSlot* s = ops_.Lock(h.req_id)) {
         if (s->type != OpType::kRead ||
             (code == CompletionCode::kSuccess && h.length != s->length)) {
           return mismatch(s);
@@ -676,7 +684,7 @@ bool TcpTransport::OnOutgoingHeader(Conn* c, const FrameHeader& h) {
         }
         ops_.Unlock(s);
         c->sink = Conn::Sink::kLocal;  // straight into the op's buffer
-      } else if (last_local != nullptr && h.length > 0) { c->sink = Conn::Sink::kTarget; c->target = last_local; }
+      }
       if (h.length == 0) return OnPayloadDone(c);
       c->in_payload = true;
       return true;
@@ -967,8 +975,6 @@ void TcpTransport::CloseConn(Conn* c, CompletionCode code, const absl::Status& w
     }
     absl::Status status;
     if (code == CompletionCode::kProtocolError) {
-      GASP_LOG(Error) << "tcp transport: malformed data from " << ConnName(c) << ": "
-                      << cause.message() << "; closing its connections";
       status = absl::DataLossError(absl::StrFormat("protocol error from %s: %s", PeerName(peer),
                                                    cause.message()));
     } else {

@@ -318,13 +318,14 @@ absl::StatusOr<int> TcpTransport::Dial(int peer, absl::Time deadline) {
     if (err == 0) return fd;
     close(fd);
     const bool running = state_.load() == static_cast<int>(TransportState::kRunning);
-    if (!RetryableConnectError(err) || !running || absl::Now() + delay >= deadline) {
+    const absl::Duration left = deadline - absl::Now();
+    if (!RetryableConnectError(err) || !running || left <= absl::ZeroDuration()) {
       return absl::UnavailableError(absl::StrFormat(
           "cannot connect to %s at %s: %s (%d attempt(s) within GASP_TIMEOUT=%s; the rank may "
           "have exited, see its log; GASP_TCP_ADDR sets the advertised address)",
           PeerName(peer), where, std::strerror(err), attempts, absl::FormatDuration(timeout_)));
     }
-    absl::SleepFor(delay);
+    absl::SleepFor(std::min(delay, left));
     delay = std::min(delay * 2, kMaxRetryDelay);
   }
 }
@@ -380,6 +381,9 @@ absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
     }
   }
   if (!s.ok()) {
+    if (state_.load() != static_cast<int>(TransportState::kRunning)) {
+      return absl::AbortedError("tcp transport is shut down");  // not the peer's fault
+    }
     MarkPeerFailed(peer, CompletionCode::kPeerUnreachable, s);
     return s;
   }
@@ -432,7 +436,11 @@ bool TcpTransport::MarkPeerFailed(int peer, CompletionCode code, const absl::Sta
     return false;
   }
   peers_[peer].fail_code.store(static_cast<uint8_t>(code));
-  GASP_LOG(Warn) << why.message();
+  if (code == CompletionCode::kProtocolError) {
+    GASP_LOG(Error) << "tcp transport: " << why.message() << "; closed its connections";
+  } else {
+    GASP_LOG(Warn) << "tcp transport: " << why.message();
+  }
   QueueNotification(peer, why);
   std::lock_guard<std::mutex> l(inbox_mu_);
   inbox_cv_.notify_all();  // a Recv waiting for this peer returns now
