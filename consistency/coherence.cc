@@ -102,8 +102,18 @@ void Coherence::Fatal(const char* fmt, ...) const {
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-  fatal_(buf);
+  fatal_(buf, false);
   _exit(1);  // fatal_ must not return; be sure
+}
+
+void Coherence::FatalPeer(bool peer_failed, const char* fmt, ...) const {
+  char buf[768];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  fatal_(buf, peer_failed);
+  _exit(1);
 }
 
 void Coherence::WaitNotBusy(uint64_t page, uint32_t seen) {
@@ -187,7 +197,7 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   }
   if (!s.ok()) {
     std::string msg(s.message());
-    Fatal("fetching global page %#lx from its home rank %d failed: %s",
+    FatalPeer(absl::IsUnavailable(s), "fetching global page %#lx from its home rank %d failed: %s",
           static_cast<unsigned long>(range_->base() + offset), home, msg.c_str());
   }
   int e = range_->ProtectRaw(offset, n << kPageShift, Prot::kRead);

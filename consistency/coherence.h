@@ -50,8 +50,9 @@ struct CoherenceOptions {
 };
 
 // Ends the job after an unrecoverable error in signal context (message is
-// a complete sentence). Must not return.
-using FatalHandler = void (*)(const char* message);
+// a complete sentence). `peer_failed` says the cause is another rank's
+// death (this rank is collateral, not the origin). Must not return.
+using FatalHandler = void (*)(const char* message, bool peer_failed);
 
 class Coherence {
  public:
@@ -113,6 +114,7 @@ class Coherence {
   absl::Status InvalidateLocked(uint64_t first_page, uint64_t end_page);
   absl::Status FlushWrites(size_t n_ops);
   [[noreturn]] void Fatal(const char* fmt, ...) const;
+  [[noreturn]] void FatalPeer(bool peer_failed, const char* fmt, ...) const;
 
   gas::GlobalRange* const range_;
   const gas::SegmentTable* const segments_;

@@ -73,10 +73,15 @@ std::string Describe(int rank) {
   return absl::StrFormat("rank %d (%s:%d)", rank, r.host, r.pid);
 }
 
+// Ends the job. When the cause is another rank's death (Unavailable: peer
+// unreachable / lost), this rank is collateral: it exits without claiming
+// to be the origin, and the launcher reports the rank that died.
 [[noreturn]] void Die(const absl::Status& status, const char* what) {
   std::string msg = absl::StrFormat("fatal: %s: %s", what, status.message());
   GASP_LOG(Error) << msg;
-  if (g_state != nullptr && g_state->boot != nullptr) g_state->boot->Abort(1, msg);
+  if (!absl::IsUnavailable(status) && g_state != nullptr && g_state->boot != nullptr) {
+    g_state->boot->Abort(1, msg);
+  }
   _exit(1);
 }
 
@@ -85,9 +90,11 @@ void Check(const absl::Status& status, const char* what) {
 }
 
 // Signal context: the coherence layer met an unrecoverable error.
-void FatalFromSignal(const char* message) {
+void FatalFromSignal(const char* message, bool peer_failed) {
   LogRawSignalSafe(LogLevel::kError, message);
-  if (g_state != nullptr && g_state->boot != nullptr) g_state->boot->Abort(1, message);
+  if (!peer_failed && g_state != nullptr && g_state->boot != nullptr) {
+    g_state->boot->Abort(1, message);
+  }
   _exit(1);
 }
 
@@ -197,7 +204,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   }
   GASP_RETURN_IF_ERROR(s.transport->Connect(blobs));
   s.transport->SetPeerFailureHandler([](int peer, const absl::Status& status) {
-    Die(status, absl::StrCat("lost ", Describe(peer)).c_str());
+    Die(absl::UnavailableError(status.message()), absl::StrCat("lost ", Describe(peer)).c_str());
   });
   s.boot->SetJobFailureHandler([](int rank, const std::string& why) {
     std::string msg = absl::StrCat("fatal: ", why);

@@ -523,6 +523,7 @@ int RunLocal(const Options& o) {
   int first_failure = -1;
   int exit_code = 0;
   int forwarded_signal = 0;
+  bool killed_ranks = false;  // gasprun has SIGKILLed the survivors
   absl::Time kill_at = absl::InfiniteFuture();
   auto signal_ranks = [&](int sig) {
     for (const Rank& k : ranks) {
@@ -565,6 +566,17 @@ int RunLocal(const Options& o) {
       // leaves the others waiting for it. (Ignored for finalized ranks.)
       (*coord)->NotifyRankDied(k.rank,
                                failed ? reason : absl::StrCat(reason, " without finalizing"));
+      // A rank killed by a signal before gasprun sent any kill is the likely
+      // root cause, even when a peer that noticed its death was reaped first
+      // (peers exit with status 1 when they lose a rank).
+      const bool root_cause = first_failure >= 0 && WIFSIGNALED(status) &&
+                              !WIFSIGNALED(ranks[first_failure].status) &&
+                              forwarded_signal == 0 && !killed_ranks;
+      if (root_cause) {
+        first_failure = k.rank;
+        exit_code = ExitCodeOf(status);
+        std::fprintf(stderr, "gasprun: %s\n", reason.c_str());
+      }
       if (failed && first_failure < 0) {
         first_failure = k.rank;
         exit_code = ExitCodeOf(status);
@@ -591,6 +603,7 @@ int RunLocal(const Options& o) {
       GASP_LOG(Info) << "gasprun: SIGKILL to rank(s) " << absl::StrJoin(left, ", ")
                      << " after a grace of " << grace;
       signal_ranks(SIGKILL);
+      killed_ranks = true;
       kill_at = absl::InfiniteFuture();  // keep reaping; SIGKILL cannot be ignored
     }
   }
