@@ -80,8 +80,11 @@ const std::vector<Row>& Rows() {
         "blocks; poll never blocks (dedicated cores); block never spins (oversubscribed nodes).",
         "adaptive|poll|block", 0, 0},
        &Config::wait_mode},
-      {{"GASP_SPIN_US", SettingType::kInt, "20",
-        "Microseconds an adaptive wait spins before it blocks.", "", 0, 1000000},
+      {{"GASP_SPIN_US", SettingType::kInt, "100",
+        "Microseconds an adaptive wait spins before it blocks. Spinning saves a wake-up per "
+        "remote operation (about half the tcp round trip here); lower it, or use "
+        "GASP_WAIT_MODE=block, when ranks outnumber cores.",
+        "", 0, 1000000},
        &Config::spin_us},
       {{"GASP_BOOT", SettingType::kChoice, "auto",
         "Bootstrap: auto uses gasprun's variables, then PMIx when PMIX_NAMESPACE is set, then a "

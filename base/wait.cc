@@ -11,7 +11,7 @@ namespace gasp {
 namespace {
 
 std::atomic<int> g_mode{static_cast<int>(WaitMode::kAdaptive)};
-std::atomic<int64_t> g_spin_us{20};
+std::atomic<int64_t> g_spin_us{100};
 
 int64_t NowNanos() {
   timespec ts;
