@@ -4,7 +4,7 @@ source "$(dirname "$0")/lib.sh"
 GASPRUN=$(bin tools/gasprun)
 for np in 2 4; do
   for prog in "examples/hello" "examples/counter 100" "examples/jacobi2d 128 20" \
-              "examples/shared_tree 20000" "tests/drf_random 6" "tests/fault_probe threads" "tests/fault_probe memory"; do
+              "examples/shared_tree 20000" "tests/drf_random 6" "tests/fault_probe threads" "tests/fault_probe memory" "tests/fault_probe selective"; do
     set -- $prog
     b=$(bin "$1"); shift
     log="$TMP/$(basename "$b")-$np.log"
@@ -16,4 +16,15 @@ for np in 2 4; do
     fi
   done
 done
+# Negative control: without the selective Acquire the reader must see the
+# stale cached copy (proves the selective test can fail).
+run_job "$TMP/noacq.log" 120 env FAULT_PROBE_SKIP_ACQUIRE=1 "$GASPRUN" -np 2 "$(bin tests/fault_probe)" selective
+[ "$RC" != 0 ] && grep -q "1536 bad values" "$TMP/noacq.log" && ok "without Acquire(range) the stale copy is seen" \
+  || { bad "negative control: rc=$RC"; tail -5 "$TMP/noacq.log"; }
+# GASP_STATS=1 prints each rank's counters at Finalize, with the rank prefix.
+run_job "$TMP/stats.log" 120 env GASP_STATS=1 "$GASPRUN" -np 2 "$(bin examples/jacobi2d)" 64 4
+expect_in "$TMP/stats.log" '^\[gasp r1/2 [^]]+\] stats read_faults +[1-9]' "GASP_STATS=1 prints per-rank counters"
+# GASP_LOG_FILE with %r writes one file per rank.
+run_job "$TMP/logfile.log" 120 env GASP_LOG_LEVEL=info GASP_LOG_FILE="$TMP/rank-%r.log" "$GASPRUN" -np 2 "$(bin examples/hello)"
+expect_in "$TMP/rank-1.log" 'gasp r1/2 .*initialized: 2 ranks' "GASP_LOG_FILE=rank-%r.log names the file by rank"
 finish

@@ -13,6 +13,11 @@
 // (Barrier, lock, an acquire atomic, Acquire). Different ranks may write
 // different bytes of one page (even of one word) between synchronizations.
 //
+// Threads: loads, stores, faults, locks and atomics may come from any
+// number of threads of a rank. Collective calls (Init, CoAlloc, CoNew*,
+// CoNewLock, Barrier, Finalize) are made by one thread per rank, in the same
+// order on every rank.
+//
 // Errors: calls that cannot return a status end the whole job with a
 // message naming the cause (like MPI_ERRORS_ARE_FATAL); Try* variants
 // return absl::Status instead. Every wait is bounded by GASP_TIMEOUT.
