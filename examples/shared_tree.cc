@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   if (rt->rank() == 0) {
     std::mt19937_64 rng(12345);
     for (int i = 0; i < count; ++i) {
-      uint64_t key = rng() % (uint64_t{count} * 4);
+      uint64_t key = rng() % (static_cast<uint64_t>(count) * 4);
       Node** at = root;
       while (*at != nullptr && (*at)->key != key) at = key < (*at)->key ? &(*at)->left : &(*at)->right;
       if (*at == nullptr) *at = gasp::New<Node>(Node{key, ValueOf(key), nullptr, nullptr});
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(12345);
   long found = 0, wrong = 0;
   for (int i = 0; i < count; ++i) {
-    uint64_t key = rng() % (uint64_t{count} * 4);
+    uint64_t key = rng() % (static_cast<uint64_t>(count) * 4);
     const Node* n = *root;
     while (n != nullptr && n->key != key) n = key < n->key ? n->left : n->right;
     if (n == nullptr || n->value != ValueOf(key)) {
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
     }
   }
   const Node* miss = *root;
-  const uint64_t absent = uint64_t{count} * 4 + 1;
+  const uint64_t absent = static_cast<uint64_t>(count) * 4 + 1;
   while (miss != nullptr && miss->key != absent) miss = absent < miss->key ? miss->left : miss->right;
   const bool ok = wrong == 0 && found == count && miss == nullptr;
   std::printf("rank %d: searched %d keys in the tree at %p: %ld found, %ld wrong: %s\n",

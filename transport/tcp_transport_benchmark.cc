@@ -2,7 +2,7 @@
 // -> rank 1 over loopback): one op per Post+Wait, so the time per
 // iteration is the round trip; plus a batched READ for per-op throughput
 // and a message ping-pong.
-//   bazel run -c opt //transport:tcp_transport_benchmark -- \
+//   bazel run -c opt //transport:tcp_transport_benchmark --
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <atomic>
 #include <cstdlib>
