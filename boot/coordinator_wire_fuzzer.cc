@@ -8,7 +8,7 @@
 //    the result gives back exactly those bytes.
 //
 // libFuzzer: bazel build --config=fuzz //boot:coordinator_wire_fuzzer
-// Test suite: //boot:coordinator_wire_fuzz_test (boot/fuzz_driver_main.cc).
+// Test suite: //boot:coordinator_wire_fuzz_test (base/testing/fuzz_driver_main.cc).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>

@@ -7,8 +7,9 @@
 // same bytes (so there is exactly one encoding of each header and blob, and
 // no field is silently ignored).
 //
-// Built two ways (see BUILD): with libFuzzer (bazel build --config=fuzz
-// //transport:tcp_wire_fuzzer), or linked with fuzz_driver_main.cc, which
+// Built two ways (gasp_fuzz_target in BUILD): with libFuzzer (bazel build
+// --config=fuzz //transport:tcp_wire_fuzzer), or linked with
+// base/testing/fuzz_driver_main.cc (//transport:tcp_wire_fuzz_test), which
 // runs it on seeds and ~200k mutated inputs as an ordinary test.
 #include <cstdint>
 #include <cstdio>
@@ -96,9 +97,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   return 0;
 }
 
-// Seeds for fuzz_driver_main.cc: one valid frame of every type, a stream of
-// several frames, and a valid endpoint blob.
-std::vector<std::vector<uint8_t>> GaspFuzzSeeds() {
+// Seeds for base/testing/fuzz_driver_main.cc: one valid frame of every type,
+// a stream of several frames, and a valid endpoint blob.
+extern "C" void GaspFuzzSeeds(void (*add)(void* ctx, const uint8_t* data, size_t size), void* ctx) {
   std::vector<std::vector<uint8_t>> seeds;
   const auto add_header = [&](const FrameHeader& h, std::vector<uint8_t>* out) {
     uint8_t b[kFrameHeaderSize];
@@ -154,5 +155,5 @@ std::vector<std::vector<uint8_t>> GaspFuzzSeeds() {
   EndpointBlob blob = EncodeEndpoint(e);
   seeds.emplace_back(blob.bytes, blob.bytes + kEndpointBlobSize);
   seeds.emplace_back();  // empty input
-  return seeds;
+  for (const std::vector<uint8_t>& s : seeds) add(ctx, s.data(), s.size());
 }

@@ -1,20 +1,28 @@
 // Standalone driver for libFuzzer-style targets, so that every fuzz target
 // also runs in the normal test suite (no clang, no -fsanitize=fuzzer).
+// Used by gasp_fuzz_target() in base/testing/fuzz.bzl for <name>_fuzz_test,
+// and for <name>_fuzzer outside --config=fuzz.
 //
 //   fuzz_test                 seeds + GASP_FUZZ_ITERATIONS (default 200000)
 //                             inputs mutated from them or random, fixed
 //                             GASP_FUZZ_SEED (default below): reproducible
 //   fuzz_test FILE|DIR...     runs exactly those inputs (crash reproduction,
-//                             libFuzzer corpora)
+//                             libFuzzer corpora); -flags are ignored
 //
-// The target defines LLVMFuzzerTestOneInput and may define GaspFuzzSeeds to
-// hand over well-formed inputs (mutations of valid frames reach much deeper
-// than random bytes). A finding is a crash (sanitizer report or abort()),
-// which fails the test. No coverage feedback: this is a regression net, the
-// real exploration is `bazel build --config=fuzz` + libFuzzer.
+// The target defines LLVMFuzzerTestOneInput and may define
+//
+//   extern "C" void GaspFuzzSeeds(
+//       void (*add)(void* ctx, const uint8_t* data, size_t size), void* ctx);
+//
+// calling add(ctx, data, size) once per well-formed seed input (mutations of
+// valid frames reach much deeper than random bytes). A finding is a crash
+// (sanitizer report or abort()), which fails the test. No coverage feedback:
+// this is a regression net, the real exploration is
+// `bazel build --config=fuzz` + libFuzzer (which ignores GaspFuzzSeeds).
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstdint>
@@ -198,7 +206,12 @@ class Mutator {
 };
 
 void AddSeed(void* ctx, const uint8_t* data, size_t size) {
-  static_cast<std::vector<Bytes>*>(ctx)->emplace_back(data, data + size);
+  auto* corpus = static_cast<std::vector<Bytes>*>(ctx);
+  if (size == 0) {
+    corpus->emplace_back();  // data may be null
+  } else {
+    corpus->emplace_back(data, data + size);
+  }
 }
 
 uint64_t EnvU64(const char* name, uint64_t def) {
