@@ -1,24 +1,43 @@
 #include "transport/factory.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/log.h"
 #include "transport/tcp_transport.h"
+#include "transport/verbs_transport.h"
 
 namespace gasp {
 namespace transport {
 
-std::vector<std::string> AvailableTransports() { return {"tcp"}; }
+std::vector<std::string> AvailableTransports() {
+  std::vector<std::string> names = {"tcp"};
+  if (VerbsDeviceAvailable(nullptr)) names.push_back("verbs");
+  return names;
+}
 
 absl::StatusOr<std::unique_ptr<Transport>> CreateTransport(const std::string& name,
                                                            const TransportOptions& options) {
   if (name == "auto") {
-    GASP_LOG(Info) << "GASP_TRANSPORT=auto: using tcp (the only backend in this build; verbs "
-                      "and shm are added by later releases)";
+    std::string reason;
+    if (VerbsDeviceAvailable(&reason)) {
+      GASP_LOG(Info) << "GASP_TRANSPORT=auto: an RDMA device with an active port exists, but "
+                        "auto keeps using tcp in this release (set GASP_TRANSPORT=verbs)";
+    } else {
+      GASP_LOG(Info) << "GASP_TRANSPORT=auto: using tcp (" << reason << ")";
+    }
     return CreateTcpTransport(options);
   }
   if (name == "tcp") return CreateTcpTransport(options);
-  if (name == "verbs" || name == "shm") {
+  if (name == "verbs") {
+    std::string reason;
+    if (!VerbsDeviceAvailable(&reason)) {
+      GASP_LOG(Info) << "GASP_TRANSPORT=verbs: " << reason;
+      return absl::UnavailableError(absl::StrCat(reason, "; use GASP_TRANSPORT=tcp"));
+    }
+    return CreateVerbsTransport(options, VerbsOptionsFromEnv());
+  }
+  if (name == "shm") {
     return absl::UnimplementedError(absl::StrFormat(
         "the %s backend is not in this build; set GASP_TRANSPORT=tcp (or auto)", name));
   }

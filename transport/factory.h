@@ -13,17 +13,21 @@ namespace gasp {
 namespace transport {
 
 // Creates the backend called `name`:
-//   "auto"  the best backend in this build (tcp in this release); the choice
-//           and the reason are logged at info level;
-//   "tcp"   the tcp backend.
-// "verbs" and "shm" are recognised but not in this build: Unimplemented,
-// with a hint to set GASP_TRANSPORT=tcp. Any other name: InvalidArgument
-// listing the available ones. Creation errors of the backend itself (e.g.
-// GASP_TCP_PORT in use) are returned as they are.
+//   "auto"  tcp in this release (verbs is never picked implicitly yet); the
+//           choice and the reason (e.g. "no RDMA device (...)") are logged;
+//   "tcp"   the tcp backend;
+//   "verbs" the RDMA backend (GASP_VERBS_* settings, see verbs_transport.h)
+//           when a device with an active port exists; otherwise Unavailable
+//           "no RDMA device (ibv_get_device_list: ...); use GASP_TRANSPORT=tcp".
+// "shm" is recognised but not in this build: Unimplemented, with a hint to
+// set GASP_TRANSPORT=tcp. Any other name: InvalidArgument listing the
+// available ones. Creation errors of the backend itself (e.g. GASP_TCP_PORT
+// in use) are returned as they are.
 absl::StatusOr<std::unique_ptr<Transport>> CreateTransport(const std::string& name,
                                                            const TransportOptions& options);
 
-// Backend names CreateTransport accepts in this build, besides "auto".
+// Backend names CreateTransport can create here, besides "auto" ("verbs"
+// only when an RDMA device with an active port exists).
 std::vector<std::string> AvailableTransports();
 
 }  // namespace transport

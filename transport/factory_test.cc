@@ -1,4 +1,5 @@
 #include "transport/factory.h"
+#include "transport/verbs_transport.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -26,14 +27,25 @@ TEST(FactoryTest, AutoAndTcpGiveTcp) {
   EXPECT_THAT(AvailableTransports(), Contains("tcp"));
 }
 
-TEST(FactoryTest, LaterBackendsAreUnimplementedWithAHint) {
-  for (const char* name : {"verbs", "shm"}) {
-    absl::StatusOr<std::unique_ptr<Transport>> t = CreateTransport(name, Loopback());
-    EXPECT_EQ(t.status().code(), absl::StatusCode::kUnimplemented);
-    EXPECT_THAT(std::string(t.status().message()),
-                HasSubstr(std::string("the ") + name + " backend is not in this build"));
-    EXPECT_THAT(std::string(t.status().message()), HasSubstr("GASP_TRANSPORT=tcp"));
+TEST(FactoryTest, ShmIsUnimplementedWithAHint) {
+  absl::StatusOr<std::unique_ptr<Transport>> t = CreateTransport("shm", Loopback());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("the shm backend is not in this build"));
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("GASP_TRANSPORT=tcp"));
+}
+
+TEST(FactoryTest, VerbsWithoutADeviceSaysWhyAndAutoStaysOnTcp) {
+  std::string reason;
+  if (VerbsDeviceAvailable(&reason)) {
+    EXPECT_THAT(AvailableTransports(), Contains("verbs"));
+    GTEST_SKIP() << "an RDMA device with an active port exists here";
   }
+  EXPECT_THAT(reason, HasSubstr("no RDMA device"));
+  EXPECT_THAT(AvailableTransports(), ::testing::Not(Contains("verbs")));
+  absl::StatusOr<std::unique_ptr<Transport>> t = CreateTransport("verbs", Loopback());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("no RDMA device"));
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("use GASP_TRANSPORT=tcp"));
 }
 
 TEST(FactoryTest, UnknownNamesAreRejected) {

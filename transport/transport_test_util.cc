@@ -1,9 +1,13 @@
 #include "transport/transport_test_util.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "absl/strings/str_format.h"
 #include "base/status.h"
 #include "transport/faulty_transport.h"
 #include "transport/tcp_transport.h"
+#include "transport/verbs_transport.h"
 
 namespace gasp {
 namespace transport {
@@ -12,6 +16,24 @@ namespace testing {
 absl::StatusOr<std::unique_ptr<Transport>> TransportFactoryForTest(
     const std::string& name, const TransportOptions& options) {
   if (name == "tcp") return CreateTcpTransport(options);
+  if (name == "verbs") {
+    // In the soft-RoCE guest (VMTEST=1) rank r uses device VMTEST_RXE{r%2}
+    // with VMTEST_IP{r%2}, and the other device's address as the source for
+    // connections to ranks on the same device (rxe cannot loop back).
+    VerbsOptions v = VerbsOptionsFromEnv();
+    if (const char* vm = std::getenv("VMTEST"); vm && std::string(vm) == "1") {
+      auto env = [](const std::string& n) {
+        const char* x = std::getenv(n.c_str());
+        return std::string(x ? x : "");
+      };
+      const int d = options.rank % 2;
+      v.device = env("VMTEST_RXE" + std::to_string(d));
+      v.local_ip = env("VMTEST_IP" + std::to_string(d));
+      v.alt_ip = env("VMTEST_IP" + std::to_string(1 - d));
+      if (!env("VMTEST_GID_INDEX").empty()) v.gid_index = std::atoi(env("VMTEST_GID_INDEX").c_str());
+    }
+    return CreateVerbsTransport(options, v);
+  }
   if (name == "faulty_passthrough") {
     GASP_ASSIGN_OR_RETURN(std::unique_ptr<Transport> inner, CreateTcpTransport(options));
     return std::unique_ptr<Transport>(new FaultyTransport(std::move(inner)));

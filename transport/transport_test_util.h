@@ -21,7 +21,8 @@ namespace gasp {
 namespace transport {
 namespace testing {
 
-// "tcp" -> the tcp backend; "faulty_passthrough" -> FaultyTransport around
+// "tcp" -> the tcp backend; "verbs" -> the verbs backend (in the VM,
+// VMTEST=1: rank r on VMTEST_RXE{r%2} / VMTEST_IP{r%2}); "faulty_passthrough" -> FaultyTransport around
 // tcp with no fault set. Unknown names: InvalidArgument.
 absl::StatusOr<std::unique_ptr<Transport>> TransportFactoryForTest(const std::string& name,
                                                                    const TransportOptions& options);

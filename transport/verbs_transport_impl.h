@@ -1,0 +1,210 @@
+// Internals of the verbs backend (shared by verbs_transport_setup.cc and
+// verbs_transport_datapath.cc). See verbs_transport.h for the design.
+#ifndef GASP_TRANSPORT_VERBS_TRANSPORT_IMPL_H_
+#define GASP_TRANSPORT_VERBS_TRANSPORT_IMPL_H_
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "transport/transport.h"
+#include "transport/verbs_transport.h"
+
+namespace gasp {
+namespace transport {
+namespace verbs {
+
+inline constexpr uint16_t kVerbsBlobVersion = 1;
+inline constexpr size_t kBounceBytes = 4096;      // per op slot
+inline constexpr size_t kChunkBytes = 16384;      // message chunk / recv buffer
+inline constexpr size_t kMsgHeaderBytes = 16;     // {tag u32, flags u32, total u64}
+inline constexpr int kRecvDepth = 64;             // posted receives per msg QP
+inline constexpr int kSendWindow = 16;            // message chunks in flight
+inline constexpr uint32_t kMsgFlagBye = 1;
+inline constexpr uint64_t kMaxOpBytes = uint64_t{1} << 30;
+
+// wr_id encoding: top byte = kind.
+inline constexpr uint64_t kWrOp = 1, kWrMsgSend = 2, kWrRecv = 3;
+inline uint64_t WrKind(uint64_t wr) { return wr >> 56; }
+
+struct Endpoint {
+  uint32_t ipv4 = 0;  // host order
+  uint16_t port = 0;
+  uint32_t pid = 0;
+  uint32_t rank = 0;
+  uint64_t nonce = 0;
+};
+EndpointBlob EncodeVerbsEndpoint(const Endpoint& e);
+// Errors name `rank` (the blob's index) and what is wrong.
+absl::StatusOr<Endpoint> DecodeVerbsEndpoint(const EndpointBlob& blob, int rank);
+
+// Per-device resources (the home device, plus the alt device when used).
+struct Dev {
+  ibv_context* ctx = nullptr;
+  ibv_pd* pd = nullptr;
+  ibv_comp_channel* ch = nullptr;
+  ibv_cq* cq = nullptr;
+  ibv_mr* pool_mr = nullptr;  // the bounce pool registered on this PD
+  int max_cqe = 0;
+};
+
+enum ConnKind : int { kOpsConn = 0, kMsgConn = 1 };
+
+// One RC QP. Never freed before the transport (CQEs and cm events may
+// still name it); only its QP / cm_id are destroyed.
+struct Conn {
+  uint32_t serial = 0;  // index in VerbsTransport::conns_
+  int peer = -1;
+  ConnKind kind = kOpsConn;
+  bool passive = false;
+  enum State { kConnecting, kUp, kFailed, kError, kClosed } state = kConnecting;
+  rdma_cm_id* id = nullptr;
+  Dev* dev = nullptr;
+  std::string error;        // why the last attempt failed
+  bool we_disconnected = false;
+  // Receive side (passive msg conns).
+  std::unique_ptr<uint8_t[]> recv_mem;
+  ibv_mr* recv_mr = nullptr;
+  bool r_active = false;
+  uint32_t r_tag = 0, r_flags = 0;
+  uint64_t r_total = 0;
+  std::vector<uint8_t> r_buf;
+  // Send side (active msg conns).
+  std::unique_ptr<uint8_t[]> send_mem;
+  ibv_mr* send_mr = nullptr;
+  int send_pending = 0;
+  bool send_failed = false;
+};
+
+struct RegionEntry {
+  void* addr = nullptr;
+  size_t length = 0;
+  uint32_t access = 0;
+  ibv_mr* mr = nullptr;
+};
+
+// An outstanding one-sided op.
+struct Slot {
+  bool in_use = false;
+  uint32_t gen = 0;
+  CompletionCounter* counter = nullptr;  // null once abandoned
+  Conn* conn = nullptr;
+  int peer = -1;
+  uint64_t user_wr_id = 0;
+  OpType type = OpType::kRead;
+  void* local = nullptr;
+  uint64_t length = 0;
+  uint8_t* buf = nullptr;  // bounce (pool slot or large allocation)
+  uint8_t* large = nullptr;
+  ibv_mr* large_mr = nullptr;
+};
+
+class VerbsTransport : public Transport {
+ public:
+  VerbsTransport(const TransportOptions& options, const VerbsOptions& verbs);
+  ~VerbsTransport() override;
+
+  absl::Status Init();
+
+  std::string name() const override { return "verbs"; }
+  int rank() const override { return options_.rank; }
+  int size() const override { return options_.size; }
+  Capabilities capabilities() const override;
+  EndpointBlob LocalEndpoint() const override { return EncodeVerbsEndpoint(self_); }
+  absl::Status Connect(absl::Span<const EndpointBlob> endpoints) override;
+  absl::StatusOr<Region> Register(void* addr, size_t length, uint32_t access) override;
+  absl::Status Deregister(const Region& region) override;
+  absl::Status Post(absl::Span<const Op> ops, CompletionCounter* counter) override;
+  void Abandon(CompletionCounter* counter) override;
+  int Poll() override;
+  absl::Status Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) override;
+  absl::StatusOr<Message> Recv(uint32_t tag, int from, absl::Time deadline) override;
+  void SetPeerFailureHandler(PeerFailureHandler handler) override;
+  absl::Status Shutdown(absl::Time deadline) override;
+
+ private:
+  enum class PeerState { kAlive, kGone, kFailed };
+  using Lock = std::unique_lock<std::mutex>;
+
+  // setup
+  absl::Status SelectDevice();
+  absl::StatusOr<Dev*> GetDev(ibv_context* ctx);  // REQUIRES mu_
+  absl::Status CreateQp(Conn* c);                  // REQUIRES mu_
+  absl::Status PostRecv(Conn* c, int index);
+  // Returns the up connection of `kind` to `peer`, connecting (blocking,
+  // retrying until `deadline`) when needed. REQUIRES mu_ held via `l`.
+  absl::StatusOr<Conn*> EnsureConn(Lock& l, int peer, ConnKind kind, absl::Time deadline);
+  void TearDown(Lock& l, Conn* c);
+  void ProgressLoop();
+  void HandleCmEvent(rdma_cm_event* ev);
+  void OnConnectRequest(rdma_cm_id* id, const void* pdata, size_t plen);
+  void MarkPeer(int peer, PeerState state, const absl::Status& why);  // REQUIRES mu_
+  void FireFailures();  // calls queued handlers; REQUIRES !mu_
+
+  // datapath
+  int DrainCq(Dev* dev);  // REQUIRES cq_mu_
+  void OnWc(const ibv_wc& wc);  // REQUIRES mu_
+  void OnRecv(Conn* c, int index, uint32_t bytes);  // REQUIRES mu_
+  void FinishSlot(uint32_t idx, CompletionCode code);  // REQUIRES mu_
+  CompletionCode LocalOp(const Op& op);                // REQUIRES mu_
+  const RegionEntry* CheckKey(RemoteKey key, uint64_t addr, uint64_t len, uint32_t right) const;
+  void DeliverMessage(int from, uint32_t tag, std::vector<uint8_t> payload);
+  absl::Status SendInternal(Lock& l, int peer, uint32_t tag, uint32_t flags,
+                            absl::Span<const uint8_t> payload, absl::Time deadline);
+
+  TransportOptions options_;
+  VerbsOptions verbs_;
+  Endpoint self_;
+  uint32_t alt_ip_ = 0;
+  std::string device_name_;
+
+  ibv_context** cm_devices_ = nullptr;
+  ibv_context* home_ctx_ = nullptr;
+  rdma_event_channel* cm_ch_ = nullptr;
+  rdma_cm_id* listener_ = nullptr;
+  int wake_fd_ = -1;
+  std::thread progress_;
+  std::atomic<bool> stop_{false};
+
+  std::mutex cq_mu_;  // ordered before mu_
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Dev>> devs_;
+  std::atomic<int> ndevs_{0};
+  Dev* devs_fast_[4] = {};
+  std::unique_ptr<uint8_t[]> pool_;
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<std::unique_ptr<Conn>> conns_;
+  std::vector<Conn*> active_[2];  // [kind][peer]
+  std::vector<Endpoint> peers_;
+  bool connected_ = false;
+  std::vector<PeerState> peer_state_;
+  std::vector<bool> bye_seen_;
+  std::map<uint32_t, RegionEntry> regions_;
+  uint32_t next_region_ = 1;
+  bool shut_down_ = false;
+  PeerFailureHandler handler_;
+  std::vector<std::pair<int, absl::Status>> pending_failures_;
+  std::vector<std::unique_ptr<std::mutex>> send_mu_;
+
+  std::mutex mb_mu_;
+  std::condition_variable mb_cv_;
+  std::deque<Message> mailbox_;
+};
+
+}  // namespace verbs
+}  // namespace transport
+}  // namespace gasp
+
+#endif  // GASP_TRANSPORT_VERBS_TRANSPORT_IMPL_H_

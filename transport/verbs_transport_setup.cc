@@ -1,0 +1,938 @@
+// The verbs backend: device / port / GID selection, endpoint blob, memory
+// registration, rdma_cm connection management, progress thread, shutdown.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "transport/tcp_wire.h"
+#include "transport/verbs_transport.h"
+#include "transport/verbs_transport_impl.h"
+
+namespace gasp {
+namespace transport {
+
+using tcp::GetLe16;
+using tcp::GetLe32;
+using tcp::GetLe64;
+using tcp::PutLe16;
+using tcp::PutLe32;
+using tcp::PutLe64;
+
+namespace verbs {
+
+namespace {
+
+std::string Ip(uint32_t host_order) {
+  in_addr a{};
+  a.s_addr = htonl(host_order);
+  char buf[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &a, buf, sizeof(buf));
+  return buf;
+}
+
+bool ParseIp(const std::string& s, uint32_t* out) {
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return false;
+  *out = ntohl(a.s_addr);
+  return true;
+}
+
+sockaddr_in SockAddr(uint32_t ip, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(ip);
+  a.sin_port = htons(port);
+  return a;
+}
+
+const char* PortStateName(ibv_port_state s) {
+  switch (s) {
+    case IBV_PORT_ACTIVE: return "ACTIVE";
+    case IBV_PORT_DOWN: return "DOWN";
+    case IBV_PORT_INIT: return "INIT";
+    case IBV_PORT_ARMED: return "ARMED";
+    default: return "other";
+  }
+}
+
+// "rxe0 (port 1 ACTIVE), rxe1 (port 1 DOWN)".
+std::string DescribeDevices(ibv_context** list) {
+  std::vector<std::string> out;
+  for (int i = 0; list && list[i]; ++i) {
+    ibv_device_attr attr{};
+    std::string d = ibv_get_device_name(list[i]->device);
+    std::vector<std::string> ports;
+    if (ibv_query_device(list[i], &attr) == 0) {
+      for (int p = 1; p <= attr.phys_port_cnt; ++p) {
+        ibv_port_attr pa{};
+        if (ibv_query_port(list[i], static_cast<uint8_t>(p), &pa) == 0) {
+          ports.push_back(absl::StrFormat("port %d %s", p, PortStateName(pa.state)));
+        }
+      }
+    }
+    out.push_back(absl::StrCat(d, " (", absl::StrJoin(ports, ", "), ")"));
+  }
+  return out.empty() ? "none" : absl::StrJoin(out, ", ");
+}
+
+bool PortActive(ibv_context* ctx, int port) {
+  ibv_port_attr pa{};
+  return ibv_query_port(ctx, static_cast<uint8_t>(port), &pa) == 0 && pa.state == IBV_PORT_ACTIVE;
+}
+
+// IPv4 from an IPv4-mapped GID (::ffff:a.b.c.d), else 0.
+uint32_t GidIpv4(const ibv_gid& g) {
+  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(g.raw, prefix, 12) != 0) return 0;
+  return (uint32_t{g.raw[12]} << 24) | (uint32_t{g.raw[13]} << 16) | (uint32_t{g.raw[14]} << 8) |
+         g.raw[15];
+}
+
+}  // namespace
+
+EndpointBlob EncodeVerbsEndpoint(const Endpoint& e) {
+  EndpointBlob b;
+  PutLe32(b.bytes, tcp::kBlobMagic);
+  PutLe16(b.bytes + 4, static_cast<uint16_t>(tcp::BlobBackend::kVerbs));
+  PutLe16(b.bytes + 6, kVerbsBlobVersion);
+  b.bytes[8] = static_cast<uint8_t>(e.ipv4 >> 24);
+  b.bytes[9] = static_cast<uint8_t>(e.ipv4 >> 16);
+  b.bytes[10] = static_cast<uint8_t>(e.ipv4 >> 8);
+  b.bytes[11] = static_cast<uint8_t>(e.ipv4);
+  PutLe16(b.bytes + 12, e.port);
+  PutLe32(b.bytes + 16, e.pid);
+  PutLe32(b.bytes + 20, e.rank);
+  PutLe64(b.bytes + 24, e.nonce);
+  return b;
+}
+
+absl::StatusOr<Endpoint> DecodeVerbsEndpoint(const EndpointBlob& blob, int rank) {
+  const uint8_t* p = blob.bytes;
+  if (GetLe32(p) != tcp::kBlobMagic) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "endpoint blob of rank %d is not a gasp endpoint (bad magic 0x%08x): different build?",
+        rank, GetLe32(p)));
+  }
+  const uint16_t backend = GetLe16(p + 4);
+  if (backend != static_cast<uint16_t>(tcp::BlobBackend::kVerbs)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "endpoint blob of rank %d is from backend %d, not verbs: set the same GASP_TRANSPORT "
+        "on every rank",
+        rank, backend));
+  }
+  if (GetLe16(p + 6) != kVerbsBlobVersion) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "endpoint blob of rank %d has verbs blob version %d, this build speaks version %d "
+        "(mixed gasp versions?)",
+        rank, GetLe16(p + 6), kVerbsBlobVersion));
+  }
+  Endpoint e;
+  e.ipv4 = (uint32_t{p[8]} << 24) | (uint32_t{p[9]} << 16) | (uint32_t{p[10]} << 8) | p[11];
+  e.port = GetLe16(p + 12);
+  e.pid = GetLe32(p + 16);
+  e.rank = GetLe32(p + 20);
+  e.nonce = GetLe64(p + 24);
+  if (e.ipv4 == 0 || e.port == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("endpoint blob of rank %d has a zero address or port", rank));
+  }
+  for (size_t i = 32; i < kEndpointBlobSize; ++i) {
+    if (p[i] != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("endpoint blob of rank %d has non-zero reserved bytes", rank));
+    }
+  }
+  return e;
+}
+
+VerbsTransport::VerbsTransport(const TransportOptions& options, const VerbsOptions& verbs)
+    : options_(options), verbs_(verbs) {}
+
+Capabilities VerbsTransport::capabilities() const {
+  Capabilities c;
+  // HCA atomics are atomic only with other HCA atomics, not with the CPU's.
+  c.cpu_atomics_coherent = false;
+  c.max_op_bytes = kMaxOpBytes;
+  return c;
+}
+
+absl::Status VerbsTransport::SelectDevice() {
+  int n = 0;
+  errno = 0;
+  ibv_device** list = ibv_get_device_list(&n);
+  if (list == nullptr || n == 0) {
+    const std::string why = list == nullptr ? std::string(strerror(errno)) : "0 devices";
+    if (list) ibv_free_device_list(list);
+    return absl::UnavailableError(absl::StrFormat(
+        "no RDMA device (ibv_get_device_list: %s); use GASP_TRANSPORT=tcp", why));
+  }
+  // Query with our own contexts; the PD/CQ later use the context librdmacm
+  // attaches to the listener (rdma_create_qp needs that one).
+  std::vector<ibv_context*> opened;
+  for (int i = 0; i < n; ++i) {
+    ibv_context* ctx = ibv_open_device(list[i]);
+    if (ctx) opened.push_back(ctx);
+  }
+  ibv_free_device_list(list);
+  opened.push_back(nullptr);
+  cm_devices_ = new ibv_context*[opened.size()];
+  std::copy(opened.begin(), opened.end(), cm_devices_);
+  for (int i = 0; cm_devices_[i]; ++i) {
+    const std::string name = ibv_get_device_name(cm_devices_[i]->device);
+    if (verbs_.device.empty() ? PortActive(cm_devices_[i], verbs_.port) : name == verbs_.device) {
+      home_ctx_ = cm_devices_[i];
+      device_name_ = name;
+      break;
+    }
+  }
+  if (home_ctx_ == nullptr) {
+    if (!verbs_.device.empty()) {
+      return absl::NotFoundError(absl::StrFormat(
+          "RDMA device '%s' not found (GASP_VERBS_DEVICE); devices: %s", verbs_.device,
+          DescribeDevices(cm_devices_)));
+    }
+    return absl::UnavailableError(absl::StrFormat(
+        "no RDMA device with an active port %d (GASP_VERBS_PORT); devices: %s; use "
+        "GASP_TRANSPORT=tcp",
+        verbs_.port, DescribeDevices(cm_devices_)));
+  }
+  ibv_port_attr pa{};
+  if (ibv_query_port(home_ctx_, static_cast<uint8_t>(verbs_.port), &pa) != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "RDMA device %s has no port %d (GASP_VERBS_PORT); devices: %s", device_name_,
+        verbs_.port, DescribeDevices(cm_devices_)));
+  }
+  if (pa.state != IBV_PORT_ACTIVE) {
+    return absl::UnavailableError(absl::StrFormat(
+        "port %d of RDMA device %s is %s, not ACTIVE; devices: %s", verbs_.port, device_name_,
+        PortStateName(pa.state), DescribeDevices(cm_devices_)));
+  }
+  // GID.
+  int gid_index = verbs_.gid_index;
+  if (gid_index >= pa.gid_tbl_len || gid_index < -1) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "GID index %d out of range for %s port %d: the table has %d entries (0..%d); fix "
+        "GASP_VERBS_GID_INDEX or use -1 (auto)",
+        gid_index, device_name_, verbs_.port, pa.gid_tbl_len, pa.gid_tbl_len - 1));
+  }
+  ibv_gid gid{};
+  if (gid_index < 0) {
+    for (int i = 0; i < pa.gid_tbl_len; ++i) {
+      ibv_gid_entry e{};
+      if (ibv_query_gid_ex(home_ctx_, static_cast<uint32_t>(verbs_.port), static_cast<uint32_t>(i),
+                           &e, 0) != 0) {
+        continue;
+      }
+      std::memcpy(gid.raw, e.gid.raw, 16);
+      if (e.gid_type == IBV_GID_TYPE_ROCE_V2 && GidIpv4(gid) != 0) {
+        gid_index = i;
+        break;
+      }
+    }
+    if (gid_index < 0) gid_index = 0;
+  }
+  if (ibv_query_gid(home_ctx_, static_cast<uint8_t>(verbs_.port), gid_index, &gid) != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "GID index %d of %s port %d is not valid (GASP_VERBS_GID_INDEX)", gid_index, device_name_,
+        verbs_.port));
+  }
+  uint32_t ip = 0;
+  if (!verbs_.local_ip.empty()) {
+    if (!ParseIp(verbs_.local_ip, &ip)) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("GASP_VERBS_IP '%s' is not an IPv4 address", verbs_.local_ip));
+    }
+  } else {
+    ip = GidIpv4(gid);
+    if (ip == 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "GID %d of %s port %d is not an IPv4-mapped RoCE GID; set GASP_VERBS_IP to the IPv4 "
+          "address of the device's network interface",
+          gid_index, device_name_, verbs_.port));
+    }
+  }
+  self_.ipv4 = ip;
+  if (!verbs_.alt_ip.empty() && !ParseIp(verbs_.alt_ip, &alt_ip_)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("alternate source address '%s' is not an IPv4 address", verbs_.alt_ip));
+  }
+  GASP_LOG(Debug) << "verbs rank " << options_.rank << ": device " << device_name_ << " port "
+                  << verbs_.port << " gid " << gid_index << " ip " << Ip(ip);
+  return absl::OkStatus();
+}
+
+absl::Status VerbsTransport::Init() {
+  if (options_.size < 1 || options_.rank < 0 || options_.rank >= options_.size) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bad rank %d of %d", options_.rank, options_.size));
+  }
+  // Locked memory: raise the soft limit to the hard one.
+  const size_t pool_bytes = verbs_.max_outstanding_ops * kBounceBytes;
+  rlimit rl{};
+  if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != rl.rlim_max) {
+    rlimit raised = rl;
+    raised.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_MEMLOCK, &raised) == 0) rl = raised;
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < pool_bytes + (4u << 20)) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "locked-memory limit is %d KiB (RLIMIT_MEMLOCK, hard limit %d KiB); RDMA registration "
+        "needs more: run with `ulimit -l unlimited` or set memlock in "
+        "/etc/security/limits.conf",
+        rl.rlim_cur / 1024, rl.rlim_max == RLIM_INFINITY ? -1 : static_cast<int64_t>(rl.rlim_max / 1024)));
+  }
+  const ibv_fork_status fork = ibv_is_fork_initialized();
+  GASP_LOG(Debug) << "verbs: fork support "
+                  << (fork == IBV_FORK_UNNEEDED   ? "unneeded (kernel copes)"
+                      : fork == IBV_FORK_ENABLED ? "enabled"
+                                                 : "disabled (do not fork with live registrations)");
+  GASP_RETURN_IF_ERROR(SelectDevice());
+
+  pool_.reset(new uint8_t[pool_bytes]);
+  std::memset(pool_.get(), 0, pool_bytes);
+  slots_.resize(verbs_.max_outstanding_ops);
+  for (size_t i = slots_.size(); i-- > 0;) free_slots_.push_back(static_cast<uint32_t>(i));
+  active_[0].assign(static_cast<size_t>(options_.size), nullptr);
+  active_[1].assign(static_cast<size_t>(options_.size), nullptr);
+  peer_state_.assign(static_cast<size_t>(options_.size), PeerState::kAlive);
+  bye_seen_.assign(static_cast<size_t>(options_.size), false);
+  for (int i = 0; i < options_.size; ++i) send_mu_.emplace_back(new std::mutex);
+
+  cm_ch_ = rdma_create_event_channel();
+  if (cm_ch_ == nullptr) {
+    return absl::InternalError(absl::StrCat("rdma_create_event_channel: ", strerror(errno)));
+  }
+  fcntl(cm_ch_->fd, F_SETFL, fcntl(cm_ch_->fd, F_GETFL) | O_NONBLOCK);
+  if (rdma_create_id(cm_ch_, &listener_, nullptr, RDMA_PS_TCP) != 0) {
+    return absl::InternalError(absl::StrCat("rdma_create_id: ", strerror(errno)));
+  }
+  sockaddr_in a = SockAddr(self_.ipv4, 0);
+  if (rdma_bind_addr(listener_, reinterpret_cast<sockaddr*>(&a)) != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "rdma_bind_addr(%s) failed: %s; is %s the address of %s's interface (GASP_VERBS_IP)?",
+        Ip(self_.ipv4), strerror(errno), Ip(self_.ipv4), device_name_));
+  }
+  if (listener_->verbs == nullptr) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "address %s is not on an RDMA device (GASP_VERBS_IP); device %s was selected",
+        Ip(self_.ipv4), device_name_));
+  }
+  // (Do not look at listener_->verbs->device: in this librdmacm the device
+  // behind its contexts is not safe to dereference; crashed in the guest.)
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    absl::StatusOr<Dev*> d = GetDev(listener_->verbs);
+    if (!d.ok()) return d.status();
+  }
+  if (rdma_listen(listener_, 64) != 0) {
+    return absl::InternalError(absl::StrCat("rdma_listen: ", strerror(errno)));
+  }
+  self_.port = ntohs(rdma_get_src_port(listener_));
+  self_.pid = static_cast<uint32_t>(getpid());
+  self_.rank = static_cast<uint32_t>(options_.rank);
+  self_.nonce = std::random_device{}() | (uint64_t{std::random_device{}()} << 32);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  progress_ = std::thread([this] { ProgressLoop(); });
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Dev*> VerbsTransport::GetDev(ibv_context* ctx) {
+  for (auto& d : devs_) {
+    if (d->ctx == ctx) return d.get();
+  }
+  if (devs_.size() >= 4) return absl::InternalError("too many RDMA devices in use");
+  auto d = std::make_unique<Dev>();
+  d->ctx = ctx;
+  ibv_device_attr attr{};
+  ibv_query_device(ctx, &attr);
+  d->pd = ibv_alloc_pd(ctx);
+  if (d->pd == nullptr) return absl::InternalError(absl::StrCat("ibv_alloc_pd: ", strerror(errno)));
+  d->ch = ibv_create_comp_channel(ctx);
+  if (d->ch == nullptr) {
+    return absl::InternalError(absl::StrCat("ibv_create_comp_channel: ", strerror(errno)));
+  }
+  fcntl(d->ch->fd, F_SETFL, fcntl(d->ch->fd, F_GETFL) | O_NONBLOCK);
+  int cqe = static_cast<int>(verbs_.max_outstanding_ops) +
+            options_.size * 2 * (kRecvDepth + kSendWindow + 4) + 256;
+  if (attr.max_cqe > 0 && cqe > attr.max_cqe) cqe = attr.max_cqe;
+  d->max_cqe = cqe;
+  d->cq = ibv_create_cq(ctx, cqe, nullptr, d->ch, 0);
+  if (d->cq == nullptr) {
+    return absl::InternalError(absl::StrFormat("ibv_create_cq(%d): %s", cqe, strerror(errno)));
+  }
+  if (ibv_req_notify_cq(d->cq, 0) != 0) {
+    return absl::InternalError(absl::StrCat("ibv_req_notify_cq: ", strerror(errno)));
+  }
+  d->pool_mr = ibv_reg_mr(d->pd, pool_.get(), slots_.size() * kBounceBytes, IBV_ACCESS_LOCAL_WRITE);
+  if (d->pool_mr == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "registering the %d KiB bounce pool failed: %s (locked-memory limit: ulimit -l)",
+        slots_.size() * kBounceBytes / 1024, strerror(errno)));
+  }
+  Dev* raw = d.get();
+  devs_.push_back(std::move(d));
+  devs_fast_[devs_.size() - 1] = raw;
+  ndevs_.store(static_cast<int>(devs_.size()), std::memory_order_release);
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, 8);  // re-arm the progress thread's poll set
+  }
+  return raw;
+}
+
+absl::Status VerbsTransport::CreateQp(Conn* c) {
+  absl::StatusOr<Dev*> got = GetDev(c->id->verbs);
+  if (!got.ok()) return got.status();
+  Dev* dev = *got;
+  c->dev = dev;
+  ibv_qp_init_attr qa{};
+  qa.send_cq = dev->cq;
+  qa.recv_cq = dev->cq;
+  qa.qp_type = IBV_QPT_RC;
+  qa.sq_sig_all = 1;
+  qa.cap.max_send_wr = static_cast<uint32_t>(verbs_.max_outstanding_ops) + kSendWindow + 8;
+  qa.cap.max_recv_wr = kRecvDepth;
+  qa.cap.max_send_sge = 1;
+  qa.cap.max_recv_sge = 1;
+  if (rdma_create_qp(c->id, dev->pd, &qa) != 0) {
+    return absl::InternalError(absl::StrCat("rdma_create_qp: ", strerror(errno)));
+  }
+  if (c->kind == kMsgConn && c->passive) {
+    if (!c->recv_mem) {
+      c->recv_mem.reset(new uint8_t[size_t{kRecvDepth} * kChunkBytes]);
+    }
+    if (c->recv_mr == nullptr) {
+      c->recv_mr = ibv_reg_mr(dev->pd, c->recv_mem.get(), size_t{kRecvDepth} * kChunkBytes,
+                              IBV_ACCESS_LOCAL_WRITE);
+      if (c->recv_mr == nullptr) {
+        return absl::ResourceExhaustedError(absl::StrCat("ibv_reg_mr (receive pool): ", strerror(errno)));
+      }
+    }
+    for (int i = 0; i < kRecvDepth; ++i) GASP_RETURN_IF_ERROR(PostRecv(c, i));
+  }
+  if (c->kind == kMsgConn && !c->passive && c->send_mr == nullptr) {
+    c->send_mem.reset(new uint8_t[size_t{kSendWindow} * kChunkBytes]);
+    c->send_mr = ibv_reg_mr(dev->pd, c->send_mem.get(), size_t{kSendWindow} * kChunkBytes,
+                            IBV_ACCESS_LOCAL_WRITE);
+    if (c->send_mr == nullptr) {
+      return absl::ResourceExhaustedError(absl::StrCat("ibv_reg_mr (send buffers): ", strerror(errno)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VerbsTransport::PostRecv(Conn* c, int index) {
+  ibv_sge sge{};
+  sge.addr = reinterpret_cast<uint64_t>(c->recv_mem.get() + size_t(index) * kChunkBytes);
+  sge.length = kChunkBytes;
+  sge.lkey = c->recv_mr->lkey;
+  ibv_recv_wr wr{};
+  wr.wr_id = (kWrRecv << 56) | (uint64_t{c->serial} << 16) | static_cast<uint64_t>(index);
+  wr.sg_list = &sge;
+  wr.num_sge = 1;
+  ibv_recv_wr* bad = nullptr;
+  if (ibv_post_recv(c->id->qp, &wr, &bad) != 0) {
+    return absl::InternalError(absl::StrCat("ibv_post_recv: ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VerbsTransport::Connect(absl::Span<const EndpointBlob> endpoints) {
+  if (endpoints.size() != static_cast<size_t>(options_.size)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "Connect got %d endpoint blobs for a job of %d ranks", endpoints.size(), options_.size));
+  }
+  std::vector<Endpoint> decoded;
+  for (size_t r = 0; r < endpoints.size(); ++r) {
+    GASP_ASSIGN_OR_RETURN(Endpoint e, DecodeVerbsEndpoint(endpoints[r], static_cast<int>(r)));
+    if (e.rank != r) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "endpoint blob %d describes rank %d: blobs out of order", r, e.rank));
+    }
+    decoded.push_back(e);
+  }
+  const Endpoint& me = decoded[static_cast<size_t>(options_.rank)];
+  if (me.ipv4 != self_.ipv4 || me.port != self_.port || me.nonce != self_.nonce) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "endpoint blob %d is not this transport's own endpoint", options_.rank));
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  peers_ = std::move(decoded);
+  connected_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Region> VerbsTransport::Register(void* addr, size_t length, uint32_t access) {
+  if (addr == nullptr || length == 0) {
+    return absl::InvalidArgumentError("Register needs a non-null address and a non-zero length");
+  }
+  if ((access & ~static_cast<uint32_t>(kRemoteAll)) != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat("unknown access bits 0x%x", access));
+  }
+  int flags = IBV_ACCESS_LOCAL_WRITE;
+  if (access & kRemoteRead) flags |= IBV_ACCESS_REMOTE_READ;
+  if (access & kRemoteWrite) flags |= IBV_ACCESS_REMOTE_WRITE;
+  if (access & kRemoteAtomic) flags |= IBV_ACCESS_REMOTE_ATOMIC;
+  std::lock_guard<std::mutex> l(mu_);
+  if (shut_down_) return absl::FailedPreconditionError("the verbs transport is shut down");
+  ibv_mr* mr = ibv_reg_mr(devs_[0]->pd, addr, length, flags);
+  if (mr == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "ibv_reg_mr of %d bytes on %s failed: %s (locked-memory limit: ulimit -l)", length,
+        device_name_, strerror(errno)));
+  }
+  const uint32_t id = next_region_++;
+  regions_[id] = RegionEntry{addr, length, access, mr};
+  Region r;
+  r.id = id;
+  r.addr = addr;
+  r.length = length;
+  r.access = access;
+  r.rkey.packed = (uint64_t{id} << 32) | mr->rkey;
+  return r;
+}
+
+absl::Status VerbsTransport::Deregister(const Region& region) {
+  ibv_mr* mr = nullptr;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = regions_.find(static_cast<uint32_t>(region.id));
+    if (it == regions_.end() || it->second.addr != region.addr) {
+      return absl::NotFoundError(absl::StrFormat("region %d is not registered", region.id));
+    }
+    mr = it->second.mr;
+    regions_.erase(it);
+  }
+  if (mr != nullptr && ibv_dereg_mr(mr) != 0) {
+    return absl::InternalError(absl::StrCat("ibv_dereg_mr: ", strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+void VerbsTransport::SetPeerFailureHandler(PeerFailureHandler handler) {
+  std::lock_guard<std::mutex> l(mu_);
+  handler_ = std::move(handler);
+}
+
+void VerbsTransport::MarkPeer(int peer, PeerState state, const absl::Status& why) {
+  if (peer < 0 || peer == options_.rank) return;
+  auto& s = peer_state_[static_cast<size_t>(peer)];
+  if (s != PeerState::kAlive) return;
+  s = state;
+  if (state == PeerState::kFailed) pending_failures_.emplace_back(peer, why);
+  cv_.notify_all();
+  mb_cv_.notify_all();
+}
+
+void VerbsTransport::FireFailures() {
+  std::vector<std::pair<int, absl::Status>> todo;
+  PeerFailureHandler h;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    todo.swap(pending_failures_);
+    h = handler_;
+  }
+  for (auto& f : todo) {
+    GASP_LOG(Warn) << "verbs rank " << options_.rank << ": " << f.second.message();
+    if (h) h(f.first, f.second);
+  }
+}
+
+// Connects (or returns) this rank's outgoing QP of `kind` to `peer`.
+absl::StatusOr<Conn*> VerbsTransport::EnsureConn(Lock& l, int peer, ConnKind kind,
+                                                 absl::Time deadline) {
+  std::string last_error = "no attempt";
+  while (true) {
+    if (shut_down_) return absl::FailedPreconditionError("the verbs transport is shut down");
+    if (peer_state_[static_cast<size_t>(peer)] != PeerState::kAlive) {
+      return absl::UnavailableError(absl::StrFormat("rank %d is gone", peer));
+    }
+    Conn* c = active_[kind][static_cast<size_t>(peer)];
+    if (c != nullptr && c->state == Conn::kUp) return c;
+    if (c != nullptr && c->state == Conn::kConnecting) {
+      if (absl::Now() >= deadline) {
+        c->state = Conn::kFailed;
+        c->error = "connection set-up did not finish";
+        continue;
+      }
+      cv_.wait_for(l, std::chrono::milliseconds(5));
+      continue;
+    }
+    if (c != nullptr) {  // failed attempt or QP in error: tear down, retry
+      if (!c->error.empty()) last_error = c->error;
+      const bool retry_pause = c->state == Conn::kFailed;
+      TearDown(l, c);
+      active_[kind][static_cast<size_t>(peer)] = nullptr;
+      if (retry_pause) {
+        if (absl::Now() >= deadline) {
+          const absl::Status st = absl::UnavailableError(absl::StrFormat(
+              "rank %d unreachable: could not connect to %s:%d before the deadline "
+              "(GASP_TIMEOUT): %s",
+              peer, Ip(peers_[static_cast<size_t>(peer)].ipv4),
+              peers_[static_cast<size_t>(peer)].port, last_error));
+          MarkPeer(peer, PeerState::kFailed, st);
+          return st;
+        }
+        cv_.wait_for(l, std::chrono::milliseconds(20));
+        continue;
+      }
+    }
+    // New attempt.
+    auto owned = std::make_unique<Conn>();
+    c = owned.get();
+    c->serial = static_cast<uint32_t>(conns_.size());
+    c->peer = peer;
+    c->kind = kind;
+    conns_.push_back(std::move(owned));
+    active_[kind][static_cast<size_t>(peer)] = c;
+    if (rdma_create_id(cm_ch_, &c->id, c, RDMA_PS_TCP) != 0) {
+      c->state = Conn::kFailed;
+      c->error = absl::StrCat("rdma_create_id: ", strerror(errno));
+      continue;
+    }
+    const Endpoint& e = peers_[static_cast<size_t>(peer)];
+    const uint32_t src_ip = (e.ipv4 == self_.ipv4 && alt_ip_ != 0) ? alt_ip_ : self_.ipv4;
+    sockaddr_in src = SockAddr(src_ip, 0);
+    sockaddr_in dst = SockAddr(e.ipv4, e.port);
+    // Always bind the source (soft-RoCE pitfall: else the loopback path).
+    if (rdma_resolve_addr(c->id, reinterpret_cast<sockaddr*>(&src),
+                          reinterpret_cast<sockaddr*>(&dst), 2000) != 0) {
+      c->state = Conn::kFailed;
+      c->error = absl::StrCat("rdma_resolve_addr: ", strerror(errno));
+      continue;
+    }
+  }
+}
+
+// REQUIRES mu_ via l; releases it while destroying the QP / id.
+void VerbsTransport::TearDown(Lock& l, Conn* c) {
+  rdma_cm_id* id = c->id;
+  c->id = nullptr;
+  c->we_disconnected = true;
+  const Conn::State old = c->state;
+  c->state = Conn::kClosed;
+  // Ops still bound to it will never complete through the CQ.
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].in_use && slots_[i].conn == c) FinishSlot(i, CompletionCode::kFlushed);
+  }
+  cv_.notify_all();
+  if (id == nullptr) return;
+  l.unlock();
+  if (old == Conn::kUp || old == Conn::kError) rdma_disconnect(id);
+  if (id->qp) rdma_destroy_qp(id);
+  rdma_destroy_id(id);
+  l.lock();
+}
+
+void VerbsTransport::OnConnectRequest(rdma_cm_id* id, const void* pdata, size_t plen) {
+  uint8_t pd[16] = {};
+  std::memcpy(pd, pdata, std::min(plen, sizeof(pd)));
+  const uint32_t magic = GetLe32(pd);
+  const int peer = static_cast<int>(GetLe32(pd + 4));
+  const int kind = static_cast<int>(GetLe32(pd + 8));
+  Lock l(mu_);
+  if (magic != tcp::kBlobMagic || peer < 0 || peer >= options_.size || (kind != 0 && kind != 1) ||
+      shut_down_) {
+    l.unlock();
+    rdma_reject(id, nullptr, 0);
+    rdma_destroy_id(id);
+    return;
+  }
+  auto owned = std::make_unique<Conn>();
+  Conn* c = owned.get();
+  c->serial = static_cast<uint32_t>(conns_.size());
+  c->peer = peer;
+  c->kind = static_cast<ConnKind>(kind);
+  c->passive = true;
+  c->id = id;
+  id->context = c;
+  conns_.push_back(std::move(owned));
+  absl::Status s = CreateQp(c);
+  if (!s.ok()) {
+    GASP_LOG(Warn) << "verbs: refusing a connection from rank " << peer << ": " << s;
+    c->state = Conn::kClosed;
+    c->id = nullptr;
+    l.unlock();
+    if (id->qp) rdma_destroy_qp(id);
+    rdma_reject(id, nullptr, 0);
+    rdma_destroy_id(id);
+    return;
+  }
+  ibv_device_attr attr{};
+  ibv_query_device(id->verbs, &attr);
+  rdma_conn_param cp{};
+  cp.responder_resources = static_cast<uint8_t>(std::min(attr.max_qp_rd_atom, 16));
+  cp.initiator_depth = static_cast<uint8_t>(std::min(attr.max_qp_init_rd_atom, 16));
+  cp.rnr_retry_count = 7;
+  cp.retry_count = 7;
+  if (rdma_accept(id, &cp) != 0) {
+    GASP_LOG(Warn) << "verbs: rdma_accept: " << strerror(errno);
+  }
+}
+
+void VerbsTransport::HandleCmEvent(rdma_cm_event* ev) {
+  const rdma_cm_event_type type = ev->event;
+  const int status = ev->status;
+  rdma_cm_id* id = ev->id;
+  if (type == RDMA_CM_EVENT_CONNECT_REQUEST) {
+    uint8_t pd[16] = {};
+    const size_t plen = std::min<size_t>(ev->param.conn.private_data_len, sizeof(pd));
+    if (ev->param.conn.private_data) std::memcpy(pd, ev->param.conn.private_data, plen);
+    rdma_ack_cm_event(ev);
+    OnConnectRequest(id, pd, plen);
+    return;
+  }
+  Conn* c = static_cast<Conn*>(id->context);
+  rdma_ack_cm_event(ev);
+  if (c == nullptr) return;
+  if (type == RDMA_CM_EVENT_DISCONNECTED) {
+    // Process what the peer sent before it left (a goodbye, say).
+    std::lock_guard<std::mutex> cq(cq_mu_);
+    for (int i = 0; i < ndevs_.load(); ++i) DrainCq(devs_fast_[i]);
+  }
+  Lock l(mu_);
+  if (c->id != id) return;  // torn down already
+  switch (type) {
+    case RDMA_CM_EVENT_ADDR_RESOLVED:
+      if (rdma_resolve_route(id, 2000) != 0) {
+        c->state = Conn::kFailed;
+        c->error = absl::StrCat("rdma_resolve_route: ", strerror(errno));
+      }
+      break;
+    case RDMA_CM_EVENT_ROUTE_RESOLVED: {
+      absl::Status s = CreateQp(c);
+      if (!s.ok()) {
+        c->state = Conn::kFailed;
+        c->error = std::string(s.message());
+        break;
+      }
+      uint8_t pd[16] = {};
+      PutLe32(pd, tcp::kBlobMagic);
+      PutLe32(pd + 4, static_cast<uint32_t>(options_.rank));
+      PutLe32(pd + 8, static_cast<uint32_t>(c->kind));
+      ibv_device_attr attr{};
+      ibv_query_device(id->verbs, &attr);
+      rdma_conn_param cp{};
+      cp.private_data = pd;
+      cp.private_data_len = sizeof(pd);
+      cp.responder_resources = static_cast<uint8_t>(std::min(attr.max_qp_rd_atom, 16));
+      cp.initiator_depth = static_cast<uint8_t>(std::min(attr.max_qp_init_rd_atom, 16));
+      cp.rnr_retry_count = 7;
+      cp.retry_count = 7;
+      if (rdma_connect(id, &cp) != 0) {
+        c->state = Conn::kFailed;
+        c->error = absl::StrCat("rdma_connect: ", strerror(errno));
+      }
+      break;
+    }
+    case RDMA_CM_EVENT_ESTABLISHED:
+      c->state = Conn::kUp;
+      break;
+    case RDMA_CM_EVENT_ADDR_ERROR:
+    case RDMA_CM_EVENT_ROUTE_ERROR:
+    case RDMA_CM_EVENT_CONNECT_ERROR:
+    case RDMA_CM_EVENT_UNREACHABLE:
+    case RDMA_CM_EVENT_REJECTED:
+      if (c->passive) {
+        c->state = Conn::kClosed;
+      } else {
+        c->state = Conn::kFailed;
+        c->error = absl::StrFormat("%s (status %d)", rdma_event_str(type), status);
+      }
+      break;
+    case RDMA_CM_EVENT_DISCONNECTED:
+    case RDMA_CM_EVENT_DEVICE_REMOVAL: {
+      const int peer = c->peer;
+      const bool counts = !c->passive || c->kind == kMsgConn;
+      if (counts && !c->we_disconnected && !bye_seen_[static_cast<size_t>(peer)] && !shut_down_) {
+        MarkPeer(peer, PeerState::kFailed,
+                 absl::UnavailableError(absl::StrFormat(
+                     "rank %d lost without goodbye (RDMA connection disconnected)", peer)));
+      }
+      if (c->passive) {
+        TearDown(l, c);
+      } else if (c->state == Conn::kUp) {
+        c->state = Conn::kError;  // reconnected (or refused) by the next user
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  cv_.notify_all();
+}
+
+void VerbsTransport::ProgressLoop() {
+  while (!stop_.load(std::memory_order_acquire)) {
+    pollfd fds[6];
+    int n = 0;
+    fds[n++] = {wake_fd_, POLLIN, 0};
+    fds[n++] = {cm_ch_->fd, POLLIN, 0};
+    const int nd = ndevs_.load(std::memory_order_acquire);
+    for (int i = 0; i < nd; ++i) fds[n++] = {devs_fast_[i]->ch->fd, POLLIN, 0};
+    if (poll(fds, static_cast<nfds_t>(n), -1) < 0) continue;
+    if (fds[0].revents) {
+      uint64_t v;
+      (void)!read(wake_fd_, &v, 8);
+    }
+    if (stop_.load(std::memory_order_acquire)) break;
+    if (fds[1].revents) {
+      rdma_cm_event* ev = nullptr;
+      while (rdma_get_cm_event(cm_ch_, &ev) == 0) HandleCmEvent(ev);
+    }
+    for (int i = 0; i < nd; ++i) {
+      if (!fds[2 + i].revents) continue;
+      Dev* d = devs_fast_[i];
+      ibv_cq* cq = nullptr;
+      void* ctx = nullptr;
+      while (ibv_get_cq_event(d->ch, &cq, &ctx) == 0) {
+        ibv_ack_cq_events(cq, 1);
+      }
+      ibv_req_notify_cq(d->cq, 0);
+      std::lock_guard<std::mutex> cql(cq_mu_);
+      DrainCq(d);
+    }
+    FireFailures();
+  }
+}
+
+absl::Status VerbsTransport::Shutdown(absl::Time deadline) {
+  {
+    Lock l(mu_);
+    if (shut_down_) return absl::OkStatus();
+    // Goodbye to every live peer we have a connection with (either way).
+    std::vector<int> bye;
+    for (const auto& c : conns_) {
+      if (c->state == Conn::kUp && c->peer != options_.rank &&
+          peer_state_[static_cast<size_t>(c->peer)] == PeerState::kAlive &&
+          std::find(bye.begin(), bye.end(), c->peer) == bye.end()) {
+        bye.push_back(c->peer);
+      }
+    }
+    for (int p : bye) {
+      const absl::Time d = std::min(deadline, absl::Now() + absl::Seconds(2));
+      absl::Status s = SendInternal(l, p, 0, kMsgFlagBye, {}, d);
+      if (!s.ok()) {
+        GASP_LOG(Debug) << "verbs: goodbye to rank " << p << ": " << s;
+      }
+    }
+    shut_down_ = true;
+    cv_.notify_all();
+  }
+  mb_cv_.notify_all();
+  stop_.store(true, std::memory_order_release);
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, 8);
+  }
+  if (progress_.joinable()) progress_.join();
+  Lock l(mu_);
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].in_use) FinishSlot(i, CompletionCode::kFlushed);
+  }
+  for (auto& c : conns_) {
+    if (c->id != nullptr) TearDown(l, c.get());
+  }
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+VerbsTransport::~VerbsTransport() {
+  if (progress_.joinable() || (cm_ch_ != nullptr && !shut_down_)) {
+    Shutdown(absl::Now() + absl::Seconds(5)).IgnoreError();
+  }
+  for (auto& c : conns_) {
+    if (c->recv_mr) ibv_dereg_mr(c->recv_mr);
+    if (c->send_mr) ibv_dereg_mr(c->send_mr);
+  }
+  for (auto& r : regions_) {
+    if (r.second.mr) ibv_dereg_mr(r.second.mr);
+  }
+  if (listener_) rdma_destroy_id(listener_);
+  for (auto& d : devs_) {
+    if (d->pool_mr) ibv_dereg_mr(d->pool_mr);
+    if (d->cq) ibv_destroy_cq(d->cq);
+    if (d->ch) ibv_destroy_comp_channel(d->ch);
+    if (d->pd) ibv_dealloc_pd(d->pd);
+  }
+  if (cm_ch_) rdma_destroy_event_channel(cm_ch_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (cm_devices_) {
+    for (int i = 0; cm_devices_[i]; ++i) ibv_close_device(cm_devices_[i]);
+    delete[] cm_devices_;
+  }
+}
+
+}  // namespace verbs
+
+namespace {
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+}  // namespace
+
+VerbsOptions VerbsOptionsFromEnv() {
+  VerbsOptions o;
+  o.device = Env("GASP_VERBS_DEVICE");
+  if (!Env("GASP_VERBS_PORT").empty()) o.port = std::atoi(Env("GASP_VERBS_PORT").c_str());
+  if (!Env("GASP_VERBS_GID_INDEX").empty()) {
+    o.gid_index = std::atoi(Env("GASP_VERBS_GID_INDEX").c_str());
+  }
+  o.local_ip = Env("GASP_VERBS_IP");
+  return o;
+}
+
+bool VerbsDeviceAvailable(std::string* reason) {
+  int n = 0;
+  errno = 0;
+  ibv_device** list = ibv_get_device_list(&n);
+  if (list == nullptr) {
+    if (reason) *reason = absl::StrCat("no RDMA device (ibv_get_device_list: ", strerror(errno), ")");
+    return false;
+  }
+  bool active = false;
+  std::vector<std::string> names;
+  for (int i = 0; i < n && !active; ++i) {
+    names.push_back(ibv_get_device_name(list[i]));
+    ibv_context* ctx = ibv_open_device(list[i]);
+    if (ctx == nullptr) continue;
+    ibv_device_attr attr{};
+    if (ibv_query_device(ctx, &attr) == 0) {
+      for (int p = 1; p <= attr.phys_port_cnt; ++p) {
+        if (verbs::PortActive(ctx, p)) active = true;
+      }
+    }
+    ibv_close_device(ctx);
+  }
+  ibv_free_device_list(list);
+  if (!active && reason) {
+    *reason = n == 0 ? "no RDMA device (ibv_get_device_list: 0 devices)"
+                     : absl::StrCat("no RDMA device with an active port (devices: ",
+                                    absl::StrJoin(names, ", "), ")");
+  }
+  return active;
+}
+
+absl::StatusOr<std::unique_ptr<Transport>> CreateVerbsTransport(const TransportOptions& options,
+                                                                const VerbsOptions& verbs) {
+  auto t = std::make_unique<verbs::VerbsTransport>(options, verbs);
+  GASP_RETURN_IF_ERROR(t->Init());
+  return std::unique_ptr<Transport>(std::move(t));
+}
+
+}  // namespace transport
+}  // namespace gasp
