@@ -46,8 +46,9 @@ const std::vector<Row>& Rows() {
         "", 1 << 20, 32 * kTiB},
        &Config::heap_bytes},
       {{"GASP_TRANSPORT", SettingType::kChoice, "auto",
-        "Transport for one-sided operations and messages. auto picks tcp in this build "
-        "(verbs and shm backends are added by later releases).",
+        "Transport for one-sided operations and messages. auto picks verbs where an RDMA "
+        "device has an active port, else tcp (the choice and the reason are logged at info). "
+        "shm is not in this build.",
         "auto|tcp|verbs|shm", 0, 0},
        &Config::transport},
       {{"GASP_TIMEOUT", SettingType::kDuration, "60s",
@@ -104,6 +105,27 @@ const std::vector<Row>& Rows() {
       {{"GASP_TCP_PORT", SettingType::kInt, "0", "TCP port of the tcp transport (0: any free port).",
         "", 0, 65535},
        &Config::tcp_port},
+      {{"GASP_NET_DEVICES", SettingType::kString, "",
+        "RDMA devices and ports for the verbs transport, e.g. mlx5_0:1,mlx5_1:1; the ranks of "
+        "a host are spread over the list; ^mlx5_1 excludes a device. Empty: every device with "
+        "an active port.",
+        "", 0, 0},
+       &Config::net_devices},
+      {{"GASP_IB_GID_INDEX", SettingType::kInt, "-1",
+        "GID table index for RoCE. -1 picks per node: RoCE v2 with an IPv4 address first. "
+        "gasp_info -d lists the GIDs.",
+        "", -1, 65535},
+       &Config::ib_gid_index},
+      {{"GASP_IB_TIMEOUT", SettingType::kInt, "14",
+        "Local ACK timeout exponent of verbs queue pairs (4.096 us x 2^n). Raise it on lossy or "
+        "congested fabrics before a live peer is declared unreachable.",
+        "", 1, 31},
+       &Config::ib_timeout},
+      {{"GASP_IB_RETRY_COUNT", SettingType::kInt, "7",
+        "Transport retries of verbs queue pairs before an operation fails with \"peer "
+        "unreachable\" (the peer is then taken as dead).",
+        "", 0, 7},
+       &Config::ib_retry_count},
       {{"GASP_HOME_POLICY", SettingType::kChoice, "block",
         "Default home policy of collective allocations: block (contiguous share per rank) or "
         "cyclic (blocks of GASP_CYCLIC_BLOCK_PAGES dealt round-robin).",

@@ -34,6 +34,10 @@ struct Config {
   std::string coordinator;         // GASP_COORDINATOR
   std::string tcp_addr;            // GASP_TCP_ADDR
   int64_t tcp_port = 0;            // GASP_TCP_PORT
+  std::string net_devices;         // GASP_NET_DEVICES
+  int64_t ib_gid_index = -1;       // GASP_IB_GID_INDEX
+  int64_t ib_timeout = 0;          // GASP_IB_TIMEOUT
+  int64_t ib_retry_count = 0;      // GASP_IB_RETRY_COUNT
   std::string home_policy;         // GASP_HOME_POLICY
   int64_t cyclic_block_pages = 0;  // GASP_CYCLIC_BLOCK_PAGES
 };

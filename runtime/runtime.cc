@@ -176,6 +176,12 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   topts.timeout = c.timeout;
   topts.tcp_addr = c.tcp_addr.empty() ? s.boot->LocalAddressHint() : c.tcp_addr;
   topts.tcp_port = static_cast<int>(c.tcp_port);
+  topts.local_rank = s.boot->local_rank();
+  topts.local_size = s.boot->local_size();
+  topts.net_devices = c.net_devices;
+  topts.ib_gid_index = static_cast<int>(c.ib_gid_index);
+  topts.ib_timeout = static_cast<int>(c.ib_timeout);
+  topts.ib_retry_count = static_cast<int>(c.ib_retry_count);
   GASP_ASSIGN_OR_RETURN(s.transport, transport::CreateTransport(c.transport, topts));
   GASP_ASSIGN_OR_RETURN(s.region, s.transport->Register(s.range->sys_base(), s.range->size(),
                                                         transport::kRemoteAll));

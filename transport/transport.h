@@ -152,9 +152,17 @@ struct Capabilities {
 struct TransportOptions {
   int rank = 0;
   int size = 1;
+  int local_rank = 0;  // index among the ranks on this host (device spreading)
+  int local_size = 1;
   absl::Duration timeout = absl::Seconds(60);  // connect and op deadline
   std::string tcp_addr;  // address to listen on and advertise ("" = auto)
   int tcp_port = 0;      // 0 = any
+  // verbs: "mlx5_0:1,mlx5_1:1" (local ranks spread over the list), "^dev"
+  // excludes, "" = every device with an active port (GASP_NET_DEVICES).
+  std::string net_devices;
+  int ib_gid_index = -1;   // -1: auto, RoCE v2 IPv4 first (GASP_IB_GID_INDEX)
+  int ib_timeout = 14;     // local ACK timeout exponent, 4.096us*2^n (GASP_IB_TIMEOUT)
+  int ib_retry_count = 7;  // transport retries before "peer unreachable" (GASP_IB_RETRY_COUNT)
 };
 
 // Called (from a transport thread) when a peer is lost without saying
