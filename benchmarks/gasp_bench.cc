@@ -113,11 +113,32 @@ int main(int argc, char** argv) {
       op.length = 4096;
       uint64_t addr = reinterpret_cast<uint64_t>(remote) + (i % kPages) * 4096;
       op.remote_addr = coherence->HomeAddress(peer, addr);
-      op.rkey = coherence->HomeKey(peer);
+      op.rkey = coherence->HomeKey(addr, peer);
       auto t0 = Clock::now();
       if (!transport->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + absl::Seconds(30)).ok()) return 1;
       read4k.push_back(Us(Clock::now() - t0));
     }
+    // 2b. The other raw one-sided sizes, for the side-by-side tables.
+    auto raw = [&](gasp::transport::OpType type, size_t bytes, const char* label) {
+      std::vector<double> t;
+      for (int i = 0; i < iters; ++i) {
+        gasp::transport::Op op;
+        op.type = type;
+        op.peer = peer;
+        op.local = buf.data();
+        op.length = bytes;
+        // Pages past the fetch benchmark's: writes must not disturb it.
+        uint64_t addr = reinterpret_cast<uint64_t>(seq) + (i % 64) * 4096;
+        op.remote_addr = coherence->HomeAddress(peer, addr);
+        op.rkey = coherence->HomeKey(addr, peer);
+        auto t0 = Clock::now();
+        if (!transport->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + absl::Seconds(30)).ok()) {
+          std::exit(1);
+        }
+        t.push_back(Us(Clock::now() - t0));
+      }
+      Row(label, std::to_string(bytes).c_str(), Summarize(t), t.size());
+    };
     // 3. Fault-driven fetch of one page (prefetch off), each page once.
     coherence->set_prefetch_pages(0);
     long check = 0;
@@ -145,6 +166,9 @@ int main(int argc, char** argv) {
     Row("page fetch by fault, after acquire", "4096", srf, refetch.size());
     std::printf(" ratio fetch / (trap + READ), medians: first touch %.2f, after acquire %.2f\n",
                 sf.median / (st.median + sr.median), srf.median / (st.median + sr.median));
+    raw(gasp::transport::OpType::kRead, 8, "raw READ");
+    raw(gasp::transport::OpType::kWrite, 8, "raw WRITE");
+    raw(gasp::transport::OpType::kWrite, 4096, "raw WRITE");
     // 4. Sequential read throughput, prefetch off vs default window.
     for (int window : {0, static_cast<int>(gasp::internal::GetConfig().prefetch_pages), 16}) {
       gasp::Acquire(seq, kSeqBytes);
@@ -179,7 +203,7 @@ int main(int argc, char** argv) {
       op.peer = peer;
       op.local = &scratch;
       op.remote_addr = coherence->HomeAddress(peer, reinterpret_cast<uint64_t>(remote) + 128);
-      op.rkey = coherence->HomeKey(peer);
+      op.rkey = coherence->HomeKey(reinterpret_cast<uint64_t>(remote) + 128, peer);
       auto t0 = Clock::now();
       if (!transport->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + absl::Seconds(30)).ok()) return 1;
       cas.push_back(Us(Clock::now() - t0));

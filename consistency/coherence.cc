@@ -89,6 +89,14 @@ absl::Status Coherence::AddSegment(const gas::Segment& segment) {
   return status;
 }
 
+transport::RemoteKey Coherence::HomeKey(uint64_t addr, int home) const {
+  transport::RemoteKey key;
+  if (!range_->Contains(addr) || home < 0 || home >= options_.nranks) return key;
+  const gas::Segment* seg = segments_->FindPage((addr - range_->base()) >> kPageShift);
+  if (seg != nullptr && seg->rkeys != nullptr) key.packed = seg->rkeys[home];
+  return key;
+}
+
 int Coherence::HomeOf(uint64_t addr) const {
   if (!range_->Contains(addr)) return -1;
   uint64_t page = (addr - range_->base()) >> kPageShift;
@@ -183,7 +191,7 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   op.local = range_->sys(offset);
   op.length = n << kPageShift;
   op.remote_addr = homes_[home].sys_base + offset;
-  op.rkey = homes_[home].rkey;
+  op.rkey.packed = seg.rkeys[home];
   op.wr_id = page;
   transport::CompletionCounter counter;
   absl::Status s = transport_->Post(absl::MakeConstSpan(&op, 1), &counter);
@@ -354,7 +362,7 @@ absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
       op.local = local;
       op.length = run.length;
       op.remote_addr = remote;
-      op.rkey = homes_[home].rkey;
+      op.rkey.packed = seg->rkeys[home];
       op.wr_id = page;
       StatAdd(Counter::kDiffRuns);
     }

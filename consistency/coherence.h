@@ -34,11 +34,11 @@
 namespace gasp {
 namespace consistency {
 
-// Where a rank's home pages can be reached: its system view base and the
-// remote key of its registration.
+// Where a rank's home pages can be reached: the base of its system view.
+// Remote keys are per segment (gas::Segment::rkeys): a rank registers only
+// the home pages it has, when they are allocated.
 struct HomeInfo {
   uint64_t sys_base = 0;
-  transport::RemoteKey rkey;
 };
 
 struct CoherenceOptions {
@@ -87,7 +87,8 @@ class Coherence {
   uint64_t HomeAddress(int home, uint64_t addr) const {
     return homes_[home].sys_base + (addr - range_->base());
   }
-  transport::RemoteKey HomeKey(int home) const { return homes_[home].rkey; }
+  // Remote key covering `addr` at `home` (zero key if not allocated).
+  transport::RemoteKey HomeKey(uint64_t addr, int home) const;
 
   // Pages currently dirty (tests, stats).
   uint64_t dirty_pages() const { return dirty_count_.load(); }

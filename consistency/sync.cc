@@ -45,7 +45,7 @@ absl::StatusOr<uint64_t> Sync::Atomic(OpType type, uint64_t addr, uint64_t compa
   op.peer = home;
   op.local = &old;
   op.remote_addr = coherence_->HomeAddress(home, addr);
-  op.rkey = coherence_->HomeKey(home);
+  op.rkey = coherence_->HomeKey(addr, home);
   op.compare = compare;
   op.operand = operand;
   op.wr_id = addr;
@@ -181,6 +181,45 @@ absl::Status Sync::BarrierOnly() {
   StatAdd(Counter::kBarriers);
   StatAdd(Counter::kBarrierWaitNs, absl::ToInt64Nanoseconds(absl::Now() - start));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<uint64_t>> Sync::AllgatherU64(uint64_t mine) {
+  const uint64_t epoch = ++allgather_epoch_;
+  const absl::Time deadline = absl::Now() + timeout_;
+  std::vector<uint64_t> all(nranks_, 0);
+  all[rank_] = mine;
+  uint8_t payload[16];
+  std::memcpy(payload, &epoch, 8);
+  std::memcpy(payload + 8, &mine, 8);
+  for (int r = 0; r < nranks_; ++r) {
+    if (r == rank_) continue;
+    GASP_RETURN_IF_ERROR(Annotate(transport_->Send(r, kAllgatherTag, payload),
+                                  absl::StrFormat("allgather %d: sending to %s", epoch,
+                                                  describe_rank_(r))));
+  }
+  for (int r = 0; r < nranks_; ++r) {
+    if (r == rank_) continue;
+    absl::StatusOr<transport::Message> m = transport_->Recv(kAllgatherTag, r, deadline);
+    if (!m.ok()) {
+      return Annotate(m.status(), absl::StrFormat("allgather %d: waiting for %s (GASP_TIMEOUT=%s)",
+                                                  epoch, describe_rank_(r),
+                                                  absl::FormatDuration(timeout_)));
+    }
+    uint64_t their_epoch = 0;
+    if (m->payload.size() != sizeof(payload)) {
+      return absl::DataLossError(absl::StrFormat("allgather %d: malformed message from %s",
+                                                 epoch, describe_rank_(r)));
+    }
+    std::memcpy(&their_epoch, m->payload.data(), 8);
+    if (their_epoch != epoch) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "collective mismatch: this rank is at collective allocation %d, %s at %d (every rank "
+          "must make the same collective calls in the same order)",
+          epoch, describe_rank_(r), their_epoch));
+    }
+    std::memcpy(&all[r], m->payload.data() + 8, 8);
+  }
+  return all;
 }
 
 absl::Status Sync::Barrier() {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "consistency/coherence.h"
@@ -51,6 +52,10 @@ class Sync {
   absl::StatusOr<uint64_t> Load(uint64_t addr, Ordering order);
   absl::Status Store(uint64_t addr, uint64_t value, Ordering order);
 
+  // Every rank contributes one word; returns all, indexed by rank. Used by
+  // collective allocation to exchange remote keys. Bounded by GASP_TIMEOUT.
+  absl::StatusOr<std::vector<uint64_t>> AllgatherU64(uint64_t mine);
+
   uint64_t barrier_epoch() const { return epoch_; }
 
  private:
@@ -65,10 +70,13 @@ class Sync {
   const absl::Duration timeout_;
   const std::function<std::string(int)> describe_rank_;
   uint64_t epoch_ = 0;  // barriers completed by this rank (barriers are collective)
+  uint64_t allgather_epoch_ = 0;
 };
 
 // Tag of barrier messages (reserved range 0xB000'0000-0xBFFF'FFFF).
 inline constexpr uint32_t kBarrierTag = 0xB0000001;
+// Tag of allgather messages.
+inline constexpr uint32_t kAllgatherTag = 0xB0000002;
 
 }  // namespace consistency
 }  // namespace gasp

@@ -31,6 +31,10 @@ struct Segment {
   int home_rank = 0;       // kExplicit
   uint32_t block_pages = 1;  // kCyclic
   int nranks = 1;
+  // Packed remote key of each rank's registration of its home pages of this
+  // segment (index = rank; 0 where a rank has none). Owned by the runtime,
+  // immutable once the segment is in the table.
+  const uint64_t* rkeys = nullptr;
 
   uint64_t end_offset() const { return offset + (num_pages << kPageShift); }
 

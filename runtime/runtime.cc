@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -40,7 +41,11 @@ struct State {
   std::unique_ptr<gas::GlobalRange> range;
   std::unique_ptr<boot::Bootstrap> boot;
   std::unique_ptr<transport::Transport> transport;
-  transport::Region region;
+  // Registrations of this rank's home pages (its heap, its share of each
+  // collective segment) and every rank's keys for them, per segment. A
+  // deque: segments point into it, so elements never move.
+  std::vector<transport::Region> regions;
+  std::deque<std::vector<uint64_t>> segment_keys;
   std::vector<boot::RankRecord> records;
   std::unique_ptr<gas::SegmentTable> segments;
   std::unique_ptr<consistency::Coherence> coherence;
@@ -103,6 +108,21 @@ absl::Status AddSegment(State& s, const gas::Segment& seg) {
   return s.coherence->AddSegment(*added);
 }
 
+// Registers [offset, offset+length) of this rank's system view for remote
+// access. On verbs this pins the pages: the error says what to lower.
+absl::StatusOr<transport::Region> RegisterHome(State& s, uint64_t offset, uint64_t length) {
+  absl::StatusOr<transport::Region> r =
+      s.transport->Register(s.range->sys(offset), length, transport::kRemoteAll);
+  if (!r.ok()) {
+    return Annotate(r.status(), absl::StrFormat(
+        "registering %d bytes of home pages with the %s transport (pinned memory: check "
+        "ulimit -l, GASP_HEAP_SIZE and the allocation size)",
+        length, s.transport->name()));
+  }
+  s.regions.push_back(*r);
+  return *r;
+}
+
 absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement placement) {
   std::lock_guard<std::mutex> lock(s.alloc_mu);
   uint64_t pages = std::max<uint64_t>(1, (bytes + kPageSize - 1) >> kPageShift);
@@ -141,6 +161,23 @@ absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement p
       seg.policy = gas::HomePolicy::kBlock;
       break;
   }
+  // Register this rank's home pages of the segment (the span from its first
+  // to its last home page) and exchange the keys: a rank pins only what it
+  // is home of, when it is allocated.
+  uint64_t first = UINT64_MAX, end = 0;
+  seg.ForEachHomeRun(s.rank, [&](uint64_t p, uint64_t n) {
+    first = std::min(first, p);
+    end = std::max(end, p + n);
+  });
+  uint64_t key = 0;
+  if (end > first) {
+    GASP_ASSIGN_OR_RETURN(transport::Region region,
+                          RegisterHome(s, first << kPageShift, (end - first) << kPageShift));
+    key = region.rkey.packed;
+  }
+  GASP_ASSIGN_OR_RETURN(std::vector<uint64_t> keys, s.sync->AllgatherU64(key));
+  s.segment_keys.push_back(std::move(keys));
+  seg.rkeys = s.segment_keys.back().data();
   GASP_RETURN_IF_ERROR(AddSegment(s, seg));
   s.next_collective = offset + (pages << kPageShift);
   return s.range->base() + offset;
@@ -183,19 +220,30 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   topts.ib_timeout = static_cast<int>(c.ib_timeout);
   topts.ib_retry_count = static_cast<int>(c.ib_retry_count);
   GASP_ASSIGN_OR_RETURN(s.transport, transport::CreateTransport(c.transport, topts));
-  GASP_ASSIGN_OR_RETURN(s.region, s.transport->Register(s.range->sys_base(), s.range->size(),
-                                                        transport::kRemoteAll));
+
+  // Per-rank heaps at the top of the range, each homed at its rank.
+  const uint64_t heaps = c.heap_bytes * static_cast<uint64_t>(s.size);
+  if (heaps > c.size_bytes / 2) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%d ranks x GASP_HEAP_SIZE=%d exceed half of GASP_SIZE=%d; raise GASP_SIZE or lower "
+        "GASP_HEAP_SIZE",
+        s.size, c.heap_bytes, c.size_bytes));
+  }
+  s.heap_area = c.size_bytes - heaps;
+  const uint64_t my_heap = s.heap_area + c.heap_bytes * static_cast<uint64_t>(s.rank);
+  GASP_ASSIGN_OR_RETURN(transport::Region heap_region, RegisterHome(s, my_heap, c.heap_bytes));
 
   transport::EndpointBlob blob = s.transport->LocalEndpoint();
   boot::RankRecord mine = boot::MakeRankRecord(
       s.rank, absl::string_view(reinterpret_cast<const char*>(blob.bytes), sizeof(blob.bytes)));
   mine.extra[0] = reinterpret_cast<uint64_t>(s.range->sys_base());
-  mine.extra[1] = s.region.rkey.packed;
+  mine.extra[1] = heap_region.rkey.packed;
   mine.extra[2] = c.base;
   mine.extra[3] = c.size_bytes;
   GASP_ASSIGN_OR_RETURN(s.records, boot::ExchangeRecords(*s.boot, mine, deadline));
   std::vector<transport::EndpointBlob> blobs(s.size);
   std::vector<consistency::HomeInfo> homes(s.size);
+  std::vector<uint64_t> heap_keys(s.size);
   for (int r = 0; r < s.size; ++r) {
     const boot::RankRecord& rec = s.records[r];
     if (rec.extra[2] != c.base || rec.extra[3] != c.size_bytes) {
@@ -206,7 +254,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
     }
     std::memcpy(blobs[r].bytes, rec.transport_blob, sizeof(blobs[r].bytes));
     homes[r].sys_base = rec.extra[0];
-    homes[r].rkey.packed = rec.extra[1];
+    heap_keys[r] = rec.extra[1];
   }
   GASP_RETURN_IF_ERROR(s.transport->Connect(blobs));
   s.transport->SetPeerFailureHandler([](int peer, const absl::Status& status) {
@@ -233,15 +281,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   s.sync = std::make_unique<consistency::Sync>(s.coherence.get(), s.transport.get(), s.rank,
                                                s.size, c.timeout, Describe);
 
-  // Per-rank heaps at the top of the range, each homed at its rank.
-  const uint64_t heaps = c.heap_bytes * static_cast<uint64_t>(s.size);
-  if (heaps > c.size_bytes / 2) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%d ranks x GASP_HEAP_SIZE=%d exceed half of GASP_SIZE=%d; raise GASP_SIZE or lower "
-        "GASP_HEAP_SIZE",
-        s.size, c.heap_bytes, c.size_bytes));
-  }
-  s.heap_area = c.size_bytes - heaps;
+  s.segment_keys.push_back(std::move(heap_keys));
   for (int r = 0; r < s.size; ++r) {
     gas::Segment seg;
     seg.offset = s.heap_area + c.heap_bytes * static_cast<uint64_t>(r);
@@ -249,10 +289,10 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
     seg.policy = gas::HomePolicy::kExplicit;
     seg.home_rank = r;
     seg.nranks = s.size;
+    seg.rkeys = s.segment_keys.front().data();
     GASP_RETURN_IF_ERROR(AddSegment(s, seg));
   }
-  s.heap = std::make_unique<gas::HeapAllocator>(
-      c.base + s.heap_area + c.heap_bytes * static_cast<uint64_t>(s.rank), c.heap_bytes);
+  s.heap = std::make_unique<gas::HeapAllocator>(c.base + my_heap, c.heap_bytes);
   // End-to-end check of the transport (connects every ring neighbour).
   GASP_RETURN_IF_ERROR(s.sync->BarrierOnly());
   GASP_LOG(Info) << "initialized: " << s.size << " ranks, boot=" << s.boot->method()

@@ -1,0 +1,37 @@
+#!/bin/bash
+# Guest side of "tools/vmtest bench": perftest's ib_read_lat / ib_write_lat
+# and gasp's own READ / WRITE / page fetch on the same rxe pair, side by side
+# in one guest run. rxe under TCG is slow: only the ratios mean anything.
+set -u
+B=$GASP_VM_BIN
+T=$(mktemp -d)
+G="-x ${VMTEST_GID_INDEX:-1} -F -n 1000"
+perf() {  # perf TOOL SIZE -> t_typical in us
+  timeout 120 $1 -d rxe1 $G -s $2 >/dev/null 2>&1 & local s=$!
+  sleep 1
+  timeout 120 $1 -d rxe0 $G -s $2 127.0.0.1 >"$T/p.log" 2>&1
+  wait $s
+  awk -v n="$2" '$1 == n && NF >= 6 {print $5}' "$T/p.log" | head -1
+}
+declare -A P
+for t in read write; do
+  for s in 8 4096; do P[$t$s]=$(perf ib_${t}_lat $s); done
+done
+GASP_TRANSPORT=verbs GASP_NET_DEVICES=rxe0:1,rxe1:1 GASP_SIZE=256M GASP_HEAP_SIZE=16M \
+  timeout 600 "$B/tools/gasprun" -np 2 "$B/benchmarks/gasp_bench" ${GASP_BENCH_ITERS:-500} >"$T/g.log" 2>&1
+cat "$T/g.log"
+med() { grep -E "^ $1 +$2 " "$T/g.log" | awk '{print $(NF-3)}' | head -1; }
+g_r8=$(med "raw READ" 8); g_r4=$(med "raw READ" 4096); g_w8=$(med "raw WRITE" 8); g_w4=$(med "raw WRITE" 4096)
+trap_us=$(grep -E 'fault trap' "$T/g.log" | awk '{print $(NF-3)}')
+fetch=$(grep -E 'page fetch by fault, after acquire' "$T/g.log" | awk '{print $(NF-3)}')
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "n/a"; else printf "%.2f", a / b }'; }
+echo
+echo "| operation | perftest t_typical us | gasp median us | gasp / perftest |"
+echo "|---|---|---|---|"
+echo "| READ 8 B | ${P[read8]} | $g_r8 | $(ratio "$g_r8" "${P[read8]}") |"
+echo "| READ 4 KiB | ${P[read4096]} | $g_r4 | $(ratio "$g_r4" "${P[read4096]}") |"
+echo "| WRITE 8 B | ${P[write8]} | $g_w8 | $(ratio "$g_w8" "${P[write8]}") |"
+echo "| WRITE 4 KiB | ${P[write4096]} | $g_w4 | $(ratio "$g_w4" "${P[write4096]}") |"
+floor=$(awk -v a="$trap_us" -v b="$g_r4" 'BEGIN {print a + b}')
+echo "| page fetch (after acquire) vs trap + READ 4 KiB | $floor | $fetch | $(ratio "$fetch" "$floor") |"
+rm -rf "$T"

@@ -1,0 +1,55 @@
+#!/bin/bash
+# Guest side of "tools/vmtest verbs": the transport conformance suite and the
+# end-to-end programs on the verbs backend, two ranks each on its own rxe
+# device. $GASP_VM_BIN is the host's bazel-bin (shared read-only).
+# Last line: "N passed, N failed".
+set -u
+B=$GASP_VM_BIN
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); echo "VERBS PASS: $*"; }
+bad() { fail=$((fail + 1)); echo "VERBS FAIL: $*"; }
+T=$(mktemp -d)
+
+echo "== transport conformance suite, verbs backend"
+if timeout 300 "$B/transport/conformance_test" --gtest_filter='*verbs*:Verbs*' >"$T/conf.log" 2>&1; then
+  ok "conformance suite on verbs ($(grep -o '[0-9]* tests\?, listed below\|\[  PASSED  \] [0-9]* test' "$T/conf.log" | head -1))"
+else
+  bad "conformance suite on verbs"; tail -n 30 "$T/conf.log"
+fi
+grep -E '^\[  (PASSED|SKIPPED|FAILED) ' "$T/conf.log"
+
+# The runtime on verbs: rank 0 on rxe0, rank 1 on rxe1 (GASP_NET_DEVICES
+# spreads local ranks over the list). Registration pins the range: keep it
+# small in the 2 GiB guest.
+export GASP_TRANSPORT=verbs GASP_NET_DEVICES=rxe0:1,rxe1:1 GASP_SIZE=256M GASP_HEAP_SIZE=16M \
+       GASP_LOG_LEVEL=info GASP_TIMEOUT=60s
+run() {  # run NAME CMD...
+  local name=$1; shift
+  if timeout 300 "$B/tools/gasprun" -np 2 "$@" >"$T/run.log" 2>&1 && grep -q verified "$T/run.log" \
+     && grep -q 'transport=verbs' "$T/run.log" && ! grep -qE 'MISMATCH|FAILED' "$T/run.log"; then
+    ok "$name on verbs"
+  else
+    bad "$name on verbs"; tail -n 25 "$T/run.log"
+  fi
+  grep -E 'verbs.*(device|rxe)' "$T/run.log" | head -2
+}
+run "hello" "$B/examples/hello"
+run "counter" "$B/examples/counter" 50
+run "jacobi2d" "$B/examples/jacobi2d" 128 10
+run "shared_tree" "$B/examples/shared_tree" 20000
+run "drf_random" "$B/tests/drf_random" 4
+run "selective release/acquire" "$B/tests/fault_probe" selective
+
+echo "== a rank killed mid-run on verbs"
+start=$(date +%s)
+GASP_TIMEOUT=20s timeout 120 "$B/tools/gasprun" -np 2 "$B/tests/fault_probe" kill 1 >"$T/kill.log" 2>&1
+rc=$?
+took=$(( $(date +%s) - start ))
+if [ $rc != 0 ] && grep -qE 'rank 1 .*(killed|signal 9|lost|died|unreachable)' "$T/kill.log" && [ $took -le 30 ]; then
+  ok "killed rank: job ends (rc $rc, ${took}s) naming rank 1"
+else
+  bad "killed rank: rc $rc after ${took}s"; tail -n 20 "$T/kill.log"
+fi
+rm -rf "$T"
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
