@@ -2,6 +2,7 @@
 //
 //   gasp_info            version, transports, launch environment
 //   gasp_info -c         every GASP_* setting with its effective value and doc
+//   gasp_info -d         RDMA devices: ports, state, link layer, MTU, GID table
 //   gasp_info --markdown the settings reference (docs/settings.md)
 #include <unistd.h>
 
@@ -13,13 +14,17 @@
 #include "absl/strings/str_format.h"
 #include "base/settings.h"
 #include "transport/factory.h"
+#include "transport/verbs_transport.h"
 
 namespace {
 
 constexpr char kVersion[] = "0.1.0";
 
 int Usage() {
-  std::fprintf(stderr, "usage: gasp_info [-c | --config] [--markdown] [--version]\n");
+  std::fprintf(stderr, "usage: gasp_info [-c | --config] [-d | --devices] [--markdown] [--version]\n"
+               "  -c  every GASP_* setting with its effective value\n"
+               "  -d  RDMA devices: ports, state, link layer, MTU, non-zero GIDs (for\n"
+               "      GASP_NET_DEVICES and GASP_IB_GID_INDEX)\n");
   return 2;
 }
 
@@ -30,6 +35,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "-c") || !std::strcmp(argv[i], "--config")) {
       config = true;
+    } else if (!std::strcmp(argv[i], "-d") || !std::strcmp(argv[i], "--devices")) {
+      std::fputs(gasp::transport::DescribeRdmaDevices().c_str(), stdout);
+      return 0;
     } else if (!std::strcmp(argv[i], "--markdown")) {
       markdown = true;
     } else if (!std::strcmp(argv[i], "--version")) {

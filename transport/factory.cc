@@ -20,22 +20,24 @@ absl::StatusOr<std::unique_ptr<Transport>> CreateTransport(const std::string& na
                                                            const TransportOptions& options) {
   if (name == "auto") {
     std::string reason;
-    if (VerbsDeviceAvailable(&reason)) {
-      GASP_LOG(Info) << "GASP_TRANSPORT=auto: an RDMA device with an active port exists, but "
-                        "auto keeps using tcp in this release (set GASP_TRANSPORT=verbs)";
-    } else {
-      GASP_LOG(Info) << "GASP_TRANSPORT=auto: using tcp (" << reason << ")";
+    if (VerbsDeviceAvailable(options.net_devices, &reason)) {
+      GASP_LOG(Info) << "GASP_TRANSPORT=auto: using verbs (" << reason << ")";
+      return CreateVerbsTransport(options, VerbsOptionsFrom(options));
     }
+    GASP_LOG(Info) << "GASP_TRANSPORT=auto: using tcp (" << reason << ")";
     return CreateTcpTransport(options);
   }
   if (name == "tcp") return CreateTcpTransport(options);
   if (name == "verbs") {
     std::string reason;
-    if (!VerbsDeviceAvailable(&reason)) {
+    if (!VerbsDeviceAvailable(options.net_devices, &reason)) {
       GASP_LOG(Info) << "GASP_TRANSPORT=verbs: " << reason;
-      return absl::UnavailableError(absl::StrCat(reason, "; use GASP_TRANSPORT=tcp"));
+      return absl::UnavailableError(absl::StrCat(
+          "GASP_TRANSPORT=verbs but ", reason,
+          reason.find("GASP_TRANSPORT=tcp") == std::string::npos ? "; use GASP_TRANSPORT=tcp" : ""));
     }
-    return CreateVerbsTransport(options, VerbsOptionsFromEnv());
+    GASP_LOG(Info) << "GASP_TRANSPORT=verbs: " << reason;
+    return CreateVerbsTransport(options, VerbsOptionsFrom(options));
   }
   if (name == "shm") {
     return absl::UnimplementedError(absl::StrFormat(

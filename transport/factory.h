@@ -13,12 +13,14 @@ namespace gasp {
 namespace transport {
 
 // Creates the backend called `name`:
-//   "auto"  tcp in this release (verbs is never picked implicitly yet); the
-//           choice and the reason (e.g. "no RDMA device (...)") are logged;
+//   "auto"  verbs when an RDMA device with an active port passes the
+//           GASP_NET_DEVICES filter (options.net_devices), else tcp; the
+//           choice and the reason are logged at info;
 //   "tcp"   the tcp backend;
-//   "verbs" the RDMA backend (GASP_VERBS_* settings, see verbs_transport.h)
-//           when a device with an active port exists; otherwise Unavailable
-//           "no RDMA device (ibv_get_device_list: ...); use GASP_TRANSPORT=tcp".
+//   "verbs" the RDMA backend (options net_devices, local_rank, ib_*; see
+//           verbs_transport.h) when such a device exists; otherwise
+//           Unavailable "GASP_TRANSPORT=verbs but no RDMA device
+//           (ibv_get_device_list: ...); use GASP_TRANSPORT=tcp".
 // "shm" is recognised but not in this build: Unimplemented, with a hint to
 // set GASP_TRANSPORT=tcp. Any other name: InvalidArgument listing the
 // available ones. Creation errors of the backend itself (e.g. GASP_TCP_PORT

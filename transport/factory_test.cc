@@ -17,14 +17,23 @@ TransportOptions Loopback() {
   return o;
 }
 
-TEST(FactoryTest, AutoAndTcpGiveTcp) {
+TEST(FactoryTest, TcpGivesTcpAndAutoPicksVerbsOnlyWithADevice) {
+  std::string reason;
+  const bool verbs = VerbsDeviceAvailable(&reason);
   for (const char* name : {"auto", "tcp"}) {
     absl::StatusOr<std::unique_ptr<Transport>> t = CreateTransport(name, Loopback());
     ASSERT_TRUE(t.ok()) << name << ": " << t.status();
-    EXPECT_EQ((*t)->name(), "tcp");
+    EXPECT_EQ((*t)->name(), verbs && std::string(name) == "auto" ? "verbs" : "tcp") << reason;
     EXPECT_TRUE((*t)->Shutdown(absl::Now() + absl::Seconds(5)).ok());
   }
   EXPECT_THAT(AvailableTransports(), Contains("tcp"));
+  // A GASP_NET_DEVICES filter that matches nothing keeps auto on tcp.
+  TransportOptions o = Loopback();
+  o.net_devices = "no_such_dev9";
+  absl::StatusOr<std::unique_ptr<Transport>> t = CreateTransport("auto", o);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ((*t)->name(), "tcp");
+  EXPECT_TRUE((*t)->Shutdown(absl::Now() + absl::Seconds(5)).ok());
 }
 
 TEST(FactoryTest, ShmIsUnimplementedWithAHint) {
@@ -45,7 +54,9 @@ TEST(FactoryTest, VerbsWithoutADeviceSaysWhyAndAutoStaysOnTcp) {
   absl::StatusOr<std::unique_ptr<Transport>> t = CreateTransport("verbs", Loopback());
   EXPECT_EQ(t.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(t.status().message()), HasSubstr("no RDMA device"));
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("GASP_TRANSPORT=verbs"));
   EXPECT_THAT(std::string(t.status().message()), HasSubstr("use GASP_TRANSPORT=tcp"));
+  std::printf("[ INFO     ] verbs unavailable: %s\n", std::string(t.status().message()).c_str());
 }
 
 TEST(FactoryTest, UnknownNamesAreRejected) {

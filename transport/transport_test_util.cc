@@ -13,26 +13,31 @@ namespace gasp {
 namespace transport {
 namespace testing {
 
+std::string VmNetDevices() {
+  auto env = [](const char* n) {
+    const char* x = std::getenv(n);
+    return std::string(x ? x : "");
+  };
+  if (env("VMTEST_RXE0").empty() || env("VMTEST_RXE1").empty()) return "";
+  return env("VMTEST_RXE0") + "," + env("VMTEST_RXE1");
+}
+
 absl::StatusOr<std::unique_ptr<Transport>> TransportFactoryForTest(
     const std::string& name, const TransportOptions& options) {
   if (name == "tcp") return CreateTcpTransport(options);
   if (name == "verbs") {
-    // In the soft-RoCE guest (VMTEST=1) rank r uses device VMTEST_RXE{r%2}
-    // with VMTEST_IP{r%2}, and the other device's address as the source for
-    // connections to ranks on the same device (rxe cannot loop back).
-    VerbsOptions v = VerbsOptionsFromEnv();
+    // In the soft-RoCE guest (VMTEST=1) rank r uses device VMTEST_RXE{r%2}:
+    // net_devices lists both devices and the local rank is the rank, so the
+    // device spreading picks entry r % 2. The GID is chosen automatically;
+    // a rank connecting to a rank on its own device uses the other device's
+    // address as the source (derived; rxe cannot loop back).
+    TransportOptions o = options;
     if (const char* vm = std::getenv("VMTEST"); vm && std::string(vm) == "1") {
-      auto env = [](const std::string& n) {
-        const char* x = std::getenv(n.c_str());
-        return std::string(x ? x : "");
-      };
-      const int d = options.rank % 2;
-      v.device = env("VMTEST_RXE" + std::to_string(d));
-      v.local_ip = env("VMTEST_IP" + std::to_string(d));
-      v.alt_ip = env("VMTEST_IP" + std::to_string(1 - d));
-      if (!env("VMTEST_GID_INDEX").empty()) v.gid_index = std::atoi(env("VMTEST_GID_INDEX").c_str());
+      o.net_devices = VmNetDevices();
+      o.local_rank = o.rank;
+      o.local_size = o.size;
     }
-    return CreateVerbsTransport(options, v);
+    return CreateVerbsTransport(o, VerbsOptionsFrom(o));
   }
   if (name == "faulty_passthrough") {
     GASP_ASSIGN_OR_RETURN(std::unique_ptr<Transport> inner, CreateTcpTransport(options));

@@ -22,10 +22,14 @@ namespace transport {
 namespace testing {
 
 // "tcp" -> the tcp backend; "verbs" -> the verbs backend (in the VM,
-// VMTEST=1: rank r on VMTEST_RXE{r%2} / VMTEST_IP{r%2}); "faulty_passthrough" -> FaultyTransport around
+// VMTEST=1: net_devices = VmNetDevices() and local_rank = rank, so rank r
+// uses VMTEST_RXE{r%2}); "faulty_passthrough" -> FaultyTransport around
 // tcp with no fault set. Unknown names: InvalidArgument.
 absl::StatusOr<std::unique_ptr<Transport>> TransportFactoryForTest(const std::string& name,
                                                                    const TransportOptions& options);
+
+// "rxe0,rxe1" from VMTEST_RXE0 / VMTEST_RXE1 ("" when not in the guest).
+std::string VmNetDevices();
 
 // Options for rank `rank` of `size` on loopback with `timeout`.
 TransportOptions LoopbackOptions(int rank, int size, absl::Duration timeout);

@@ -19,8 +19,9 @@
 //    rdma_resolve_addr (soft-RoCE pitfall: otherwise route resolution can
 //    pick the peer's device and the broken rxe loopback path). When the peer
 //    advertises the very same IPv4 address as this rank (two ranks on one
-//    rxe device), the source is VerbsOptions::alt_ip if set, so traffic
-//    still crosses the wire between two devices.
+//    rxe device), the source is the IPv4 of another active device of the
+//    list (alt_ip) if there is one, so traffic still crosses the wire
+//    between two devices.
 //  * Ops to self (peer == rank) are executed locally with memcpy / __atomic
 //    after the same rkey / bounds / rights checks a NIC would make: rxe's
 //    self-loopback path hangs on multi-packet messages, and the CPU path is
@@ -40,14 +41,26 @@
 //  * Messages: tag + length header in the first chunk, payload chunked to
 //    the receive buffer size, per-QP posted receive pool, RC keeps order.
 //
-// Settings: GASP_VERBS_DEVICE (e.g. "rxe0", "" = first with an active port),
-// GASP_VERBS_PORT (1), GASP_VERBS_GID_INDEX (-1 = auto), GASP_VERBS_IP
-// (address for rdma_cm; "" = the IPv4 address of the device's netdev).
+// Settings (TransportOptions, from base/settings.cc):
+//  * GASP_NET_DEVICES (net_devices): "dev:port,dev:port" (port defaults to
+//    1), "^dev" / "^dev:port" excludes, "" = every device with an active
+//    port in ibv_get_device_list order. Only ACTIVE ports are kept; local
+//    rank r uses entry r % n, so the ranks of a host spread over devices.
+//  * GASP_IB_GID_INDEX (ib_gid_index): >= 0 used as is; -1 = auto per node:
+//    RoCE v2 with an IPv4-mapped GID, then RoCE v1 IPv4, then any non-zero
+//    GID. The rdma_cm address is the IPv4 of the chosen GID.
+//  * GASP_IB_TIMEOUT (ib_timeout): RDMA_OPTION_ID_ACK_TIMEOUT of each cm_id.
+//  * GASP_IB_RETRY_COUNT (ib_retry_count): rdma_conn_param.retry_count
+//    (rnr_retry_count is always 7, "infinite").
+// The source address for connections to ranks on the same device (alt_ip)
+// is derived: the IPv4 GID of another active device of the list, if any.
 #ifndef GASP_TRANSPORT_VERBS_TRANSPORT_H_
 #define GASP_TRANSPORT_VERBS_TRANSPORT_H_
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -57,23 +70,85 @@ namespace gasp {
 namespace transport {
 
 struct VerbsOptions {
-  std::string device;   // "" = first device with an active port
-  int port = 1;
-  int gid_index = -1;   // -1 = auto: first RoCE v2 IPv4-mapped GID
-  std::string local_ip; // IPv4 for rdma_cm ("" = derived from the GID)
-  // Source IPv4 used for connections to peers that advertise local_ip too
-  // (several ranks on one device; soft-RoCE cannot loop back reliably).
-  std::string alt_ip;
+  std::string net_devices;  // GASP_NET_DEVICES syntax (see above)
+  int local_rank = 0;       // picks entry local_rank % n of the device list
+  int gid_index = -1;       // GASP_IB_GID_INDEX: -1 = auto
+  int ib_timeout = 14;      // GASP_IB_TIMEOUT: ACK timeout exponent
+  int ib_retry_count = 7;   // GASP_IB_RETRY_COUNT
   size_t max_outstanding_ops = 1024;  // also the send queue depth
 };
 
-// Options from GASP_VERBS_* (see above).
-VerbsOptions VerbsOptionsFromEnv();
+// The verbs options carried by TransportOptions.
+VerbsOptions VerbsOptionsFrom(const TransportOptions& options);
 
-// True when some RDMA device has an active port; otherwise `reason` says
-// why not (e.g. "no RDMA device (ibv_get_device_list: Function not
-// implemented)").
-bool VerbsDeviceAvailable(std::string* reason);
+// One entry of GASP_NET_DEVICES.
+struct NetDeviceSpec {
+  std::string device;
+  int port = 1;
+  bool port_given = false;  // "dev:port" rather than "dev"
+  bool exclude = false;     // "^dev" / "^dev:port"
+  friend bool operator==(const NetDeviceSpec& a, const NetDeviceSpec& b) {
+    return a.device == b.device && a.port == b.port && a.port_given == b.port_given &&
+           a.exclude == b.exclude;
+  }
+};
+
+// Parses GASP_NET_DEVICES ("" = no entries). Errors (InvalidArgument) name
+// GASP_NET_DEVICES and the bad entry.
+absl::StatusOr<std::vector<NetDeviceSpec>> ParseNetDevices(const std::string& spec);
+
+// A port of an RDMA device as found on this host.
+struct RdmaPortInfo {
+  std::string device;
+  int port = 1;
+  bool active = false;
+  std::string state;  // "ACTIVE", "DOWN", ...
+};
+
+// The device choice: what local rank `local_rank` uses, and why.
+struct NetDeviceChoice {
+  std::string device;
+  int port = 1;
+  std::vector<std::pair<std::string, int>> candidates;  // active, after the filter
+  std::string reason;
+};
+
+// Pure device selection over the ports found (in ibv_get_device_list
+// order): applies `net_devices`, keeps ACTIVE ports, picks candidates
+// [local_rank % n]. Errors list the ports found (name, port, state) and
+// name GASP_NET_DEVICES: NotFound for an unknown device or port,
+// Unavailable when nothing is left.
+absl::StatusOr<NetDeviceChoice> ChooseNetDevice(const std::string& net_devices,
+                                                const std::vector<RdmaPortInfo>& found,
+                                                int local_rank);
+
+// What a verbs transport with `verbs` would use on this host, and why.
+struct VerbsDeviceSelection {
+  std::string device;
+  int port = 1;
+  int gid_index = 0;
+  std::string gid;        // "::ffff:10.0.0.1"
+  std::string gid_type;   // "RoCE v2", "RoCE v1", "IB"
+  std::string ipv4;       // rdma_cm address (from the GID)
+  std::string alt_ipv4;   // source for peers on the same address ("" = none)
+  int active_mtu = 0;     // bytes
+  std::string reason;     // why this device and GID
+};
+// Resolves the device, port and GID as CreateVerbsTransport does (same
+// errors), without creating anything.
+absl::StatusOr<VerbsDeviceSelection> SelectVerbsDevice(const VerbsOptions& verbs);
+
+// True when some RDMA device has an active port that `net_devices` allows;
+// otherwise `reason` says why not (e.g. "no RDMA device (ibv_get_device_list:
+// Function not implemented)").
+bool VerbsDeviceAvailable(const std::string& net_devices, std::string* reason);
+inline bool VerbsDeviceAvailable(std::string* reason) { return VerbsDeviceAvailable("", reason); }
+
+// Human-readable listing of every RDMA device: name, node GUID, and per
+// port its state, link layer, active MTU and the non-zero GID entries with
+// their type (RoCE v1 / RoCE v2 / IB) and IPv4 when mapped. "no RDMA
+// devices (ibv_get_device_list: ...)" when there are none. (gasp_info -d)
+std::string DescribeRdmaDevices();
 
 // Creates a verbs transport. Errors list the devices found and what to set.
 absl::StatusOr<std::unique_ptr<Transport>> CreateVerbsTransport(const TransportOptions& options,

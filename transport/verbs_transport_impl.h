@@ -48,6 +48,39 @@ EndpointBlob EncodeVerbsEndpoint(const Endpoint& e);
 // Errors name `rank` (the blob's index) and what is wrong.
 absl::StatusOr<Endpoint> DecodeVerbsEndpoint(const EndpointBlob& blob, int rank);
 
+// --- Device discovery (verbs_device.cc) ---
+const char* PortStateName(int state);
+int MtuBytes(int ibv_mtu);  // IBV_MTU_1024 -> 1024; 0 if unknown
+uint32_t GidIpv4(const ibv_gid& g);  // ::ffff:a.b.c.d -> a.b.c.d (host order), else 0
+std::string GidString(const ibv_gid& g);
+
+// Every device of ibv_get_device_list, opened (closed again unless `keep`).
+struct OpenDevices {
+  OpenDevices();
+  ~OpenDevices();
+  OpenDevices(const OpenDevices&) = delete;
+  OpenDevices& operator=(const OpenDevices&) = delete;
+  std::vector<ibv_context*> ctxs;
+  std::vector<std::string> unopened;
+  std::string error;  // why there are none ("0 devices", errno text)
+  bool keep = false;
+};
+
+std::vector<RdmaPortInfo> ListPorts(const std::vector<ibv_context*>& ctxs);
+
+// A non-zero GID table entry (sysfs gids/<i> and gid_attrs/types/<i>).
+struct GidInfo {
+  int index = 0;
+  ibv_gid gid{};
+  std::string type;  // "RoCE v2", "RoCE v1", "IB"
+  std::string ndev;  // gid_attrs/ndevs/<i>
+  uint32_t ipv4 = 0;
+};
+std::vector<GidInfo> GidTable(ibv_context* ctx, int port);
+
+absl::StatusOr<VerbsDeviceSelection> SelectOnContexts(const OpenDevices& devs,
+                                                      const VerbsOptions& verbs);
+
 // Per-device resources (the home device, plus the alt device when used).
 struct Dev {
   ibv_context* ctx = nullptr;
@@ -145,6 +178,7 @@ class VerbsTransport : public Transport {
   // retrying until `deadline`) when needed. REQUIRES mu_ held via `l`.
   absl::StatusOr<Conn*> EnsureConn(Lock& l, int peer, ConnKind kind, absl::Time deadline);
   void TearDown(Lock& l, Conn* c);
+  void SetAckTimeout(rdma_cm_id* id);  // GASP_IB_TIMEOUT
   void ProgressLoop();
   void HandleCmEvent(rdma_cm_event* ev);
   void OnConnectRequest(rdma_cm_id* id, const void* pdata, size_t plen);
@@ -167,6 +201,8 @@ class VerbsTransport : public Transport {
   Endpoint self_;
   uint32_t alt_ip_ = 0;
   std::string device_name_;
+  int port_ = 1;
+  int active_mtu_ = 0;
 
   ibv_context** cm_devices_ = nullptr;
   ibv_context* home_ctx_ = nullptr;

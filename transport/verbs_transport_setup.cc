@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <random>
@@ -56,49 +57,6 @@ sockaddr_in SockAddr(uint32_t ip, uint16_t port) {
   a.sin_addr.s_addr = htonl(ip);
   a.sin_port = htons(port);
   return a;
-}
-
-const char* PortStateName(ibv_port_state s) {
-  switch (s) {
-    case IBV_PORT_ACTIVE: return "ACTIVE";
-    case IBV_PORT_DOWN: return "DOWN";
-    case IBV_PORT_INIT: return "INIT";
-    case IBV_PORT_ARMED: return "ARMED";
-    default: return "other";
-  }
-}
-
-// "rxe0 (port 1 ACTIVE), rxe1 (port 1 DOWN)".
-std::string DescribeDevices(ibv_context** list) {
-  std::vector<std::string> out;
-  for (int i = 0; list && list[i]; ++i) {
-    ibv_device_attr attr{};
-    std::string d = ibv_get_device_name(list[i]->device);
-    std::vector<std::string> ports;
-    if (ibv_query_device(list[i], &attr) == 0) {
-      for (int p = 1; p <= attr.phys_port_cnt; ++p) {
-        ibv_port_attr pa{};
-        if (ibv_query_port(list[i], static_cast<uint8_t>(p), &pa) == 0) {
-          ports.push_back(absl::StrFormat("port %d %s", p, PortStateName(pa.state)));
-        }
-      }
-    }
-    out.push_back(absl::StrCat(d, " (", absl::StrJoin(ports, ", "), ")"));
-  }
-  return out.empty() ? "none" : absl::StrJoin(out, ", ");
-}
-
-bool PortActive(ibv_context* ctx, int port) {
-  ibv_port_attr pa{};
-  return ibv_query_port(ctx, static_cast<uint8_t>(port), &pa) == 0 && pa.state == IBV_PORT_ACTIVE;
-}
-
-// IPv4 from an IPv4-mapped GID (::ffff:a.b.c.d), else 0.
-uint32_t GidIpv4(const ibv_gid& g) {
-  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::memcmp(g.raw, prefix, 12) != 0) return 0;
-  return (uint32_t{g.raw[12]} << 24) | (uint32_t{g.raw[13]} << 16) | (uint32_t{g.raw[14]} << 8) |
-         g.raw[15];
 }
 
 }  // namespace
@@ -170,107 +128,32 @@ Capabilities VerbsTransport::capabilities() const {
 }
 
 absl::Status VerbsTransport::SelectDevice() {
-  int n = 0;
-  errno = 0;
-  ibv_device** list = ibv_get_device_list(&n);
-  if (list == nullptr || n == 0) {
-    const std::string why = list == nullptr ? std::string(strerror(errno)) : "0 devices";
-    if (list) ibv_free_device_list(list);
-    return absl::UnavailableError(absl::StrFormat(
-        "no RDMA device (ibv_get_device_list: %s); use GASP_TRANSPORT=tcp", why));
+  // Query with our own contexts (kept open for the transport's lifetime);
+  // the PD/CQ later use the context librdmacm attaches to the listener
+  // (rdma_create_qp needs that one).
+  OpenDevices devs;
+  devs.keep = true;
+  cm_devices_ = new ibv_context*[devs.ctxs.size() + 1];
+  std::copy(devs.ctxs.begin(), devs.ctxs.end(), cm_devices_);
+  cm_devices_[devs.ctxs.size()] = nullptr;
+  GASP_ASSIGN_OR_RETURN(VerbsDeviceSelection sel, SelectOnContexts(devs, verbs_));
+  device_name_ = sel.device;
+  port_ = sel.port;
+  active_mtu_ = sel.active_mtu;
+  for (ibv_context* c : devs.ctxs) {
+    if (device_name_ == ibv_get_device_name(c->device)) home_ctx_ = c;
   }
-  // Query with our own contexts; the PD/CQ later use the context librdmacm
-  // attaches to the listener (rdma_create_qp needs that one).
-  std::vector<ibv_context*> opened;
-  for (int i = 0; i < n; ++i) {
-    ibv_context* ctx = ibv_open_device(list[i]);
-    if (ctx) opened.push_back(ctx);
+  if (!ParseIp(sel.ipv4, &self_.ipv4)) {
+    return absl::InternalError(absl::StrCat("bad IPv4 '", sel.ipv4, "'"));
   }
-  ibv_free_device_list(list);
-  opened.push_back(nullptr);
-  cm_devices_ = new ibv_context*[opened.size()];
-  std::copy(opened.begin(), opened.end(), cm_devices_);
-  for (int i = 0; cm_devices_[i]; ++i) {
-    const std::string name = ibv_get_device_name(cm_devices_[i]->device);
-    if (verbs_.device.empty() ? PortActive(cm_devices_[i], verbs_.port) : name == verbs_.device) {
-      home_ctx_ = cm_devices_[i];
-      device_name_ = name;
-      break;
-    }
-  }
-  if (home_ctx_ == nullptr) {
-    if (!verbs_.device.empty()) {
-      return absl::NotFoundError(absl::StrFormat(
-          "RDMA device '%s' not found (GASP_VERBS_DEVICE); devices: %s", verbs_.device,
-          DescribeDevices(cm_devices_)));
-    }
-    return absl::UnavailableError(absl::StrFormat(
-        "no RDMA device with an active port %d (GASP_VERBS_PORT); devices: %s; use "
-        "GASP_TRANSPORT=tcp",
-        verbs_.port, DescribeDevices(cm_devices_)));
-  }
-  ibv_port_attr pa{};
-  if (ibv_query_port(home_ctx_, static_cast<uint8_t>(verbs_.port), &pa) != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "RDMA device %s has no port %d (GASP_VERBS_PORT); devices: %s", device_name_,
-        verbs_.port, DescribeDevices(cm_devices_)));
-  }
-  if (pa.state != IBV_PORT_ACTIVE) {
-    return absl::UnavailableError(absl::StrFormat(
-        "port %d of RDMA device %s is %s, not ACTIVE; devices: %s", verbs_.port, device_name_,
-        PortStateName(pa.state), DescribeDevices(cm_devices_)));
-  }
-  // GID.
-  int gid_index = verbs_.gid_index;
-  if (gid_index >= pa.gid_tbl_len || gid_index < -1) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "GID index %d out of range for %s port %d: the table has %d entries (0..%d); fix "
-        "GASP_VERBS_GID_INDEX or use -1 (auto)",
-        gid_index, device_name_, verbs_.port, pa.gid_tbl_len, pa.gid_tbl_len - 1));
-  }
-  ibv_gid gid{};
-  if (gid_index < 0) {
-    for (int i = 0; i < pa.gid_tbl_len; ++i) {
-      ibv_gid_entry e{};
-      if (ibv_query_gid_ex(home_ctx_, static_cast<uint32_t>(verbs_.port), static_cast<uint32_t>(i),
-                           &e, 0) != 0) {
-        continue;
-      }
-      std::memcpy(gid.raw, e.gid.raw, 16);
-      if (e.gid_type == IBV_GID_TYPE_ROCE_V2 && GidIpv4(gid) != 0) {
-        gid_index = i;
-        break;
-      }
-    }
-    if (gid_index < 0) gid_index = 0;
-  }
-  if (ibv_query_gid(home_ctx_, static_cast<uint8_t>(verbs_.port), gid_index, &gid) != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "GID index %d of %s port %d is not valid (GASP_VERBS_GID_INDEX)", gid_index, device_name_,
-        verbs_.port));
-  }
-  uint32_t ip = 0;
-  if (!verbs_.local_ip.empty()) {
-    if (!ParseIp(verbs_.local_ip, &ip)) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("GASP_VERBS_IP '%s' is not an IPv4 address", verbs_.local_ip));
-    }
-  } else {
-    ip = GidIpv4(gid);
-    if (ip == 0) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "GID %d of %s port %d is not an IPv4-mapped RoCE GID; set GASP_VERBS_IP to the IPv4 "
-          "address of the device's network interface",
-          gid_index, device_name_, verbs_.port));
-    }
-  }
-  self_.ipv4 = ip;
-  if (!verbs_.alt_ip.empty() && !ParseIp(verbs_.alt_ip, &alt_ip_)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("alternate source address '%s' is not an IPv4 address", verbs_.alt_ip));
-  }
-  GASP_LOG(Debug) << "verbs rank " << options_.rank << ": device " << device_name_ << " port "
-                  << verbs_.port << " gid " << gid_index << " ip " << Ip(ip);
+  if (!sel.alt_ipv4.empty() && !ParseIp(sel.alt_ipv4, &alt_ip_)) alt_ip_ = 0;
+  GASP_LOG(Info) << "verbs rank " << options_.rank << " (local rank " << verbs_.local_rank
+                 << "): device " << sel.device << " port " << sel.port << ", GID index "
+                 << sel.gid_index << " " << sel.gid << " (" << sel.gid_type << "), IPv4 "
+                 << sel.ipv4 << ", active MTU " << sel.active_mtu << " (" << sel.reason << ")";
+  GASP_LOG(Debug) << "verbs rank " << options_.rank << ": local active MTU " << sel.active_mtu
+                  << " on " << sel.device << ":" << sel.port
+                  << "; the RoCE path MTU is the smaller of both ports' active MTU";
   return absl::OkStatus();
 }
 
@@ -279,26 +162,37 @@ absl::Status VerbsTransport::Init() {
     return absl::InvalidArgumentError(
         absl::StrFormat("bad rank %d of %d", options_.rank, options_.size));
   }
-  // Locked memory: raise the soft limit to the hard one.
+  // Locked memory: raise the soft limit to the hard one; need >= 64 MiB.
   const size_t pool_bytes = verbs_.max_outstanding_ops * kBounceBytes;
+  constexpr rlim_t kMinMemlock = rlim_t{64} << 20;
   rlimit rl{};
-  if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != rl.rlim_max) {
-    rlimit raised = rl;
-    raised.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_MEMLOCK, &raised) == 0) rl = raised;
-  }
-  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < pool_bytes + (4u << 20)) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "locked-memory limit is %d KiB (RLIMIT_MEMLOCK, hard limit %d KiB); RDMA registration "
-        "needs more: run with `ulimit -l unlimited` or set memlock in "
-        "/etc/security/limits.conf",
-        rl.rlim_cur / 1024, rl.rlim_max == RLIM_INFINITY ? -1 : static_cast<int64_t>(rl.rlim_max / 1024)));
+  if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
+    if (rl.rlim_cur != RLIM_INFINITY && (rl.rlim_max == RLIM_INFINITY || rl.rlim_cur < rl.rlim_max)) {
+      rlimit raised = rl;
+      raised.rlim_cur = rl.rlim_max;
+      if (setrlimit(RLIMIT_MEMLOCK, &raised) == 0) {
+        GASP_LOG(Debug) << "verbs: raised RLIMIT_MEMLOCK from " << rl.rlim_cur / 1024
+                        << " KiB to the hard limit";
+        rl = raised;
+      }
+    }
+    const rlim_t need = std::max<rlim_t>(kMinMemlock, pool_bytes + (rlim_t{4} << 20));
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "RLIMIT_MEMLOCK is %d KiB: raise it (ulimit -l unlimited, or memlock in "
+          "/etc/security/limits.conf; containers: --ulimit memlock=-1)",
+          static_cast<uint64_t>(rl.rlim_cur / 1024)));
+    }
   }
   const ibv_fork_status fork = ibv_is_fork_initialized();
-  GASP_LOG(Debug) << "verbs: fork support "
-                  << (fork == IBV_FORK_UNNEEDED   ? "unneeded (kernel copes)"
-                      : fork == IBV_FORK_ENABLED ? "enabled"
-                                                 : "disabled (do not fork with live registrations)");
+  GASP_LOG(Debug) << "verbs: ibv_is_fork_initialized: "
+                  << (fork == IBV_FORK_UNNEEDED   ? "IBV_FORK_UNNEEDED (the kernel copes)"
+                      : fork == IBV_FORK_ENABLED ? "IBV_FORK_ENABLED"
+                                                 : "IBV_FORK_DISABLED");
+  if (fork == IBV_FORK_DISABLED) {
+    GASP_LOG(Info) << "verbs: fork() after initialisation is unsafe (registered memory may be "
+                      "corrupted in the parent) unless RDMAV_FORK_SAFE=1 is set";
+  }
   GASP_RETURN_IF_ERROR(SelectDevice());
 
   pool_.reset(new uint8_t[pool_bytes]);
@@ -322,13 +216,15 @@ absl::Status VerbsTransport::Init() {
   sockaddr_in a = SockAddr(self_.ipv4, 0);
   if (rdma_bind_addr(listener_, reinterpret_cast<sockaddr*>(&a)) != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "rdma_bind_addr(%s) failed: %s; is %s the address of %s's interface (GASP_VERBS_IP)?",
-        Ip(self_.ipv4), strerror(errno), Ip(self_.ipv4), device_name_));
+        "rdma_bind_addr(%s) failed: %s; is %s (from the GID of %s port %d) configured on its "
+        "interface? gasp_info -d lists the GIDs; GASP_IB_GID_INDEX picks another",
+        Ip(self_.ipv4), strerror(errno), Ip(self_.ipv4), device_name_, port_));
   }
   if (listener_->verbs == nullptr) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "address %s is not on an RDMA device (GASP_VERBS_IP); device %s was selected",
-        Ip(self_.ipv4), device_name_));
+        "address %s is not on an RDMA device; device %s port %d was selected (GASP_NET_DEVICES, "
+        "GASP_IB_GID_INDEX)",
+        Ip(self_.ipv4), device_name_, port_));
   }
   // (Do not look at listener_->verbs->device: in this librdmacm the device
   // behind its contexts is not safe to dereference; crashed in the guest.)
@@ -603,6 +499,7 @@ absl::StatusOr<Conn*> VerbsTransport::EnsureConn(Lock& l, int peer, ConnKind kin
       c->error = absl::StrCat("rdma_create_id: ", strerror(errno));
       continue;
     }
+    SetAckTimeout(c->id);
     const Endpoint& e = peers_[static_cast<size_t>(peer)];
     const uint32_t src_ip = (e.ipv4 == self_.ipv4 && alt_ip_ != 0) ? alt_ip_ : self_.ipv4;
     sockaddr_in src = SockAddr(src_ip, 0);
@@ -635,6 +532,14 @@ void VerbsTransport::TearDown(Lock& l, Conn* c) {
   if (id->qp) rdma_destroy_qp(id);
   rdma_destroy_id(id);
   l.lock();
+}
+
+void VerbsTransport::SetAckTimeout(rdma_cm_id* id) {
+  uint8_t t = static_cast<uint8_t>(std::min(std::max(verbs_.ib_timeout, 1), 31));
+  if (rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &t, sizeof(t)) != 0) {
+    GASP_LOG(Debug) << "verbs: rdma_set_option(RDMA_OPTION_ID_ACK_TIMEOUT, " << int{t}
+                    << "): " << strerror(errno) << " (the kernel default is used)";
+  }
 }
 
 void VerbsTransport::OnConnectRequest(rdma_cm_id* id, const void* pdata, size_t plen) {
@@ -671,13 +576,14 @@ void VerbsTransport::OnConnectRequest(rdma_cm_id* id, const void* pdata, size_t 
     rdma_destroy_id(id);
     return;
   }
+  SetAckTimeout(id);
   ibv_device_attr attr{};
   ibv_query_device(id->verbs, &attr);
   rdma_conn_param cp{};
   cp.responder_resources = static_cast<uint8_t>(std::min(attr.max_qp_rd_atom, 16));
   cp.initiator_depth = static_cast<uint8_t>(std::min(attr.max_qp_init_rd_atom, 16));
   cp.rnr_retry_count = 7;
-  cp.retry_count = 7;
+  cp.retry_count = static_cast<uint8_t>(std::min(std::max(verbs_.ib_retry_count, 0), 7));
   if (rdma_accept(id, &cp) != 0) {
     GASP_LOG(Warn) << "verbs: rdma_accept: " << strerror(errno);
   }
@@ -731,16 +637,26 @@ void VerbsTransport::HandleCmEvent(rdma_cm_event* ev) {
       cp.responder_resources = static_cast<uint8_t>(std::min(attr.max_qp_rd_atom, 16));
       cp.initiator_depth = static_cast<uint8_t>(std::min(attr.max_qp_init_rd_atom, 16));
       cp.rnr_retry_count = 7;
-      cp.retry_count = 7;
+      cp.retry_count = static_cast<uint8_t>(std::min(std::max(verbs_.ib_retry_count, 0), 7));
       if (rdma_connect(id, &cp) != 0) {
         c->state = Conn::kFailed;
         c->error = absl::StrCat("rdma_connect: ", strerror(errno));
       }
       break;
     }
-    case RDMA_CM_EVENT_ESTABLISHED:
+    case RDMA_CM_EVENT_ESTABLISHED: {
       c->state = Conn::kUp;
+      ibv_qp_attr qa{};
+      ibv_qp_init_attr qi{};
+      if (id->qp != nullptr && ibv_query_qp(id->qp, &qa, IBV_QP_PATH_MTU, &qi) == 0) {
+        GASP_LOG(Debug) << "verbs rank " << options_.rank << ": "
+                        << (c->kind == kOpsConn ? "ops" : "msg") << " QP "
+                        << (c->passive ? "from" : "to") << " rank " << c->peer
+                        << " up, path MTU " << MtuBytes(qa.path_mtu) << " (local active MTU "
+                        << active_mtu_ << ")";
+      }
       break;
+    }
     case RDMA_CM_EVENT_ADDR_ERROR:
     case RDMA_CM_EVENT_ROUTE_ERROR:
     case RDMA_CM_EVENT_CONNECT_ERROR:
@@ -877,55 +793,6 @@ VerbsTransport::~VerbsTransport() {
 }
 
 }  // namespace verbs
-
-namespace {
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-}  // namespace
-
-VerbsOptions VerbsOptionsFromEnv() {
-  VerbsOptions o;
-  o.device = Env("GASP_VERBS_DEVICE");
-  if (!Env("GASP_VERBS_PORT").empty()) o.port = std::atoi(Env("GASP_VERBS_PORT").c_str());
-  if (!Env("GASP_VERBS_GID_INDEX").empty()) {
-    o.gid_index = std::atoi(Env("GASP_VERBS_GID_INDEX").c_str());
-  }
-  o.local_ip = Env("GASP_VERBS_IP");
-  return o;
-}
-
-bool VerbsDeviceAvailable(std::string* reason) {
-  int n = 0;
-  errno = 0;
-  ibv_device** list = ibv_get_device_list(&n);
-  if (list == nullptr) {
-    if (reason) *reason = absl::StrCat("no RDMA device (ibv_get_device_list: ", strerror(errno), ")");
-    return false;
-  }
-  bool active = false;
-  std::vector<std::string> names;
-  for (int i = 0; i < n && !active; ++i) {
-    names.push_back(ibv_get_device_name(list[i]));
-    ibv_context* ctx = ibv_open_device(list[i]);
-    if (ctx == nullptr) continue;
-    ibv_device_attr attr{};
-    if (ibv_query_device(ctx, &attr) == 0) {
-      for (int p = 1; p <= attr.phys_port_cnt; ++p) {
-        if (verbs::PortActive(ctx, p)) active = true;
-      }
-    }
-    ibv_close_device(ctx);
-  }
-  ibv_free_device_list(list);
-  if (!active && reason) {
-    *reason = n == 0 ? "no RDMA device (ibv_get_device_list: 0 devices)"
-                     : absl::StrCat("no RDMA device with an active port (devices: ",
-                                    absl::StrJoin(names, ", "), ")");
-  }
-  return active;
-}
 
 absl::StatusOr<std::unique_ptr<Transport>> CreateVerbsTransport(const TransportOptions& options,
                                                                 const VerbsOptions& verbs) {
