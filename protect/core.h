@@ -1,0 +1,130 @@
+// Internal state shared by protection.cc, the two backends and the fault
+// handler. Everything the SIGSEGV handler reads is in fixed-size arrays of
+// atomics (no allocation, no locks in signal context).
+#ifndef GASP_PROTECT_CORE_H_
+#define GASP_PROTECT_CORE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "protect/protection.h"
+
+namespace gasp {
+namespace protect {
+
+constexpr int kMaxDomains = 1024;
+constexpr int kMaxRanges = 1024;
+constexpr int kMaxGateDepth = 32;
+constexpr int kMaxKeys = 16;
+
+struct DomainSlot {
+  std::atomic<bool> used{false};
+  std::atomic<int> key{-1};                 // pkeys: current key or -1
+  std::atomic<uint8_t> process_rights{0};   // Rights
+  std::atomic<int> readers{0};              // mprotect: holders with kRead
+  std::atomic<int> writers{0};              // mprotect: holders with kReadWrite
+  int pins = 0;                             // holders (grants + gate frames); under mu
+  uint64_t last_entered = 0;                // LRU tick; under mu
+  char name[32] = {0};
+};
+
+struct RangeSlot {
+  std::atomic<uintptr_t> start{0};
+  std::atomic<uintptr_t> end{0};
+  std::atomic<int> domain{-1};  // -1: free slot
+  int open_prot = 0;
+};
+
+struct GateFrame {
+  DomainId domain;
+  Rights rights;
+};
+
+// Per-thread state. Reached through a trivial thread_local pointer, so the
+// signal handler can read it.
+struct ThreadState {
+  uint64_t gen = 0;  // Core generation this state belongs to
+  uint8_t grants[kMaxDomains] = {0};
+  GateFrame frames[kMaxGateDepth];
+  std::atomic<int> depth{0};
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual BackendKind kind() const = 0;
+  // Under core->mu. A new holder of `rights` on `domain` (grant or gate).
+  virtual absl::Status Hold(DomainId domain, Rights rights) = 0;
+  virtual void Unhold(DomainId domain, Rights rights) = 0;
+  // Under core->mu: protect a freshly attached range / return it to normal.
+  virtual absl::Status OnAttach(int range_slot, DomainId domain) = 0;
+  virtual void OnDetach(int range_slot) = 0;
+  // Under core->mu: make the calling thread's hardware state match its rights.
+  virtual void Apply() = 0;
+  // Not under mu: restore everything at shutdown.
+  virtual void Shutdown() = 0;
+  virtual int KeyOf(DomainId domain) const { return -1; }
+  virtual int ParkingKey() const { return -1; }
+};
+
+struct Core {
+  std::mutex mu;
+  std::recursive_mutex gate_mu;  // mprotect backend: serializes gate calls
+  uint64_t gen = 0;
+  std::atomic<bool> live{false};
+  BackendKind kind = BackendKind::kMprotect;
+  std::string reason;
+  std::unique_ptr<Backend> backend;
+  DomainSlot domains[kMaxDomains];
+  RangeSlot ranges[kMaxRanges];
+  int next_domain = 1;
+  uint64_t tick = 0;
+  struct BindingInfo {
+    DomainId domain;
+    Rights rights;
+    Scope scope;
+    pid_t tid;
+  };
+  absl::flat_hash_map<uint64_t, BindingInfo> bindings;
+  uint64_t next_binding = 1;
+  ViolationCallback on_violation = nullptr;
+  void* violation_context = nullptr;
+  std::atomic<uint64_t> violations{0};
+  std::atomic<uint64_t> rekeys{0};
+  // pkeys: what the signal handler needs to compute a PKRU.
+  std::atomic<int> key_owner[kMaxKeys];  // domain owning key k, or -1
+  uint32_t owned_mask = 0;               // PKRU bits of the keys we own
+  int parking_key = -1;
+
+  // Signal-safe lookup: the domain of `addr` and the range slot, or -1.
+  int FindRange(uintptr_t addr) const;
+};
+
+// The live core (or nullptr) and the calling thread's state for it
+// (nullptr in signal context when the thread has none yet).
+Core* LiveCore();
+ThreadState* SignalSafeThreadState(const Core* core);
+// Not for signal context: creates the state when missing or stale.
+ThreadState* SelfState(Core* core);
+
+// Effective rights of a thread (state may be nullptr). Signal-safe.
+Rights EffectiveRights(const Core& core, const ThreadState* ts, DomainId domain);
+// pkeys: the PKRU value for a thread, keeping the bits of keys we do not own.
+uint32_t ComputePkru(const Core& core, const ThreadState* ts, uint32_t current);
+
+std::unique_ptr<Backend> NewPkeysBackend(Core* core, int max_keys, absl::Status* status);
+std::unique_ptr<Backend> NewMprotectBackend(Core* core);
+
+// violation.cc
+absl::Status InstallFaultHandler(Core* core);
+void RemoveFaultHandler(Core* core);
+
+}  // namespace protect
+}  // namespace gasp
+
+#endif  // GASP_PROTECT_CORE_H_

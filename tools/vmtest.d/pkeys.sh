@@ -1,0 +1,41 @@
+#!/bin/bash
+# Guest side of "tools/vmtest pkeys": the protect/ suite with the pkeys (MPK)
+# backend (TCG -cpu max emulates PKU), plus the mprotect cases for
+# comparison, and a short gate benchmark (TCG timings are not hardware's).
+# $GASP_VM_BIN is the host's bazel-vm-bin. Last line: "N passed, N failed".
+set -u
+B=$GASP_VM_BIN
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); echo "PKEYS PASS: $*"; }
+bad() { fail=$((fail + 1)); echo "PKEYS FAIL: $*"; }
+T=$(mktemp -d)
+
+echo "== cpu: $(grep -o -w -E 'pku|ospke' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+echo "== protect_test (all cases; the pkeys ones must run, not skip)"
+timeout 300 "$B/protect/protect_test" --gtest_color=no >"$T/t.log" 2>&1
+rc=$?
+grep -E '^\[ *(OK|FAILED|SKIPPED) *\] [A-Za-z]' "$T/t.log" | grep -v 'listed below' | sort -u
+grep -E 'PKU probe|auto ->|40 domains' "$T/t.log"
+# (no process substitution: the guest has no /dev/fd)
+names() { grep -E "^\[ *$1 *\] .*\(" "$T/t.log" | sed -E "s/^\[ *$1 *\] ([^ ]+).*/\1/" >"$T/$1.names"; }
+names OK; names FAILED; names SKIPPED
+while read -r name; do ok "$name"; done <"$T/OK.names"
+while read -r name; do bad "$name"; done <"$T/FAILED.names"
+while read -r name; do bad "$name skipped in the guest"; done <"$T/SKIPPED.names"
+if [ $rc != 0 ] && ! grep -qE '^\[ *FAILED' "$T/t.log"; then bad "protect_test exited $rc"; tail -n 30 "$T/t.log"; fi
+if grep -qE '^\[ *FAILED' "$T/t.log"; then grep -B3 -A12 -E 'Failure' "$T/t.log" | head -80; fi
+
+echo "== gate_benchmark (TCG: correctness smoke, not hardware timings)"
+if timeout 300 "$B/protect/gate_benchmark" --benchmark_min_time=0.2 >"$T/b.log" 2>&1; then
+  cat "$T/b.log"
+  if grep -q 'BM_GatePkeys' "$T/b.log" && ! grep -q 'BM_GatePkeys.*ERROR' "$T/b.log"; then
+    ok "gate_benchmark pkeys rows"
+  else
+    bad "gate_benchmark pkeys rows"
+  fi
+else
+  bad "gate_benchmark"; tail -n 20 "$T/b.log"
+fi
+rm -rf "$T"
+echo "$pass passed, $fail failed"
+[ $fail = 0 ]
