@@ -188,6 +188,78 @@ TEST_P(ConformanceTest, ReadWriteSizesOffsetsSelfAndPeers) {
   }
 }
 
+TEST_P(ConformanceTest, RegisteredLocalBuffersAndSmallWrites) {
+  // Local buffers inside this rank's own registered region (verbs: zero
+  // copy with that region's lkey), and small WRITEs (verbs: inline), alone
+  // and mixed in one batch over two peers.
+  constexpr size_t kLocal = (1u << 20) + 64;  // inside rank 0's region
+  for (size_t size : {size_t{1}, size_t{8}, size_t{64}, size_t{65}, size_t{4096},
+                      size_t{65537}, size_t{1} << 20}) {
+    for (int target : {1, 2}) {
+      SCOPED_TRACE(absl::StrCat(size, " bytes to rank ", target));
+      uint8_t* src = Mem(0) + kLocal;
+      for (size_t i = 0; i < size; ++i) src[i] = PatternByte(i, size, 1, target);
+      std::memset(Mem(target), 0xee, size + 256);
+      ASSERT_TRUE(
+          ExecuteFor(T(0), {WriteOp(target, src, size, RAddr(target, 64), Key(target))}).ok());
+      ASSERT_EQ(std::memcmp(Mem(target) + 64, src, size), 0);
+      EXPECT_EQ(Mem(target)[64 + size], 0xee);
+      uint8_t* dst = Mem(0) + 3;  // [3, 1 MiB + 4): clear of src
+      std::memset(dst, 0, size + 1);
+      ASSERT_TRUE(
+          ExecuteFor(T(0), {ReadOp(target, dst, size, RAddr(target, 64), Key(target))}).ok());
+      ASSERT_EQ(std::memcmp(dst, src, size), 0);
+      EXPECT_EQ(dst[size], 0) << "READ wrote past its local buffer";
+    }
+  }
+  // One batch: inline WRITEs, zero-copy READs and bounced READs, two peers.
+  std::vector<uint8_t> bounced(16 * 8, 0);
+  std::vector<Op> ops;
+  for (int i = 0; i < 16; ++i) {
+    const int peer = 1 + i % 2;
+    uint64_t v = 1000 + static_cast<uint64_t>(i);
+    std::memcpy(Mem(0) + 8 * i, &v, 8);
+    ops.push_back(WriteOp(peer, Mem(0) + 8 * i, 8, RAddr(peer, 8 * i), Key(peer), i));
+  }
+  for (int i = 0; i < 16; ++i) {
+    const int peer = 1 + i % 2;
+    ops.push_back(ReadOp(peer, Mem(0) + 4096 + 8 * i, 8, RAddr(peer, 8 * i), Key(peer)));
+    ops.push_back(ReadOp(peer, bounced.data() + 8 * i, 8, RAddr(peer, 8 * i), Key(peer)));
+  }
+  CompletionCounter counter;
+  ASSERT_TRUE(PostAndWait(T(0), ops, &counter).ok());
+  for (int i = 0; i < 16; ++i) {
+    uint64_t a = 0, b = 0;
+    std::memcpy(&a, Mem(0) + 4096 + 8 * i, 8);
+    std::memcpy(&b, bounced.data() + 8 * i, 8);
+    EXPECT_EQ(a, 1000u + i) << i;
+    EXPECT_EQ(b, 1000u + i) << i;
+  }
+}
+
+TEST_P(ConformanceTest, AbandonedReadIntoRegisteredBufferIsDropped) {
+  WarmUp();
+  if (!testing::PauseForTest(&T(1), true).ok()) GTEST_SKIP() << "backend has no pause hook";
+  constexpr size_t kBytes = 64u << 10;
+  for (size_t i = 0; i < kBytes; ++i) Mem(1)[i] = static_cast<uint8_t>(i * 3);
+  uint8_t* late = Mem(0) + (1u << 20);  // registered: zero copy on verbs
+  std::memset(late, 0xcd, kBytes);
+  auto counter = std::make_unique<CompletionCounter>();
+  ASSERT_TRUE(T(0).Post({ReadOp(1, late, kBytes, RAddr(1, 0), Key(1))}, counter.get()).ok());
+  absl::Status s = T(0).Wait(counter.get(), absl::Now() + absl::Milliseconds(100));
+  ASSERT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  counter.reset();
+  ASSERT_TRUE(testing::PauseForTest(&T(1), false).ok());
+  uint8_t* fresh = Mem(0) + 8192;
+  ASSERT_TRUE(ExecuteFor(T(0), {ReadOp(1, fresh, kBytes, RAddr(1, 0), Key(1))}).ok());
+  EXPECT_EQ(std::memcmp(fresh, Mem(1), kBytes), 0);
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_TRUE(std::all_of(late, late + kBytes, [](uint8_t b) { return b == 0xcd; }))
+      << "the late reply of an abandoned READ was written into its buffer";
+  EXPECT_TRUE(failures_[0].calls().empty());
+  EXPECT_TRUE(failures_[1].calls().empty());
+}
+
 TEST_P(ConformanceTest, ZeroLengthReadWriteSucceed) {
   EXPECT_EQ(Outcome(0, {WriteOp(1, nullptr, 0, RAddr(1, 10), Key(1)),
                         ReadOp(2, nullptr, 0, RAddr(2, 10), Key(2)),

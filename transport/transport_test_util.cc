@@ -37,6 +37,10 @@ absl::StatusOr<std::unique_ptr<Transport>> TransportFactoryForTest(
       o.local_rank = o.rank;
       o.local_size = o.size;
     }
+    // Tests: transport retries give up in about a second (a dead peer is
+    // found quickly), yet survive a paused peer for several hundred ms.
+    o.ib_timeout = 15;     // 134 ms
+    o.ib_retry_count = 7;
     return CreateVerbsTransport(o, VerbsOptionsFrom(o));
   }
   if (name == "faulty_passthrough") {
@@ -68,12 +72,14 @@ Transport* Unwrap(Transport* t) {
 absl::Status PauseForTest(Transport* transport, bool paused) {
   Transport* t = Unwrap(transport);
   if (t->name() == "tcp") return TcpPauseProgressForTesting(t, paused);
+  if (t->name() == "verbs") return VerbsPauseForTesting(t, paused);
   return absl::UnimplementedError(absl::StrFormat("no pause hook for %s", t->name()));
 }
 
 absl::Status CrashForTest(Transport* transport) {
   Transport* t = Unwrap(transport);
   if (t->name() == "tcp") return TcpCrashForTesting(t);
+  if (t->name() == "verbs") return VerbsCrashForTesting(t);
   return absl::UnimplementedError(absl::StrFormat("no crash hook for %s", t->name()));
 }
 

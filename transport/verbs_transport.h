@@ -31,13 +31,27 @@
 //    is false: HCA (and rxe) atomics are not atomic with CPU atomics.
 //  * Only one device is registered for remote access (the listener's);
 //    a second device (alt_ip) only gets its own PD / CQ / bounce pool.
-//  * Not yet: selective signaling (every WR is signaled; chains are posted
-//    with one ibv_post_send), SRQ, inline sends, pause/crash test hooks.
-//  * Local buffers are never registered on the fly: every READ/WRITE goes
-//    through a registered bounce buffer (a pool of small slots, or a
-//    per-op registered allocation for large ones), atomics return into a
-//    registered result array. This also makes Abandon() safe: a late READ
-//    lands in the bounce buffer and is dropped.
+//  * Selective signaling: the ops of one Post are grouped by peer and
+//    posted as chains (up to 64 WRs, one ibv_post_send); only a chain's
+//    last WR is signaled. Each ops QP keeps its outstanding slots in
+//    posting order: a completion also completes (successfully) the
+//    unsignaled ones before it; errors and flushes complete on their own.
+//    Flushes of a peer that died count as kPeerUnreachable.
+//  * WRITEs up to the QP's max_inline_data (64 requested) are sent inline.
+//  * Zero copy: a local buffer inside a region registered with this
+//    transport (Register) is used directly with that MR's lkey (sorted
+//    table, binary search). Other buffers are never registered on the fly:
+//    they go through a registered bounce buffer (a pool of 4 KiB slots, or
+//    a per-op registered allocation for large ones); atomics return into
+//    the pool. Abandon() of a zero-copy op moves its QP to the error state
+//    (a late reply must not land in the caller's buffer; the QP is
+//    reconnected on the next Post); a late bounced READ is dropped.
+//  * Completion: Wait spins on Poll (try_lock on the CQ, ibv_poll_cq in
+//    batches) for GASP_SPIN_US, so the waiter reaps its own completion;
+//    while a waiter spins the progress thread leaves the CQ notification
+//    disarmed (no wake-ups), re-arming within 1 ms once nobody spins. A
+//    waiter that stops spinning arms the CQ itself and blocks.
+//  * Not yet: SRQ, per-thread send queues.
 //  * Messages: tag + length header in the first chunk, payload chunked to
 //    the receive buffer size, per-QP posted receive pool, RC keeps order.
 //
@@ -153,6 +167,24 @@ std::string DescribeRdmaDevices();
 // Creates a verbs transport. Errors list the devices found and what to set.
 absl::StatusOr<std::unique_ptr<Transport>> CreateVerbsTransport(const TransportOptions& options,
                                                                 const VerbsOptions& verbs);
+
+// --- Test hooks (conformance tests only; never used by the library). -------
+// Each returns InvalidArgument when `transport` is not a verbs transport.
+
+// Simulates a killed process: stops the progress thread and destroys every
+// QP and cm_id (the listener too) without a goodbye or rdma_disconnect;
+// peers get a CM disconnect and see the rank lost. Local outstanding ops
+// complete with kFlushed; the object stays valid (later ops are flushed).
+absl::Status VerbsCrashForTesting(Transport* transport);
+
+// Pauses (true) / resumes (false) the rank like a hung process: parks the
+// progress thread (no completion or message is processed) and, since a
+// NIC serves one-sided ops without the CPU, moves the QPs that serve the
+// peers' one-sided ops to RESET (requests are dropped, the requesters
+// retransmit), restoring them with their PSNs on resume. A pause longer
+// than the peers' retry budget (GASP_IB_TIMEOUT, GASP_IB_RETRY_COUNT)
+// makes them declare this rank unreachable.
+absl::Status VerbsPauseForTesting(Transport* transport, bool paused);
 
 }  // namespace transport
 }  // namespace gasp

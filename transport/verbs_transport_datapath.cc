@@ -2,12 +2,18 @@
 // registered bounce buffers), completion processing (progress thread and
 // Poll), local execution of self READ/WRITE, and SEND/RECV messages.
 #include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/wait.h"
 #include "base/log.h"
 #include "transport/tcp_wire.h"
 #include "transport/verbs_transport_impl.h"
@@ -73,11 +79,30 @@ CompletionCode VerbsTransport::LocalOp(const Op& op) {
   return CompletionCode::kSuccess;
 }
 
+void VerbsTransport::Unlink(uint32_t idx) {
+  Slot& s = slots_[idx];
+  if (!s.linked) return;
+  Conn* c = s.conn;
+  if (s.prev != kNoSlot) {
+    slots_[s.prev].next = s.next;
+  } else {
+    c->head = s.next;
+  }
+  if (s.next != kNoSlot) {
+    slots_[s.next].prev = s.prev;
+  } else {
+    c->tail = s.prev;
+  }
+  s.prev = s.next = kNoSlot;
+  s.linked = false;
+}
+
 void VerbsTransport::FinishSlot(uint32_t idx, CompletionCode code) {
   Slot& s = slots_[idx];
   if (!s.in_use) return;
+  Unlink(idx);
   if (s.counter != nullptr) {
-    if (code == CompletionCode::kSuccess) {
+    if (code == CompletionCode::kSuccess && !s.direct) {
       if (s.type == OpType::kRead) {
         std::memcpy(s.local, s.buf, s.length);
       } else if ((s.type == OpType::kCompareSwap || s.type == OpType::kFetchAdd) && s.local) {
@@ -88,9 +113,30 @@ void VerbsTransport::FinishSlot(uint32_t idx, CompletionCode code) {
   }
   if (s.large_mr) ibv_dereg_mr(s.large_mr);
   std::free(s.large);
-  s = Slot{false, s.gen + 1};
+  const uint32_t gen = s.gen + 1;
+  s.in_use = false;
+  s.gen = gen;
+  s.counter = nullptr;
+  s.conn = nullptr;
+  s.large = nullptr;
+  s.large_mr = nullptr;
+  s.direct = false;
   free_slots_.push_back(idx);
   cv_.notify_all();
+}
+
+uint32_t VerbsTransport::FindLkey(const void* p, uint64_t len) const {
+  if (local_mrs_.empty()) return 0;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  // Last region starting at or before a; overlapping registrations: look
+  // back a few entries.
+  auto it = std::upper_bound(local_mrs_.begin(), local_mrs_.end(), a,
+                             [](uintptr_t v, const LocalMr& m) { return v < m.begin; });
+  for (int k = 0; k < 8 && it != local_mrs_.begin(); ++k) {
+    --it;
+    if (a >= it->begin && a < it->end && len <= it->end - a) return it->lkey;
+  }
+  return 0;
 }
 
 absl::Status VerbsTransport::Post(absl::Span<const Op> ops, CompletionCounter* counter) {
@@ -120,12 +166,24 @@ absl::Status VerbsTransport::Post(absl::Span<const Op> ops, CompletionCounter* c
     }
   }
   if (ops.empty()) return absl::OkStatus();
+  // Index list of the remote ops, grouped by peer: on the stack for small
+  // batches (no allocation on the fault path), a reused per-thread vector
+  // for large ones.
+  constexpr size_t kStackOps = 64;
+  uint32_t stack_idx[kStackOps];
+  thread_local std::vector<uint32_t> big_idx;
+  uint32_t* idx = stack_idx;
+  if (ops.size() > kStackOps) {
+    big_idx.resize(ops.size());
+    idx = big_idx.data();
+  }
   Lock l(mu_);
   if (!connected_ && !shut_down_) {
     return absl::FailedPreconditionError("Post before Connect on the verbs transport");
   }
   counter->Expect(static_cast<uint32_t>(ops.size()));
-  std::vector<std::vector<size_t>> remote(static_cast<size_t>(options_.size));
+  size_t nremote = 0;
+  bool sorted = true;
   for (size_t i = 0; i < ops.size(); ++i) {
     const Op& op = ops[i];
     const bool atomic = op.type == OpType::kCompareSwap || op.type == OpType::kFetchAdd;
@@ -139,51 +197,113 @@ absl::Status VerbsTransport::Post(absl::Span<const Op> ops, CompletionCounter* c
       // the peers' atomics.
       counter->Complete(op.peer, op.wr_id, LocalOp(op));
     } else {
-      remote[static_cast<size_t>(op.peer)].push_back(i);
+      if (nremote > 0 && ops[idx[nremote - 1]].peer > op.peer) sorted = false;
+      idx[nremote++] = static_cast<uint32_t>(i);
     }
   }
-  const absl::Time deadline = absl::Now() + options_.timeout;
-  for (int peer = 0; peer < options_.size; ++peer) {
-    const std::vector<size_t>& list = remote[static_cast<size_t>(peer)];
-    size_t next = 0;
-    while (next < list.size()) {
-      absl::StatusOr<Conn*> conn = EnsureConn(l, peer, kOpsConn, deadline);
-      if (!conn.ok()) {
-        const CompletionCode code =
-            shut_down_ ? CompletionCode::kFlushed : CompletionCode::kPeerUnreachable;
-        for (; next < list.size(); ++next) {
-          counter->Complete(peer, ops[list[next]].wr_id, code);
-        }
-        break;
-      }
-      Conn* c = *conn;
-      if (free_slots_.empty()) {
-        cv_.wait_for(l, std::chrono::milliseconds(2));
-        continue;
-      }
-      // Build a chain of WRs, one ibv_post_send per chain.
-      const size_t n = std::min<size_t>({free_slots_.size(), list.size() - next, 64});
-      std::vector<ibv_send_wr> wrs(n);
-      std::vector<ibv_sge> sges(n);
-      std::vector<uint32_t> idxs(n);
-      for (size_t k = 0; k < n; ++k) {
-        const Op& op = ops[list[next + k]];
-        const uint32_t idx = free_slots_.back();
-        free_slots_.pop_back();
-        idxs[k] = idx;
-        Slot& s = slots_[idx];
-        s.in_use = true;
-        s.counter = counter;
-        s.conn = c;
-        s.peer = peer;
-        s.user_wr_id = op.wr_id;
-        s.type = op.type;
-        s.local = op.local;
-        const bool atomic = op.type == OpType::kCompareSwap || op.type == OpType::kFetchAdd;
-        s.length = atomic ? 8 : op.length;
-        uint32_t lkey = c->dev->pool_mr->lkey;
-        s.buf = pool_.get() + size_t{idx} * kBounceBytes;
-        if (s.length > kBounceBytes) {
+  if (!sorted) {
+    std::sort(idx, idx + nremote, [&](uint32_t a, uint32_t b) {
+      return ops[a].peer != ops[b].peer ? ops[a].peer < ops[b].peer : a < b;
+    });
+  }
+  if (nremote > 0) {
+    const absl::Time deadline = absl::Now() + options_.timeout;
+    size_t start = 0;
+    while (start < nremote) {
+      const int peer = ops[idx[start]].peer;
+      size_t end = start + 1;
+      while (end < nremote && ops[idx[end]].peer == peer) ++end;
+      PostPeer(l, peer, ops, idx + start, end - start, counter, deadline);
+      start = end;
+    }
+  }
+  const bool failures = !pending_failures_.empty();
+  l.unlock();
+  if (failures) FireFailures();
+  return absl::OkStatus();
+}
+
+void VerbsTransport::PostPeer(Lock& l, int peer, absl::Span<const Op> ops, const uint32_t* list,
+                              size_t count, CompletionCounter* counter, absl::Time deadline) {
+  size_t next = 0;
+  while (next < count) {
+    absl::StatusOr<Conn*> conn = EnsureConn(l, peer, kOpsConn, deadline);
+    if (!conn.ok()) {
+      const CompletionCode code =
+          shut_down_ ? CompletionCode::kFlushed : CompletionCode::kPeerUnreachable;
+      for (; next < count; ++next) counter->Complete(peer, ops[list[next]].wr_id, code);
+      return;
+    }
+    Conn* c = *conn;
+    if (free_slots_.empty()) {
+      // Completions free slots: make sure someone processes them.
+      l.unlock();
+      ArmAndDrain();
+      l.lock();
+      if (free_slots_.empty()) cv_.wait_for(l, std::chrono::milliseconds(2));
+      continue;
+    }
+    const size_t n = std::min<size_t>({free_slots_.size(), count - next, 64});
+    const bool home_dev = !devs_.empty() && c->dev == devs_[0].get();
+    ibv_send_wr* first = nullptr;
+    ibv_send_wr* last = nullptr;
+    uint32_t last_idx = kNoSlot;
+    for (size_t k = 0; k < n; ++k) {
+      const Op& op = ops[list[next + k]];
+      const uint32_t i = free_slots_.back();
+      free_slots_.pop_back();
+      Slot& s = slots_[i];
+      s.in_use = true;
+      s.counter = counter;
+      s.conn = c;
+      s.peer = peer;
+      s.user_wr_id = op.wr_id;
+      s.type = op.type;
+      s.local = op.local;
+      const bool atomic = op.type == OpType::kCompareSwap || op.type == OpType::kFetchAdd;
+      s.length = atomic ? 8 : op.length;
+      s.direct = false;
+      ibv_send_wr& wr = s.wr;
+      ibv_sge& sge = s.sge;
+      wr = ibv_send_wr{};
+      wr.wr_id = (kWrOp << 56) | (uint64_t{s.gen & 0xffffffffu} << 24) | i;
+      wr.sg_list = &sge;
+      wr.num_sge = 1;
+      sge.length = static_cast<uint32_t>(s.length);
+      const uint32_t rkey = static_cast<uint32_t>(op.rkey.packed);
+      bool failed = false;
+      if (atomic) {
+        s.buf = pool_.get() + size_t{i} * kBounceBytes;
+        sge.addr = reinterpret_cast<uint64_t>(s.buf);
+        sge.lkey = c->dev->pool_mr->lkey;
+        wr.opcode = op.type == OpType::kCompareSwap ? IBV_WR_ATOMIC_CMP_AND_SWP
+                                                    : IBV_WR_ATOMIC_FETCH_AND_ADD;
+        wr.wr.atomic.remote_addr = op.remote_addr;
+        wr.wr.atomic.rkey = rkey;
+        wr.wr.atomic.compare_add = op.type == OpType::kCompareSwap ? op.compare : op.operand;
+        wr.wr.atomic.swap = op.operand;
+      } else {
+        wr.opcode = op.type == OpType::kRead ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE;
+        wr.wr.rdma.remote_addr = op.remote_addr;
+        wr.wr.rdma.rkey = rkey;
+        const uint32_t lkey = home_dev ? FindLkey(op.local, s.length) : 0;
+        if (op.type == OpType::kWrite && s.length <= c->max_inline) {
+          // Inline: the data is copied into the WQE at post time.
+          s.direct = true;
+          wr.send_flags = IBV_SEND_INLINE;
+          sge.addr = reinterpret_cast<uint64_t>(op.local);
+          sge.lkey = lkey;
+        } else if (lkey != 0) {
+          // Zero copy: the local buffer is inside a registered region.
+          s.direct = true;
+          sge.addr = reinterpret_cast<uint64_t>(op.local);
+          sge.lkey = lkey;
+        } else if (s.length <= kBounceBytes) {
+          s.buf = pool_.get() + size_t{i} * kBounceBytes;
+          sge.addr = reinterpret_cast<uint64_t>(s.buf);
+          sge.lkey = c->dev->pool_mr->lkey;
+          if (op.type == OpType::kWrite) std::memcpy(s.buf, op.local, s.length);
+        } else {
           const size_t sz = (s.length + 4095) & ~size_t{4095};
           s.large = static_cast<uint8_t*>(std::aligned_alloc(4096, sz));
           s.large_mr = s.large ? ibv_reg_mr(c->dev->pd, s.large, sz, IBV_ACCESS_LOCAL_WRITE)
@@ -191,82 +311,166 @@ absl::Status VerbsTransport::Post(absl::Span<const Op> ops, CompletionCounter* c
           if (s.large_mr == nullptr) {
             GASP_LOG(Warn) << "verbs: registering a " << sz << "-byte bounce buffer failed: "
                            << strerror(errno);
+            failed = true;
           } else {
             s.buf = s.large;
-            lkey = s.large_mr->lkey;
+            sge.addr = reinterpret_cast<uint64_t>(s.buf);
+            sge.lkey = s.large_mr->lkey;
+            if (op.type == OpType::kWrite) std::memcpy(s.buf, op.local, s.length);
           }
         }
-        ibv_send_wr& wr = wrs[k];
-        wr = ibv_send_wr{};
-        wr.wr_id = (kWrOp << 56) | (uint64_t{s.gen & 0xffffffffu} << 24) | idx;
-        wr.sg_list = &sges[k];
-        wr.num_sge = 1;
-        wr.send_flags = IBV_SEND_SIGNALED;
-        wr.next = k + 1 < n ? &wrs[k + 1] : nullptr;
-        sges[k].addr = reinterpret_cast<uint64_t>(s.buf);
-        sges[k].length = static_cast<uint32_t>(s.length);
-        sges[k].lkey = lkey;
-        const uint32_t rkey = static_cast<uint32_t>(op.rkey.packed);
-        switch (op.type) {
-          case OpType::kRead:
-          case OpType::kWrite:
-            wr.opcode = op.type == OpType::kRead ? IBV_WR_RDMA_READ : IBV_WR_RDMA_WRITE;
-            wr.wr.rdma.remote_addr = op.remote_addr;
-            wr.wr.rdma.rkey = rkey;
-            if (op.type == OpType::kWrite) std::memcpy(s.buf, op.local, s.length);
-            break;
-          case OpType::kCompareSwap:
-          case OpType::kFetchAdd:
-            wr.opcode = op.type == OpType::kCompareSwap ? IBV_WR_ATOMIC_CMP_AND_SWP
-                                                        : IBV_WR_ATOMIC_FETCH_AND_ADD;
-            wr.wr.atomic.remote_addr = op.remote_addr;
-            wr.wr.atomic.rkey = rkey;
-            wr.wr.atomic.compare_add = op.type == OpType::kCompareSwap ? op.compare : op.operand;
-            wr.wr.atomic.swap = op.operand;
-            break;
-        }
-        if (s.length > kBounceBytes && s.large_mr == nullptr) {
-          // Could not register: fail this op locally, keep the chain valid.
-          wr.opcode = IBV_WR_RDMA_WRITE;
-          sges[k].length = 0;
-          wr.num_sge = 0;
-          s.counter = nullptr;
-          counter->Complete(peer, op.wr_id, CompletionCode::kLocalError);
-        }
       }
-      ibv_send_wr* bad = nullptr;
-      if (ibv_post_send(c->id->qp, wrs.data(), &bad) != 0) {
-        const int err = errno;
-        size_t first_bad = n;
-        for (size_t k = 0; k < n; ++k) {
-          if (&wrs[k] == bad) first_bad = k;
-        }
-        GASP_LOG(Warn) << "verbs: ibv_post_send to rank " << peer << ": " << strerror(err);
-        for (size_t k = first_bad; k < n; ++k) FinishSlot(idxs[k], CompletionCode::kLocalError);
+      if (failed) {
+        FinishSlot(i, CompletionCode::kLocalError);
+        continue;
       }
-      next += n;
+      // Append to the conn's outstanding list (posting order).
+      s.linked = true;
+      s.prev = c->tail;
+      s.next = kNoSlot;
+      if (c->tail != kNoSlot) {
+        slots_[c->tail].next = i;
+      } else {
+        c->head = i;
+      }
+      c->tail = i;
+      if (last != nullptr) last->next = &wr;
+      if (first == nullptr) first = &wr;
+      last = &wr;
+      last_idx = i;
     }
+    next += n;
+    if (first == nullptr) continue;
+    // Selective signaling: only the chain's last WR asks for a completion;
+    // RC completes in order, so it completes the ones before it.
+    last->send_flags |= IBV_SEND_SIGNALED;
+    ibv_send_wr* bad = nullptr;
+    if (ibv_post_send(c->id->qp, first, &bad) != 0) {
+      const int err = errno;
+      GASP_LOG(Warn) << "verbs: ibv_post_send to rank " << peer << ": " << strerror(err);
+      if (bad != first) {
+        // A posted prefix has no signaled WR: flush it through the error state.
+        ibv_qp_attr qa{};
+        qa.qp_state = IBV_QPS_ERR;
+        ibv_modify_qp(c->id->qp, &qa, IBV_QP_STATE);
+        if (c->state == Conn::kUp) c->state = Conn::kError;
+      }
+      // Fail the WRs from `bad` on (never posted).
+      for (ibv_send_wr* w = bad; w != nullptr;) {
+        ibv_send_wr* nx = w->next;
+        FinishSlot(static_cast<uint32_t>(w->wr_id & 0xffffff), CompletionCode::kLocalError);
+        w = nx;
+      }
+    }
+    (void)last_idx;
   }
-  l.unlock();
-  FireFailures();
-  return absl::OkStatus();
 }
 
 void VerbsTransport::Abandon(CompletionCounter* counter) {
   std::lock_guard<std::mutex> l(mu_);
   for (Slot& s : slots_) {
-    if (s.in_use && s.counter == counter) s.counter = nullptr;
+    if (!s.in_use || s.counter != counter) continue;
+    s.counter = nullptr;
+    if (s.direct && (s.wr.send_flags & IBV_SEND_INLINE) == 0 && s.type != OpType::kCompareSwap &&
+        s.type != OpType::kFetchAdd && s.conn != nullptr && s.conn->id != nullptr &&
+        s.conn->id->qp != nullptr && s.conn->state == Conn::kUp) {
+      // A late zero-copy READ would land in (a WRITE read) the caller's buffer: stop the
+      // QP (its ops flush; it is reconnected on the next Post).
+      ibv_qp_attr qa{};
+      qa.qp_state = IBV_QPS_ERR;
+      ibv_modify_qp(s.conn->id->qp, &qa, IBV_QP_STATE);
+      s.conn->state = Conn::kError;
+    }
   }
 }
 
 int VerbsTransport::Poll() {
   int n = 0;
   if (cq_mu_.try_lock()) {
-    for (int i = 0; i < ndevs_.load(std::memory_order_acquire); ++i) n += DrainCq(devs_fast_[i]);
+    const int nd = ndevs_.load(std::memory_order_acquire);
+    for (int i = 0; i < nd; ++i) n += DrainCq(devs_fast_[i]);
     cq_mu_.unlock();
   }
   if (n > 0) FireFailures();
   return n;
+}
+
+void VerbsTransport::ArmAndDrain() {
+  {
+    std::lock_guard<std::mutex> cq(cq_mu_);
+    const int nd = ndevs_.load(std::memory_order_acquire);
+    for (int i = 0; i < nd; ++i) {
+      Dev* d = devs_fast_[i];
+      if (!d->armed) {
+        ibv_req_notify_cq(d->cq, 0);
+        d->armed = true;
+      }
+      DrainCq(d);  // what arrived before the notification was armed
+    }
+  }
+  FireFailures();
+}
+
+absl::Status VerbsTransport::Wait(CompletionCounter* counter, absl::Time deadline) {
+  // Spin on Poll (this thread reaps its own completion, no wake-up) for the
+  // adaptive window; meanwhile the progress thread leaves the CQ disarmed.
+  // Then arm the CQ and block on the counter word.
+  const WaitMode mode = GetWaitMode();
+  if (!counter->done() && mode != WaitMode::kBlock) {
+    spinners_.fetch_add(1, std::memory_order_acq_rel);
+    spin_epoch_.fetch_add(1, std::memory_order_relaxed);
+    // Twice the window: the base Wait spun one window on Poll and another
+    // on the counter word (WaitWhileEqual); here both are spent reaping.
+    const absl::Time spin_end =
+        mode == WaitMode::kPoll ? deadline : absl::Now() + absl::Microseconds(2 * GetSpinMicros());
+    int i = 0;
+    while (!counter->done()) {
+      Poll();
+      if (counter->done()) break;
+      CpuRelax();
+      if ((++i & 31) == 0 && absl::Now() >= spin_end) break;
+    }
+    spinners_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  if (!counter->done()) ArmAndDrain();
+  while (!counter->done()) {
+    const uint32_t p = counter->pending();
+    if (p == 0) break;
+    const absl::Time now = absl::Now();
+    if (now >= deadline) {
+      std::vector<int> peers;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        for (const Slot& s : slots_) {
+          if (s.in_use && s.counter == counter &&
+              std::find(peers.begin(), peers.end(), s.peer) == peers.end()) {
+            peers.push_back(s.peer);
+          }
+        }
+      }
+      Abandon(counter);
+      if (counter->done()) break;
+      std::sort(peers.begin(), peers.end());
+      std::string names;
+      for (int q : peers) absl::StrAppend(&names, names.empty() ? "" : ", ", "rank ", q);
+      return absl::DeadlineExceededError(absl::StrFormat(
+          "%d operation(s) on the verbs transport not completed before the deadline%s "
+          "(GASP_TIMEOUT)",
+          counter->pending(), names.empty() ? "" : absl::StrCat("; no reply from ", names)));
+    }
+    // Block (no second spin) in short slices: the progress thread
+    // completes the ops (CQ armed).
+    const int64_t left_us =
+        std::max<int64_t>(1, std::min<int64_t>(10000, absl::ToInt64Microseconds(deadline - now)));
+    timespec ts{static_cast<time_t>(left_us / 1000000), static_cast<long>(left_us % 1000000) * 1000};
+    syscall(SYS_futex, reinterpret_cast<const uint32_t*>(counter->word()), FUTEX_WAIT_PRIVATE, p,
+            &ts, nullptr, 0);
+    if (!counter->done()) Poll();
+  }
+  if (counter->first_error() != CompletionCode::kSuccess) {
+    return CompletionError(counter->first_error(), counter->error_peer(), counter->error_wr_id());
+  }
+  return absl::OkStatus();
 }
 
 int VerbsTransport::DrainCq(Dev* dev) {
@@ -290,14 +494,23 @@ void VerbsTransport::OnWc(const ibv_wc& wc) {
     if (idx >= slots_.size()) return;
     Slot& s = slots_[idx];
     if (!s.in_use || s.gen != gen) return;  // stale (flushed at teardown)
-    const CompletionCode code = MapStatus(wc.status);
+    Conn* c = s.conn;
+    // Unsignaled WRs posted before this one on the QP completed (in order)
+    // successfully: errors and flushes always produce their own completion.
+    if (s.linked) {
+      while (c->head != kNoSlot && c->head != idx) FinishSlot(c->head, CompletionCode::kSuccess);
+    }
+    CompletionCode code = MapStatus(wc.status);
     if (code != CompletionCode::kSuccess) {
-      if (s.conn->state == Conn::kUp) s.conn->state = Conn::kError;
+      if (c->state == Conn::kUp) c->state = Conn::kError;
       if (code == CompletionCode::kPeerUnreachable) {
         MarkPeer(s.peer, PeerState::kFailed,
                  absl::UnavailableError(absl::StrFormat(
                      "rank %d unreachable: %s %s (%s); lost without goodbye", s.peer,
                      OpName(s.type), ibv_wc_status_str(wc.status), "transport retries exhausted")));
+      } else if (code == CompletionCode::kFlushed &&
+                 peer_state_[static_cast<size_t>(s.peer)] == PeerState::kFailed) {
+        code = CompletionCode::kPeerUnreachable;  // flushed because the peer died
       }
     }
     FinishSlot(idx, code);
@@ -435,11 +648,32 @@ absl::Status VerbsTransport::SendInternal(Lock& l, int peer, uint32_t tag, uint3
       return absl::InternalError(
           absl::StrFormat("ibv_post_send (message to rank %d): %s", peer, strerror(errno)));
     }
+    // Reap the send completions here for the spin window (no wake-up of
+    // the progress thread), then arm the CQ and block.
+    const absl::Time spin_end = absl::Now() + absl::Microseconds(GetSpinMicros());
+    bool armed = GetWaitMode() == WaitMode::kBlock;
     while (c->send_pending > 0 && !c->send_failed) {
-      if (absl::Now() >= deadline) {
+      const absl::Time now = absl::Now();
+      if (now >= deadline) {
         c->state = Conn::kError;  // buffers still posted: never reuse this QP
         return absl::DeadlineExceededError(absl::StrFormat(
             "message to rank %d not delivered before the deadline (GASP_TIMEOUT)", peer));
+      }
+      if (!armed && now < spin_end) {
+        spinners_.fetch_add(1, std::memory_order_acq_rel);
+        spin_epoch_.fetch_add(1, std::memory_order_relaxed);
+        l.unlock();
+        for (int i = 0; i < 16 && Poll() == 0; ++i) CpuRelax();
+        l.lock();
+        spinners_.fetch_sub(1, std::memory_order_acq_rel);
+        continue;
+      }
+      if (!armed) {
+        armed = true;
+        l.unlock();
+        ArmAndDrain();
+        l.lock();
+        continue;
       }
       cv_.wait_for(l, std::chrono::milliseconds(5));
     }
@@ -485,6 +719,11 @@ absl::StatusOr<Message> VerbsTransport::Recv(uint32_t tag, int from, absl::Time 
   if (from != kAnyPeer && (from < 0 || from >= options_.size)) {
     return absl::InvalidArgumentError(absl::StrFormat("Recv from rank %d: no such rank", from));
   }
+  const WaitMode mode = GetWaitMode();
+  const absl::Time spin_end = mode == WaitMode::kPoll
+                                  ? deadline
+                                  : absl::Now() + absl::Microseconds(GetSpinMicros());
+  bool armed = false;
   while (true) {
     {
       std::lock_guard<std::mutex> l(mb_mu_);
@@ -511,6 +750,20 @@ absl::StatusOr<Message> VerbsTransport::Recv(uint32_t tag, int from, absl::Time 
       return absl::DeadlineExceededError(absl::StrFormat(
           "no message with tag %d from %s before the deadline", tag,
           from == kAnyPeer ? std::string("any rank") : absl::StrFormat("rank %d", from)));
+    }
+    // Spin on the CQ for the adaptive window (the message is likely on its
+    // way), then arm the CQ so the progress thread delivers, and block.
+    if (mode != WaitMode::kBlock && now < spin_end) {
+      spinners_.fetch_add(1, std::memory_order_acq_rel);
+      spin_epoch_.fetch_add(1, std::memory_order_relaxed);
+      for (int i = 0; i < 16 && Poll() == 0; ++i) CpuRelax();
+      spinners_.fetch_sub(1, std::memory_order_acq_rel);
+      continue;
+    }
+    if (!armed) {
+      armed = true;
+      ArmAndDrain();
+      continue;
     }
     std::unique_lock<std::mutex> l(mb_mu_);
     mb_cv_.wait_for(l, std::chrono::microseconds(absl::ToInt64Microseconds(

@@ -89,7 +89,12 @@ struct Dev {
   ibv_cq* cq = nullptr;
   ibv_mr* pool_mr = nullptr;  // the bounce pool registered on this PD
   int max_cqe = 0;
+  // CQ notification armed (one-shot). Under cq_mu_. While a waiter spins
+  // on Poll the progress thread leaves it disarmed (no wake-ups).
+  bool armed = false;
 };
+
+inline constexpr uint32_t kNoSlot = 0xffffffffu;
 
 enum ConnKind : int { kOpsConn = 0, kMsgConn = 1 };
 
@@ -117,6 +122,12 @@ struct Conn {
   ibv_mr* send_mr = nullptr;
   int send_pending = 0;
   bool send_failed = false;
+  // Ops QPs: slots posted and not yet completed, in posting order (only the
+  // last WR of a chain is signaled; its completion completes those before).
+  uint32_t head = kNoSlot, tail = kNoSlot;
+  uint32_t max_inline = 0;  // the QP's max_inline_data
+  // Passive ops QPs: attributes saved while paused (test hook).
+  std::unique_ptr<ibv_qp_attr> saved;
 };
 
 struct RegionEntry {
@@ -140,6 +151,18 @@ struct Slot {
   uint8_t* buf = nullptr;  // bounce (pool slot or large allocation)
   uint8_t* large = nullptr;
   ibv_mr* large_mr = nullptr;
+  bool direct = false;     // zero copy (registered local buffer) or inline
+  bool linked = false;     // on conn's outstanding list
+  uint32_t prev = kNoSlot, next = kNoSlot;
+  ibv_send_wr wr{};
+  ibv_sge sge{};
+};
+
+// A local registration, for zero-copy lookups of local buffers.
+struct LocalMr {
+  uintptr_t begin = 0, end = 0;
+  uint32_t lkey = 0;
+  uint32_t id = 0;
 };
 
 class VerbsTransport : public Transport {
@@ -160,10 +183,15 @@ class VerbsTransport : public Transport {
   absl::Status Post(absl::Span<const Op> ops, CompletionCounter* counter) override;
   void Abandon(CompletionCounter* counter) override;
   int Poll() override;
+  absl::Status Wait(CompletionCounter* counter, absl::Time deadline) override;
   absl::Status Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) override;
   absl::StatusOr<Message> Recv(uint32_t tag, int from, absl::Time deadline) override;
   void SetPeerFailureHandler(PeerFailureHandler handler) override;
   absl::Status Shutdown(absl::Time deadline) override;
+
+  // Test hooks (verbs_transport.h).
+  absl::Status CrashForTesting();
+  absl::Status PauseForTesting(bool paused);
 
  private:
   enum class PeerState { kAlive, kGone, kFailed };
@@ -177,7 +205,7 @@ class VerbsTransport : public Transport {
   // Returns the up connection of `kind` to `peer`, connecting (blocking,
   // retrying until `deadline`) when needed. REQUIRES mu_ held via `l`.
   absl::StatusOr<Conn*> EnsureConn(Lock& l, int peer, ConnKind kind, absl::Time deadline);
-  void TearDown(Lock& l, Conn* c);
+  void TearDown(Lock& l, Conn* c, CompletionCode code = CompletionCode::kFlushed);
   void SetAckTimeout(rdma_cm_id* id);  // GASP_IB_TIMEOUT
   void ProgressLoop();
   void HandleCmEvent(rdma_cm_event* ev);
@@ -187,6 +215,13 @@ class VerbsTransport : public Transport {
 
   // datapath
   int DrainCq(Dev* dev);  // REQUIRES cq_mu_
+  // Arms every CQ's notification that is not armed, then drains. !mu_.
+  void ArmAndDrain();
+  // Posts `count` ops (indices into `ops`) to `peer`. REQUIRES mu_ via l.
+  void PostPeer(Lock& l, int peer, absl::Span<const Op> ops, const uint32_t* list, size_t count,
+                CompletionCounter* counter, absl::Time deadline);
+  uint32_t FindLkey(const void* p, uint64_t len) const;  // 0: not registered. REQUIRES mu_
+  void Unlink(uint32_t idx);  // from its conn's list. REQUIRES mu_
   void OnWc(const ibv_wc& wc);  // REQUIRES mu_
   void OnRecv(Conn* c, int index, uint32_t bytes);  // REQUIRES mu_
   void FinishSlot(uint32_t idx, CompletionCode code);  // REQUIRES mu_
@@ -232,7 +267,15 @@ class VerbsTransport : public Transport {
   bool shut_down_ = false;
   PeerFailureHandler handler_;
   std::vector<std::pair<int, absl::Status>> pending_failures_;
+  std::atomic<bool> have_failures_{false};  // pending_failures_ non-empty
   std::vector<std::unique_ptr<std::mutex>> send_mu_;
+  std::vector<LocalMr> local_mrs_;  // sorted by begin
+  std::atomic<int> spinners_{0};    // threads spinning on Poll in Wait
+  std::atomic<uint64_t> spin_epoch_{0};  // bumped by each spin (progress: recent activity)
+  // Pause hook: the progress thread parks while set.
+  bool paused_ = false;
+  bool parked_ = false;
+  bool crashed_ = false;
 
   std::mutex mb_mu_;
   std::condition_variable mb_cv_;

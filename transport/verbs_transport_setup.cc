@@ -272,6 +272,7 @@ absl::StatusOr<Dev*> VerbsTransport::GetDev(ibv_context* ctx) {
   if (ibv_req_notify_cq(d->cq, 0) != 0) {
     return absl::InternalError(absl::StrCat("ibv_req_notify_cq: ", strerror(errno)));
   }
+  d->armed = true;
   d->pool_mr = ibv_reg_mr(d->pd, pool_.get(), slots_.size() * kBounceBytes, IBV_ACCESS_LOCAL_WRITE);
   if (d->pool_mr == nullptr) {
     return absl::ResourceExhaustedError(absl::StrFormat(
@@ -298,14 +299,22 @@ absl::Status VerbsTransport::CreateQp(Conn* c) {
   qa.send_cq = dev->cq;
   qa.recv_cq = dev->cq;
   qa.qp_type = IBV_QPT_RC;
-  qa.sq_sig_all = 1;
+  qa.sq_sig_all = 0;  // ops: only a chain's last WR is signaled; messages: every WR
   qa.cap.max_send_wr = static_cast<uint32_t>(verbs_.max_outstanding_ops) + kSendWindow + 8;
   qa.cap.max_recv_wr = kRecvDepth;
   qa.cap.max_send_sge = 1;
   qa.cap.max_recv_sge = 1;
+  qa.cap.max_inline_data = c->kind == kOpsConn && !c->passive ? 64 : 0;
   if (rdma_create_qp(c->id, dev->pd, &qa) != 0) {
-    return absl::InternalError(absl::StrCat("rdma_create_qp: ", strerror(errno)));
+    if (qa.cap.max_inline_data == 0) {
+      return absl::InternalError(absl::StrCat("rdma_create_qp: ", strerror(errno)));
+    }
+    qa.cap.max_inline_data = 0;  // the device has no inline sends
+    if (rdma_create_qp(c->id, dev->pd, &qa) != 0) {
+      return absl::InternalError(absl::StrCat("rdma_create_qp: ", strerror(errno)));
+    }
   }
+  c->max_inline = qa.cap.max_inline_data;
   if (c->kind == kMsgConn && c->passive) {
     if (!c->recv_mem) {
       c->recv_mem.reset(new uint8_t[size_t{kRecvDepth} * kChunkBytes]);
@@ -392,6 +401,16 @@ absl::StatusOr<Region> VerbsTransport::Register(void* addr, size_t length, uint3
   }
   const uint32_t id = next_region_++;
   regions_[id] = RegionEntry{addr, length, access, mr};
+  LocalMr lm;
+  lm.begin = reinterpret_cast<uintptr_t>(addr);
+  lm.end = lm.begin + length;
+  lm.lkey = mr->lkey;
+  lm.id = id;
+  local_mrs_.insert(std::upper_bound(local_mrs_.begin(), local_mrs_.end(), lm,
+                                     [](const LocalMr& a, const LocalMr& b) {
+                                       return a.begin < b.begin;
+                                     }),
+                    lm);
   Region r;
   r.id = id;
   r.addr = addr;
@@ -411,6 +430,9 @@ absl::Status VerbsTransport::Deregister(const Region& region) {
     }
     mr = it->second.mr;
     regions_.erase(it);
+    local_mrs_.erase(std::remove_if(local_mrs_.begin(), local_mrs_.end(),
+                                    [&](const LocalMr& m) { return m.id == region.id; }),
+                     local_mrs_.end());
   }
   if (mr != nullptr && ibv_dereg_mr(mr) != 0) {
     return absl::InternalError(absl::StrCat("ibv_dereg_mr: ", strerror(errno)));
@@ -428,16 +450,23 @@ void VerbsTransport::MarkPeer(int peer, PeerState state, const absl::Status& why
   auto& s = peer_state_[static_cast<size_t>(peer)];
   if (s != PeerState::kAlive) return;
   s = state;
-  if (state == PeerState::kFailed) pending_failures_.emplace_back(peer, why);
+  if (state == PeerState::kFailed) {
+    pending_failures_.emplace_back(peer, why);
+    have_failures_.store(true, std::memory_order_release);
+  }
   cv_.notify_all();
   mb_cv_.notify_all();
 }
 
 void VerbsTransport::FireFailures() {
+  // Called after every batch of completions: no lock (nor handler copy)
+  // unless a failure is queued.
+  if (!have_failures_.load(std::memory_order_acquire)) return;
   std::vector<std::pair<int, absl::Status>> todo;
   PeerFailureHandler h;
   {
     std::lock_guard<std::mutex> l(mu_);
+    have_failures_.store(false, std::memory_order_release);
     todo.swap(pending_failures_);
     h = handler_;
   }
@@ -515,7 +544,7 @@ absl::StatusOr<Conn*> VerbsTransport::EnsureConn(Lock& l, int peer, ConnKind kin
 }
 
 // REQUIRES mu_ via l; releases it while destroying the QP / id.
-void VerbsTransport::TearDown(Lock& l, Conn* c) {
+void VerbsTransport::TearDown(Lock& l, Conn* c, CompletionCode code) {
   rdma_cm_id* id = c->id;
   c->id = nullptr;
   c->we_disconnected = true;
@@ -523,8 +552,9 @@ void VerbsTransport::TearDown(Lock& l, Conn* c) {
   c->state = Conn::kClosed;
   // Ops still bound to it will never complete through the CQ.
   for (uint32_t i = 0; i < slots_.size(); ++i) {
-    if (slots_[i].in_use && slots_[i].conn == c) FinishSlot(i, CompletionCode::kFlushed);
+    if (slots_[i].in_use && slots_[i].conn == c) FinishSlot(i, code);
   }
+  c->head = c->tail = kNoSlot;
   cv_.notify_all();
   if (id == nullptr) return;
   l.unlock();
@@ -682,6 +712,13 @@ void VerbsTransport::HandleCmEvent(rdma_cm_event* ev) {
         TearDown(l, c);
       } else if (c->state == Conn::kUp) {
         c->state = Conn::kError;  // reconnected (or refused) by the next user
+        if (peer_state_[static_cast<size_t>(peer)] == PeerState::kFailed && id->qp != nullptr) {
+          // Outstanding ops flush now (as kPeerUnreachable) instead of
+          // waiting for the transport retries.
+          ibv_qp_attr qa{};
+          qa.qp_state = IBV_QPS_ERR;
+          ibv_modify_qp(id->qp, &qa, IBV_QP_STATE);
+        }
       }
       break;
     }
@@ -692,14 +729,46 @@ void VerbsTransport::HandleCmEvent(rdma_cm_event* ev) {
 }
 
 void VerbsTransport::ProgressLoop() {
+  uint64_t seen_epoch = spin_epoch_.load(std::memory_order_relaxed);
   while (!stop_.load(std::memory_order_acquire)) {
+    {
+      Lock l(mu_);
+      if (paused_) {
+        // Test hook, a hung process: no completion or message is processed.
+        // Connection requests still are (as a kernel TCP stack accepts and
+        // buffers for a hung process), so a peer's goodbye is not lost.
+        parked_ = true;
+        cv_.notify_all();
+        l.unlock();
+        pollfd pf[2] = {{wake_fd_, POLLIN, 0}, {cm_ch_->fd, POLLIN, 0}};
+        if (poll(pf, 2, 10) > 0) {
+          if (pf[0].revents) {
+            uint64_t v;
+            (void)!read(wake_fd_, &v, 8);
+          }
+          if (pf[1].revents) {
+            rdma_cm_event* ev = nullptr;
+            while (rdma_get_cm_event(cm_ch_, &ev) == 0) HandleCmEvent(ev);
+          }
+        }
+        continue;
+      }
+      parked_ = false;
+    }
     pollfd fds[6];
     int n = 0;
     fds[n++] = {wake_fd_, POLLIN, 0};
     fds[n++] = {cm_ch_->fd, POLLIN, 0};
     const int nd = ndevs_.load(std::memory_order_acquire);
+    bool all_armed = true;
+    {
+      std::lock_guard<std::mutex> cql(cq_mu_);
+      for (int i = 0; i < nd; ++i) all_armed = all_armed && devs_fast_[i]->armed;
+    }
     for (int i = 0; i < nd; ++i) fds[n++] = {devs_fast_[i]->ch->fd, POLLIN, 0};
-    if (poll(fds, static_cast<nfds_t>(n), -1) < 0) continue;
+    // A disarmed CQ (a waiter was spinning on it) is re-armed after a quiet
+    // millisecond (nobody spinning); otherwise block until something happens.
+    if (poll(fds, static_cast<nfds_t>(n), all_armed ? -1 : 1) < 0) continue;
     if (fds[0].revents) {
       uint64_t v;
       (void)!read(wake_fd_, &v, 8);
@@ -709,17 +778,35 @@ void VerbsTransport::ProgressLoop() {
       rdma_cm_event* ev = nullptr;
       while (rdma_get_cm_event(cm_ch_, &ev) == 0) HandleCmEvent(ev);
     }
-    for (int i = 0; i < nd; ++i) {
-      if (!fds[2 + i].revents) continue;
-      Dev* d = devs_fast_[i];
-      ibv_cq* cq = nullptr;
-      void* ctx = nullptr;
-      while (ibv_get_cq_event(d->ch, &cq, &ctx) == 0) {
-        ibv_ack_cq_events(cq, 1);
-      }
-      ibv_req_notify_cq(d->cq, 0);
+    // Quiet: no waiter started spinning since the last look (back-to-back
+    // ops keep the CQ disarmed; their waiters reap the completions).
+    const uint64_t epoch = spin_epoch_.load(std::memory_order_relaxed);
+    const bool quiet = epoch == seen_epoch;
+    seen_epoch = epoch;
+    {
       std::lock_guard<std::mutex> cql(cq_mu_);
-      DrainCq(d);
+      for (int i = 0; i < nd; ++i) {
+        Dev* d = devs_fast_[i];
+        bool drain = false;
+        if (fds[2 + i].revents) {
+          ibv_cq* cq = nullptr;
+          void* ctx = nullptr;
+          while (ibv_get_cq_event(d->ch, &cq, &ctx) == 0) {
+            ibv_ack_cq_events(cq, 1);
+            d->armed = false;
+          }
+          drain = true;
+        }
+        // Re-arm only when no waiter spins on the CQ: a spinning waiter
+        // reaps its completions itself, and an armed CQ would wake this
+        // thread for each of them.
+        if (!d->armed && spinners_.load(std::memory_order_acquire) == 0 && quiet) {
+          ibv_req_notify_cq(d->cq, 0);
+          d->armed = true;
+          drain = true;
+        }
+        if (drain) DrainCq(d);
+      }
     }
     FireFailures();
   }
@@ -792,6 +879,138 @@ VerbsTransport::~VerbsTransport() {
   }
 }
 
+absl::Status VerbsTransport::CrashForTesting() {
+  {
+    Lock l(mu_);
+    if (crashed_) return absl::OkStatus();
+    crashed_ = true;
+    shut_down_ = true;  // later ops are flushed, no goodbye is ever sent
+    paused_ = false;
+    cv_.notify_all();
+  }
+  mb_cv_.notify_all();
+  stop_.store(true, std::memory_order_release);
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, 8);
+  }
+  if (progress_.joinable()) progress_.join();
+  Lock l(mu_);
+  for (uint32_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].in_use) FinishSlot(i, CompletionCode::kFlushed);
+  }
+  // Destroy every QP and cm_id without rdma_disconnect, as the kernel does
+  // for a killed process (the CM still tells the peers: DREQ).
+  for (auto& c : conns_) {
+    rdma_cm_id* id = c->id;
+    if (id == nullptr) continue;
+    c->id = nullptr;
+    c->state = Conn::kClosed;
+    c->we_disconnected = true;
+    c->head = c->tail = kNoSlot;
+    l.unlock();
+    if (id->qp) rdma_destroy_qp(id);
+    rdma_destroy_id(id);
+    l.lock();
+  }
+  rdma_cm_id* listener = listener_;
+  listener_ = nullptr;
+  l.unlock();
+  if (listener) rdma_destroy_id(listener);
+  return absl::OkStatus();
+}
+
+absl::Status VerbsTransport::PauseForTesting(bool paused) {
+  Lock l(mu_);
+  if (crashed_ || shut_down_) {
+    return absl::FailedPreconditionError("verbs pause hook: transport shut down");
+  }
+  if (paused == paused_) return absl::OkStatus();
+  if (paused) {
+    paused_ = true;
+    if (wake_fd_ >= 0) {
+      uint64_t one = 1;
+      (void)!write(wake_fd_, &one, 8);
+    }
+    while (!parked_) cv_.wait_for(l, std::chrono::milliseconds(5));
+    // The NIC would still answer one-sided ops of a hung process: make the
+    // responder QPs silent (RESET drops every request; the requesters
+    // retransmit), saving what is needed to bring them back.
+    for (auto& c : conns_) {
+      if (!c->passive || c->kind != kOpsConn || c->state != Conn::kUp || c->id == nullptr ||
+          c->id->qp == nullptr) {
+        continue;
+      }
+      auto saved = std::make_unique<ibv_qp_attr>();
+      ibv_qp_init_attr init{};
+      const int mask = IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS |
+                       IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
+                       IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER | IBV_QP_TIMEOUT |
+                       IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN |
+                       IBV_QP_MAX_QP_RD_ATOMIC;
+      if (ibv_query_qp(c->id->qp, saved.get(), mask, &init) != 0) {
+        GASP_LOG(Warn) << "verbs pause hook: ibv_query_qp: " << strerror(errno);
+        continue;
+      }
+      ibv_qp_attr r{};
+      r.qp_state = IBV_QPS_RESET;
+      if (ibv_modify_qp(c->id->qp, &r, IBV_QP_STATE) != 0) {
+        GASP_LOG(Warn) << "verbs pause hook: to RESET: " << strerror(errno);
+        continue;
+      }
+      c->saved = std::move(saved);
+    }
+    return absl::OkStatus();
+  }
+  // Resume: RESET -> INIT -> RTR -> RTS with the saved attributes (PSNs
+  // included), so the requesters' retransmissions are served.
+  for (auto& c : conns_) {
+    if (!c->saved) continue;
+    std::unique_ptr<ibv_qp_attr> a = std::move(c->saved);
+    if (c->id == nullptr || c->id->qp == nullptr) continue;
+    ibv_qp* qp = c->id->qp;
+    ibv_qp_attr x{};
+    x.qp_state = IBV_QPS_INIT;
+    x.pkey_index = a->pkey_index;
+    x.port_num = a->port_num;
+    x.qp_access_flags = a->qp_access_flags;
+    int rc = ibv_modify_qp(qp, &x,
+                           IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
+    if (rc == 0) {
+      x = ibv_qp_attr{};
+      x.qp_state = IBV_QPS_RTR;
+      x.ah_attr = a->ah_attr;
+      x.path_mtu = a->path_mtu;
+      x.dest_qp_num = a->dest_qp_num;
+      x.rq_psn = a->rq_psn;
+      x.max_dest_rd_atomic = a->max_dest_rd_atomic;
+      x.min_rnr_timer = a->min_rnr_timer;
+      rc = ibv_modify_qp(qp, &x,
+                         IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU | IBV_QP_DEST_QPN |
+                             IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
+    }
+    if (rc == 0) {
+      x = ibv_qp_attr{};
+      x.qp_state = IBV_QPS_RTS;
+      x.timeout = a->timeout;
+      x.retry_cnt = a->retry_cnt;
+      x.rnr_retry = a->rnr_retry;
+      x.sq_psn = a->sq_psn;
+      x.max_rd_atomic = a->max_rd_atomic;
+      rc = ibv_modify_qp(qp, &x,
+                         IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
+                             IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC);
+    }
+    if (rc != 0) {
+      GASP_LOG(Warn) << "verbs pause hook: restoring the QP from rank " << c->peer << ": "
+                     << strerror(errno);
+    }
+  }
+  paused_ = false;
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
 }  // namespace verbs
 
 absl::StatusOr<std::unique_ptr<Transport>> CreateVerbsTransport(const TransportOptions& options,
@@ -799,6 +1018,18 @@ absl::StatusOr<std::unique_ptr<Transport>> CreateVerbsTransport(const TransportO
   auto t = std::make_unique<verbs::VerbsTransport>(options, verbs);
   GASP_RETURN_IF_ERROR(t->Init());
   return std::unique_ptr<Transport>(std::move(t));
+}
+
+absl::Status VerbsCrashForTesting(Transport* transport) {
+  auto* v = dynamic_cast<verbs::VerbsTransport*>(transport);
+  if (v == nullptr) return absl::InvalidArgumentError("not a verbs transport");
+  return v->CrashForTesting();
+}
+
+absl::Status VerbsPauseForTesting(Transport* transport, bool paused) {
+  auto* v = dynamic_cast<verbs::VerbsTransport*>(transport);
+  if (v == nullptr) return absl::InvalidArgumentError("not a verbs transport");
+  return v->PauseForTesting(paused);
 }
 
 }  // namespace transport
