@@ -190,6 +190,9 @@ class VerbsTransport : public Transport {
   absl::Status Shutdown(absl::Time deadline) override;
 
   // Test hooks (verbs_transport.h).
+  // Wakes and joins the progress thread, then completes every outstanding
+  // op with kFlushed (shared by Shutdown and CrashForTesting).
+  void StopProgressAndFlush();
   absl::Status CrashForTesting();
   absl::Status PauseForTesting(bool paused);
 

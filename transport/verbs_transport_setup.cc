@@ -835,6 +835,16 @@ absl::Status VerbsTransport::Shutdown(absl::Time deadline) {
     shut_down_ = true;
     cv_.notify_all();
   }
+  StopProgressAndFlush();
+  Lock l(mu_);
+  for (auto& c : conns_) {
+    if (c->id != nullptr) TearDown(l, c.get());
+  }
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+void VerbsTransport::StopProgressAndFlush() {
   mb_cv_.notify_all();
   stop_.store(true, std::memory_order_release);
   if (wake_fd_ >= 0) {
@@ -846,11 +856,6 @@ absl::Status VerbsTransport::Shutdown(absl::Time deadline) {
   for (uint32_t i = 0; i < slots_.size(); ++i) {
     if (slots_[i].in_use) FinishSlot(i, CompletionCode::kFlushed);
   }
-  for (auto& c : conns_) {
-    if (c->id != nullptr) TearDown(l, c.get());
-  }
-  cv_.notify_all();
-  return absl::OkStatus();
 }
 
 VerbsTransport::~VerbsTransport() {
@@ -888,17 +893,8 @@ absl::Status VerbsTransport::CrashForTesting() {
     paused_ = false;
     cv_.notify_all();
   }
-  mb_cv_.notify_all();
-  stop_.store(true, std::memory_order_release);
-  if (wake_fd_ >= 0) {
-    uint64_t one = 1;
-    (void)!write(wake_fd_, &one, 8);
-  }
-  if (progress_.joinable()) progress_.join();
+  StopProgressAndFlush();
   Lock l(mu_);
-  for (uint32_t i = 0; i < slots_.size(); ++i) {
-    if (slots_[i].in_use) FinishSlot(i, CompletionCode::kFlushed);
-  }
   // Destroy every QP and cm_id without rdma_disconnect, as the kernel does
   // for a killed process (the CM still tells the peers: DREQ).
   for (auto& c : conns_) {
