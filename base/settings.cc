@@ -136,6 +136,13 @@ const std::vector<Row>& Rows() {
         "(vm.max_map_count).",
         "", 1, 1 << 20},
        &Config::cyclic_block_pages},
+      {{"GASP_PROTECT", SettingType::kChoice, "auto",
+        "Protection-domain backend: pkeys (memory protection keys: per-thread rights, a "
+        "domain switch is one WRPKRU), mprotect (process-wide fallback for CPUs without "
+        "PKU: correct, slower, isolates only gate users), or auto (pkeys when the CPU and "
+        "kernel support it). See docs/protection.md.",
+        "auto|pkeys|mprotect", 0, 0},
+       &Config::protect},
   };
   return *rows;
 }

@@ -39,6 +39,7 @@ struct Config {
   int64_t ib_timeout = 0;          // GASP_IB_TIMEOUT
   int64_t ib_retry_count = 0;      // GASP_IB_RETRY_COUNT
   std::string home_policy;         // GASP_HOME_POLICY
+  std::string protect;             // GASP_PROTECT
   int64_t cyclic_block_pages = 0;  // GASP_CYCLIC_BLOCK_PAGES
 };
 

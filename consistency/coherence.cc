@@ -1,7 +1,10 @@
 #include "consistency/coherence.h"
 
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +15,10 @@
 #include "base/status.h"
 #include "base/wait.h"
 #include "gas/fault_dispatcher.h"
+
+#ifndef SYS_pkey_mprotect
+#define SYS_pkey_mprotect 329  // x86-64; older libc headers lack it
+#endif
 
 namespace gasp {
 namespace consistency {
@@ -84,9 +91,84 @@ absl::Status Coherence::AddSegment(const gas::Segment& segment) {
   absl::Status status;
   segment.ForEachHomeRun(options_.rank, [&](uint64_t first, uint64_t count) {
     for (uint64_t p = first; p < first + count; ++p) state(p).store(MakeWord(kHome));
-    if (status.ok()) status = range_->Protect(first << kPageShift, count << kPageShift, Prot::kReadWrite);
+    if (status.ok()) {
+      status = range_->Protect(first << kPageShift, count << kPageShift,
+                               Capped(Prot::kReadWrite, segment));
+    }
   });
   return status;
+}
+
+namespace {
+
+int ProtBits(Prot p) {
+  switch (p) {
+    case Prot::kNone: return PROT_NONE;
+    case Prot::kRead: return PROT_READ;
+    case Prot::kReadWrite: return PROT_READ | PROT_WRITE;
+  }
+  return PROT_NONE;
+}
+
+Prot ProtOfBits(int bits) {
+  if (bits & PROT_WRITE) return (bits & PROT_READ) ? Prot::kReadWrite : Prot::kNone;
+  return (bits & PROT_READ) ? Prot::kRead : Prot::kNone;
+}
+
+// The app-view protection a page in `state` has (busy bit clear).
+Prot StateProt(uint32_t state) {
+  switch (state) {
+    case kRead: return Prot::kRead;
+    case kWrite:
+    case kHome: return Prot::kReadWrite;
+    default: return Prot::kNone;
+  }
+}
+
+}  // namespace
+
+Prot Coherence::Capped(Prot prot, const gas::Segment& seg) const {
+  if (seg.domain == 0 || cap_ == nullptr) return prot;
+  return ProtOfBits(ProtBits(prot) & cap_(seg.domain, cap_context_));
+}
+
+Prot Coherence::CappedAt(Prot prot, uint64_t page) const {
+  if (cap_ == nullptr) return prot;
+  const gas::Segment* seg = segments_->FindPage(page);
+  return seg == nullptr ? prot : Capped(prot, *seg);
+}
+
+int Coherence::ApplyProtection(uint64_t offset, uint64_t length, int max_prot, int pkey) {
+  const uint64_t first = offset >> kPageShift;
+  const uint64_t end = (offset + length + kPageSize - 1) >> kPageShift;
+  // Batches of pages: take their busy bits in ascending order (waiting out
+  // faults and releases; every path that holds one busy bit while waiting
+  // for another also goes upwards, so this cannot deadlock), set the
+  // protection run by run, let them go.
+  constexpr uint64_t kBatch = 512;
+  uint32_t words[kBatch];
+  for (uint64_t b = first; b < end; b += kBatch) {
+    const uint64_t e = std::min(end, b + kBatch);
+    for (uint64_t p = b; p < e; ++p) words[p - b] = TakeBusy(p);
+    int result = 0;
+    for (uint64_t p = b; p < e && result == 0;) {
+      const int prot = ProtBits(StateProt(StateOf(words[p - b]))) & max_prot;
+      uint64_t q = p + 1;
+      while (q < e && (ProtBits(StateProt(StateOf(words[q - b]))) & max_prot) == prot) ++q;
+      char* a = range_->app(p << kPageShift);
+      const size_t len = (q - p) << kPageShift;
+      const long rc = pkey >= 0 ? syscall(SYS_pkey_mprotect, a, len, prot, pkey)
+                                : mprotect(a, len, prot);
+      if (rc != 0) result = errno;
+      p = q;
+    }
+    for (uint64_t p = b; p < e; ++p) {
+      state(p).store(words[p - b], std::memory_order_release);
+      WakeAll(&state(p));
+    }
+    if (result != 0) return result;
+  }
+  return 0;
 }
 
 transport::RemoteKey Coherence::HomeKey(uint64_t addr, int home) const {
@@ -130,6 +212,18 @@ void Coherence::WaitNotBusy(uint64_t page, uint32_t seen) {
           "is stuck",
           static_cast<unsigned long>(range_->base() + (page << kPageShift)),
           static_cast<long>(absl::ToInt64Seconds(options_.timeout)));
+  }
+}
+
+uint32_t Coherence::TakeBusy(uint64_t page) {
+  std::atomic<uint32_t>& st = state(page);
+  for (;;) {
+    uint32_t w = st.load(std::memory_order_acquire);
+    if (IsBusy(w)) {
+      WaitNotBusy(page, w);
+      continue;
+    }
+    if (st.compare_exchange_weak(w, w | kBusy, std::memory_order_acq_rel)) return w;
   }
 }
 
@@ -208,7 +302,7 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
     FatalPeer(absl::IsUnavailable(s), "fetching global page %#lx from its home rank %d failed: %s",
           static_cast<unsigned long>(range_->base() + offset), home, msg.c_str());
   }
-  int e = range_->ProtectRaw(offset, n << kPageShift, Prot::kRead);
+  int e = range_->ProtectRaw(offset, n << kPageShift, Capped(Prot::kRead, seg));
   if (e != 0) {
     Fatal("mprotect(READ) of global page %#lx failed: %s%s",
           static_cast<unsigned long>(range_->base() + offset), strerror(e),
@@ -272,7 +366,7 @@ void Coherence::WriteFault(uint64_t page, const gas::Segment& seg) {
     const uint64_t offset = page << kPageShift;
     std::memcpy(static_cast<char*>(twin_mem_.data()) + uint64_t{twin - 1} * kPageSize,
                 range_->sys(offset), kPageSize);
-    int e = range_->ProtectRaw(offset, kPageSize, Prot::kReadWrite);
+    int e = range_->ProtectRaw(offset, kPageSize, Capped(Prot::kReadWrite, seg));
     if (e != 0) {
       Fatal("mprotect(READ|WRITE) of global page %#lx failed: %s",
             static_cast<unsigned long>(range_->base() + offset), strerror(e));
@@ -303,22 +397,18 @@ absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
   if (n == 0) return absl::OkStatus();
   // 1. Mark busy and write-protect, so that no thread of this process
   //    writes while the diff is taken (a writer faults and waits).
-  for (size_t i = 0; i < n; ++i) {
-    std::atomic<uint32_t>& st = state(scratch_pages_[i]);
-    for (;;) {
-      uint32_t w = st.load(std::memory_order_acquire);
-      if (IsBusy(w)) {
-        WaitNotBusy(scratch_pages_[i], w);
-        continue;
-      }
-      if (st.compare_exchange_weak(w, w | kBusy, std::memory_order_acq_rel)) break;
-    }
-  }
+  for (size_t i = 0; i < n; ++i) TakeBusy(scratch_pages_[i]);
   for (size_t i = 0; i < n;) {
+    // Runs of consecutive pages with one cap (a segment boundary may
+    // change the domain).
+    const Prot prot = CappedAt(Prot::kRead, scratch_pages_[i]);
     size_t j = i + 1;
-    while (j < n && scratch_pages_[j] == scratch_pages_[j - 1] + 1) ++j;
-    GASP_RETURN_IF_ERROR(range_->Protect(scratch_pages_[i] << kPageShift,
-                                         (j - i) << kPageShift, Prot::kRead));
+    while (j < n && scratch_pages_[j] == scratch_pages_[j - 1] + 1 &&
+           CappedAt(Prot::kRead, scratch_pages_[j]) == prot) {
+      ++j;
+    }
+    GASP_RETURN_IF_ERROR(
+        range_->Protect(scratch_pages_[i] << kPageShift, (j - i) << kPageShift, prot));
     i = j;
   }
   // 2. Diff and write the runs home; runs that continue across a page

@@ -54,6 +54,10 @@ struct CoherenceOptions {
 // death (this rank is collateral, not the origin). Must not return.
 using FatalHandler = void (*)(const char* message, bool peer_failed);
 
+// The most page protection (PROT_* bits) pages of protection domain
+// `domain` may have right now. Async-signal-safe.
+using ProtCapFn = int (*)(int domain, void* context);
+
 class Coherence {
  public:
   // `range`, `segments`, `transport` must outlive the object. `homes` is
@@ -90,6 +94,22 @@ class Coherence {
   // Remote key covering `addr` at `home` (zero key if not allocated).
   transport::RemoteKey HomeKey(uint64_t addr, int home) const;
 
+  // Caps every app-view protection this layer sets on a page of a segment
+  // with a non-zero domain by cap(domain), so that a closed domain stays
+  // closed while its pages change state (the mprotect protection backend).
+  // Call before the first segment with a domain is added.
+  void SetProtCap(ProtCapFn cap, void* context) {
+    cap_ = cap;
+    cap_context_ = context;
+  }
+
+  // Sets the app-view protection of [offset, offset+length) (page aligned)
+  // to min(each page's state, max_prot) and, if pkey >= 0, its protection
+  // key. Waits for busy pages and holds each page busy while changing it,
+  // so it never races a fault or a release. Returns 0 or an errno value.
+  // Not for signal context. This is the runtime's protect::ApplyProtFn.
+  int ApplyProtection(uint64_t offset, uint64_t length, int max_prot, int pkey);
+
   // Pages currently dirty (tests, stats).
   uint64_t dirty_pages() const { return dirty_count_.load(); }
 
@@ -109,11 +129,17 @@ class Coherence {
   void WriteFault(uint64_t page, const gas::Segment& seg);
   // Waits until the page is not busy (or the deadline: fatal).
   void WaitNotBusy(uint64_t page, uint32_t seen);
+  // Sets the page's busy bit once it is clear (waiting); returns the word
+  // from before (busy bit clear).
+  uint32_t TakeBusy(uint64_t page);
   uint32_t AllocTwin();  // returns slot + 1, releasing early when full
   void FreeTwin(uint32_t slot_plus_one);
   absl::Status ReleaseLocked(uint64_t first_page, uint64_t end_page);
   absl::Status InvalidateLocked(uint64_t first_page, uint64_t end_page);
   absl::Status FlushWrites(size_t n_ops);
+  // `prot` capped by the protection domain of `seg` (see SetProtCap).
+  gas::Prot Capped(gas::Prot prot, const gas::Segment& seg) const;
+  gas::Prot CappedAt(gas::Prot prot, uint64_t page) const;
   [[noreturn]] void Fatal(const char* fmt, ...) const;
   [[noreturn]] void FatalPeer(bool peer_failed, const char* fmt, ...) const;
 
@@ -125,6 +151,8 @@ class Coherence {
   const FatalHandler fatal_;
   bool installed_ = false;
   std::atomic<int> prefetch_pages_;
+  ProtCapFn cap_ = nullptr;
+  void* cap_context_ = nullptr;
 
   SparseArray states_mem_;
   std::atomic<uint32_t>* states_ = nullptr;

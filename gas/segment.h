@@ -35,6 +35,10 @@ struct Segment {
   // segment (index = rank; 0 where a rank has none). Owned by the runtime,
   // immutable once the segment is in the table.
   const uint64_t* rkeys = nullptr;
+  // Protection domain of the segment's pages (0: the default domain, open
+  // to every thread). Enforced by protect/; the DSM only caps its own page
+  // protections with it (Coherence::SetProtCap).
+  int domain = 0;
 
   uint64_t end_offset() const { return offset + (num_pages << kPageShift); }
 

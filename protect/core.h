@@ -43,6 +43,7 @@ struct RangeSlot {
 struct GateFrame {
   DomainId domain;
   Rights rights;
+  bool keep_caller;  // CallerRights::kKeep: the rights below stay visible
 };
 
 // Per-thread state. Reached through a trivial thread_local pointer, so the
@@ -68,6 +69,8 @@ class Backend {
   virtual void Apply() = 0;
   // Not under mu: restore everything at shutdown.
   virtual void Shutdown() = 0;
+  // Signal-safe: see Protection::MaxProt.
+  virtual int MaxProt(DomainId domain) const = 0;
   virtual int KeyOf(DomainId domain) const { return -1; }
   virtual int ParkingKey() const { return -1; }
 };
@@ -83,6 +86,12 @@ struct Core {
   DomainSlot domains[kMaxDomains];
   RangeSlot ranges[kMaxRanges];
   int next_domain = 1;
+  // One past the highest range slot ever used: FindRange runs on every
+  // SIGSEGV of the process (coherence misses included), so it scans only
+  // the used prefix.
+  std::atomic<int> ranges_hi{0};
+  ApplyProtFn apply_prot = nullptr;  // never nullptr once created
+  void* apply_prot_context = nullptr;
   uint64_t tick = 0;
   struct BindingInfo {
     DomainId domain;
@@ -111,6 +120,9 @@ Core* LiveCore();
 ThreadState* SignalSafeThreadState(const Core* core);
 // Not for signal context: creates the state when missing or stale.
 ThreadState* SelfState(Core* core);
+
+// The default ApplyProtFn: every page gets `prot` (and `pkey` if >= 0).
+int DefaultApplyProt(void* addr, size_t len, int prot, int pkey, void* context);
 
 // Effective rights of a thread (state may be nullptr). Signal-safe.
 Rights EffectiveRights(const Core& core, const ThreadState* ts, DomainId domain);

@@ -14,6 +14,8 @@
 //   fn returns absl::StatusOr<T>-> absl::StatusOr<T>
 //   fn returns T                -> absl::StatusOr<T>
 // and PermissionDenied (fn not called) when the binding does not allow it.
+// Inside, the caller's own thread grants are suspended unless the gate was
+// made with CallerRights::kKeep (trusted server).
 // Gates nest (up to 32 deep). Under the mprotect backend gate calls are
 // serialized process-wide (see protection.h).
 #ifndef GASP_PROTECT_GATE_H_
@@ -51,17 +53,22 @@ struct GateResult<absl::StatusOr<T>> {
 
 class Gate {
  public:
-  Gate(Protection* protection, DomainId domain, Rights rights)
-      : protection_(protection), domain_(domain), rights_(rights) {}
+  // `caller`: kSuspend (default) for an untrusted server, which must not
+  // follow the caller's pointers into the caller's private domains; kKeep
+  // for a trusted server, which may.
+  Gate(Protection* protection, DomainId domain, Rights rights,
+       CallerRights caller = CallerRights::kSuspend)
+      : protection_(protection), domain_(domain), rights_(rights), caller_(caller) {}
 
   DomainId domain() const { return domain_; }
   Rights rights() const { return rights_; }
+  CallerRights caller_rights() const { return caller_; }
 
   template <typename Fn, typename... Args>
   auto Call(Binding binding, Fn&& fn, Args&&... args) ->
       typename internal::GateResult<std::invoke_result_t<Fn, Args...>>::type {
     using R = std::invoke_result_t<Fn, Args...>;
-    absl::Status entered = protection_->EnterGate(binding, domain_, rights_);
+    absl::Status entered = protection_->EnterGate(binding, domain_, rights_, caller_);
     if (!entered.ok()) return entered;
     Exit exit(protection_);  // LeaveGate on every return path
     if constexpr (std::is_void_v<R>) {
@@ -82,6 +89,7 @@ class Gate {
   Protection* protection_;
   DomainId domain_;
   Rights rights_;
+  CallerRights caller_;
 };
 
 }  // namespace protect

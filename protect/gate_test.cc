@@ -134,6 +134,28 @@ TEST_P(GateTest, CallerGrantsAreSuspendedInsideAndNestedGatesRestore) {
   Poke(client_page(), 2);
 }
 
+TEST_P(GateTest, TrustedServerGateKeepsTheCallersRights) {
+  ASSERT_TRUE(p_->Grant(client_, Rights::kReadWrite, Scope::kThread).ok());
+  Poke(client_page(), 40);
+  Gate trusted(p_.get(), server_, Rights::kReadWrite, CallerRights::kKeep);
+  auto r = trusted.Call(binding_, [&]() -> absl::StatusOr<int> {
+    if (p_->RightsOf(client_) != Rights::kReadWrite) return absl::InternalError("client hidden");
+    Poke(server_page(), Peek(client_page()) + 1);  // follows the caller's pointer
+    return Peek(server_page());
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 41);
+  // A suspending gate nested inside a keeping one hides the caller again.
+  Gate untrusted(p_.get(), server_, Rights::kRead);
+  auto nested = trusted.Call(binding_, [&] {
+    return untrusted.Call(binding_, [&] { return p_->RightsOf(client_); });
+  });
+  ASSERT_TRUE(nested.ok()) << nested.status();
+  EXPECT_EQ(*nested, Rights::kNone);
+  EXPECT_EQ(p_->RightsOf(server_), Rights::kNone);
+  EXPECT_EQ(p_->RightsOf(client_), Rights::kReadWrite);
+}
+
 TEST_P(GateTest, FourThreadsCrossGatesAtOnce) {
   constexpr int kThreads = 4, kCalls = 2000;
   auto shared = p_->Bind(server_, Rights::kReadWrite, Scope::kProcess);

@@ -54,10 +54,13 @@ class MprotectBackend : public Backend {
 
   void OnDetach(int slot) override {
     RangeSlot& r = core_->ranges[slot];
-    mprotect(reinterpret_cast<void*>(r.start.load()), r.end.load() - r.start.load(), r.open_prot);
+    core_->apply_prot(reinterpret_cast<void*>(r.start.load()), r.end.load() - r.start.load(),
+                      r.open_prot, -1, core_->apply_prot_context);
   }
 
   void Apply() override {}  // nothing per thread
+
+  int MaxProt(DomainId d) const override { return ProtOf(d, PROT_READ | PROT_WRITE); }
 
   void Shutdown() override {
     for (int i = 0; i < kMaxRanges; ++i) {
@@ -78,8 +81,10 @@ class MprotectBackend : public Backend {
   absl::Status Protect(const RangeSlot& r, DomainId d) {
     void* a = reinterpret_cast<void*>(r.start.load());
     size_t len = r.end.load() - r.start.load();
-    if (mprotect(a, len, ProtOf(d, r.open_prot)) != 0) {
-      return ErrnoError(absl::StrCat("mprotect(", absl::Hex(reinterpret_cast<uintptr_t>(a)), ", ", len, ")"), errno);
+    int e = core_->apply_prot(a, len, ProtOf(d, r.open_prot), -1, core_->apply_prot_context);
+    if (e != 0) {
+      return ErrnoError(
+          absl::StrCat("mprotect(", absl::Hex(reinterpret_cast<uintptr_t>(a)), ", ", len, ")"), e);
     }
     return absl::OkStatus();
   }

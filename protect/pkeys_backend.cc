@@ -93,6 +93,8 @@ class PkeysBackend : public Backend {
     num_free_ = 0;
   }
 
+  int MaxProt(DomainId) const override { return PROT_READ | PROT_WRITE; }
+
   int KeyOf(DomainId d) const override {
     if (d <= 0 || d >= kMaxDomains) return -1;
     return core_->domains[d].key.load();
@@ -103,8 +105,11 @@ class PkeysBackend : public Backend {
   absl::Status Protect(const RangeSlot& r, int key) {
     void* a = reinterpret_cast<void*>(r.start.load());
     size_t len = r.end.load() - r.start.load();
-    if (SysPkeyMprotect(a, len, r.open_prot, key) != 0) {
-      return ErrnoError(absl::StrCat("pkey_mprotect(", absl::Hex(reinterpret_cast<uintptr_t>(a)), ", ", len, ", key ", key, ")"), errno);
+    int e = core_->apply_prot(a, len, r.open_prot, key, core_->apply_prot_context);
+    if (e != 0) {
+      return ErrnoError(absl::StrCat("pkey_mprotect(", absl::Hex(reinterpret_cast<uintptr_t>(a)),
+                                     ", ", len, ", key ", key, ")"),
+                        e);
     }
     return absl::OkStatus();
   }

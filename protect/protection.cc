@@ -1,5 +1,7 @@
 #include "protect/protection.h"
 
+#include <errno.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -75,15 +77,27 @@ Rights EffectiveRights(const Core& core, const ThreadState* ts, DomainId d) {
   if (d < 0 || d >= kMaxDomains) return Rights::kNone;
   Rights r = static_cast<Rights>(core.domains[d].process_rights.load(std::memory_order_acquire));
   if (ts != nullptr) {
+    // Innermost frame outwards; a frame that suspends its caller's rights
+    // ends the walk, and the thread's grants count only when every frame
+    // keeps them.
     int depth = ts->depth.load(std::memory_order_acquire);
-    if (depth > 0) {
-      const GateFrame& top = ts->frames[depth - 1];
-      if (top.domain == d) r = Max(r, top.rights);
-    } else {
-      r = Max(r, static_cast<Rights>(ts->grants[d]));
+    bool grants_visible = true;
+    for (int i = depth - 1; i >= 0; --i) {
+      const GateFrame& f = ts->frames[i];
+      if (f.domain == d) r = Max(r, f.rights);
+      if (!f.keep_caller) {
+        grants_visible = false;
+        break;
+      }
     }
+    if (grants_visible) r = Max(r, static_cast<Rights>(ts->grants[d]));
   }
   return r;
+}
+
+int DefaultApplyProt(void* addr, size_t len, int prot, int pkey, void*) {
+  int rc = pkey >= 0 ? SysPkeyMprotect(addr, len, prot, pkey) : mprotect(addr, len, prot);
+  return rc == 0 ? 0 : errno;
 }
 
 uint32_t ComputePkru(const Core& core, const ThreadState* ts, uint32_t current) {
@@ -102,7 +116,8 @@ uint32_t ComputePkru(const Core& core, const ThreadState* ts, uint32_t current) 
 }
 
 int Core::FindRange(uintptr_t addr) const {
-  for (int i = 0; i < kMaxRanges; ++i) {
+  const int hi = ranges_hi.load(std::memory_order_acquire);
+  for (int i = 0; i < hi; ++i) {
     if (ranges[i].domain.load(std::memory_order_acquire) < 0) continue;
     if (addr >= ranges[i].start.load(std::memory_order_relaxed) &&
         addr < ranges[i].end.load(std::memory_order_relaxed)) {
@@ -161,6 +176,8 @@ absl::StatusOr<std::unique_ptr<Protection>> Protection::Create(const ProtectionO
   for (auto& k : core->key_owner) k.store(-1);
   core->on_violation = options.on_violation;
   core->violation_context = options.violation_context;
+  core->apply_prot = options.apply_prot != nullptr ? options.apply_prot : DefaultApplyProt;
+  core->apply_prot_context = options.apply_prot_context;
   const PkuProbe& probe = ProbePku();
   BackendKind kind = options.backend;
   if (kind == BackendKind::kAuto) {
@@ -253,6 +270,7 @@ absl::Status Protection::Attach(DomainId domain, void* addr, size_t len, int ope
   r.start.store(a);
   r.end.store(a + len);
   r.open_prot = open_prot;
+  if (free_slot >= core_->ranges_hi.load()) core_->ranges_hi.store(free_slot + 1);
   GASP_RETURN_IF_ERROR(core_->backend->OnAttach(free_slot, domain));
   r.domain.store(domain, std::memory_order_release);
   return absl::OkStatus();
@@ -321,6 +339,12 @@ DomainId Protection::DomainAt(const void* addr) const {
   return i < 0 ? kDefaultDomain : core_->ranges[i].domain.load();
 }
 
+int Protection::MaxProt(DomainId domain) const {
+  if (domain == kDefaultDomain) return PROT_READ | PROT_WRITE;
+  if (domain < 0 || domain >= kMaxDomains) return PROT_NONE;
+  return core_->backend->MaxProt(domain);
+}
+
 int Protection::KeyOf(DomainId domain) const { return core_->backend->KeyOf(domain); }
 int Protection::ParkingKey() const { return core_->backend->ParkingKey(); }
 
@@ -351,7 +375,8 @@ void Protection::ResyncThread() {
   core_->backend->Apply();
 }
 
-absl::Status Protection::EnterGate(Binding binding, DomainId domain, Rights rights) {
+absl::Status Protection::EnterGate(Binding binding, DomainId domain, Rights rights,
+                                   CallerRights caller) {
   ThreadState* ts = SelfState(core_);
   const bool serialize = core_->kind == BackendKind::kMprotect;
   if (serialize) core_->gate_mu.lock();
@@ -377,7 +402,7 @@ absl::Status Protection::EnterGate(Binding binding, DomainId domain, Rights righ
       if (st.ok()) {
         core_->domains[domain].last_entered = ++core_->tick;
         int depth = ts->depth.load();
-        ts->frames[depth] = GateFrame{domain, rights};
+        ts->frames[depth] = GateFrame{domain, rights, caller == CallerRights::kKeep};
         ts->depth.store(depth + 1, std::memory_order_release);
         core_->backend->Apply();
       }

@@ -7,8 +7,10 @@
 //   * A thread's rights are, per domain, kNone / kRead / kReadWrite. They are
 //     the union of the process-wide grants and, outside call gates, the
 //     thread's own grants. Inside a gate they are the process-wide grants plus
-//     the gate's domain (the caller's own thread grants are suspended: the
-//     callee cannot touch the caller's private domains).
+//     the gate's domain; the caller's own rights are suspended (an untrusted
+//     server cannot touch the caller's private domains) unless the gate
+//     keeps them (CallerRights::kKeep: a trusted server may follow the
+//     caller's pointers).
 //   * Grant() is the trusted setup path; at run time only call gates
 //     (protect/gate.h) change rights.
 //
@@ -32,8 +34,11 @@
 //
 // Coexistence with coherence: pages keep their protection key when their
 // protection bits are changed with plain mprotect (INVALID/READ/WRITE), so
-// coherence and keys are orthogonal. Attaching, re-keying and parking use
-// pkey_mprotect with the range's `open_prot`, which does reset the bits.
+// under pkeys coherence and keys are orthogonal. Attaching, re-keying,
+// parking and (mprotect backend) opening or closing a domain go through
+// ProtectionOptions::apply_prot, which the runtime implements so that each
+// page keeps min(its coherence state, the domain's protection); the DSM in
+// turn caps its own changes with MaxProt() of the page's domain.
 //
 // Signals and threads: see docs/protection.md. On Linux a new thread inherits
 // its creator's PKRU (so a thread started inside a gate would inherit the
@@ -112,11 +117,30 @@ struct Violation {
 // also siglongjmp out; the thread should then call Protection::ResyncThread().
 using ViolationCallback = bool (*)(const Violation& violation, void* context);
 
+// Sets the hardware protection of [addr, addr+len), a part of an attached
+// range: page protection at most `prot` and, when `pkey` >= 0, protection
+// key `pkey` on every page. Returns 0 or an errno value. Called with the
+// layer's lock held (never in signal context); it must not call back into
+// Protection. The default gives every page exactly `prot`. A runtime whose
+// pages carry their own access states (the DSM's INVALID / READ / WRITE)
+// passes one that gives each page min(its state, prot): this is how
+// domains and coherence compose (see "Coexistence" above).
+using ApplyProtFn = int (*)(void* addr, size_t len, int prot, int pkey, void* context);
+
 struct ProtectionOptions {
   BackendKind backend = BackendKind::kAuto;  // GASP_PROTECT
   int max_keys = 15;  // pkeys: keys to allocate (one is the parking key); 2..15
   ViolationCallback on_violation = nullptr;
   void* violation_context = nullptr;
+  ApplyProtFn apply_prot = nullptr;  // nullptr: plain (pkey_)mprotect
+  void* apply_prot_context = nullptr;
+};
+
+// What a gate does with the caller's own thread grants while inside.
+enum class CallerRights {
+  kSuspend,  // untrusted server: it cannot follow the caller's pointers into
+             // the caller's private domains (the default)
+  kKeep,     // trusted server: it may (the caller's grants stay on)
 };
 
 struct Core;     // internal (protect/core.h)
@@ -169,6 +193,10 @@ class Protection {
   Rights ProcessRights(DomainId domain) const;
   // The domain an address is attached to: kDefaultDomain if none.
   DomainId DomainAt(const void* addr) const;
+  // The most access any page of `domain` may have in the page tables now:
+  // mprotect backend: what its holders need (PROT_NONE when nobody holds
+  // it); pkeys: PROT_READ|PROT_WRITE (the keys do the rest). Signal-safe.
+  int MaxProt(DomainId domain) const;
   // pkeys: the key currently backing `domain`, or -1 (no key / mprotect).
   int KeyOf(DomainId domain) const;
   // pkeys: the parking key of evicted domains, else -1.
@@ -189,7 +217,8 @@ class Protection {
 
   // Gate internals (protect/gate.h). EnterGate checks the binding, holds the
   // domain and switches the calling thread's rights; LeaveGate undoes it.
-  absl::Status EnterGate(Binding binding, DomainId domain, Rights rights);
+  absl::Status EnterGate(Binding binding, DomainId domain, Rights rights,
+                         CallerRights caller = CallerRights::kSuspend);
   void LeaveGate();
 
   // Counters for tests/benchmarks.

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -267,6 +268,88 @@ TEST_P(PkeysTest, MprotectOnAKeyedPageKeepsTheKey) {
   EXPECT_TRUE(Faults(p_.get(), [&] { (void)Peek(pages.at(0)); }));
   EXPECT_EQ(seen_.last.si_code, 4);
   ASSERT_EQ(mprotect(pages.data(), 4096, PROT_READ | PROT_WRITE), 0);
+}
+
+
+// /proc/self/maps permissions ("rw-p") of the mapping holding addr.
+std::string MapsPerms(const void* addr) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  while (std::getline(maps, line)) {
+    uintptr_t lo = 0, hi = 0;
+    char perms[8] = {0};
+    if (std::sscanf(line.c_str(), "%lx-%lx %7s", &lo, &hi, perms) == 3 && a >= lo && a < hi) {
+      return perms;
+    }
+  }
+  return "";
+}
+
+// An ApplyProtFn like the runtime's: one page (a coherence READ page, say)
+// never gets more than PROT_READ, whatever the domain allows.
+struct HookState {
+  std::atomic<int> calls{0};
+  std::atomic<int> last_prot{-1};
+  std::atomic<int> last_pkey{-2};
+  char* read_only_page = nullptr;
+};
+
+int CappingHook(void* addr, size_t len, int prot, int pkey, void* context) {
+  HookState* h = static_cast<HookState*>(context);
+  h->calls.fetch_add(1);
+  h->last_prot.store(prot);
+  h->last_pkey.store(pkey);
+  for (char* p = static_cast<char*>(addr); p < static_cast<char*>(addr) + len; p += 4096) {
+    int want = p == h->read_only_page ? (prot & PROT_READ) : prot;
+    int rc = pkey >= 0 ? SysPkeyMprotect(p, 4096, want, pkey) : mprotect(p, 4096, want);
+    if (rc != 0) return errno;
+  }
+  return 0;
+}
+
+TEST_P(ProtectionTest, ApplyProtHookKeepsPageStatesWhenDomainsChange) {
+  p_.reset();
+  HookState hook;
+  ProtectionOptions o;
+  o.backend = GetParam();
+  o.on_violation = testing::RecordAndJump;
+  o.violation_context = &seen_;
+  o.apply_prot = CappingHook;
+  o.apply_prot_context = &hook;
+  auto created = Protection::Create(o);
+  ASSERT_TRUE(created.ok()) << created.status();
+  p_ = std::move(created).value();
+
+  Pages pages(2);
+  hook.read_only_page = pages.at(1);
+  auto d = p_->CreateDomain("composed");
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(p_->Attach(*d, pages.data(), pages.size()).ok());
+  EXPECT_GE(hook.calls.load(), 1) << "attach goes through the hook";
+  if (pkeys()) {
+    EXPECT_EQ(hook.last_pkey.load(), p_->ParkingKey()) << "unheld domain: parked";
+    EXPECT_EQ(p_->MaxProt(*d), PROT_READ | PROT_WRITE) << "pkeys: keys do the work";
+  } else {
+    EXPECT_EQ(hook.last_prot.load(), PROT_NONE) << "nobody holds it: closed";
+    EXPECT_EQ(p_->MaxProt(*d), PROT_NONE);
+  }
+  const int before = hook.calls.load();
+  ASSERT_TRUE(p_->Grant(*d, Rights::kReadWrite, Scope::kThread).ok());
+  EXPECT_GT(hook.calls.load(), before) << "keying / opening goes through the hook";
+  EXPECT_EQ(p_->MaxProt(*d), PROT_READ | PROT_WRITE);
+  if (pkeys()) EXPECT_EQ(hook.last_pkey.load(), p_->KeyOf(*d));
+  Poke(pages.at(0), 7);
+  EXPECT_EQ(Peek(pages.at(1)), 0);
+  EXPECT_EQ(MapsPerms(pages.at(0)).substr(0, 2), "rw");
+  EXPECT_EQ(MapsPerms(pages.at(1)).substr(0, 2), "r-") << "the hook's cap survived opening";
+  ASSERT_TRUE(p_->Grant(*d, Rights::kRead, Scope::kThread).ok());
+  if (!pkeys()) EXPECT_EQ(p_->MaxProt(*d), PROT_READ);
+  EXPECT_TRUE(Faults(p_.get(), [&] { Poke(pages.at(0), 8); }));
+  EXPECT_EQ(Peek(pages.at(0)), 7);
+  ASSERT_TRUE(p_->Grant(*d, Rights::kNone, Scope::kThread).ok());
+  EXPECT_TRUE(p_->Detach(pages.data(), pages.size()).ok());
+  p_.reset();  // before `hook` and `pages` go away: shutdown calls the hook
 }
 
 }  // namespace

@@ -7,12 +7,16 @@
 //   * mprotect, SEGV_ACCERR in a range of a domain that is not open for
 //     this kind of access: a protection violation.
 // Everything else is declined (coherence misses, faults outside domains).
-// A violation is logged (signal-safe), counted, given to the callback; by
-// default the handler then declines it so that the dispatcher's default
-// action ends the process with SIGSEGV. Coherence declines SEGV_PKUERR too.
+// A violation is logged (signal-safe), counted, given to the callback;
+// unless the callback repaired it, SIGSEGV is reset to its default action
+// and the access retried, so the process ends with SIGSEGV (no later
+// handler in the chain may mistake it for a coherence miss). Coherence
+// declines SEGV_PKUERR too.
 #include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "base/log.h"
 #include "gas/fault_dispatcher.h"
@@ -133,10 +137,19 @@ bool HandleFault(void* context, siginfo_t* info, ucontext_t* uc) {
       line.Str(pkeys ? " [SEGV_PKUERR]" : " [SEGV_ACCERR, mprotect backend]");
       LogRawSignalSafe(LogLevel::kError, line.buf);
       if (pkeys) WritePkru(entry_pkru);
-      if (core->on_violation != nullptr) {
-        return core->on_violation(v, core->violation_context);
+      if (core->on_violation != nullptr && core->on_violation(v, core->violation_context)) {
+        return true;  // repaired: retry
       }
-      return false;  // default action: the process dies of SIGSEGV
+      // Fatal. Declining is not enough: a later handler in the chain (the
+      // DSM's) would take the fault for a miss and retry it forever. Reset
+      // SIGSEGV to its default action and retry: the access faults again
+      // and the kernel ends the process with SIGSEGV.
+      struct sigaction dfl;
+      std::memset(&dfl, 0, sizeof(dfl));
+      dfl.sa_handler = SIG_DFL;
+      sigemptyset(&dfl.sa_mask);
+      sigaction(SIGSEGV, &dfl, nullptr);
+      return true;
     }
   }
   if (pkeys) WritePkru(entry_pkru);

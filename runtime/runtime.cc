@@ -25,42 +25,13 @@
 #include "gas/segment.h"
 #include "gasp/gasp.h"
 #include "runtime/runtime_internal.h"
+#include "runtime/state.h"
 #include "transport/factory.h"
 
 namespace gasp {
-namespace {
+namespace rt {
 
-using gas::kPageShift;
-using gas::kPageSize;
-
-constexpr size_t kMaxSegments = 1 << 16;
-constexpr uint64_t kLockPages = 64;  // one lock segment: 64 pages x 512 words
-
-struct State {
-  Config config;
-  std::unique_ptr<gas::GlobalRange> range;
-  std::unique_ptr<boot::Bootstrap> boot;
-  std::unique_ptr<transport::Transport> transport;
-  // Registrations of this rank's home pages (its heap, its share of each
-  // collective segment) and every rank's keys for them, per segment. A
-  // deque: segments point into it, so elements never move.
-  std::vector<transport::Region> regions;
-  std::deque<std::vector<uint64_t>> segment_keys;
-  std::vector<boot::RankRecord> records;
-  std::unique_ptr<gas::SegmentTable> segments;
-  std::unique_ptr<consistency::Coherence> coherence;
-  std::unique_ptr<consistency::Sync> sync;
-  std::unique_ptr<gas::HeapAllocator> heap;
-  std::mutex alloc_mu;  // collective allocation bookkeeping
-  uint64_t next_collective = 0;  // offset of the next collective segment
-  uint64_t heap_area = 0;        // offset where the per-rank heaps begin
-  uint64_t lock_segment = 0;     // offset of the current lock segment
-  uint64_t next_lock = 0;        // lock slots used in it
-  int rank = 0;
-  int size = 1;
-};
-
-State* g_state = nullptr;
+State* g_state = nullptr;  // runtime.cc only; others use S() / StateOrNull()
 
 State& S() {
   if (g_state == nullptr) {
@@ -69,6 +40,8 @@ State& S() {
   }
   return *g_state;
 }
+
+State* StateOrNull() { return g_state; }
 
 std::string Describe(int rank) {
   if (g_state == nullptr || rank < 0 || rank >= static_cast<int>(g_state->records.size())) {
@@ -81,7 +54,7 @@ std::string Describe(int rank) {
 // Ends the job. When the cause is another rank's death (Unavailable: peer
 // unreachable / lost), this rank is collateral: it exits without claiming
 // to be the origin, and the launcher reports the rank that died.
-[[noreturn]] void Die(const absl::Status& status, const char* what) {
+void Die(const absl::Status& status, const char* what) {
   std::string msg = absl::StrFormat("fatal: %s: %s", what, status.message());
   GASP_LOG(Error) << msg;
   if (!absl::IsUnavailable(status) && g_state != nullptr && g_state->boot != nullptr) {
@@ -90,9 +63,35 @@ std::string Describe(int rank) {
   _exit(1);
 }
 
-void Check(const absl::Status& status, const char* what) {
-  if (!status.ok()) Die(status, what);
+absl::StatusOr<transport::Region> RegisterHome(State& s, uint64_t offset, uint64_t length,
+                                               uint32_t access) {
+  absl::StatusOr<transport::Region> r = s.transport->Register(s.range->sys(offset), length, access);
+  if (!r.ok()) {
+    return Annotate(r.status(), absl::StrFormat(
+        "registering %d bytes of home pages with the %s transport (pinned memory: check "
+        "ulimit -l, GASP_HEAP_SIZE and the allocation size)",
+        length, s.transport->name()));
+  }
+  s.regions.push_back(*r);
+  return *r;
 }
+
+}  // namespace rt
+
+namespace {
+
+using rt::Check;
+using rt::Describe;
+using rt::Die;
+
+using rt::g_state;
+using rt::S;
+using rt::State;
+using gas::kPageShift;
+using gas::kPageSize;
+
+constexpr size_t kMaxSegments = 1 << 16;
+constexpr uint64_t kLockPages = 64;  // one lock segment: 64 pages x 512 words
 
 // Signal context: the coherence layer met an unrecoverable error.
 void FatalFromSignal(const char* message, bool peer_failed) {
@@ -108,22 +107,8 @@ absl::Status AddSegment(State& s, const gas::Segment& seg) {
   return s.coherence->AddSegment(*added);
 }
 
-// Registers [offset, offset+length) of this rank's system view for remote
-// access. On verbs this pins the pages: the error says what to lower.
-absl::StatusOr<transport::Region> RegisterHome(State& s, uint64_t offset, uint64_t length) {
-  absl::StatusOr<transport::Region> r =
-      s.transport->Register(s.range->sys(offset), length, transport::kRemoteAll);
-  if (!r.ok()) {
-    return Annotate(r.status(), absl::StrFormat(
-        "registering %d bytes of home pages with the %s transport (pinned memory: check "
-        "ulimit -l, GASP_HEAP_SIZE and the allocation size)",
-        length, s.transport->name()));
-  }
-  s.regions.push_back(*r);
-  return *r;
-}
-
-absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement placement) {
+absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement placement,
+                                           Domain domain = {}) {
   std::lock_guard<std::mutex> lock(s.alloc_mu);
   uint64_t pages = std::max<uint64_t>(1, (bytes + kPageSize - 1) >> kPageShift);
   uint64_t offset = s.next_collective;
@@ -169,16 +154,29 @@ absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement p
     first = std::min(first, p);
     end = std::max(end, p + n);
   });
-  uint64_t key = 0;
-  if (end > first) {
-    GASP_ASSIGN_OR_RETURN(transport::Region region,
-                          RegisterHome(s, first << kPageShift, (end - first) << kPageShift));
-    key = region.rkey.packed;
+  if (domain.id() != 0) {
+    // A domain's pages: their own registrations, whose keys go only to the
+    // ranks granted the domain (remote protection).
+    GASP_ASSIGN_OR_RETURN(seg.domain, rt::LocalDomain(s, domain.id()));
+    GASP_ASSIGN_OR_RETURN(std::vector<uint64_t>* keys,
+                          rt::DomainSegmentKeys(s, domain.id(), offset, first, end));
+    seg.rkeys = keys->data();
+    GASP_RETURN_IF_ERROR(AddSegment(s, seg));
+    GASP_RETURN_IF_ERROR(
+        rt::AttachDomainSegment(s, domain.id(), offset, pages << kPageShift));
+  } else {
+    uint64_t key = 0;
+    if (end > first) {
+      GASP_ASSIGN_OR_RETURN(transport::Region region,
+                            rt::RegisterHome(s, first << kPageShift, (end - first) << kPageShift,
+                                             transport::kRemoteAll));
+      key = region.rkey.packed;
+    }
+    GASP_ASSIGN_OR_RETURN(std::vector<uint64_t> keys, s.sync->AllgatherU64(key));
+    s.segment_keys.push_back(std::move(keys));
+    seg.rkeys = s.segment_keys.back().data();
+    GASP_RETURN_IF_ERROR(AddSegment(s, seg));
   }
-  GASP_ASSIGN_OR_RETURN(std::vector<uint64_t> keys, s.sync->AllgatherU64(key));
-  s.segment_keys.push_back(std::move(keys));
-  seg.rkeys = s.segment_keys.back().data();
-  GASP_RETURN_IF_ERROR(AddSegment(s, seg));
   s.next_collective = offset + (pages << kPageShift);
   return s.range->base() + offset;
 }
@@ -231,7 +229,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   }
   s.heap_area = c.size_bytes - heaps;
   const uint64_t my_heap = s.heap_area + c.heap_bytes * static_cast<uint64_t>(s.rank);
-  GASP_ASSIGN_OR_RETURN(transport::Region heap_region, RegisterHome(s, my_heap, c.heap_bytes));
+  GASP_ASSIGN_OR_RETURN(transport::Region heap_region, rt::RegisterHome(s, my_heap, c.heap_bytes, transport::kRemoteAll));
 
   transport::EndpointBlob blob = s.transport->LocalEndpoint();
   boot::RankRecord mine = boot::MakeRankRecord(
@@ -267,6 +265,9 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   });
 
   s.segments = std::make_unique<gas::SegmentTable>(kMaxSegments);
+  // Protection first: its fault handler must see violations before the
+  // coherence handler sees misses.
+  GASP_RETURN_IF_ERROR(rt::InitProtection(s));
   consistency::CoherenceOptions co;
   co.rank = s.rank;
   co.nranks = s.size;
@@ -277,6 +278,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
                         consistency::Coherence::Create(s.range.get(), s.segments.get(),
                                                        s.transport.get(), std::move(homes), co,
                                                        FatalFromSignal));
+  rt::ConnectProtection(s);
   GASP_RETURN_IF_ERROR(s.coherence->Install());
   s.sync = std::make_unique<consistency::Sync>(s.coherence.get(), s.transport.get(), s.rank,
                                                s.size, c.timeout, Describe);
@@ -356,19 +358,20 @@ int Runtime::Finalize() {
     GASP_LOG(Warn) << "bootstrap finalize: " << st;
     rc = 1;
   }
+  s.protection.reset();  // its shutdown re-applies page states: before coherence
   s.coherence.reset();
   g_state = nullptr;
   delete &s;
   return rc;
 }
 
-absl::StatusOr<void*> TryCoAlloc(size_t bytes, Placement placement) {
-  GASP_ASSIGN_OR_RETURN(uint64_t a, CollectiveSegment(S(), bytes, placement));
+absl::StatusOr<void*> TryCoAlloc(size_t bytes, Placement placement, Domain domain) {
+  GASP_ASSIGN_OR_RETURN(uint64_t a, CollectiveSegment(S(), bytes, placement, domain));
   return reinterpret_cast<void*>(a);
 }
 
-void* CoAlloc(size_t bytes, Placement placement) {
-  absl::StatusOr<void*> p = TryCoAlloc(bytes, placement);
+void* CoAlloc(size_t bytes, Placement placement, Domain domain) {
+  absl::StatusOr<void*> p = TryCoAlloc(bytes, placement, domain);
   if (!p.ok()) Die(p.status(), "gasp::CoAlloc");
   return *p;
 }
@@ -472,6 +475,7 @@ gas::GlobalRange* GetRange() { return S().range.get(); }
 consistency::Coherence* GetCoherence() { return S().coherence.get(); }
 consistency::Sync* GetSync() { return S().sync.get(); }
 const Config& GetConfig() { return S().config; }
+protect::Protection* GetProtection() { return S().protection.get(); }
 std::string DescribeRank(int rank) { return Describe(rank); }
 }  // namespace internal
 

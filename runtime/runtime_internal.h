@@ -9,6 +9,7 @@
 #include "consistency/coherence.h"
 #include "consistency/sync.h"
 #include "gas/range.h"
+#include "protect/protection.h"
 #include "transport/transport.h"
 
 namespace gasp {
@@ -20,6 +21,7 @@ gas::GlobalRange* GetRange();
 consistency::Coherence* GetCoherence();
 consistency::Sync* GetSync();
 const Config& GetConfig();
+protect::Protection* GetProtection();
 // "rank 3 (host:pid)".
 std::string DescribeRank(int rank);
 

@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <new>
 #include <string>
@@ -78,21 +79,170 @@ struct Placement {
   static Placement OnRank(int r) { return {Policy::kRank, r, 0}; }
 };
 
+// A protection domain: a set of collective allocations that only the
+// threads and ranks granted it may touch (docs/protection.md). A value
+// type, the same on every rank. Domain() is the default domain: memory
+// every thread of every rank may read and write.
+class Domain {
+ public:
+  Domain() = default;
+  explicit Domain(int id) : id_(id) {}
+  // Collective id (0: the default domain).
+  int id() const { return id_; }
+  friend bool operator==(Domain a, Domain b) { return a.id_ == b.id_; }
+
+ private:
+  int id_ = 0;
+};
+
+// Access to a domain. Read implies no write; read-write implies read.
+enum class Access : uint8_t { kNone = 0, kRead = 1, kReadWrite = 3 };
+
 // Collective allocation: every rank calls it with the same arguments in
 // the same order and gets the same address. The memory is zero-filled,
-// page-granular, and never reused. Ends the job on failure.
-void* CoAlloc(size_t bytes, Placement placement = {});
-absl::StatusOr<void*> TryCoAlloc(size_t bytes, Placement placement = {});
+// page-granular, and never reused. With a non-default `domain`, the pages
+// belong to it: no thread may touch them (the CPU refuses: memory
+// protection keys, or mprotect where the CPU lacks them) and no rank may
+// reach them remotely (its transport holds no key) until CoGrant. Ends the
+// job on failure.
+void* CoAlloc(size_t bytes, Placement placement = {}, Domain domain = {});
+absl::StatusOr<void*> TryCoAlloc(size_t bytes, Placement placement = {}, Domain domain = {});
 
 // Collective array of n zero-initialized T (T must be implicit-lifetime:
 // trivially default constructible and destructible).
 template <typename T>
-T* CoNewArray(size_t n, Placement placement = {}) {
+T* CoNewArray(size_t n, Placement placement = {}, Domain domain = {}) {
   static_assert(std::is_trivially_default_constructible<T>::value &&
                     std::is_trivially_destructible<T>::value,
                 "CoNewArray<T>: T must be trivially constructible (memory is zero-filled)");
-  return static_cast<T*>(CoAlloc(n * sizeof(T), placement));
+  return static_cast<T*>(CoAlloc(n * sizeof(T), placement, domain));
 }
+
+// ---- Protection domains (docs/protection.md) ------------------------------
+
+// Collective: a new, empty domain named `name` (for reports), the same on
+// every rank. Nobody holds it yet.
+Domain CoNewDomain(const std::string& name);
+absl::StatusOr<Domain> TryCoNewDomain(const std::string& name);
+
+// Whether the granted rank's own code is trusted with the domain.
+enum class Trust {
+  kTrusted,    // every thread of the rank may access it directly (a trusted
+               // client: its calls into the domain's code are direct calls)
+  kUntrusted,  // only code entered through a Gate may (an untrusted client)
+};
+
+// Collective: gives rank `rank` `access` to `domain` (not kNone; grants only
+// grow). That rank, and only it, receives the remote keys of the domain's
+// memory: read-only registrations for kRead, read-write for kReadWrite, so
+// a rank without the grant (or with kRead, writing) gets a remote access
+// error from the NIC or the tcp backend and changes nothing. On `rank`,
+// kTrusted also opens the domain to all its threads; kUntrusted leaves it
+// closed except inside gates (OpenGate). Every rank passes the same
+// arguments.
+void CoGrant(Domain domain, int rank, Access access, Trust trust = Trust::kTrusted);
+absl::Status TryCoGrant(Domain domain, int rank, Access access, Trust trust = Trust::kTrusted);
+
+// The calling thread's access to `domain` right now (kReadWrite for the
+// default domain).
+Access AccessOf(Domain domain);
+// The domain of a global address (Domain() if none or not global).
+Domain DomainOf(const void* p);
+// "pkeys" or "mprotect": the protection backend in use (GASP_PROTECT).
+const char* ProtectionBackend();
+
+// What a gate does with the caller's own rights while inside.
+enum class CallerRights {
+  kSuspend,  // untrusted server: cannot follow the caller's pointers into
+             // the caller's private domains (default)
+  kKeep,     // trusted server: may
+};
+
+namespace internal {
+// Gate internals (runtime/domains.cc); `local_domain` is Gate::local_.
+absl::Status EnterGate(uint64_t binding, int local_domain, Access access, CallerRights caller);
+void LeaveGate();
+}  // namespace internal
+
+// A call gate into a domain: the only way untrusted code of this rank
+// reaches a domain it was not trusted with. Call() switches the calling
+// thread's rights to the domain (a WRPKRU under pkeys; process-wide
+// mprotect, serialized, under the fallback), calls fn, and restores the
+// caller's rights on every return path. Copyable; valid until Finalize.
+class Gate {
+ public:
+  Gate() = default;
+  Domain domain() const { return Domain(domain_); }
+  Access access() const { return access_; }
+
+  // fn(args...) inside the domain. Returns absl::Status when fn returns
+  // void, absl::StatusOr<R> when it returns R; PermissionDenied (fn not
+  // called) for a default-constructed gate.
+  template <typename Fn, typename... Args>
+  auto Call(Fn&& fn, Args&&... args) {
+    using R = std::invoke_result_t<Fn, Args...>;
+    using Result = std::conditional_t<std::is_void_v<R>, absl::Status, absl::StatusOr<R>>;
+    absl::Status entered = internal::EnterGate(binding_, local_, access_, caller_);
+    if (!entered.ok()) return Result(entered);
+    struct Leave {
+      ~Leave() { internal::LeaveGate(); }
+    } leave;
+    if constexpr (std::is_void_v<R>) {
+      std::invoke(std::forward<Fn>(fn), std::forward<Args>(args)...);
+      return Result(absl::OkStatus());
+    } else {
+      return Result(std::invoke(std::forward<Fn>(fn), std::forward<Args>(args)...));
+    }
+  }
+
+ private:
+  friend absl::StatusOr<Gate> OpenGate(Domain, Access, CallerRights);
+  uint64_t binding_ = 0;
+  int domain_ = 0;  // collective id
+  int local_ = 0;   // this process's id of the domain
+  Access access_ = Access::kNone;
+  CallerRights caller_ = CallerRights::kSuspend;
+};
+
+// A gate into `domain` with at most `access`, usable by any thread of this
+// rank. REQUIRES: this rank was granted at least `access` (CoGrant, either
+// trust); PermissionDenied otherwise.
+absl::StatusOr<Gate> OpenGate(Domain domain, Access access,
+                              CallerRights caller = CallerRights::kSuspend);
+
+// A client's handle on a service object of this rank (the stub of
+// docs/protection.md, "Trusted and untrusted"): a trusted client calls the
+// object directly; an untrusted one through a gate into the object's
+// domain. Call() has the same result type either way.
+template <typename T>
+class LocalRef {
+ public:
+  static LocalRef Trusted(T* object) { return LocalRef(object, Gate(), true); }
+  static LocalRef Untrusted(T* object, Gate gate) { return LocalRef(object, gate, false); }
+
+  // (object->*method)(args...), directly or through the gate.
+  template <typename M, typename... Args>
+  auto Call(M method, Args&&... args) {
+    using R = std::invoke_result_t<M, T*, Args...>;
+    using Result = std::conditional_t<std::is_void_v<R>, absl::Status, absl::StatusOr<R>>;
+    if (trusted_) {
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(method, object_, std::forward<Args>(args)...);
+        return Result(absl::OkStatus());
+      } else {
+        return Result(std::invoke(method, object_, std::forward<Args>(args)...));
+      }
+    }
+    return gate_.Call(method, object_, std::forward<Args>(args)...);
+  }
+  bool trusted() const { return trusted_; }
+
+ private:
+  LocalRef(T* object, Gate gate, bool trusted) : object_(object), gate_(gate), trusted_(trusted) {}
+  T* object_;
+  Gate gate_;
+  bool trusted_;
+};
 
 // Collective single object, constructed by rank 0 with `args`, visible to
 // every rank on return (a Barrier is included).
