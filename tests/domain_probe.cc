@@ -1,11 +1,14 @@
 // Protection domains end to end (tests/domains_test.sh, tools/vmtest):
 //
-//   domain_probe remote     3+ ranks. A domain homed on rank 0; rank 1 is
-//                           granted read, rank 2 nothing. Rank 1 reads the
-//                           data through the DSM; its WRITE with the
-//                           read-only key, and rank 2's READ / WRITE / FETCH_ADD
-//                           with no key or a forged one, get a remote access
-//                           error; rank 0 then finds its data unchanged.
+//   domain_probe remote     2+ ranks. Domains homed on rank 0: "server",
+//                           granted read to rank 1 (nothing to rank 2), and
+//                           "secret", granted to rank 0 only. Rank 1 reads
+//                           "server" through the DSM; its WRITE and FETCH_ADD
+//                           with the read-only key, and READ / WRITE /
+//                           FETCH_ADD by a non-grantee (rank 1 on "secret",
+//                           rank 2 on "server") with no key or forged ones,
+//                           get a remote access error; rank 0 then finds the
+//                           data of both unchanged.
 //   domain_probe stray      An untrusted rank writes through a gate, then a
 //                           forked copy of it makes a stray write outside the
 //                           gate: it dies of SIGSEGV with a violation report,
@@ -83,6 +86,13 @@ int Remote() {
   Domain d = CoNewDomain("server");
   uint64_t* data = CoNewArray<uint64_t>(kWords, Placement::OnRank(0), d);
   uint64_t* open_words = CoNewArray<uint64_t>(512, Placement::OnRank(0));  // default domain
+  // Granted to rank 0 only: with 2 ranks, rank 1 plays the non-grantee here.
+  Domain secret_domain = CoNewDomain("secret");
+  uint64_t* secret = CoNewArray<uint64_t>(512, Placement::OnRank(0), secret_domain);
+  CoGrant(secret_domain, 0, Access::kReadWrite);
+  if (me == 0) {
+    for (size_t i = 0; i < 512; ++i) secret[i] = Pattern(i);
+  }
   EXPECT(DomainOf(data) == d, "DomainOf");
   EXPECT(DomainOf(open_words) == Domain(), "DomainOf default");
   EXPECT(AccessOf(d) == Access::kNone, "nobody holds a new domain");
@@ -110,31 +120,42 @@ int Remote() {
     EXPECT(c == CompletionCode::kRemoteAccessError, "FETCH_ADD with the read-only key: %s", Name(c));
     std::printf("rank 1: granted read: DSM reads ok, WRITE and FETCH_ADD refused by the target\n");
   }
-  if (me == 2) {
-    EXPECT(AccessOf(d) == Access::kNone, "rank 2 access");
-    EXPECT(key_here == 0, "rank 2 was never sent a key (has %#lx)", (unsigned long)key_here);
+  // A rank without a grant: no key, and forged keys, all refused.
+  auto refused = [&](uint64_t* target, const char* what) {
+    const uint64_t none =
+        internal::GetCoherence()->HomeKey(reinterpret_cast<uint64_t>(target), 0).packed;
+    EXPECT(none == 0, "%s: never sent a key (has %#lx)", what, (unsigned long)none);
     // Forged: the key of a region rank 0 did give us (the default-domain
-    // segment), used on the domain's address.
+    // segment), used on the domain's address, and variations of it.
     const uint64_t forged =
         internal::GetCoherence()->HomeKey(reinterpret_cast<uint64_t>(open_words), 0).packed;
     EXPECT(forged != 0, "default-domain key present");
     uint64_t buf = 0xbad;
-    for (uint64_t key : {key_here, forged, forged + 1, forged ^ 0xff}) {
-      CompletionCode c = Raw(OpType::kRead, data + 1, key, &buf);
-      EXPECT(c == CompletionCode::kRemoteAccessError, "READ with key %#lx: %s", (unsigned long)key, Name(c));
-      c = Raw(OpType::kWrite, data + 1, key, &buf);
-      EXPECT(c == CompletionCode::kRemoteAccessError, "WRITE with key %#lx: %s", (unsigned long)key, Name(c));
-      c = Raw(OpType::kFetchAdd, data + 2, key, &buf);
-      EXPECT(c == CompletionCode::kRemoteAccessError, "FETCH_ADD with key %#lx: %s", (unsigned long)key, Name(c));
+    for (uint64_t key : {none, forged, forged + 1, forged ^ 0xff, forged + (uint64_t{1} << 32)}) {
+      CompletionCode c = Raw(OpType::kRead, target + 1, key, &buf);
+      EXPECT(c == CompletionCode::kRemoteAccessError, "%s: READ with key %#lx: %s", what, (unsigned long)key, Name(c));
+      c = Raw(OpType::kWrite, target + 1, key, &buf);
+      EXPECT(c == CompletionCode::kRemoteAccessError, "%s: WRITE with key %#lx: %s", what, (unsigned long)key, Name(c));
+      c = Raw(OpType::kFetchAdd, target + 2, key, &buf);
+      EXPECT(c == CompletionCode::kRemoteAccessError, "%s: FETCH_ADD with key %#lx: %s", what, (unsigned long)key, Name(c));
     }
-    std::printf("rank 2: not granted: READ, WRITE, FETCH_ADD refused with no key and forged keys\n");
+    std::printf("rank %d: not granted %s: READ, WRITE, FETCH_ADD refused with no key and forged keys\n", me, what);
+  };
+  if (me == 1) {
+    EXPECT(AccessOf(secret_domain) == Access::kNone, "rank 1 access to secret");
+    refused(secret, "secret");
+  }
+  if (me == 2) {
+    EXPECT(AccessOf(d) == Access::kNone, "rank 2 access");
+    refused(data, "server");
   }
   Barrier();
   if (me == 0) {
     size_t intact = 0;
     for (size_t i = 0; i < kWords; ++i) intact += data[i] == Pattern(i) ? 1 : 0;
-    EXPECT(intact == kWords, "rank 0: %zu/%zu words intact", intact, kWords);
-    std::printf("rank 0: all %zu words of the domain intact\n", intact);
+    for (size_t i = 0; i < 512; ++i) intact += secret[i] == Pattern(i) ? 1 : 0;
+    EXPECT(intact == kWords + 512, "rank 0: %zu/%zu words intact", intact, kWords + 512);
+    std::printf("rank 0: all %zu words of both domains intact\n", intact);
   }
   return 0;
 }
@@ -284,8 +305,8 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   int rc = 2;
   if (mode == "remote") {
-    if (rt->size() < 3) {
-      std::fprintf(stderr, "domain_probe remote needs 3 ranks\n");
+    if (rt->size() < 2) {
+      std::fprintf(stderr, "domain_probe remote needs 2 or more ranks\n");
       return 2;
     }
     rc = Remote();

@@ -11,8 +11,9 @@ export GASP_TRANSPORT=tcp
 run_job "$TMP/remote.log" 120 "$GASPRUN" -np 3 "$PROBE" remote
 [ "$RC" = 0 ] && ok "remote: job passes" || bad "remote: rc=$RC"
 expect_in "$TMP/remote.log" "rank 1: granted read: DSM reads ok, WRITE and FETCH_ADD refused" "remote: read-only grantee cannot write"
-expect_in "$TMP/remote.log" "rank 2: not granted: READ, WRITE, FETCH_ADD refused" "remote: non-grantee refused"
-expect_in "$TMP/remote.log" "rank 0: all 2048 words of the domain intact" "remote: data unchanged"
+expect_in "$TMP/remote.log" "rank 2: not granted server: READ, WRITE, FETCH_ADD refused" "remote: non-grantee of server refused"
+expect_in "$TMP/remote.log" "rank 1: not granted secret: READ, WRITE, FETCH_ADD refused" "remote: non-grantee of secret refused"
+expect_in "$TMP/remote.log" "rank 0: all 2560 words of both domains intact" "remote: data unchanged"
 
 # 2. A stray write by untrusted code: reported, fatal, data intact.
 run_job "$TMP/stray.log" 120 "$GASPRUN" -np 2 "$PROBE" stray

@@ -25,6 +25,26 @@ while read -r name; do bad "$name skipped in the guest"; done <"$T/SKIPPED.names
 if [ $rc != 0 ] && ! grep -qE '^\[ *FAILED' "$T/t.log"; then bad "protect_test exited $rc"; tail -n 30 "$T/t.log"; fi
 if grep -qE '^\[ *FAILED' "$T/t.log"; then grep -B3 -A12 -E 'Failure' "$T/t.log" | head -80; fi
 
+echo "== protection domains in the runtime with GASP_PROTECT=pkeys (2 ranks, tcp)"
+export GASP_PROTECT=pkeys GASP_TRANSPORT=tcp GASP_SIZE=1G GASP_HEAP_SIZE=16M GASP_TIMEOUT=60s
+dom() {  # dom MODE EXPECT-LINE...
+  local mode=$1; shift
+  if timeout 300 "$B/tools/gasprun" -np 2 "$B/tests/domain_probe" "$mode" >"$T/dom.log" 2>&1 \
+     && [ "$(grep -c "^PASS $mode" "$T/dom.log")" = 2 ]; then
+    local missing=""
+    for line in "$@"; do grep -qE "$line" "$T/dom.log" || missing="$missing [$line]"; done
+    if [ -z "$missing" ]; then ok "domain_probe $mode (pkeys)"; else bad "domain_probe $mode: missing$missing"; tail -n 25 "$T/dom.log"; fi
+  else
+    bad "domain_probe $mode (pkeys)"; tail -n 25 "$T/dom.log"
+  fi
+  grep -E '^rank [0-9]:|protection violation' "$T/dom.log"
+}
+dom stray "protection violation: write to 0x[0-9a-f]+ in domain 1 \(server\) by thread [0-9]+, pkey [0-9]+ \[SEGV_PKUERR\]" \
+  "stray write outside the gate killed its process \(SIGSEGV\), data intact \[pkeys\]"
+dom coherence "2 ranks x 4 threads x 50 gated writes all home \[pkeys\]"
+dom remote "rank 0: all 2560 words of both domains intact"
+unset GASP_PROTECT GASP_TRANSPORT GASP_SIZE GASP_HEAP_SIZE GASP_TIMEOUT
+
 echo "== gate_benchmark (TCG: correctness smoke, not hardware timings)"
 if timeout 300 "$B/protect/gate_benchmark" --benchmark_min_time=0.2 >"$T/b.log" 2>&1; then
   cat "$T/b.log"

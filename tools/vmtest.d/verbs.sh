@@ -40,6 +40,23 @@ run "shared_tree" "$B/examples/shared_tree" 20000
 run "drf_random" "$B/tests/drf_random" 4
 run "selective release/acquire" "$B/tests/fault_probe" selective
 
+echo "== protection domains on verbs: per-domain registrations, keys only for grantees"
+dom() {  # dom MODE EXPECT-LINE...
+  local mode=$1; shift
+  if timeout 300 "$B/tools/gasprun" -np 2 "$B/tests/domain_probe" "$mode" >"$T/dom.log" 2>&1 \
+     && [ "$(grep -c "^PASS $mode" "$T/dom.log")" = 2 ] && grep -q 'transport=verbs' "$T/dom.log"; then
+    local missing=""
+    for line in "$@"; do grep -qE "$line" "$T/dom.log" || missing="$missing [$line]"; done
+    if [ -z "$missing" ]; then ok "domain_probe $mode on verbs"; else bad "domain_probe $mode: missing$missing"; tail -n 25 "$T/dom.log"; fi
+  else
+    bad "domain_probe $mode on verbs"; tail -n 25 "$T/dom.log"
+  fi
+  grep -E '^rank [0-9]:' "$T/dom.log"
+}
+dom remote "rank 1: granted read: DSM reads ok, WRITE and FETCH_ADD refused by the target" \
+  "rank 1: not granted secret: READ, WRITE, FETCH_ADD refused" "rank 0: all 2560 words of both domains intact"
+dom coherence "2 ranks x 4 threads x 50 gated writes all home"
+
 echo "== a rank killed mid-run on verbs"
 start=$(date +%s)
 GASP_TIMEOUT=20s timeout 120 "$B/tools/gasprun" -np 2 "$B/tests/fault_probe" kill 1 >"$T/kill.log" 2>&1
