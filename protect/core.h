@@ -21,6 +21,9 @@ constexpr int kMaxDomains = 1024;
 constexpr int kMaxRanges = 1024;
 constexpr int kMaxGateDepth = 32;
 constexpr int kMaxKeys = 16;
+constexpr int kMaxBindings = 4096;
+// DomainSlot::fast_pins while the domain is losing its key (pkeys).
+constexpr int kEvicting = -(1 << 30);
 
 struct DomainSlot {
   std::atomic<bool> used{false};
@@ -28,8 +31,13 @@ struct DomainSlot {
   std::atomic<uint8_t> process_rights{0};   // Rights
   std::atomic<int> readers{0};              // mprotect: holders with kRead
   std::atomic<int> writers{0};              // mprotect: holders with kReadWrite
-  int pins = 0;                             // holders (grants + gate frames); under mu
-  uint64_t last_entered = 0;                // LRU tick; under mu
+  int pins = 0;                             // holders (grants + slow gate frames); under mu
+  // pkeys: gate frames entered on the lock-free path. The key is taken from
+  // a domain only after CASing this from 0 to kEvicting (under mu), so a
+  // fast entry either sees kEvicting (and takes the slow path) or pins the
+  // domain before the evictor looks.
+  std::atomic<int> fast_pins{0};
+  std::atomic<uint64_t> last_entered{0};    // LRU tick
   char name[32] = {0};
 };
 
@@ -44,12 +52,24 @@ struct GateFrame {
   DomainId domain;
   Rights rights;
   bool keep_caller;  // CallerRights::kKeep: the rights below stay visible
+  bool fast;         // entered on the lock-free path (holds a fast pin)
+};
+
+// A binding, readable without the lock: `id` is published last (release)
+// and cleared by Unbind. Binding ids are (sequence << 12) | slot.
+struct BindingSlot {
+  std::atomic<uint64_t> id{0};
+  DomainId domain = kNoDomain;
+  Rights rights = Rights::kNone;
+  Scope scope = Scope::kThread;
+  pid_t tid = 0;
 };
 
 // Per-thread state. Reached through a trivial thread_local pointer, so the
 // signal handler can read it.
 struct ThreadState {
   uint64_t gen = 0;  // Core generation this state belongs to
+  pid_t tid = 0;     // cached gettid() (thread-scoped bindings)
   uint8_t grants[kMaxDomains] = {0};
   GateFrame frames[kMaxGateDepth];
   std::atomic<int> depth{0};
@@ -92,15 +112,9 @@ struct Core {
   std::atomic<int> ranges_hi{0};
   ApplyProtFn apply_prot = nullptr;  // never nullptr once created
   void* apply_prot_context = nullptr;
-  uint64_t tick = 0;
-  struct BindingInfo {
-    DomainId domain;
-    Rights rights;
-    Scope scope;
-    pid_t tid;
-  };
-  absl::flat_hash_map<uint64_t, BindingInfo> bindings;
-  uint64_t next_binding = 1;
+  std::atomic<uint64_t> tick{0};
+  BindingSlot bindings[kMaxBindings];
+  uint64_t next_binding = 1;  // sequence part of the next id; under mu
   ViolationCallback on_violation = nullptr;
   void* violation_context = nullptr;
   std::atomic<uint64_t> violations{0};

@@ -183,6 +183,59 @@ TEST_P(GateTest, FourThreadsCrossGatesAtOnce) {
   EXPECT_EQ(p_->violations(), 0u);
 }
 
+// More domains than keys, entered from 4 threads at once: gate entries on
+// the lock-free path race key evictions (pkeys) and must never see another
+// domain's pages or lose a write.
+TEST_P(GateTest, GatesIntoFortyDomainsFromFourThreadsWhileKeysMove) {
+  constexpr int kDomains = 40, kThreads = 4, kCalls = 400;
+  Pages pages(kDomains);
+  std::vector<DomainId> ids;
+  std::vector<Binding> bindings;
+  for (int i = 0; i < kDomains; ++i) {
+    auto d = p_->CreateDomain("many");
+    ASSERT_TRUE(d.ok());
+    ASSERT_TRUE(p_->Attach(*d, pages.at(i), 4096).ok());
+    auto b = p_->Bind(*d, Rights::kReadWrite, Scope::kProcess);
+    ASSERT_TRUE(b.ok());
+    ids.push_back(*d);
+    bindings.push_back(*b);
+  }
+  std::atomic<int> failures{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.push_back(StartThread([&, t] {
+      for (int i = 0; i < kCalls; ++i) {
+        const int k = (t * 11 + i * 7) % kDomains;
+        Gate gate(p_.get(), ids[k], Rights::kReadWrite);
+        auto s = gate.Call(bindings[k], [&] {
+          reinterpret_cast<std::atomic<int>*>(pages.at(k))->fetch_add(1);
+          // Only the gate's own domain is open inside.
+          return p_->RightsOf(ids[(k + 1) % kDomains]) == Rights::kNone;
+        });
+        if (!s.ok()) {
+          // ResourceExhausted is allowed only when every key is held at once.
+          if (!absl::IsResourceExhausted(s.status())) failures.fetch_add(1);
+          continue;
+        }
+        if (!*s) failures.fetch_add(1);
+      }
+    }));
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  int total = 0;
+  for (int k = 0; k < kDomains; ++k) {
+    Gate gate(p_.get(), ids[k], Rights::kRead);
+    auto v = gate.Call(bindings[k], [&] { return Peek(pages.at(k)); });
+    ASSERT_TRUE(v.ok()) << v.status();
+    total += *v;
+  }
+  EXPECT_EQ(total, kThreads * kCalls);
+  EXPECT_EQ(p_->violations(), 0u);
+  if (pkeys()) EXPECT_GT(p_->rekeys(), 0u) << "40 domains over 14 keys must re-key";
+  for (int k = 0; k < kDomains; ++k) ASSERT_TRUE(p_->Detach(pages.at(k), 4096).ok());
+}
+
 }  // namespace
 }  // namespace protect
 }  // namespace gasp

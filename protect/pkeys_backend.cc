@@ -4,9 +4,11 @@
 // max_keys keys; one is the parking key, never enabled in any PKRU, which
 // every unkeyed domain's ranges carry. Holding a domain (grant or gate entry)
 // gives it a key: a free one, or the key of the least recently entered
-// domain that nobody holds (pins == 0), which is parked first. Because keys
-// are only taken from domains with pins == 0, and every PKRU write happens
-// under core->mu, no thread can have the reassigned key enabled.
+// domain that nobody holds (pins == 0 and no fast gate frames), which is
+// parked first. Keys are only taken from domains nobody holds, a slow-path
+// PKRU write happens under core->mu, and a fast gate exit closes the key in
+// its PKRU before it drops its fast pin: no thread can have a reassigned
+// key enabled.
 #include <errno.h>
 #include <sys/mman.h>
 
@@ -128,24 +130,39 @@ class PkeysBackend : public Backend {
       key = free_[--num_free_];
     } else {
       // Evict the least recently entered unpinned keyed domain.
+      // Candidates in LRU order; a candidate must have no holders, and its
+      // fast pins are closed (0 -> kEvicting) before it loses the key.
       DomainId victim = -1;
-      for (int i = 0; i < num_keys_; ++i) {
-        int owner = core_->key_owner[keys_[i]].load();
-        if (owner <= 0) continue;
-        const DomainSlot& o = core_->domains[owner];
-        if (o.pins != 0) continue;
-        if (victim < 0 || o.last_entered < core_->domains[victim].last_entered) victim = owner;
+      for (int attempt = 0; attempt < num_keys_ && victim < 0; ++attempt) {
+        DomainId best = -1;
+        for (int i = 0; i < num_keys_; ++i) {
+          int owner = core_->key_owner[keys_[i]].load();
+          if (owner <= 0 || owner == d) continue;
+          const DomainSlot& o = core_->domains[owner];
+          if (o.pins != 0 || o.fast_pins.load() != 0) continue;
+          if (best < 0 || o.last_entered.load() < core_->domains[best].last_entered.load()) {
+            best = owner;
+          }
+        }
+        if (best < 0) break;
+        int zero = 0;
+        if (core_->domains[best].fast_pins.compare_exchange_strong(zero, kEvicting)) victim = best;
       }
       if (victim < 0) {
         return absl::ResourceExhaustedError(absl::StrCat(
             "protect/pkeys: all ", num_keys_ - 1, " keys are held by domains in use; cannot give "
             "domain ", d, " a key"));
       }
-      key = core_->domains[victim].key.load();
-      GASP_RETURN_IF_ERROR(SetDomainKey(victim, core_->parking_key));
-      core_->domains[victim].key.store(-1);
-      core_->key_owner[key].store(-1);
-      core_->rekeys.fetch_add(1);
+      DomainSlot& v = core_->domains[victim];
+      key = v.key.load();
+      absl::Status parked = SetDomainKey(victim, core_->parking_key);
+      if (parked.ok()) {
+        v.key.store(-1);
+        core_->key_owner[key].store(-1);
+        core_->rekeys.fetch_add(1);
+      }
+      v.fast_pins.store(0);  // reopen: a fast entry now finds key -1 (slow path)
+      GASP_RETURN_IF_ERROR(parked);
     }
     GASP_RETURN_IF_ERROR(SetDomainKey(d, key));
     core_->domains[d].key.store(key);

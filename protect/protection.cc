@@ -67,6 +67,7 @@ ThreadState* SelfState(Core* core) {
   ts = t_owner.state.get();
   std::memset(ts->grants, 0, sizeof(ts->grants));
   ts->depth.store(0, std::memory_order_relaxed);
+  ts->tid = Tid();
   ts->gen = core->gen;
   t_state = ts;
   return ts;
@@ -352,14 +353,30 @@ absl::StatusOr<Binding> Protection::Bind(DomainId domain, Rights rights, Scope s
   std::lock_guard<std::mutex> lock(core_->mu);
   if (!ValidDomain(*core_, domain)) return absl::NotFoundError(absl::StrCat("no domain ", domain));
   if (rights == Rights::kNone) return absl::InvalidArgumentError("Bind: rights kNone");
-  Binding b{core_->next_binding++};
-  core_->bindings[b.id] = Core::BindingInfo{domain, rights, scope, Tid()};
-  return b;
+  for (int slot = 0; slot < kMaxBindings; ++slot) {
+    BindingSlot& b = core_->bindings[slot];
+    if (b.id.load(std::memory_order_relaxed) != 0) continue;
+    b.domain = domain;
+    b.rights = rights;
+    b.scope = scope;
+    b.tid = Tid();
+    const uint64_t id = (core_->next_binding++ << 12) | static_cast<uint64_t>(slot);
+    b.id.store(id, std::memory_order_release);  // publish after the fields
+    return Binding{id};
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("Bind: more than ", kMaxBindings, " live bindings; Unbind unused ones"));
 }
 
 absl::Status Protection::Unbind(Binding binding) {
   std::lock_guard<std::mutex> lock(core_->mu);
-  if (core_->bindings.erase(binding.id) == 0) return absl::NotFoundError("Unbind: unknown binding");
+  BindingSlot& b = core_->bindings[binding.id & (kMaxBindings - 1)];
+  if (binding.id == 0 || b.id.load() != binding.id) {
+    return absl::NotFoundError("Unbind: unknown binding");
+  }
+  // A gate call that validated the binding just before this may still
+  // enter: unbinding does not interrupt calls in flight.
+  b.id.store(0, std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -375,58 +392,113 @@ void Protection::ResyncThread() {
   core_->backend->Apply();
 }
 
-absl::Status Protection::EnterGate(Binding binding, DomainId domain, Rights rights,
-                                   CallerRights caller) {
-  ThreadState* ts = SelfState(core_);
-  const bool serialize = core_->kind == BackendKind::kMprotect;
-  if (serialize) core_->gate_mu.lock();
-  absl::Status st;
-  {
-    std::lock_guard<std::mutex> lock(core_->mu);
-    auto it = core_->bindings.find(binding.id);
-    if (it == core_->bindings.end()) {
-      st = absl::PermissionDeniedError("gate: no such binding (never bound or unbound)");
-    } else if (it->second.domain != domain) {
-      st = absl::PermissionDeniedError(
-          absl::StrCat("gate: the binding is for domain ", it->second.domain, ", not ", domain));
-    } else if (!Covers(it->second.rights, rights)) {
-      st = absl::PermissionDeniedError(absl::StrCat("gate: the binding allows ",
-                                                    RightsName(it->second.rights), ", the gate needs ",
-                                                    RightsName(rights)));
-    } else if (it->second.scope == Scope::kThread && it->second.tid != Tid()) {
-      st = absl::PermissionDeniedError("gate: the binding belongs to another thread");
-    } else if (ts->depth.load() >= kMaxGateDepth) {
-      st = absl::ResourceExhaustedError("gate: nested too deeply");
-    } else {
-      st = core_->backend->Hold(domain, rights);
-      if (st.ok()) {
-        core_->domains[domain].last_entered = ++core_->tick;
-        int depth = ts->depth.load();
-        ts->frames[depth] = GateFrame{domain, rights, caller == CallerRights::kKeep};
-        ts->depth.store(depth + 1, std::memory_order_release);
-        core_->backend->Apply();
-      }
-    }
+namespace {
+
+// The binding check shared by both paths. Lock-free: fields are read after
+// the id (acquire) and the id is re-checked after them.
+absl::Status CheckBinding(const Core& core, const ThreadState& ts, Binding binding,
+                          DomainId domain, Rights rights) {
+  const BindingSlot& b = core.bindings[binding.id & (kMaxBindings - 1)];
+  if (binding.id == 0 || b.id.load(std::memory_order_acquire) != binding.id) {
+    return absl::PermissionDeniedError("gate: no such binding (never bound or unbound)");
   }
-  if (!st.ok()) {
-    if (serialize) core_->gate_mu.unlock();
-    return st;
+  const DomainId bd = b.domain;
+  const Rights br = b.rights;
+  const Scope bs = b.scope;
+  const pid_t bt = b.tid;
+  if (b.id.load(std::memory_order_acquire) != binding.id) {
+    return absl::PermissionDeniedError("gate: the binding was just unbound");
+  }
+  if (bd != domain) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("gate: the binding is for domain ", bd, ", not ", domain));
+  }
+  if (!Covers(br, rights)) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "gate: the binding allows ", RightsName(br), ", the gate needs ", RightsName(rights)));
+  }
+  if (bs == Scope::kThread && bt != ts.tid) {
+    return absl::PermissionDeniedError("gate: the binding belongs to another thread");
+  }
+  if (ts.depth.load(std::memory_order_relaxed) >= kMaxGateDepth) {
+    return absl::ResourceExhaustedError("gate: nested too deeply");
   }
   return absl::OkStatus();
 }
 
-void Protection::LeaveGate() {
-  ThreadState* ts = SelfState(core_);
-  {
-    std::lock_guard<std::mutex> lock(core_->mu);
-    int depth = ts->depth.load();
-    if (depth == 0) return;
-    GateFrame f = ts->frames[depth - 1];
-    ts->depth.store(depth - 1, std::memory_order_release);
-    core_->backend->Unhold(f.domain, f.rights);
-    core_->backend->Apply();  // under mu, see Grant
+}  // namespace
+
+absl::Status Protection::EnterGate(Binding binding, DomainId domain, Rights rights,
+                                   CallerRights caller) {
+  Core* const core = core_;
+  ThreadState* ts = SelfState(core);
+  const bool keep = caller == CallerRights::kKeep;
+  GASP_RETURN_IF_ERROR(CheckBinding(*core, *ts, binding, domain, rights));
+  DomainSlot& slot = core->domains[domain];
+  if (core->kind == BackendKind::kPkeys) {
+    // Fast path: the domain has a key and is not being evicted. No lock, no
+    // system call: pin, push the frame, one WRPKRU.
+    if (slot.fast_pins.fetch_add(1, std::memory_order_acq_rel) >= 0) {
+      if (slot.key.load(std::memory_order_acquire) >= 0) {
+        // LRU: the current tick, read not bumped (a shared increment on
+        // every call would bounce a cache line between cores); only the slow
+        // path advances it, which is enough to tell recent from stale.
+        slot.last_entered.store(core->tick.load(std::memory_order_relaxed),
+                                std::memory_order_relaxed);
+        const int depth = ts->depth.load(std::memory_order_relaxed);
+        ts->frames[depth] = GateFrame{domain, rights, keep, true};
+        ts->depth.store(depth + 1, std::memory_order_release);
+        const uint32_t cur = ReadPkru();
+        const uint32_t want = ComputePkru(*core, ts, cur);
+        if (want != cur) WritePkru(want);
+        return absl::OkStatus();
+      }
+    }
+    slot.fast_pins.fetch_sub(1, std::memory_order_acq_rel);
   }
-  if (core_->kind == BackendKind::kMprotect) core_->gate_mu.unlock();
+  // Slow path: the domain needs a key (pkeys) or a process-wide mprotect.
+  const bool serialize = core->kind == BackendKind::kMprotect;
+  if (serialize) core->gate_mu.lock();
+  absl::Status st;
+  {
+    std::lock_guard<std::mutex> lock(core->mu);
+    st = CheckBinding(*core, *ts, binding, domain, rights);
+    if (st.ok()) st = core->backend->Hold(domain, rights);
+    if (st.ok()) {
+      slot.last_entered.store(core->tick.fetch_add(1) + 1);
+      const int depth = ts->depth.load();
+      ts->frames[depth] = GateFrame{domain, rights, keep, false};
+      ts->depth.store(depth + 1, std::memory_order_release);
+      core->backend->Apply();
+    }
+  }
+  if (!st.ok() && serialize) core->gate_mu.unlock();
+  return st;
+}
+
+void Protection::LeaveGate() {
+  Core* const core = core_;
+  ThreadState* ts = SelfState(core);
+  const int depth = ts->depth.load(std::memory_order_relaxed);
+  if (depth == 0) return;
+  const GateFrame f = ts->frames[depth - 1];
+  if (f.fast) {
+    // Close the key in this thread's PKRU first, then unpin: once unpinned
+    // the key may be given to another domain.
+    ts->depth.store(depth - 1, std::memory_order_release);
+    const uint32_t cur = ReadPkru();
+    const uint32_t want = ComputePkru(*core, ts, cur);
+    if (want != cur) WritePkru(want);
+    core->domains[f.domain].fast_pins.fetch_sub(1, std::memory_order_acq_rel);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(core->mu);
+    ts->depth.store(depth - 1, std::memory_order_release);
+    core->backend->Unhold(f.domain, f.rights);
+    core->backend->Apply();  // under mu, see Grant
+  }
+  if (core->kind == BackendKind::kMprotect) core->gate_mu.unlock();
 }
 
 uint64_t Protection::violations() const { return core_->violations.load(); }

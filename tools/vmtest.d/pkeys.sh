@@ -56,6 +56,17 @@ if timeout 300 "$B/protect/gate_benchmark" --benchmark_min_time=0.2 >"$T/b.log" 
 else
   bad "gate_benchmark"; tail -n 20 "$T/b.log"
 fi
+echo "== stub_benchmark with GASP_PROTECT=pkeys (TCG: ratios only)"
+if GASP_PROTECT=pkeys timeout 300 "$B/benchmarks/stub_benchmark" --benchmark_min_time=0.2 >"$T/s.log" 2>&1; then
+  cat "$T/s.log"
+  if grep -q 'protection backend: pkeys' "$T/s.log" && grep -q 'BM_UntrustedStub.*pkeys' "$T/s.log"; then
+    ok "stub_benchmark on pkeys"
+  else
+    bad "stub_benchmark on pkeys"
+  fi
+else
+  bad "stub_benchmark"; tail -n 20 "$T/s.log"
+fi
 rm -rf "$T"
 echo "$pass passed, $fail failed"
 [ $fail = 0 ]
