@@ -37,6 +37,7 @@ run "hello" "$B/examples/hello"
 run "counter" "$B/examples/counter" 50
 run "jacobi2d" "$B/examples/jacobi2d" 128 10
 run "shared_tree" "$B/examples/shared_tree" 20000
+run "ledger" "$B/examples/ledger" 50
 run "drf_random" "$B/tests/drf_random" 4
 run "selective release/acquire" "$B/tests/fault_probe" selective
 
