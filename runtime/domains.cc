@@ -273,6 +273,8 @@ Domain DomainOf(const void* p) {
   return Domain();
 }
 
+void OnThreadStart() { S().protection->OnThreadStart(); }
+
 const char* ProtectionBackend() { return protect::BackendName(S().protection->backend()); }
 
 absl::StatusOr<Gate> OpenGate(Domain domain, Access access, CallerRights caller) {

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "gasp/gasp.h"
+#include "protect/cpu_probe.h"
 #include "runtime/runtime_internal.h"
 #include "transport/transport.h"
 
@@ -177,6 +178,22 @@ int Stray() {
     EXPECT(s.ok(), "gate call");
     absl::StatusOr<Access> inside = gate->Call([&] { return AccessOf(d); });
     EXPECT(inside.ok() && *inside == Access::kReadWrite, "access inside the gate");
+    // A thread started inside the gate through gasp::StartThread does not
+    // inherit the gate's rights.
+    absl::StatusOr<Access> child = gate->Call([&] {
+      Access a = Access::kReadWrite;
+      bool pkru_open = true;
+      std::thread t = StartThread([&] {
+        a = AccessOf(d);
+        protect::Protection* p = internal::GetProtection();
+        pkru_open = p->backend() == protect::BackendKind::kPkeys &&
+                    p->KeyOf(p->DomainAt(data)) > 0 &&
+                    ((protect::ReadPkru() >> (2 * p->KeyOf(p->DomainAt(data)))) & 1) == 0;
+      });
+      t.join();
+      return pkru_open ? Access::kReadWrite : a;
+    });
+    EXPECT(child.ok() && *child == Access::kNone, "a thread started inside the gate holds nothing");
     std::fflush(stdout);
     std::fflush(stderr);
     pid_t pid = fork();

@@ -32,6 +32,7 @@
 #include <map>
 #include <new>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -150,6 +151,24 @@ Access AccessOf(Domain domain);
 Domain DomainOf(const void* p);
 // "pkeys" or "mprotect": the protection backend in use (GASP_PROTECT).
 const char* ProtectionBackend();
+
+// Resets the calling thread's rights to its rank's process-wide grants.
+// Linux threads inherit their creator's protection-key register (PKRU), so
+// a thread created inside a gate would start with the gate's domain open:
+// call this first in any thread that may be created inside a gate, or start
+// threads with gasp::StartThread.
+void OnThreadStart();
+
+// std::thread whose body begins with OnThreadStart().
+template <typename Fn, typename... Args>
+std::thread StartThread(Fn&& fn, Args&&... args) {
+  return std::thread(
+      [](auto&& f, auto&&... a) {
+        OnThreadStart();
+        std::invoke(std::forward<decltype(f)>(f), std::forward<decltype(a)>(a)...);
+      },
+      std::forward<Fn>(fn), std::forward<Args>(args)...);
+}
 
 // What a gate does with the caller's own rights while inside.
 enum class CallerRights {
