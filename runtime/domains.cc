@@ -255,6 +255,25 @@ void CoGrant(Domain domain, int rank, Access access, Trust trust) {
   rt::Check(TryCoGrant(domain, rank, access, trust), "gasp::CoGrant");
 }
 
+absl::Status GrantThread(Domain domain, Access access) {
+  State& s = S();
+  protect::DomainId local;
+  protect::Rights granted;
+  {
+    std::lock_guard<std::mutex> lock(s.alloc_mu);
+    GASP_ASSIGN_OR_RETURN(rt::DomainInfo * d, rt::Find(s, domain.id()));
+    local = d->local;
+    granted = d->granted[s.rank];
+  }
+  if (!protect::Covers(granted, rt::ToRights(access))) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "GrantThread: %s was granted %s on domain %d, the thread asks for %s (CoGrant first)",
+        rt::Describe(s.rank), protect::RightsName(granted), domain.id(),
+        protect::RightsName(rt::ToRights(access))));
+  }
+  return s.protection->Grant(local, rt::ToRights(access), protect::Scope::kThread);
+}
+
 Access AccessOf(Domain domain) {
   State& s = S();
   if (domain.id() == 0) return Access::kReadWrite;

@@ -168,6 +168,18 @@ int Stray() {
   uint64_t* data = CoNewArray<uint64_t>(kWords, Placement::OnRank(0), d);
   for (int r = 0; r < Size(); ++r) CoGrant(d, r, Access::kReadWrite, Trust::kUntrusted);
   EXPECT(AccessOf(d) == Access::kNone, "untrusted: closed outside gates");
+  // Trusted setup code may give one thread the domain directly.
+  std::thread setup([&] {
+    absl::Status g = GrantThread(d, Access::kRead);
+    EXPECT(g.ok(), "GrantThread: %s", std::string(g.message()).c_str());
+    EXPECT(AccessOf(d) == Access::kRead, "thread grant");
+    EXPECT(GrantThread(d, Access::kNone).ok() && AccessOf(d) == Access::kNone, "thread revoke");
+  });
+  setup.join();
+  EXPECT(AccessOf(d) == Access::kNone, "a thread grant stays in its thread");
+  Domain other = CoNewDomain("other");
+  EXPECT(GrantThread(other, Access::kRead).code() == absl::StatusCode::kPermissionDenied,
+         "GrantThread without a rank grant");
   absl::StatusOr<Gate> gate = OpenGate(d, Access::kReadWrite);
   EXPECT(gate.ok(), "OpenGate: %s", std::string(gate.status().message()).c_str());
   if (!gate.ok()) return 1;

@@ -144,6 +144,13 @@ enum class Trust {
 void CoGrant(Domain domain, int rank, Access access, Trust trust = Trust::kTrusted);
 absl::Status TryCoGrant(Domain domain, int rank, Access access, Trust trust = Trust::kTrusted);
 
+// Trusted setup code of a rank: gives the calling thread alone `access` to
+// `domain` (kNone takes it back), e.g. a server thread of a rank that was
+// granted the domain as untrusted. REQUIRES: this rank was granted at least
+// `access` (PermissionDenied otherwise). Not for untrusted code: it would
+// bypass the gates.
+absl::Status GrantThread(Domain domain, Access access);
+
 // The calling thread's access to `domain` right now (kReadWrite for the
 // default domain).
 Access AccessOf(Domain domain);
