@@ -12,7 +12,8 @@ const char* const kNames[kNum] = {
     "read_faults",    "write_faults",   "pages_fetched", "pages_prefetched", "bytes_fetched",
     "diff_pages",     "diff_runs",      "diff_bytes",    "invalidations",    "lock_acquires",
     "lock_wait_ns",   "lock_retries",   "barriers",      "barrier_wait_ns",  "atomics",
-    "remote_ops",     "messages_sent",  "rpcs_shipped",  "pages_bundled"};
+    "remote_ops",     "messages_sent",  "rpcs_shipped",  "pages_bundled", "pages_installed",
+    "data_shipped"};
 
 }  // namespace
 

@@ -27,8 +27,10 @@ enum class Counter : int {
   kAtomics,          // remote atomics issued by the API
   kRemoteOps,        // one-sided ops posted to the transport
   kMessagesSent,
-  kRpcsShipped,      // function-shipping calls (later releases)
-  kPagesBundled,
+  kRpcsShipped,      // function-shipping calls made
+  kPagesBundled,     // pages sent in function-shipping bundles
+  kPagesInstalled,   // bundled pages installed as cached copies
+  kDataShipped,      // calls run here by data shipping
   kCount
 };
 

@@ -171,6 +171,72 @@ int Coherence::ApplyProtection(uint64_t offset, uint64_t length, int max_prot, i
   return 0;
 }
 
+void Coherence::HomePagesIn(uint64_t addr, uint64_t length,
+                            std::vector<uint64_t>* pages) const {
+  if (length == 0 || !range_->Contains(addr)) return;
+  const uint64_t first = (addr - range_->base()) >> kPageShift;
+  const uint64_t last =
+      (std::min(addr - range_->base() + length, range_->size()) - 1) >> kPageShift;
+  for (uint64_t p = first; p <= last; ++p) {
+    if (StateOf(state(p).load(std::memory_order_acquire)) == kHome) pages->push_back(p);
+  }
+}
+
+uint64_t Coherence::MissingPages(uint64_t addr, uint64_t length) const {
+  if (length == 0 || !range_->Contains(addr)) return 0;
+  const uint64_t first = (addr - range_->base()) >> kPageShift;
+  const uint64_t last =
+      (std::min(addr - range_->base() + length, range_->size()) - 1) >> kPageShift;
+  uint64_t missing = 0;
+  for (uint64_t p = first; p <= last; ++p) {
+    if (StateOf(state(p).load(std::memory_order_acquire)) == kInvalid &&
+        segments_->FindPage(p) != nullptr) {
+      ++missing;
+    }
+  }
+  return missing;
+}
+
+absl::StatusOr<bool> Coherence::InstallFromHome(uint64_t page, const uint8_t* data,
+                                                int from_rank) {
+  const gas::Segment* seg = page < range_->num_pages() ? segments_->FindPage(page) : nullptr;
+  if (seg == nullptr) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "bundled page %#x: not an allocated page of the global range",
+        range_->base() + (page << kPageShift)));
+  }
+  if (seg->HomeOfPage(page) != from_rank) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "bundled page %#x: sent by rank %d, but its home is rank %d",
+        range_->base() + (page << kPageShift), from_rank, seg->HomeOfPage(page)));
+  }
+  const uint32_t w = TakeBusy(page);
+  std::atomic<uint32_t>& st = state(page);
+  const uint32_t s = StateOf(w);
+  if (s != kInvalid && s != kRead) {
+    st.store(w, std::memory_order_release);  // dirty or home: keep ours
+    WakeAll(&st);
+    return false;
+  }
+  const uint64_t offset = page << kPageShift;
+  if (data != nullptr) {
+    std::memcpy(range_->sys(offset), data, kPageSize);
+  } else {
+    std::memset(range_->sys(offset), 0, kPageSize);
+  }
+  absl::Status prot = range_->Protect(offset, kPageSize, Capped(Prot::kRead, *seg));
+  if (!prot.ok()) {
+    st.store(w, std::memory_order_release);
+    WakeAll(&st);
+    return prot;
+  }
+  if (cached_.Set(page)) cached_count_.fetch_add(1, std::memory_order_relaxed);
+  StatAdd(Counter::kPagesInstalled);
+  st.store(MakeWord(kRead), std::memory_order_release);
+  WakeAll(&st);
+  return true;
+}
+
 transport::RemoteKey Coherence::HomeKey(uint64_t addr, int home) const {
   transport::RemoteKey key;
   if (!range_->Contains(addr) || home < 0 || home >= options_.nranks) return key;

@@ -110,6 +110,25 @@ class Coherence {
   // Not for signal context. This is the runtime's protect::ApplyProtFn.
   int ApplyProtection(uint64_t offset, uint64_t length, int max_prot, int pkey);
 
+  // Function shipping (consistency/bundle.h) ------------------------------
+
+  // Appends, in order, the pages overlapping [addr, addr+length) that this
+  // rank is the home of (their contents are current).
+  void HomePagesIn(uint64_t addr, uint64_t length, std::vector<uint64_t>* pages) const;
+  // Number of pages overlapping [addr, addr+length) that are allocated but
+  // have no valid copy here (a load would fetch them).
+  uint64_t MissingPages(uint64_t addr, uint64_t length) const;
+  // The 4 KiB of `page` (index in the range) in the system view.
+  const uint8_t* PageBytes(uint64_t page) const {
+    return reinterpret_cast<const uint8_t*>(range_->sys(page << gas::kPageShift));
+  }
+  // Installs `data` (4 KiB; nullptr: zeros), a copy of `page` that its home
+  // `from_rank` just sent, as this rank's cached copy: an INVALID or READ
+  // page takes the contents and becomes READ. A dirty page or a home page
+  // is left alone (returns false). InvalidArgument if `page` is not
+  // allocated or `from_rank` is not its home. Not for signal context.
+  absl::StatusOr<bool> InstallFromHome(uint64_t page, const uint8_t* data, int from_rank);
+
   // Pages currently dirty (tests, stats).
   uint64_t dirty_pages() const { return dirty_count_.load(); }
 
