@@ -15,6 +15,7 @@
 #include "base/status.h"
 #include "gasp/gasp.h"
 #include "runtime/key_grant.h"
+#include "runtime/runtime_internal.h"
 #include "runtime/state.h"
 
 #ifndef SYS_pkey_mprotect
@@ -328,6 +329,92 @@ absl::Status EnterGate(uint64_t binding, int local_domain, Access access, Caller
 }
 
 void LeaveGate() { S().protection->LeaveGate(); }
+
+}  // namespace internal
+}  // namespace gasp
+
+namespace gasp {
+namespace internal {
+
+protect::Rights GrantedTo(int domain, int rank) {
+  rt::State& s = rt::S();
+  if (domain == 0) return protect::Rights::kReadWrite;
+  std::lock_guard<std::mutex> lock(s.alloc_mu);
+  if (domain < 0 || domain >= static_cast<int>(s.domains.size()) || rank < 0 || rank >= s.size) {
+    return protect::Rights::kNone;
+  }
+  return s.domains[domain].granted[rank];
+}
+
+absl::Status CheckGlobalRef(uint64_t addr, uint64_t length, int rank, bool write) {
+  rt::State& s = rt::S();
+  if (length == 0) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(s.alloc_mu);
+  if (addr + length < addr || !s.range->Contains(addr) || !s.range->Contains(addr + length - 1)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "GlobalRef [%#x, +%d) is outside the global range [%#x, %#x)", addr, length,
+        s.range->base(), s.range->base() + s.range->size()));
+  }
+  const uint64_t first = (addr - s.range->base()) >> gas::kPageShift;
+  const uint64_t last = (addr - s.range->base() + length - 1) >> gas::kPageShift;
+  for (uint64_t p = first; p <= last;) {
+    const gas::Segment* seg = s.segments->FindPage(p);
+    if (seg == nullptr) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "GlobalRef [%#x, +%d) covers %#x, which is not allocated", addr, length,
+          s.range->base() + (p << gas::kPageShift)));
+    }
+    if (seg->domain != protect::kDefaultDomain) {
+      int id = 0;
+      for (size_t i = 1; i < s.domains.size(); ++i) {
+        if (s.domains[i].local == seg->domain) id = static_cast<int>(i);
+      }
+      const protect::Rights need = write ? protect::Rights::kReadWrite : protect::Rights::kRead;
+      const protect::Rights have = rank >= 0 && rank < s.size ? s.domains[id].granted[rank]
+                                                               : protect::Rights::kNone;
+      if (!protect::Covers(have, need)) {
+        return absl::PermissionDeniedError(absl::StrFormat(
+            "GlobalRef [%#x, +%d) reaches into domain %d (%s), where %s holds %s and needs %s",
+            addr, length, id, s.domains[id].name, rt::Describe(rank), protect::RightsName(have),
+            protect::RightsName(need)));
+      }
+    }
+    p = seg->end_offset() >> gas::kPageShift;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InstallBoundKey(int domain, uint64_t address, int rank, uint64_t key) {
+  rt::State& s = rt::S();
+  std::lock_guard<std::mutex> lock(s.alloc_mu);
+  GASP_ASSIGN_OR_RETURN(rt::DomainInfo * d, rt::Find(s, domain));
+  if (rank < 0 || rank >= s.size) return absl::InvalidArgumentError("InstallBoundKey: bad rank");
+  for (rt::DomainInfo::Seg& seg : d->segments) {
+    const gas::Segment* g = s.segments->FindPage(seg.offset >> gas::kPageShift);
+    if (g == nullptr) continue;
+    const uint64_t lo = s.range->base() + g->offset, hi = s.range->base() + g->end_offset();
+    if (address >= lo && address < hi) {
+      if (rank != s.rank) (*seg.keys)[rank] = key;
+      return absl::OkStatus();
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "InstallBoundKey: no segment of domain %d contains %#x", domain, address));
+}
+
+uint64_t OwnDomainKey(int domain, uint64_t address, bool write) {
+  rt::State& s = rt::S();
+  std::lock_guard<std::mutex> lock(s.alloc_mu);
+  if (domain <= 0 || domain >= static_cast<int>(s.domains.size())) return 0;
+  for (const rt::DomainInfo::Seg& seg : s.domains[domain].segments) {
+    const gas::Segment* g = s.segments->FindPage(seg.offset >> gas::kPageShift);
+    if (g == nullptr) continue;
+    if (address >= s.range->base() + g->offset && address < s.range->base() + g->end_offset()) {
+      return write ? seg.rw_key : seg.ro_key;
+    }
+  }
+  return 0;
+}
 
 }  // namespace internal
 }  // namespace gasp

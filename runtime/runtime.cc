@@ -340,6 +340,8 @@ int Size() { return S().size; }
 
 int Runtime::Finalize() {
   State& s = S();
+  for (auto& fn : s.at_finalize) fn();
+  s.at_finalize.clear();
   absl::Status st = s.sync->Barrier();
   if (!st.ok()) Die(st, "final barrier");
   if (s.config.stats) {
@@ -476,6 +478,11 @@ consistency::Coherence* GetCoherence() { return S().coherence.get(); }
 consistency::Sync* GetSync() { return S().sync.get(); }
 const Config& GetConfig() { return S().config; }
 protect::Protection* GetProtection() { return S().protection.get(); }
+std::string JobId() {
+  const char* id = std::getenv("GASP_JOB_ID");
+  return id == nullptr ? "" : id;
+}
+void AtFinalize(std::function<void()> fn) { S().at_finalize.push_back(std::move(fn)); }
 std::string DescribeRank(int rank) { return Describe(rank); }
 }  // namespace internal
 

@@ -3,6 +3,7 @@
 #ifndef GASP_RUNTIME_RUNTIME_INTERNAL_H_
 #define GASP_RUNTIME_RUNTIME_INTERNAL_H_
 
+#include <functional>
 #include <string>
 
 #include "base/settings.h"
@@ -24,6 +25,32 @@ const Config& GetConfig();
 protect::Protection* GetProtection();
 // "rank 3 (host:pid)".
 std::string DescribeRank(int rank);
+
+// GASP_JOB_ID of the launcher ("" when none).
+std::string JobId();
+
+// Checks a by-reference argument [addr, addr+length) for rank `rank`:
+// InvalidArgument when it leaves the global range or covers unallocated
+// pages, PermissionDenied when it covers a domain `rank` was not granted
+// (read, or read-write when `write`). Length 0 is OK.
+absl::Status CheckGlobalRef(uint64_t addr, uint64_t length, int rank, bool write);
+
+// The access `rank` was granted on collective domain `domain` (read-write
+// for the default domain 0, none for unknown domains).
+protect::Rights GrantedTo(int domain, int rank);
+
+// Installs a remote key a name-server binding handed out: rank `rank`'s
+// key for the domain segment containing `address`. InvalidArgument if no
+// segment of `domain` contains it.
+absl::Status InstallBoundKey(int domain, uint64_t address, int rank, uint64_t key);
+
+// This rank's own key for the domain segment containing `address`
+// (read-only or read-write registration), for publishing; 0 if none.
+uint64_t OwnDomainKey(int domain, uint64_t address, bool write);
+
+// Runs `fn` at the start of Finalize (before the final barrier), in
+// registration order: services stop serving here.
+void AtFinalize(std::function<void()> fn);
 
 }  // namespace internal
 }  // namespace gasp

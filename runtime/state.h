@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -70,6 +71,7 @@ struct State {
   uint64_t next_lock = 0;        // lock slots used in it
   std::deque<DomainInfo> domains;  // index 0: the default domain
   uint64_t key_epoch = 0;          // key exchanges so far (collective order)
+  std::vector<std::function<void()>> at_finalize;
   int rank = 0;
   int size = 1;
 };
