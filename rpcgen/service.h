@@ -94,6 +94,12 @@ ImplFactory FindImpl(const std::string& service);
     return true;                                                                       \
   }()
 
+// The principal a rank presents to a name server running --insecure
+// (development; gasprun's default): "uid:<uid>/rank<rank>", unless
+// GASP_NS_PRINCIPAL is set. With mutual TLS the principal is the subject of
+// the rank's certificate instead.
+std::string DevPrincipal(int rank);
+
 // How a service is published by its home rank.
 struct PublishOptions {
   // The domain holding the service's state (Domain(): the default domain).

@@ -402,6 +402,20 @@ absl::Status InstallBoundKey(int domain, uint64_t address, int rank, uint64_t ke
       "InstallBoundKey: no segment of domain %d contains %#x", domain, address));
 }
 
+absl::Status BindGrant(int domain, protect::Rights rights) {
+  rt::State& s = rt::S();
+  protect::DomainId local;
+  protect::Rights now;
+  {
+    std::lock_guard<std::mutex> lock(s.alloc_mu);
+    GASP_ASSIGN_OR_RETURN(rt::DomainInfo * d, rt::Find(s, domain));
+    d->granted[s.rank] = rt::Union(d->granted[s.rank], rights);
+    local = d->local;
+    now = d->granted[s.rank];
+  }
+  return s.protection->Grant(local, now, protect::Scope::kProcess);
+}
+
 uint64_t OwnDomainKey(int domain, uint64_t address, bool write) {
   rt::State& s = rt::S();
   std::lock_guard<std::mutex> lock(s.alloc_mu);

@@ -210,6 +210,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   topts.size = s.size;
   topts.timeout = c.timeout;
   topts.tcp_addr = c.tcp_addr.empty() ? s.boot->LocalAddressHint() : c.tcp_addr;
+  s.advertised_host = topts.tcp_addr.empty() ? "127.0.0.1" : topts.tcp_addr;
   topts.tcp_port = static_cast<int>(c.tcp_port);
   topts.local_rank = s.boot->local_rank();
   topts.local_size = s.boot->local_size();
@@ -340,10 +341,11 @@ int Size() { return S().size; }
 
 int Runtime::Finalize() {
   State& s = S();
-  for (auto& fn : s.at_finalize) fn();
-  s.at_finalize.clear();
   absl::Status st = s.sync->Barrier();
   if (!st.ok()) Die(st, "final barrier");
+  // Every rank is here: nobody calls this rank's services any more.
+  for (auto& fn : s.at_finalize) fn();
+  s.at_finalize.clear();
   if (s.config.stats) {
     std::string report = FormatStats(LogPrefix() + " stats ");
     std::fwrite(report.data(), 1, report.size(), stderr);
@@ -483,6 +485,7 @@ std::string JobId() {
   return id == nullptr ? "" : id;
 }
 void AtFinalize(std::function<void()> fn) { S().at_finalize.push_back(std::move(fn)); }
+std::string AdvertisedHost() { return S().advertised_host; }
 std::string DescribeRank(int rank) { return Describe(rank); }
 }  // namespace internal
 

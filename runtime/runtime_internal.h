@@ -26,6 +26,14 @@ protect::Protection* GetProtection();
 // "rank 3 (host:pid)".
 std::string DescribeRank(int rank);
 
+// The address other ranks reach this rank at (the transport's address).
+std::string AdvertisedHost();
+
+// Trusted binding (name server): gives this process `rights` on collective
+// domain `domain` (a process grant) and records the grant in this rank's
+// own view. Other ranks' views are not changed (unlike CoGrant).
+absl::Status BindGrant(int domain, protect::Rights rights);
+
 // GASP_JOB_ID of the launcher ("" when none).
 std::string JobId();
 
@@ -48,8 +56,9 @@ absl::Status InstallBoundKey(int domain, uint64_t address, int rank, uint64_t ke
 // (read-only or read-write registration), for publishing; 0 if none.
 uint64_t OwnDomainKey(int domain, uint64_t address, bool write);
 
-// Runs `fn` at the start of Finalize (before the final barrier), in
-// registration order: services stop serving here.
+// Runs `fn` in Finalize after the final barrier (every rank has stopped
+// calling), before the transport shuts down, in registration order:
+// services stop serving here.
 void AtFinalize(std::function<void()> fn);
 
 }  // namespace internal

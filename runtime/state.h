@@ -72,6 +72,7 @@ struct State {
   std::deque<DomainInfo> domains;  // index 0: the default domain
   uint64_t key_epoch = 0;          // key exchanges so far (collective order)
   std::vector<std::function<void()>> at_finalize;
+  std::string advertised_host;  // where other ranks reach this one (transport address)
   int rank = 0;
   int size = 1;
 };

@@ -1,0 +1,409 @@
+// Binding: a client's view of a service, and the four ways a call goes.
+#include <dlfcn.h>
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "base/log.h"
+#include "base/stats.h"
+#include "base/status.h"
+#include "rpcgen/auto_policy.h"
+#include "rpcgen/global_refs.h"
+#include "rpcgen/host.h"
+#include "rpcgen/ns.h"
+#include "rpcgen/pages.h"
+#include "rpcgen/service.h"
+#include "rpcgen/shipping.grpc.pb.h"
+#include "runtime/runtime_internal.h"
+
+namespace gasp {
+namespace rpc {
+namespace {
+
+namespace v1 = nameserver::v1;
+
+// What a method may do in this binding.
+struct MethodPlan {
+  Path fixed = Path::kFunctionShipping;  // when !automatic
+  bool automatic = false;                // AUTO: data or function per call
+  std::string reason;
+};
+
+class BindingImpl final : public Binding {
+ public:
+  BindingImpl(const v1::BindReply& reply) : reply_(reply) {}
+
+  absl::Status Init();
+
+  absl::Status Call(int index, const google::protobuf::Message& request,
+                    google::protobuf::Message* reply) override;
+  Path Choose(int index, const google::protobuf::Message& request) override;
+  void ForcePath(Path path) override {
+    forced_.store(static_cast<int>(path));
+  }
+  CallStats stats() const override {
+    CallStats s;
+    for (int i = 0; i < 4; ++i) s.calls[i] = calls_[i].load();
+    s.pages_bundled = pages_.load();
+    return s;
+  }
+  const std::string& service() const override { return reply_.service(); }
+
+ private:
+  Path ChooseWith(int index, const CallFeatures& f);
+  CallFeatures Features(const std::vector<Ref>& refs) const;
+  const MethodInfo* Method(int index) const;
+  absl::Status Invoke(ServiceBase* impl, bool gated, const MethodInfo& m,
+                      const google::protobuf::Message& request, google::protobuf::Message* reply);
+  absl::Status Ship(const MethodInfo& m, const std::vector<Ref>& refs,
+                    const google::protobuf::Message& request, google::protobuf::Message* reply,
+                    uint64_t* bundled);
+
+  const v1::BindReply reply_;
+  uint64_t root_ = 0;
+  Domain domain_;
+  // Same process as the home: the published implementation.
+  ServiceBase* published_ = nullptr;
+  // Data shipping: this process's own instance, and whether calls into the
+  // domain need a gate (the rank holds it untrusted).
+  std::unique_ptr<ServiceBase> local_;
+  bool gated_ = false;
+  Gate gate_;
+  std::vector<MethodPlan> plans_;
+  std::vector<std::unique_ptr<AutoPolicy>> policies_;
+  std::mutex channel_mu_;
+  std::unique_ptr<Shipping::Stub> stub_;
+  std::atomic<int> forced_{-1};
+  std::atomic<uint64_t> calls_[4] = {};
+  std::atomic<uint64_t> pages_{0};
+};
+
+const MethodInfo* BindingImpl::Method(int index) const {
+  ServiceBase* impl = published_ != nullptr ? published_ : local_.get();
+  if (impl == nullptr) return nullptr;
+  absl::Span<const MethodInfo> ms = impl->methods();
+  return index >= 0 && index < static_cast<int>(ms.size()) ? &ms[index] : nullptr;
+}
+
+// The code a data-shipping client runs must be the code the service
+// registered: the same executable (checked by hash), or a shared object the
+// name server names, loaded only if its hash matches.
+absl::Status CheckCode(const v1::BindReply& r, std::string* why) {
+  if (!r.has_code() || r.code().sha256().empty()) {
+    *why = "no code registered for this machine type";
+    return absl::NotFoundError(*why);
+  }
+  GASP_ASSIGN_OR_RETURN(std::string exe, OwnExecutable());
+  GASP_ASSIGN_OR_RETURN(std::string mine, Sha256OfFile(exe));
+  if (mine == r.code().sha256() && FindImpl(r.service()) != nullptr) return absl::OkStatus();
+  if (r.code().path().empty() || r.code().path() == exe) {
+    *why = "this executable is not the registered code (SHA-256 differs)";
+    return absl::FailedPreconditionError(*why);
+  }
+  absl::StatusOr<std::string> theirs = Sha256OfFile(r.code().path());
+  if (!theirs.ok() || *theirs != r.code().sha256()) {
+    *why = absl::StrCat(r.code().path(), ": SHA-256 does not match the registration; not loaded");
+    return absl::PermissionDeniedError(*why);
+  }
+  if (dlopen(r.code().path().c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
+    *why = absl::StrCat("dlopen ", r.code().path(), ": ", dlerror());
+    return absl::FailedPreconditionError(*why);
+  }
+  if (FindImpl(r.service()) == nullptr) {
+    *why = absl::StrCat(r.code().path(), " does not register an implementation of ", r.service());
+    return absl::NotFoundError(*why);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BindingImpl::Init() {
+  if (reply_.segments_size() > 0) {
+    root_ = reply_.segments(0).address();
+    domain_ = Domain(static_cast<int>(reply_.segments(0).domain()));
+  }
+  const bool same_job = reply_.job_id() == internal::JobId();
+  if (same_job && reply_.home_rank() == Rank()) {
+    if (PublishedService* p = Host::Get().Find(reply_.service())) published_ = p->impl.get();
+  }
+  // Remote keys handed out with a trusted binding: install them and take
+  // the domain (the server's domain becomes part of this client's).
+  if (same_job && reply_.trusted() && domain_.id() != 0) {
+    for (const v1::RemoteKey& k : reply_.keys()) {
+      GASP_RETURN_IF_ERROR(internal::InstallBoundKey(static_cast<int>(k.domain()), root_,
+                                                     k.rank(), k.rkey()));
+    }
+    GASP_RETURN_IF_ERROR(internal::BindGrant(domain_.id(), protect::Rights::kReadWrite));
+  }
+  // Data shipping needs this process to hold the domain: directly
+  // (trusted) or through a gate (granted untrusted with CoGrant).
+  const protect::Rights rank_rights = internal::GrantedTo(domain_.id(), Rank());
+  const bool thread_access = AccessOf(domain_) == Access::kReadWrite;
+  bool can_data = false;
+  std::string why_not;
+  if (!same_job) {
+    why_not = "the home is in another job";
+  } else if (!protect::Covers(rank_rights, protect::Rights::kRead)) {
+    why_not = absl::StrCat("rank ", Rank(), " was not granted domain ", domain_.id());
+  } else if (CheckCode(reply_, &why_not).ok()) {
+    local_ = FindImpl(reply_.service())(root_);
+    can_data = true;
+    if (!thread_access) {
+      absl::StatusOr<Gate> g = OpenGate(domain_, Access::kRead);
+      if (protect::Covers(rank_rights, protect::Rights::kReadWrite)) {
+        g = OpenGate(domain_, Access::kReadWrite);
+      }
+      if (g.ok()) {
+        gate_ = *g;
+        gated_ = true;
+      } else {
+        can_data = false;
+        why_not = std::string(g.status().message());
+      }
+    }
+  }
+  // Plans in the order of the generated method table (the stubs' indices),
+  // matched to the name server's answer by name; without a local table
+  // (function shipping only) in the answer's order, which is the
+  // registration's, which is the table's.
+  std::vector<const v1::MethodBinding*> order;
+  if (ServiceBase* table = published_ != nullptr ? published_ : local_.get()) {
+    for (const MethodInfo& mi : table->methods()) {
+      const v1::MethodBinding* found = nullptr;
+      for (const v1::MethodBinding& mb : reply_.methods()) {
+        if (mb.name() == mi.name) found = &mb;
+      }
+      if (found == nullptr) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            reply_.service(), ": method ", mi.name,
+            " is not in the registration (the server runs other code than this client)"));
+      }
+      order.push_back(found);
+    }
+  } else {
+    for (const v1::MethodBinding& mb : reply_.methods()) order.push_back(&mb);
+  }
+  for (const v1::MethodBinding* mbp : order) {
+    const v1::MethodBinding& mb = *mbp;
+    MethodPlan plan;
+    plan.reason = mb.reason();
+    switch (mb.stub()) {
+      case v1::MethodBinding::TRUSTED_DIRECT:
+        plan.fixed = published_ != nullptr ? Path::kTrustedDirect : Path::kFunctionShipping;
+        break;
+      case v1::MethodBinding::UNTRUSTED_GATED:
+        plan.fixed = published_ != nullptr ? Path::kUntrustedGated : Path::kFunctionShipping;
+        break;
+      case v1::MethodBinding::DATA_SHIPPING:
+        plan.fixed = can_data ? Path::kDataShipping : Path::kFunctionShipping;
+        if (!can_data) plan.reason = why_not;
+        break;
+      case v1::MethodBinding::AUTO:
+        plan.automatic = can_data;
+        if (!can_data) plan.reason = why_not;
+        break;
+      default:
+        // The name server offers function shipping to callers it does not
+        // trust; a rank granted the domain (untrusted) may still run the
+        // code here through a gate, as the method's registered kind asks.
+        plan.fixed = Path::kFunctionShipping;
+        if (can_data && mb.registered_kind() == v1::Method::DATA_SHIPPING) {
+          plan.fixed = Path::kDataShipping;
+        } else if (can_data && mb.registered_kind() == v1::Method::AUTO) {
+          plan.automatic = true;
+        }
+        break;
+    }
+    if (published_ != nullptr && plan.fixed == Path::kFunctionShipping && !plan.automatic) {
+      plan.fixed = thread_access ? Path::kTrustedDirect : Path::kUntrustedGated;
+    }
+    plans_.push_back(plan);
+    policies_.push_back(std::make_unique<AutoPolicy>());
+  }
+  if (published_ != nullptr && gated_ == false && !thread_access && domain_.id() != 0) {
+    absl::StatusOr<Gate> g = OpenGate(domain_, Access::kReadWrite);
+    if (g.ok()) {
+      gate_ = *g;
+      gated_ = true;
+    }
+  }
+  return absl::OkStatus();
+}
+
+CallFeatures BindingImpl::Features(const std::vector<Ref>& refs) const {
+  CallFeatures f;
+  consistency::Coherence* coh = internal::GetCoherence();
+  std::vector<uint64_t> home;
+  for (const Ref& r : refs) {
+    const uint64_t first = r.address >> gas::kPageShift;
+    const uint64_t last = (r.address + r.length - 1) >> gas::kPageShift;
+    f.ref_pages += last - first + 1;
+    f.missing_pages += coh->MissingPages(r.address, r.length);
+    home.clear();
+    coh->HomePagesIn(r.address, r.length, &home);
+    f.bundle_pages += home.size();
+  }
+  return f;
+}
+
+Path BindingImpl::ChooseWith(int index, const CallFeatures& f) {
+  const int forced = forced_.load();
+  if (forced >= 0) return static_cast<Path>(forced);
+  const MethodPlan& plan = plans_[index];
+  if (!plan.automatic) return plan.fixed;
+  return policies_[index]->ChooseData(f) ? Path::kDataShipping : Path::kFunctionShipping;
+}
+
+Path BindingImpl::Choose(int index, const google::protobuf::Message& request) {
+  if (index < 0 || index >= static_cast<int>(plans_.size())) return Path::kFunctionShipping;
+  std::vector<Ref> refs;
+  CollectGlobalRefs(request, &refs).IgnoreError();
+  return ChooseWith(index, Features(refs));
+}
+
+absl::Status BindingImpl::Invoke(ServiceBase* impl, bool gated, const MethodInfo& m,
+                                 const google::protobuf::Message& request,
+                                 google::protobuf::Message* reply) {
+  if (!gated) return m.invoke(impl, request, reply);
+  absl::StatusOr<absl::Status> r = gate_.Call([&] { return m.invoke(impl, request, reply); });
+  return r.ok() ? *r : r.status();
+}
+
+absl::Status BindingImpl::Ship(const MethodInfo& m, const std::vector<Ref>& refs,
+                               const google::protobuf::Message& request,
+                               google::protobuf::Message* reply, uint64_t* bundled) {
+  Shipping::Stub* stub;
+  {
+    std::lock_guard<std::mutex> lock(channel_mu_);
+    if (stub_ == nullptr) {
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(512 << 20);
+      args.SetMaxSendMessageSize(512 << 20);
+      stub_ = Shipping::NewStub(
+          grpc::CreateCustomChannel(reply_.endpoint(), grpc::InsecureChannelCredentials(), args));
+    }
+    stub = stub_.get();
+  }
+  // Release first: the callee must see everything this rank wrote.
+  GASP_RETURN_IF_ERROR(internal::GetCoherence()->Release());
+  CallRequest req;
+  req.set_service(reply_.service());
+  req.set_method(m.name);
+  if (!request.SerializeToString(req.mutable_request())) {
+    return absl::InvalidArgumentError("the request does not serialize");
+  }
+  req.set_pages(BundleHomePages(refs, bundled));
+  req.set_caller_rank(Rank());
+  req.set_principal(reply_.principal());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + internal::GetConfig().timeout));
+  CallReply rep;
+  grpc::Status s = stub->Call(&ctx, req, &rep);
+  StatAdd(Counter::kRpcsShipped);
+  if (!s.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        absl::StrCat(reply_.service(), ".", m.name, " shipped to rank ",
+                                     reply_.home_rank(), " (", reply_.endpoint(),
+                                     "): ", s.error_message()));
+  }
+  if (!reply->ParseFromString(rep.reply())) {
+    return absl::DataLossError(absl::StrCat("the reply of ", reply_.service(), ".", m.name,
+                                            " does not parse"));
+  }
+  // See what the callee wrote: through the request's references and in the
+  // reply's, installing the pages it bundled.
+  std::vector<Ref> all = refs;
+  GASP_RETURN_IF_ERROR(CollectGlobalRefs(*reply, &all));
+  absl::StatusOr<uint64_t> n = AcquireAndInstall(rep.pages(), all, reply_.home_rank());
+  if (!n.ok()) return Annotate(n.status(), "the reply's page bundle was rejected");
+  *bundled += *n;
+  return absl::OkStatus();
+}
+
+absl::Status BindingImpl::Call(int index, const google::protobuf::Message& request,
+                               google::protobuf::Message* reply) {
+  const MethodInfo* m = Method(index);
+  if (m == nullptr || index >= static_cast<int>(plans_.size())) {
+    if (m == nullptr && index >= 0 && index < static_cast<int>(plans_.size())) {
+      // Function shipping without a local method table: use the prototypes
+      // of the caller's messages.
+      static thread_local MethodInfo shim;
+      shim = MethodInfo{reply_.methods(index).name().c_str(), Kind::kFunctionShipping,
+                        &request, reply, nullptr};
+      std::vector<Ref> refs;
+      GASP_RETURN_IF_ERROR(CollectGlobalRefs(request, &refs));
+      for (const Ref& r : refs) {
+        GASP_RETURN_IF_ERROR(internal::CheckGlobalRef(r.address, r.length, Rank(), false));
+      }
+      uint64_t bundled = 0;
+      calls_[static_cast<int>(Path::kFunctionShipping)].fetch_add(1);
+      absl::Status s = Ship(shim, refs, request, reply, &bundled);
+      pages_.fetch_add(bundled);
+      return s;
+    }
+    return absl::InvalidArgumentError(absl::StrFormat("%s: no method %d", reply_.service(), index));
+  }
+  std::vector<Ref> refs;
+  GASP_RETURN_IF_ERROR(CollectGlobalRefs(request, &refs));
+  for (const Ref& r : refs) {
+    GASP_RETURN_IF_ERROR(internal::CheckGlobalRef(r.address, r.length, Rank(), false));
+  }
+  const CallFeatures f = Features(refs);
+  const Path path = ChooseWith(index, f);
+  calls_[static_cast<int>(path)].fetch_add(1);
+  const absl::Time t0 = absl::Now();
+  switch (path) {
+    case Path::kTrustedDirect:
+    case Path::kUntrustedGated: {
+      if (published_ == nullptr) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            reply_.service(), ": ", PathName(path), " needs the service in this process"));
+      }
+      return Invoke(published_, path == Path::kUntrustedGated || gated_, *m, request, reply);
+    }
+    case Path::kDataShipping: {
+      if (local_ == nullptr) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(reply_.service(), ": data shipping is not possible here: ",
+                         plans_[index].reason));
+      }
+      const uint64_t faults0 = StatGet(Counter::kReadFaults);
+      absl::Status s = Invoke(local_.get(), gated_, *m, request, reply);
+      StatAdd(Counter::kDataShipped);
+      policies_[index]->RecordData(f, StatGet(Counter::kReadFaults) - faults0, absl::Now() - t0);
+      return s;
+    }
+    case Path::kFunctionShipping: {
+      uint64_t bundled = 0;
+      absl::Status s = Ship(*m, refs, request, reply, &bundled);
+      pages_.fetch_add(bundled);
+      if (s.ok()) policies_[index]->RecordFunction(f, absl::Now() - t0);
+      return s;
+    }
+  }
+  return absl::InternalError("unknown path");
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<Binding>> Binding::Bind(const std::string& service) {
+  GASP_ASSIGN_OR_RETURN(nameserver::NameServerClient * ns, NameServer());
+  v1::BindRequest req;
+  req.set_service(service);
+  req.set_machine_type(MachineType());
+  req.set_job_id(internal::JobId());
+  req.set_rank(Rank());
+  GASP_ASSIGN_OR_RETURN(v1::BindReply reply, ns->Bind(req));
+  auto b = std::make_shared<BindingImpl>(reply);
+  GASP_RETURN_IF_ERROR(Annotate(b->Init(), absl::StrCat("binding ", service)));
+  return std::shared_ptr<Binding>(std::move(b));
+}
+
+}  // namespace rpc
+}  // namespace gasp

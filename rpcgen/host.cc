@@ -1,0 +1,161 @@
+#include "rpcgen/host.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/log.h"
+#include "base/stats.h"
+#include "base/status.h"
+#include "rpcgen/global_refs.h"
+#include "rpcgen/pages.h"
+#include "rpcgen/shipping.grpc.pb.h"
+#include "runtime/runtime_internal.h"
+
+namespace gasp {
+namespace rpc {
+
+namespace {
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+}  // namespace
+
+// The Shipping gRPC service: one handler for every published method.
+class ShippingServiceImpl final : public Shipping::Service {
+ public:
+  grpc::Status Call(grpc::ServerContext*, const CallRequest* request, CallReply* reply) override {
+    std::string reply_bytes, reply_pages;
+    absl::Status s = RunShippedCall(request->service(), request->method(), request->request(),
+                                    request->pages(), request->caller_rank(), &reply_bytes,
+                                    &reply_pages);
+    if (!s.ok()) {
+      GASP_LOG(Info) << "shipped call " << request->service() << "." << request->method()
+                     << " from rank " << request->caller_rank() << " refused: " << s;
+      return ToGrpc(s);
+    }
+    reply->set_reply(std::move(reply_bytes));
+    reply->set_pages(std::move(reply_pages));
+    return grpc::Status::OK;
+  }
+};
+
+absl::Status RunShippedCall(const std::string& service, const std::string& method,
+                            const std::string& request_bytes, const std::string& pages,
+                            int caller_rank, std::string* reply_bytes,
+                            std::string* reply_pages) {
+  PublishedService* svc = Host::Get().Find(service);
+  if (svc == nullptr) {
+    return absl::NotFoundError(absl::StrCat("service ", service, " is not published by ",
+                                            internal::DescribeRank(Rank())));
+  }
+  const MethodInfo* m = nullptr;
+  for (const MethodInfo& mi : svc->impl->methods()) {
+    if (method == mi.name) m = &mi;
+  }
+  if (m == nullptr) {
+    return absl::UnimplementedError(absl::StrCat(service, " has no method ", method));
+  }
+  if (caller_rank < 0 || caller_rank >= Size()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("caller rank %d is not a rank of this job (0..%d)", caller_rank, Size() - 1));
+  }
+  std::unique_ptr<google::protobuf::Message> req(m->request_prototype->New());
+  if (!req->ParseFromString(request_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("the request of ", service, ".", method,
+                                                   " does not parse as ",
+                                                   req->GetDescriptor()->full_name()));
+  }
+  // Every by-reference argument must be allocated memory the caller may
+  // read; the bundle may only hold the caller's home pages inside them.
+  std::vector<Ref> refs;
+  GASP_RETURN_IF_ERROR(CollectGlobalRefs(*req, &refs));
+  for (const Ref& r : refs) {
+    GASP_RETURN_IF_ERROR(internal::CheckGlobalRef(r.address, r.length, caller_rank, false));
+  }
+  GASP_RETURN_IF_ERROR(Annotate(AcquireAndInstall(pages, refs, caller_rank).status(),
+                                "the request's page bundle was rejected"));
+  std::unique_ptr<google::protobuf::Message> rep(m->reply_prototype->New());
+  absl::Status run = m->invoke(svc->impl.get(), *req, rep.get());
+  // The callee's writes (through references too) go home before the reply,
+  // so the caller sees them after its acquire.
+  GASP_RETURN_IF_ERROR(internal::GetCoherence()->Release());
+  if (!run.ok()) return run;
+  std::vector<Ref> out_refs;
+  GASP_RETURN_IF_ERROR(CollectGlobalRefs(*rep, &out_refs));
+  uint64_t n = 0;
+  *reply_pages = BundleHomePages(out_refs, &n);
+  if (!rep->SerializeToString(reply_bytes)) {
+    return absl::InternalError(absl::StrCat("cannot serialize the reply of ", service, ".", method));
+  }
+  return absl::OkStatus();
+}
+
+Host& Host::Get() {
+  static Host* host = [] {
+    Host* h = new Host();
+    internal::AtFinalize([h] { h->Stop(); });
+    return h;
+  }();
+  return *host;
+}
+
+absl::StatusOr<std::string> Host::Endpoint() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (server_ != nullptr) return endpoint_;
+  service_ = std::make_unique<ShippingServiceImpl>();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  // Ranks reach each other over the job's network like the tcp transport;
+  // the calls carry no credentials of their own (see docs/services.md).
+  builder.AddListeningPort("0.0.0.0:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(service_.get());
+  builder.SetMaxReceiveMessageSize(512 << 20);
+  builder.SetMaxSendMessageSize(512 << 20);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port == 0) {
+    server_.reset();
+    return absl::UnavailableError("cannot start the function-shipping server (gRPC)");
+  }
+  endpoint_ = absl::StrCat(internal::AdvertisedHost(), ":", port);
+  GASP_LOG(Info) << "function-shipping server at " << endpoint_;
+  return endpoint_;
+}
+
+absl::Status Host::Add(PublishedService service) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string name = service.impl->service_name();
+  if (services_.contains(name)) {
+    return absl::AlreadyExistsError(absl::StrCat("service ", name, " is already published here"));
+  }
+  services_[name] = std::make_unique<PublishedService>(std::move(service));
+  return absl::OkStatus();
+}
+
+PublishedService* Host::Find(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = services_.find(name);
+  return it == services_.end() ? nullptr : it->second.get();
+}
+
+void Host::Stop() {
+  std::unique_ptr<grpc::Server> server;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    server = std::move(server_);
+  }
+  if (server != nullptr) {
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    server->Wait();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  services_.clear();
+  service_.reset();
+  endpoint_.clear();
+}
+
+}  // namespace rpc
+}  // namespace gasp

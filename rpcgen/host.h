@@ -1,0 +1,71 @@
+// The services this process publishes and the gRPC server (the Shipping
+// service, rpcgen/shipping.proto) that runs function-shipped calls on them.
+// Internal to rpcgen/.
+#ifndef GASP_RPCGEN_HOST_H_
+#define GASP_RPCGEN_HOST_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "rpcgen/service.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace gasp {
+namespace rpc {
+
+class ShippingServiceImpl;
+
+struct PublishedService {
+  std::unique_ptr<ServiceBase> impl;
+  uint64_t root = 0;
+  Domain domain;
+};
+
+class Host {
+ public:
+  // The process's host; created on first use, stopped at gasp::Finalize.
+  static Host& Get();
+
+  // Starts the gRPC server on first call (all interfaces, ephemeral port)
+  // and returns the endpoint other ranks reach it at ("host:port", the host
+  // being this rank's transport address).
+  absl::StatusOr<std::string> Endpoint();
+
+  // Adds a published service (AlreadyExists for a second one of a name).
+  absl::Status Add(PublishedService service);
+
+  // The published service `name`, or nullptr. The pointer stays valid until
+  // Stop.
+  PublishedService* Find(const std::string& name);
+
+  // Stops serving (waits for calls in flight, bounded) and drops the
+  // services.
+  void Stop();
+
+ private:
+  Host() = default;
+  std::mutex mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<PublishedService>> services_;
+  std::unique_ptr<ShippingServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string endpoint_;
+};
+
+// Runs one function-shipped call on this process's services: what the
+// Shipping service does per request (exposed for tests). `request_bytes`
+// and `pages` are the wire fields; fills `reply_bytes` and `reply_pages`.
+absl::Status RunShippedCall(const std::string& service, const std::string& method,
+                            const std::string& request_bytes, const std::string& pages,
+                            int caller_rank, std::string* reply_bytes,
+                            std::string* reply_pages);
+
+}  // namespace rpc
+}  // namespace gasp
+
+#endif  // GASP_RPCGEN_HOST_H_
