@@ -1,0 +1,297 @@
+// Services end to end under gasprun -np 3 (tests/services_test.sh):
+// rank 0 publishes Probe (state in its own domain), rank 1 is a trusted
+// client, rank 2 an untrusted one (granted read through gates only).
+//
+//   service_probe paths    which rank runs each call, per path
+//   service_probe refs     call by reference: results written through a
+//                          GlobalRef, pages bundled both ways, AUTO
+//   service_probe bad      unknown service, GlobalRefs outside the range /
+//                          unallocated / into a domain not granted, a
+//                          truncated and a forged page bundle: each refused
+//                          with its code, and nothing changed
+//   service_probe nons     (GASP_NAMESERVER points at nothing) Bind fails
+//                          with UNAVAILABLE within the deadline
+// Prints "PASS <mode>" per rank.
+#include <grpcpp/grpcpp.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "consistency/bundle.h"
+#include "gasp/gasp.h"
+#include "rpcgen/ns.h"
+#include "rpcgen/service.h"
+#include "rpcgen/shipping.grpc.pb.h"
+#include "runtime/runtime_internal.h"
+#include "tests/service_probe.gasp.h"
+
+namespace {
+
+using gasp::tests::Probe;
+
+int g_failures = 0;
+#define EXPECT(cond, ...)                                                                     \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
+      std::fprintf(stderr, "rank %d: FAIL %s:%d: %s: ", gasp::Rank(), __FILE__, __LINE__, #cond); \
+      std::fprintf(stderr, __VA_ARGS__);                                                      \
+      std::fprintf(stderr, "\n");                                                             \
+      ++g_failures;                                                                           \
+    }                                                                                         \
+  } while (0)
+
+std::string Msg(const absl::Status& s) { return std::string(s.message()); }
+
+struct State {
+  uint64_t calls;
+};
+
+class ProbeImpl : public Probe::Service {
+ public:
+  explicit ProbeImpl(uint64_t root) : state_(reinterpret_cast<State*>(root)) {}
+  absl::Status WhereData(const gasp::tests::WhereRequest&, gasp::tests::WhereReply* r) override {
+    r->set_rank(gasp::Rank());
+    (void)state_->calls;  // reads the service's domain
+    return absl::OkStatus();
+  }
+  absl::Status WhereFunction(const gasp::tests::WhereRequest&, gasp::tests::WhereReply* r) override {
+    r->set_rank(gasp::Rank());
+    return absl::OkStatus();
+  }
+  absl::Status Fill(const gasp::tests::FillRequest& q, gasp::tests::FillReply* r) override {
+    uint64_t* w = reinterpret_cast<uint64_t*>(q.buf().address());
+    for (uint64_t i = 0; i < q.buf().length() / 8; ++i) w[i] = q.value();
+    r->set_rank(gasp::Rank());
+    return absl::OkStatus();
+  }
+  absl::Status Sum(const gasp::tests::SumRequest& q, gasp::tests::SumReply* r) override {
+    const uint64_t* w = reinterpret_cast<const uint64_t*>(q.buf().address());
+    uint64_t s = 0;
+    for (uint64_t i = 0; i < q.buf().length() / 8; ++i) s += w[i];
+    r->set_sum(s);
+    r->set_rank(gasp::Rank());
+    return absl::OkStatus();
+  }
+
+ private:
+  State* state_;
+};
+
+GASP_SERVICE_IMPL(Probe, ProbeImpl);
+
+struct Setup {
+  gasp::Domain domain;
+  gasp::Domain secret;
+  State* state = nullptr;
+  uint64_t* secret_words = nullptr;
+};
+
+Setup Start() {
+  const int me = gasp::Rank();
+  Setup s;
+  s.domain = gasp::CoNewDomain("probe");
+  s.state = gasp::CoNewArray<State>(1, gasp::Placement::OnRank(0), s.domain);
+  s.secret = gasp::CoNewDomain("secret");
+  s.secret_words = gasp::CoNewArray<uint64_t>(512, gasp::Placement::OnRank(0), s.secret);
+  gasp::CoGrant(s.domain, 0, gasp::Access::kReadWrite);
+  gasp::CoGrant(s.secret, 0, gasp::Access::kReadWrite);
+  gasp::CoGrant(s.domain, 1, gasp::Access::kRead);
+  if (gasp::Size() > 2) {
+    gasp::CoGrant(s.domain, 2, gasp::Access::kRead, gasp::Trust::kUntrusted);
+  }
+  if (me == 0) {
+    for (int i = 0; i < 512; ++i) s.secret_words[i] = 0x5ec0000 + i;
+    gasp::rpc::PublishOptions po;
+    po.domain = s.domain;
+    po.trusted_principals.push_back(gasp::rpc::DevPrincipal(1));
+    absl::Status st = gasp::rpc::Publish<ProbeImpl>(reinterpret_cast<uint64_t>(s.state), po);
+    EXPECT(st.ok(), "publish: %s", Msg(st).c_str());
+  }
+  gasp::Barrier();
+  return s;
+}
+
+int Paths() {
+  const int me = gasp::Rank();
+  Setup s = Start();
+  absl::StatusOr<Probe::Stub> stub = Probe::Stub::Bind();
+  EXPECT(stub.ok(), "bind: %s", Msg(stub.status()).c_str());
+  if (!stub.ok()) return 1;
+  gasp::tests::WhereRequest w;
+  auto d = stub->WhereData(w);
+  auto f = stub->WhereFunction(w);
+  EXPECT(d.ok() && f.ok(), "calls: %s / %s", Msg(d.status()).c_str(), Msg(f.status()).c_str());
+  if (!d.ok() || !f.ok()) return 1;
+  const gasp::rpc::CallStats st = stub->binding().stats();
+  if (me == 0) {
+    EXPECT(d->rank() == 0 && f->rank() == 0, "home: ran on %d / %d", d->rank(), f->rank());
+    EXPECT(st.calls[0] == 2, "home: both calls direct (%lu)", (unsigned long)st.calls[0]);
+  } else {
+    EXPECT(d->rank() == me, "data shipping ran on rank %d, not here", d->rank());
+    EXPECT(f->rank() == 0, "function shipping ran on rank %d, not the home", f->rank());
+    EXPECT(st.calls[2] == 1 && st.calls[3] == 1, "paths: %lu data, %lu function",
+           (unsigned long)st.calls[2], (unsigned long)st.calls[3]);
+  }
+  std::printf("rank %d: WhereData ran on rank %d, WhereFunction on rank %d (%s client)\n", me,
+              d->rank(), f->rank(), me == 0 ? "home" : me == 1 ? "trusted" : "untrusted");
+  gasp::Barrier();
+  return 0;
+}
+
+int Refs() {
+  const int me = gasp::Rank();
+  Setup s = Start();
+  absl::StatusOr<Probe::Stub> stub = Probe::Stub::Bind();
+  if (!stub.ok()) return 1;
+  if (me != 0) {
+    constexpr uint64_t kPages = 16;
+    uint64_t* buf = static_cast<uint64_t*>(gasp::Alloc(kPages * 4096, 4096));
+    for (uint64_t i = 0; i < kPages * 512; ++i) buf[i] = i;
+    gasp::tests::FillRequest fr;
+    fr.mutable_buf()->set_address(reinterpret_cast<uint64_t>(buf));
+    fr.mutable_buf()->set_length(kPages * 4096);
+    fr.set_value(1000 + me);
+    const uint64_t before = stub->binding().stats().pages_bundled;
+    auto r = stub->Fill(fr);
+    EXPECT(r.ok() && r->rank() == 0, "Fill: %s", Msg(r.status()).c_str());
+    uint64_t right = 0;
+    for (uint64_t i = 0; i < kPages * 512; ++i) right += buf[i] == uint64_t(1000 + me) ? 1 : 0;
+    EXPECT(right == kPages * 512, "the callee's writes through the reference: %lu/%lu seen",
+           (unsigned long)right, (unsigned long)(kPages * 512));
+    const uint64_t bundled = stub->binding().stats().pages_bundled - before;
+    EXPECT(bundled == kPages, "%lu pages bundled with the request, expected %lu",
+           (unsigned long)bundled, (unsigned long)kPages);
+    // AUTO on the same buffer: resident here, so it runs here.
+    gasp::tests::SumRequest sr;
+    *sr.mutable_buf() = fr.buf();
+    auto sum = stub->Sum(sr);
+    EXPECT(sum.ok() && sum->sum() == uint64_t(1000 + me) * kPages * 512, "Sum: %s",
+           Msg(sum.status()).c_str());
+    std::printf("rank %d: Fill wrote %lu words through a reference at rank 0 (%lu pages "
+                "bundled), Sum (AUTO) ran on rank %d\n",
+                me, (unsigned long)right, (unsigned long)bundled, sum.ok() ? sum->rank() : -1);
+  }
+  gasp::Barrier();
+  return 0;
+}
+
+int Bad() {
+  const int me = gasp::Rank();
+  Setup s = Start();
+  auto unknown = gasp::rpc::Binding::Bind("gasp.tests.NoSuchService");
+  EXPECT(absl::IsNotFound(unknown.status()), "unknown service: %s", Msg(unknown.status()).c_str());
+  absl::StatusOr<Probe::Stub> stub = Probe::Stub::Bind();
+  if (!stub.ok()) return 1;
+  if (me == 2 || (gasp::Size() == 2 && me == 1)) {
+    gasp::tests::FillRequest fr;
+    fr.set_value(666);
+    fr.mutable_buf()->set_address(0x1000);
+    fr.mutable_buf()->set_length(4096);
+    auto a = stub->Fill(fr);
+    EXPECT(absl::IsInvalidArgument(a.status()), "outside the range: %s", Msg(a.status()).c_str());
+    const uint64_t base = gasp::internal::GetConfig().base;
+    fr.mutable_buf()->set_address(base + gasp::internal::GetConfig().size_bytes / 4);
+    auto b = stub->Fill(fr);
+    EXPECT(absl::IsInvalidArgument(b.status()), "unallocated: %s", Msg(b.status()).c_str());
+    fr.mutable_buf()->set_address(reinterpret_cast<uint64_t>(s.secret_words));
+    fr.mutable_buf()->set_length(512 * 8);
+    auto c = stub->Fill(fr);
+    EXPECT(absl::IsPermissionDenied(c.status()), "domain not granted: %s", Msg(c.status()).c_str());
+    // Around the stub: a hand-made request straight to the home's server,
+    // with a truncated bundle, and with a page this rank is not home of.
+    auto ns = gasp::rpc::NameServer();
+    gasp::nameserver::v1::BindRequest breq;
+    breq.set_service(Probe::kServiceName);
+    auto bound = (*ns)->Bind(breq);
+    EXPECT(bound.ok(), "raw bind");
+    if (bound.ok()) {
+      auto raw = gasp::rpc::Shipping::NewStub(
+          grpc::CreateChannel(bound->endpoint(), grpc::InsecureChannelCredentials()));
+      uint64_t* mine = static_cast<uint64_t*>(gasp::Alloc(4096, 4096));
+      gasp::rpc::CallRequest req;
+      req.set_service(Probe::kServiceName);
+      req.set_method("Fill");
+      gasp::tests::FillRequest ok_req;
+      ok_req.mutable_buf()->set_address(reinterpret_cast<uint64_t>(mine));
+      ok_req.mutable_buf()->set_length(4096);
+      ok_req.set_value(7);
+      ok_req.SerializeToString(req.mutable_request());
+      req.set_caller_rank(me);
+      gasp::consistency::BundleWriter w;
+      std::string page(4096, 'x');
+      w.Add((reinterpret_cast<uint64_t>(mine) - base) >> 12, reinterpret_cast<const uint8_t*>(page.data()));
+      std::string good = w.Finish();
+      req.set_pages(good.substr(0, good.size() - 100));
+      gasp::rpc::CallReply rep;
+      grpc::ClientContext c1;
+      grpc::Status t = raw->Call(&c1, req, &rep);
+      EXPECT(t.error_code() == grpc::StatusCode::DATA_LOSS, "truncated bundle: %d %s",
+             t.error_code(), t.error_message().c_str());
+      // A forged page: claims to bring rank 0's secret page.
+      gasp::consistency::BundleWriter w2;
+      w2.Add((reinterpret_cast<uint64_t>(s.secret_words) - base) >> 12,
+             reinterpret_cast<const uint8_t*>(page.data()));
+      req.set_pages(w2.Finish());
+      grpc::ClientContext c2;
+      t = raw->Call(&c2, req, &rep);
+      EXPECT(t.error_code() == grpc::StatusCode::INVALID_ARGUMENT, "forged page: %d %s",
+             t.error_code(), t.error_message().c_str());
+      // A request that does not parse.
+      req.set_pages("");
+      req.set_request("\xff\xff\xff");
+      grpc::ClientContext c3;
+      t = raw->Call(&c3, req, &rep);
+      EXPECT(t.error_code() == grpc::StatusCode::INVALID_ARGUMENT, "garbage request: %d %s",
+             t.error_code(), t.error_message().c_str());
+      std::printf("rank %d: unknown service, 3 bad GlobalRefs, truncated and forged bundles and "
+                  "a garbage request all refused\n", me);
+    }
+  }
+  gasp::Barrier();
+  if (me == 0) {
+    int intact = 0;
+    for (int i = 0; i < 512; ++i) intact += s.secret_words[i] == uint64_t(0x5ec0000 + i) ? 1 : 0;
+    EXPECT(intact == 512, "secret words intact: %d/512", intact);
+    std::printf("rank 0: the secret domain is intact (%d words)\n", intact);
+  }
+  return 0;
+}
+
+int NoNameServer() {
+  const absl::Time t0 = absl::Now();
+  auto b = gasp::rpc::Binding::Bind("gasp.tests.Probe");
+  const absl::Duration took = absl::Now() - t0;
+  EXPECT(absl::IsUnavailable(b.status()) || absl::IsDeadlineExceeded(b.status()),
+         "bind without a name server: %s", Msg(b.status()).c_str());
+  EXPECT(took <= gasp::internal::GetConfig().timeout + absl::Seconds(1), "took %s",
+         absl::FormatDuration(took).c_str());
+  std::printf("rank %d: Bind with the name server gone: %s after %s\n", gasp::Rank(),
+              absl::StatusCodeToString(b.status().code()).c_str(),
+              absl::FormatDuration(took).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto rt = gasp::Init(&argc, &argv);
+  if (!rt.ok()) {
+    std::fprintf(stderr, "gasp::Init: %s\n", Msg(rt.status()).c_str());
+    return 1;
+  }
+  const std::string mode = argc > 1 ? argv[1] : "";
+  int rc = 2;
+  if (mode == "paths") rc = Paths();
+  if (mode == "refs") rc = Refs();
+  if (mode == "bad") rc = Bad();
+  if (mode == "nons") rc = NoNameServer();
+  if (rc == 2) std::fprintf(stderr, "usage: service_probe paths|refs|bad|nons\n");
+  gasp::Barrier();
+  const int fin = rt->Finalize();
+  if (rc != 0 || g_failures != 0 || fin != 0) return 1;
+  std::printf("PASS %s\n", mode.c_str());
+  return 0;
+}
