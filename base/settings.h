@@ -40,6 +40,10 @@ struct Config {
   int64_t ib_retry_count = 0;      // GASP_IB_RETRY_COUNT
   std::string home_policy;         // GASP_HOME_POLICY
   int64_t cyclic_block_pages = 0;  // GASP_CYCLIC_BLOCK_PAGES
+  std::string nameserver;          // GASP_NAMESERVER
+  std::string ns_ca;               // GASP_NS_CA
+  std::string ns_cert;             // GASP_NS_CERT
+  std::string ns_key;              // GASP_NS_KEY
 };
 
 enum class SettingType { kBool, kInt, kSize, kAddress, kDuration, kString, kChoice };
