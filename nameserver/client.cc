@@ -29,7 +29,12 @@ absl::StatusOr<std::string> ReadPem(absl::string_view what, const std::string& p
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  return ss.str();
+  std::string pem = ss.str();
+  // Caught here, the mistake is named; gRPC would only fail the handshake.
+  if (pem.find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " ", path, ": not a PEM file"));
+  }
+  return pem;
 }
 
 }  // namespace

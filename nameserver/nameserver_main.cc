@@ -126,7 +126,12 @@ int main(int argc, char** argv) {
   Args args = ParseArgs(argc, argv);
   absl::StatusOr<gasp::Config> config = gasp::LoadConfigFromEnv();
   gasp::LogLevel level = gasp::LogLevel::kWarn;
-  if (config.ok() && gasp::ParseLogLevel(config->log_level, &level).ok()) {
+  if (!config.ok()) {
+    // Only the log settings are read here: a bad unrelated variable must not
+    // keep the name server from starting.
+    std::fprintf(stderr, "gasp_nameserver: warning: default log settings: %s\n",
+                 std::string(config.status().message()).c_str());
+  } else if (gasp::ParseLogLevel(config->log_level, &level).ok()) {
     (void)gasp::ConfigureLogging(level, config->log_file);
   }
 

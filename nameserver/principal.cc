@@ -4,6 +4,7 @@
 #include <grpcpp/security/auth_context.h>
 
 #include <memory>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
