@@ -11,8 +11,11 @@
 namespace gasp {
 namespace nameserver {
 
+// What a handler returns for `status`: same code, same message; OK stays OK.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
+// What a client reports for a call's `status`: same code and message (the
+// details field, unused by gasp, is dropped).
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace nameserver

@@ -21,6 +21,8 @@ class NameServerService final : public v1::NameServer::Service {
   // `registry` must outlive the service and every call in flight.
   NameServerService(Registry* registry, AuthMode mode) : registry_(registry), mode_(mode) {}
 
+  // Each RPC: the principal (or UNAUTHENTICATED), then the Registry call
+  // of the same name; the semantics are in nameserver.proto and registry.h.
   grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
                         v1::RegisterReply* reply) override;
   grpc::Status Bind(grpc::ServerContext* context, const v1::BindRequest* request,
