@@ -143,6 +143,32 @@ const std::vector<Row>& Rows() {
         "kernel support it). See docs/protection.md.",
         "auto|pkeys|mprotect", 0, 0},
        &Config::protect},
+      {{"GASP_NAMESERVER", SettingType::kString, "",
+        "host:port of the name server (services register and bind there). gasprun starts one on "
+        "127.0.0.1 and sets it unless it is already set or --no-nameserver is given. Empty: no "
+        "name server.",
+        "", 0, 0},
+       &Config::nameserver},
+      {{"GASP_NS_CA", SettingType::kString, "",
+        "PEM file of the CA that signed the name server's certificate. GASP_NS_CA, GASP_NS_CERT "
+        "and GASP_NS_KEY are set together (mutual TLS); all empty means insecure, which works "
+        "only with a loopback GASP_NAMESERVER (development).",
+        "", 0, 0},
+       &Config::ns_ca},
+      {{"GASP_NS_CERT", SettingType::kString, "",
+        "PEM certificate of this process for the name server; its subject is the principal "
+        "that services trust (or not).",
+        "", 0, 0},
+       &Config::ns_cert},
+      {{"GASP_NS_KEY", SettingType::kString, "",
+        "PEM private key of GASP_NS_CERT.", "", 0, 0},
+       &Config::ns_key},
+      {{"GASP_NS_PRINCIPAL", SettingType::kString, "",
+        "Principal this process presents to an insecure (loopback, development) name server. "
+        "Empty: uid:<uid>/rank<rank>. Ignored with mutual TLS, where the principal is the "
+        "subject of GASP_NS_CERT.",
+        "", 0, 0},
+       &Config::ns_principal},
   };
   return *rows;
 }

@@ -41,6 +41,11 @@ struct Config {
   std::string home_policy;         // GASP_HOME_POLICY
   std::string protect;             // GASP_PROTECT
   int64_t cyclic_block_pages = 0;  // GASP_CYCLIC_BLOCK_PAGES
+  std::string nameserver;          // GASP_NAMESERVER
+  std::string ns_ca;               // GASP_NS_CA
+  std::string ns_cert;             // GASP_NS_CERT
+  std::string ns_key;              // GASP_NS_KEY
+  std::string ns_principal;        // GASP_NS_PRINCIPAL
 };
 
 enum class SettingType { kBool, kInt, kSize, kAddress, kDuration, kString, kChoice };

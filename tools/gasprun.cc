@@ -4,7 +4,12 @@
 //       Runs N ranks on this host. An in-process coordinator on 127.0.0.1
 //       (ephemeral port) is the rendezvous; each rank gets GASP_RANK,
 //       GASP_NRANKS, GASP_LOCAL_RANK, GASP_LOCAL_NRANKS, GASP_COORDINATOR,
-//       GASP_LAUNCHER=gasprun and GASP_JOB_ID.
+//       GASP_LAUNCHER=gasprun and GASP_JOB_ID. Unless GASP_NAMESERVER is
+//       already set (or --no-nameserver is given), a gasp_nameserver is
+//       started for the job (insecure, 127.0.0.1, ephemeral port) and the
+//       ranks get GASP_NAMESERVER=127.0.0.1:PORT; it is stopped when the
+//       job ends. When no gasp_nameserver binary is found, gasprun warns
+//       and the ranks run without a name server.
 //
 //   gasprun -np N -H host1,host2 | --hostfile FILE [...] ./app args...
 //       Multi-host: execs mpirun (Open MPI) with the same -np, hosts and
@@ -59,6 +64,7 @@
 #include "base/settings.h"
 #include "boot/coordinator.h"
 #include "boot/net.h"
+#include "tools/local_nameserver.h"
 
 extern char** environ;
 
@@ -70,6 +76,10 @@ constexpr absl::Duration kMaxGrace = absl::Seconds(2);
 // How long the output poller keeps draining pipes after the last rank
 // exited (descendants may still hold them open).
 constexpr absl::Duration kDrainTimeout = absl::Seconds(1);
+// Bound of the wait for the job's name server to serve (it takes tens of
+// milliseconds; more means something is wrong, and the job goes on
+// without one).
+constexpr absl::Duration kNameServerStartTimeout = absl::Seconds(10);
 
 const char kUsage[] =
     "usage: gasprun -np N [options] program [args...]\n"
@@ -82,6 +92,7 @@ const char kUsage[] =
     "  --tag-output         prefix every output line with \"[rank] \"\n"
     "  --timeout SECS       GASP_TIMEOUT for the ranks (30, 30s, 500ms, 2m)\n"
     "  -x VAR=VAL, -x VAR   set (or pass) an environment variable to every rank\n"
+    "  --no-nameserver      do not start a name server for the job\n"
     "  -H, --host HOSTS     comma-separated hosts (host or host:slots): use mpirun\n"
     "  --hostfile FILE      Open MPI host file: use mpirun\n"
     "  -h, --help           this help\n"
@@ -102,6 +113,7 @@ const char kUsage[] =
 struct Options {
   int np = 0;
   bool tag_output = false;
+  bool no_nameserver = false;
   std::string timeout_text;  // as given to --timeout
   std::optional<absl::Duration> timeout;
   std::vector<std::pair<std::string, std::string>> exports;  // -x
@@ -142,6 +154,8 @@ Options ParseArgs(int argc, char** argv) {
       }
     } else if (a == "--tag-output") {
       o.tag_output = true;
+    } else if (a == "--no-nameserver") {
+      o.no_nameserver = true;
     } else if (a == "--timeout") {
       o.timeout_text = get(a);
       absl::StatusOr<absl::Duration> d = ParseDurationSetting(o.timeout_text);
@@ -389,6 +403,34 @@ std::string MakeJobId(const std::string& host) {
   return absl::StrFormat("gasprun-%s-%d-%08x", host, getpid(), rd());
 }
 
+// The job's name server, unless the user chose one (GASP_NAMESERVER in
+// the environment or in -x, even empty) or none (--no-nameserver). Never
+// fatal: without it the ranks simply have no name server.
+std::unique_ptr<LocalNameServer> StartNameServer(const Options& o, const sigset_t& child_sigmask,
+                                                 absl::Duration timeout) {
+  if (o.no_nameserver || std::getenv("GASP_NAMESERVER") != nullptr) return nullptr;
+  for (const auto& [k, v] : o.exports) {
+    if (k == "GASP_NAMESERVER") return nullptr;
+  }
+  std::optional<std::string> binary = FindNameServerBinary();
+  if (!binary) {
+    std::fprintf(stderr,
+                 "gasprun: warning: no gasp_nameserver next to gasprun or in PATH; the ranks run "
+                 "without a name server (GASP_NAMESERVER unset)\n");
+    return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<LocalNameServer>> ns =
+      LocalNameServer::Start(*binary, child_sigmask, timeout);
+  if (!ns.ok()) {
+    std::fprintf(stderr, "gasprun: warning: cannot start the name server: %s; the ranks run "
+                 "without one\n", std::string(ns.status().message()).c_str());
+    return nullptr;
+  }
+  GASP_LOG(Info) << "gasprun: name server " << (*ns)->address() << " (" << *binary << ", pid "
+                 << (*ns)->pid() << ")";
+  return std::move(*ns);
+}
+
 int RunLocal(const Options& o) {
   // Signals are handled synchronously through a signalfd; block them before
   // any thread exists so that every thread inherits the mask.
@@ -433,6 +475,8 @@ int RunLocal(const Options& o) {
   co.death_report_delay = std::min(absl::Seconds(1), config->timeout);
   absl::StatusOr<std::unique_ptr<boot::Coordinator>> coord = boot::Coordinator::Start(co);
   if (!coord.ok()) Die(1, absl::StrCat("cannot start the coordinator: ", coord.status().message()));
+  std::unique_ptr<LocalNameServer> nameserver =
+      StartNameServer(o, original, std::min(kNameServerStartTimeout, config->timeout));
 
   // Environment of each rank: ours, minus stale launcher variables, plus
   // the launcher variables and -x exports.
@@ -445,6 +489,7 @@ int RunLocal(const Options& o) {
   }
   for (const std::string& v : LauncherVariables()) base_env.erase(v);
   base_env["GASP_COORDINATOR"] = (*coord)->address();
+  if (nameserver != nullptr) base_env["GASP_NAMESERVER"] = nameserver->address();
   if (o.timeout) base_env["GASP_TIMEOUT"] = o.timeout_text;
   for (const auto& [k, v] : o.exports) base_env[k] = v;
 
@@ -552,6 +597,12 @@ int RunLocal(const Options& o) {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (nameserver != nullptr && pid == nameserver->pid()) {
+        nameserver->MarkExited();
+        std::fprintf(stderr, "gasprun: warning: the name server %s %s during the job\n",
+                     nameserver->address().c_str(), DescribeStatus(status).c_str());
+        continue;
+      }
       auto it = rank_of_pid.find(pid);
       if (it == rank_of_pid.end()) continue;  // an orphaned descendant
       Rank& k = ranks[it->second];
@@ -608,6 +659,9 @@ int RunLocal(const Options& o) {
     }
   }
 
+  // The ranks are gone: so is the need for their name server (stopped
+  // before the sweep below, which would reap it without a clean shutdown).
+  if (nameserver != nullptr) nameserver->Stop(grace);
   // No descendant outlives the job: kill what is left in the ranks' groups
   // and reap the orphans that came to us.
   for (const Rank& k : ranks) killpg(k.pid, SIGKILL);

@@ -66,6 +66,34 @@ STATUS=$?
 [ "$STATUS" = 7 ] || fail "gasprun exited $STATUS after SIGTERM, expected 7 (the ranks' trap)"
 expect_no_orphans
 
+echo "== a name server for the ranks, stopped with the job"
+run 0 "$GASPRUN" -np 2 "$NSPROBE"
+expect_in "$OUT" "^ns_probe rank 0: 127\.0\.0\.1:[0-9]+ owner uid:[0-9]+ trusted 1 stub FUNCTION_SHIPPING services [12]$"
+expect_in "$OUT" "^ns_probe rank 1: 127\.0\.0\.1:[0-9]+ owner uid:[0-9]+ trusted 1 stub FUNCTION_SHIPPING services [12]$"
+[ "$(awk '{print $4}' "$OUT" | sort -u | wc -l)" = 1 ] || fail "the ranks got different name servers"
+NS_PORT=$(awk '{print $4}' "$OUT" | head -1 | cut -d: -f2)
+if (exec 3<>"/dev/tcp/127.0.0.1/$NS_PORT") 2>/dev/null; then
+  fail "the name server on port $NS_PORT still listens after the job"
+fi
+expect_not_in "$ERR" "warning"
+
+echo "== GASP_NAMESERVER given (environment or -x) or --no-nameserver: none started"
+GASP_NAMESERVER=192.0.2.1:7474 run 0 "$GASPRUN" -np 1 sh -c 'echo "ns=$GASP_NAMESERVER"'
+expect_in "$OUT" "^ns=192\.0\.2\.1:7474$"
+run 0 "$GASPRUN" -np 1 -x GASP_NAMESERVER=192.0.2.2:7474 sh -c 'echo "ns=$GASP_NAMESERVER"'
+expect_in "$OUT" "^ns=192\.0\.2\.2:7474$"
+run 0 "$GASPRUN" -np 1 --no-nameserver sh -c 'echo "ns=${GASP_NAMESERVER-unset}"'
+expect_in "$OUT" "^ns=unset$"
+run 3 "$GASPRUN" -np 1 --no-nameserver "$NSPROBE"
+expect_in "$ERR" "no name server: GASP_NAMESERVER is empty"
+
+echo "== no gasp_nameserver binary: a warning, and the job runs without one"
+mkdir -p "$TMPDIR/lonely"
+cp "$GASPRUN" "$TMPDIR/lonely/gasprun"
+PATH=/usr/bin:/bin run 0 "$TMPDIR/lonely/gasprun" -np 2 sh -c 'echo "ns=${GASP_NAMESERVER-unset}"'
+expect_in "$OUT" "^ns=unset$" 2
+expect_in "$ERR" "gasprun: warning: no gasp_nameserver next to gasprun or in PATH"
+
 echo "== all ranks exit 0: gasprun exits 0"
 run 0 "$GASPRUN" -np 3 true
 

@@ -1,0 +1,137 @@
+#include "nameserver/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "nameserver/endpoint.h"
+
+namespace gasp {
+namespace nameserver {
+namespace {
+
+// Long-lived Watch streams must notice clients that vanished without
+// closing the connection (a crashed host): ping idle connections.
+constexpr int kKeepaliveTimeMs = 60 * 1000;
+constexpr int kKeepaliveTimeoutMs = 20 * 1000;
+
+absl::StatusOr<std::string> ReadPem(absl::string_view flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " ", path, ": cannot read (", std::strerror(errno), ")"));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string pem = ss.str();
+  if (pem.find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": not a PEM file"));
+  }
+  return pem;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
+  if (o.insecure) return grpc::InsecureServerCredentials();
+  GASP_ASSIGN_OR_RETURN(std::string ca, ReadPem("--ca", o.ca_file));
+  GASP_ASSIGN_OR_RETURN(std::string cert, ReadPem("--cert", o.cert_file));
+  GASP_ASSIGN_OR_RETURN(std::string key, ReadPem("--key", o.key_file));
+  // Clients without a certificate chaining to `ca` fail the handshake; no
+  // handler ever sees an unauthenticated TLS call.
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = std::move(ca);
+  ssl.pem_key_cert_pairs.push_back({std::move(key), std::move(cert)});
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+absl::Status CheckServerOptions(const ServerOptions& o) {
+  if (o.listen.empty()) return absl::InvalidArgumentError("--listen ADDR:PORT is required");
+  GASP_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(o.listen, "--listen", /*allow_port_zero=*/true));
+  const bool any_pem = !o.ca_file.empty() || !o.cert_file.empty() || !o.key_file.empty();
+  if (o.insecure) {
+    if (!IsLoopbackHost(hp.host)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--insecure serves only loopback addresses (127.0.0.1, ::1, localhost); --listen ",
+          o.listen,
+          " is not one. Without TLS anyone who reaches the port may claim any principal: drop "
+          "--insecure and give --ca, --cert and --key"));
+    }
+    if (any_pem) {
+      return absl::InvalidArgumentError("--insecure and --ca/--cert/--key exclude each other");
+    }
+    return absl::OkStatus();
+  }
+  if (o.ca_file.empty() || o.cert_file.empty() || o.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--ca, --cert and --key are required (mutual TLS); --insecure runs without TLS on "
+        "loopback for development");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
+  GASP_RETURN_IF_ERROR(CheckServerOptions(options));
+  GASP_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, Credentials(options));
+  RegistryOptions ro;
+  ro.state_path = options.state_file;
+  std::unique_ptr<Server> s(new Server());
+  GASP_ASSIGN_OR_RETURN(s->registry_, Registry::Open(ro));
+  s->service_ = std::make_unique<NameServerService>(
+      s->registry_.get(), options.insecure ? AuthMode::kInsecure : AuthMode::kTls);
+
+  // Both are process-wide switches read by the next ServerBuilder.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, creds, &s->port_);
+  builder.RegisterService(s->service_.get());
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+  s->server_ = builder.BuildAndStart();
+  if (s->server_ == nullptr || s->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.listen,
+        " (address in use or not local, or --cert/--key not a matching pair; gRPC's message "
+        "above has the cause)"));
+  }
+  GASP_LOG(Info) << "gasp_nameserver: listening on port " << s->port_ << " of " << options.listen
+                 << (options.insecure ? " (insecure, development only)" : " (mutual TLS)") << ", "
+                 << s->registry_->size() << " service(s)";
+  return s;
+}
+
+Server::~Server() { Shutdown(absl::ZeroDuration()); }
+
+void Server::Shutdown(absl::Duration grace) {
+  if (stopped_) return;
+  stopped_ = true;
+  if (server_ == nullptr) return;
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->SetServingStatus(false);
+  }
+  // Watch handlers would otherwise hold Shutdown for the whole grace.
+  registry_->CloseWatchers();
+  // Calls in flight get the grace; then a deadline of now cancels whatever
+  // is left and closes the connections at once (service.h, WaitIdle).
+  if (!service_->WaitIdle(absl::Now() + grace)) {
+    GASP_LOG(Warn) << "gasp_nameserver: cancelling calls still running after " << grace;
+  }
+  server_->Shutdown(std::chrono::system_clock::now());
+  server_->Wait();
+  GASP_LOG(Info) << "gasp_nameserver: stopped";
+}
+
+}  // namespace nameserver
+}  // namespace gasp
