@@ -1,5 +1,8 @@
 #include "consistency/sync.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <random>
 
@@ -89,9 +92,23 @@ absl::Status Sync::Store(uint64_t addr, uint64_t value, Ordering order) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// A lock word names its holder: rank + 1 in the low half, the holding
+// thread's id in the high half, so that threads of one rank exclude each
+// other too, and a thread locking twice is told so.
+uint64_t Holder(int rank) {
+  static thread_local const uint64_t tid = static_cast<uint64_t>(syscall(SYS_gettid));
+  return (tid << 32) | (static_cast<uint64_t>(rank) + 1);
+}
+
+int HolderRank(uint64_t word) { return static_cast<int>(word & 0xffffffffu) - 1; }
+
+}  // namespace
+
 absl::StatusOr<bool> Sync::TryLock(uint64_t word_addr) {
-  GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, word_addr, 0,
-                                             static_cast<uint64_t>(rank_) + 1));
+  GASP_ASSIGN_OR_RETURN(uint64_t old,
+                        Atomic(OpType::kCompareSwap, word_addr, 0, Holder(rank_)));
   if (old != 0) return false;
   StatAdd(Counter::kLockAcquires);
   GASP_RETURN_IF_ERROR(coherence_->Acquire());
@@ -101,7 +118,7 @@ absl::StatusOr<bool> Sync::TryLock(uint64_t word_addr) {
 absl::Status Sync::Lock(uint64_t word_addr) {
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + timeout_;
-  const uint64_t mine = static_cast<uint64_t>(rank_) + 1;
+  const uint64_t mine = Holder(rank_);
   absl::Duration backoff = absl::Microseconds(2);
   std::minstd_rand jitter(static_cast<unsigned>(rank_ * 7919 + 17));
   for (;;) {
@@ -109,13 +126,13 @@ absl::Status Sync::Lock(uint64_t word_addr) {
     if (old == 0) break;
     if (old == mine) {
       return absl::FailedPreconditionError(absl::StrFormat(
-          "global lock %#x is already held by this rank (locks are not recursive)", word_addr));
+          "global lock %#x is already held by this thread (locks are not recursive)", word_addr));
     }
     StatAdd(Counter::kLockRetries);
     if (absl::Now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrFormat(
           "global lock %#x still held by %s after GASP_TIMEOUT=%s", word_addr,
-          describe_rank_(static_cast<int>(old - 1)), absl::FormatDuration(timeout_)));
+          describe_rank_(HolderRank(old)), absl::FormatDuration(timeout_)));
     }
     // Randomized exponential backoff keeps contending ranks from hammering
     // the home with CAS (queue-based locks come with the directory work).
@@ -129,13 +146,15 @@ absl::Status Sync::Lock(uint64_t word_addr) {
 
 absl::Status Sync::Unlock(uint64_t word_addr) {
   GASP_RETURN_IF_ERROR(coherence_->Release());
-  const uint64_t mine = static_cast<uint64_t>(rank_) + 1;
+  const uint64_t mine = Holder(rank_);
   GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, word_addr, mine, 0));
   if (old != mine) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "unlock of global lock %#x by rank %d, but it is %s", word_addr, rank_,
         old == 0 ? std::string("not held")
-                 : absl::StrCat("held by ", describe_rank_(static_cast<int>(old - 1)))));
+        : HolderRank(old) == rank_
+            ? std::string("held by another thread of this rank")
+            : absl::StrCat("held by ", describe_rank_(HolderRank(old)))));
   }
   return absl::OkStatus();
 }

@@ -32,7 +32,7 @@ struct CallFeatures {
 struct CostPriors {
   double data_base_us = 2;      // a data-shipped call with everything resident
   double fetch_us = 30;         // one page fault + fetch
-  double touched_pages = 4;     // pages a call touches
+  double touched_pages = 8;     // pages a call touches
   double function_base_us = 150;  // an RPC with nothing bundled
   double bundle_us = 5;         // per bundled page
 };

@@ -11,7 +11,7 @@ TEST(AutoPolicy, CachedPicksDataUncachedPicksFunction) {
   CallFeatures cached{100, 0, 0};
   CallFeatures cold{100, 100, 0};
   EXPECT_TRUE(p.ChooseData(cached));
-  EXPECT_FALSE(p.ChooseData(cold)) << "4 faults x 30 us vs one 150 us RPC: the prior says function";
+  EXPECT_FALSE(p.ChooseData(cold)) << "8 faults x 30 us vs one 150 us RPC: the prior says function";
 }
 
 TEST(AutoPolicy, LearnsFromMeasurements) {

@@ -1,5 +1,7 @@
 #include "rpcgen/ns.h"
 
+#include "rpcgen/service.h"
+
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -28,12 +30,16 @@ absl::StatusOr<nameserver::NameServerClient*> NameServer() {
         "or run gasp_nameserver yourself)");
   }
   GASP_ASSIGN_OR_RETURN(nameserver::ClientOptions o, nameserver::ClientOptionsFromConfig(c));
-  if (o.insecure && o.principal.empty()) o.principal = c.ns_principal;
+  if (o.insecure && o.principal.empty()) {
+    o.principal = c.ns_principal.empty() ? DevPrincipal(Rank()) : c.ns_principal;
+  }
   GASP_ASSIGN_OR_RETURN(std::unique_ptr<nameserver::NameServerClient> made,
                         nameserver::NameServerClient::Create(o));
   client = made.release();
   return client;
 }
+
+std::string DevPrincipal(int rank) { return absl::StrCat("uid:", getuid(), "/rank", rank); }
 
 const char* MachineType() {
 #if defined(__x86_64__)

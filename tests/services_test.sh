@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Services end to end: gasprun starts the name server; rank 0 publishes,
+# ranks 1 (trusted) and 2 (untrusted) bind and call along every path.
+source "$(dirname "$0")/lib.sh"
+GASPRUN=$(bin tools/gasprun)
+PROBE=$(bin tests/service_probe)
+DICT=$(bin examples/dictionary)
+
+run_job "$TMP/paths.log" 120 "$GASPRUN" -np 3 "$PROBE" paths
+[ "$RC" = 0 ] && [ "$(grep -c '^PASS paths' "$TMP/paths.log")" = 3 ] && ok "paths: all 3 ranks pass" || { bad "paths: rc=$RC"; tail -20 "$TMP/paths.log"; }
+expect_in "$TMP/paths.log" "rank 1: WhereData ran on rank 1, WhereFunction on rank 0 \(trusted client\)" "trusted client: data shipping runs here, function shipping at the home"
+expect_in "$TMP/paths.log" "rank 2: WhereData ran on rank 2, WhereFunction on rank 0 \(untrusted client\)" "untrusted client: data shipping through a gate here"
+expect_in "$TMP/paths.log" "rank 0: WhereData ran on rank 0, WhereFunction on rank 0 \(home client\)" "home: direct calls"
+
+run_job "$TMP/refs.log" 120 "$GASPRUN" -np 3 "$PROBE" refs
+[ "$RC" = 0 ] && [ "$(grep -c '^PASS refs' "$TMP/refs.log")" = 3 ] && ok "refs: all 3 ranks pass" || { bad "refs: rc=$RC"; tail -20 "$TMP/refs.log"; }
+expect_in "$TMP/refs.log" "rank 1: Fill wrote 8192 words through a reference at rank 0 \(16 pages bundled\)" "call by reference: the callee's writes are seen, 16 pages bundled"
+
+run_job "$TMP/bad.log" 120 "$GASPRUN" -np 3 "$PROBE" bad
+[ "$RC" = 0 ] && [ "$(grep -c '^PASS bad' "$TMP/bad.log")" = 3 ] && ok "bad input: all 3 ranks pass" || { bad "bad input: rc=$RC"; tail -20 "$TMP/bad.log"; }
+expect_in "$TMP/bad.log" "unknown service, 3 bad GlobalRefs, truncated and forged bundles and a garbage request all refused" "bad input refused with its code"
+expect_in "$TMP/bad.log" "the secret domain is intact \(512 words\)" "bad input: nothing changed"
+
+run_job "$TMP/nons.log" 60 env GASP_TIMEOUT=5s GASP_NAMESERVER=127.0.0.1:1 "$GASPRUN" -np 2 "$PROBE" nons
+[ "$RC" = 0 ] && ok "no name server: Bind fails UNAVAILABLE, bounded" || { bad "no name server: rc=$RC"; tail -20 "$TMP/nons.log"; }
+expect_in "$TMP/nons.log" "Bind with the name server gone: UNAVAILABLE" "no name server: the code is UNAVAILABLE"
+
+run_job "$TMP/dict.log" 180 "$GASPRUN" -np 3 "$DICT"
+[ "$RC" = 0 ] && grep -q "verified" "$TMP/dict.log" && ok "examples/dictionary under gasprun -np 3" || { bad "dictionary: rc=$RC"; tail -20 "$TMP/dict.log"; }
+expect_in "$TMP/dict.log" "InsertTree passed a 1000-node tree by reference in one call" "dictionary: a whole tree by reference"
+finish
