@@ -20,7 +20,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!pages.ok()) return 0;
   static const std::vector<uint8_t> zeros(kBundlePageBytes, 0);
   BundleWriter w;
-  for (const auto& p : *pages) w.Add(p.page, p.data != nullptr ? p.data : zeros.data());
+  for (const auto& p : *pages) {
+    if (p.unchanged) {
+      w.AddUnchanged(p.page, p.hash);
+    } else {
+      w.Add(p.page, p.data != nullptr ? p.data : zeros.data());
+    }
+  }
   std::string again = w.Finish();
   auto back = DecodeBundle(
       absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(again.data()), again.size()));
@@ -31,6 +37,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (size_t i = 0; i < pages->size(); ++i) {
     const uint8_t* a = (*pages)[i].data != nullptr ? (*pages)[i].data : zeros.data();
     const uint8_t* b = (*back)[i].data != nullptr ? (*back)[i].data : zeros.data();
+    if ((*back)[i].unchanged != (*pages)[i].unchanged || (*back)[i].hash != (*pages)[i].hash) {
+      std::fprintf(stderr, "bundle_fuzzer: entry %zu changed kind in a round trip\n", i);
+      std::abort();
+    }
     if ((*back)[i].page != (*pages)[i].page || std::memcmp(a, b, kBundlePageBytes) != 0) {
       std::fprintf(stderr, "bundle_fuzzer: page %zu changed in a round trip\n", i);
       std::abort();
@@ -45,6 +55,7 @@ extern "C" void GaspFuzzSeeds(void (*add)(void* ctx, const uint8_t* data, size_t
   for (int n = 0; n < 3; ++n) {
     BundleWriter w;
     for (int i = 0; i < n; ++i) w.Add(i * 2, i % 2 == 0 ? page.data() : std::vector<uint8_t>(kBundlePageBytes, 0).data());
+    w.AddUnchanged(100 + n, 0x1234 + n);
     std::string b = w.Finish();
     add(ctx, reinterpret_cast<const uint8_t*>(b.data()), b.size());
   }

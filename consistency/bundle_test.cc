@@ -43,6 +43,36 @@ TEST(Bundle, RoundTripWithZeroPages) {
   EXPECT_TRUE(none->empty());
 }
 
+TEST(Bundle, UnchangedPagesCarryOnlyTheirHash) {
+  std::vector<uint8_t> a(kBundlePageBytes, 3);
+  BundleWriter w;
+  w.Add(1, a.data());
+  w.AddUnchanged(2, PageHash(a.data()));
+  std::string b = w.Finish();
+  EXPECT_EQ(b.size(), 16 + 16 + kBundlePageBytes + 16 + 8);
+  auto pages = DecodeBundle(Bytes(b));
+  ASSERT_TRUE(pages.ok()) << pages.status();
+  ASSERT_EQ(pages->size(), 2u);
+  EXPECT_FALSE((*pages)[0].unchanged);
+  EXPECT_TRUE((*pages)[1].unchanged);
+  EXPECT_EQ((*pages)[1].hash, PageHash(a.data()));
+  EXPECT_EQ((*pages)[1].data, nullptr);
+  std::string bad = b;
+  bad[bad.size() - 8 - 4] = 9;  // length of the unchanged entry
+  EXPECT_EQ(DecodeBundle(Bytes(bad)).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(Bundle, PageHashSeesEveryByte) {
+  std::vector<uint8_t> a(kBundlePageBytes, 0);
+  const uint64_t h0 = PageHash(a.data());
+  EXPECT_EQ(h0, PageHash(a.data())) << "deterministic";
+  for (size_t at : {size_t{0}, size_t{7}, size_t{4095}, size_t{2048}}) {
+    a[at] ^= 1;
+    EXPECT_NE(PageHash(a.data()), h0) << "byte " << at;
+    a[at] ^= 1;
+  }
+}
+
 TEST(Bundle, RejectsEveryTruncation) {
   const std::string b = Sample();
   for (size_t n = 0; n < b.size(); n += (n < 64 ? 1 : 509)) {

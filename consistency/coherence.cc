@@ -197,44 +197,68 @@ uint64_t Coherence::MissingPages(uint64_t addr, uint64_t length) const {
   return missing;
 }
 
-absl::StatusOr<bool> Coherence::InstallFromHome(uint64_t page, const uint8_t* data,
-                                                int from_rank) {
-  const gas::Segment* seg = page < range_->num_pages() ? segments_->FindPage(page) : nullptr;
-  if (seg == nullptr) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "bundled page %#x: not an allocated page of the global range",
-        range_->base() + (page << kPageShift)));
+absl::StatusOr<uint64_t> Coherence::InstallFromHome(uint64_t first,
+                                                    absl::Span<const uint8_t* const> data,
+                                                    int from_rank) {
+  const uint64_t n = data.size();
+  if (n == 0) return 0;
+  const gas::Segment* seg = first < range_->num_pages() ? segments_->FindPage(first) : nullptr;
+  for (uint64_t p = first; p < first + n; ++p) {
+    if (seg == nullptr || p >= seg->end_offset() >> kPageShift) {
+      seg = p < range_->num_pages() ? segments_->FindPage(p) : nullptr;
+    }
+    if (seg == nullptr) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "bundled page %#x: not an allocated page of the global range",
+          range_->base() + (p << kPageShift)));
+    }
+    if (seg->HomeOfPage(p) != from_rank) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "bundled page %#x: sent by rank %d, but its home is rank %d",
+          range_->base() + (p << kPageShift), from_rank, seg->HomeOfPage(p)));
+    }
   }
-  if (seg->HomeOfPage(page) != from_rank) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "bundled page %#x: sent by rank %d, but its home is rank %d",
-        range_->base() + (page << kPageShift), from_rank, seg->HomeOfPage(page)));
+  // Busy bits in ascending order (as every multi-page path takes them),
+  // contents, then one protection change per run of installed pages.
+  std::vector<uint32_t> words(n);
+  for (uint64_t i = 0; i < n; ++i) words[i] = TakeBusy(first + i);
+  absl::Status status;
+  uint64_t installed = 0;
+  for (uint64_t i = 0; i < n;) {
+    const uint32_t s0 = StateOf(words[i]);
+    if (s0 != kInvalid && s0 != kRead) {
+      ++i;
+      continue;
+    }
+    const Prot prot = CappedAt(Prot::kRead, first + i);
+    uint64_t j = i;
+    while (j < n && (StateOf(words[j]) == kInvalid || StateOf(words[j]) == kRead) &&
+           CappedAt(Prot::kRead, first + j) == prot) {
+      const uint64_t offset = (first + j) << kPageShift;
+      if (data[j] != nullptr) {
+        std::memcpy(range_->sys(offset), data[j], kPageSize);
+      } else {
+        std::memset(range_->sys(offset), 0, kPageSize);
+      }
+      ++j;
+    }
+    if (status.ok()) status = range_->Protect((first + i) << kPageShift, (j - i) << kPageShift, prot);
+    if (status.ok()) {
+      for (uint64_t k = i; k < j; ++k) {
+        if (cached_.Set(first + k)) cached_count_.fetch_add(1, std::memory_order_relaxed);
+        words[k] = MakeWord(kRead);
+      }
+      installed += j - i;
+    }
+    i = j;
   }
-  const uint32_t w = TakeBusy(page);
-  std::atomic<uint32_t>& st = state(page);
-  const uint32_t s = StateOf(w);
-  if (s != kInvalid && s != kRead) {
-    st.store(w, std::memory_order_release);  // dirty or home: keep ours
-    WakeAll(&st);
-    return false;
+  for (uint64_t i = 0; i < n; ++i) {
+    state(first + i).store(words[i], std::memory_order_release);
+    WakeAll(&state(first + i));
   }
-  const uint64_t offset = page << kPageShift;
-  if (data != nullptr) {
-    std::memcpy(range_->sys(offset), data, kPageSize);
-  } else {
-    std::memset(range_->sys(offset), 0, kPageSize);
-  }
-  absl::Status prot = range_->Protect(offset, kPageSize, Capped(Prot::kRead, *seg));
-  if (!prot.ok()) {
-    st.store(w, std::memory_order_release);
-    WakeAll(&st);
-    return prot;
-  }
-  if (cached_.Set(page)) cached_count_.fetch_add(1, std::memory_order_relaxed);
-  StatAdd(Counter::kPagesInstalled);
-  st.store(MakeWord(kRead), std::memory_order_release);
-  WakeAll(&st);
-  return true;
+  StatAdd(Counter::kPagesInstalled, installed);
+  if (!status.ok()) return status;
+  return installed;
 }
 
 transport::RemoteKey Coherence::HomeKey(uint64_t addr, int home) const {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "absl/time/time.h"
 #include "consistency/diff.h"
 #include "consistency/page_state.h"
@@ -118,16 +119,24 @@ class Coherence {
   // Number of pages overlapping [addr, addr+length) that are allocated but
   // have no valid copy here (a load would fetch them).
   uint64_t MissingPages(uint64_t addr, uint64_t length) const;
+  // True when this rank holds a clean cached copy of `page` (state READ).
+  bool HasCleanCopy(uint64_t page) const {
+    return page < range_->num_pages() &&
+           state(page).load(std::memory_order_acquire) == MakeWord(kRead);
+  }
   // The 4 KiB of `page` (index in the range) in the system view.
   const uint8_t* PageBytes(uint64_t page) const {
     return reinterpret_cast<const uint8_t*>(range_->sys(page << gas::kPageShift));
   }
-  // Installs `data` (4 KiB; nullptr: zeros), a copy of `page` that its home
-  // `from_rank` just sent, as this rank's cached copy: an INVALID or READ
-  // page takes the contents and becomes READ. A dirty page or a home page
-  // is left alone (returns false). InvalidArgument if `page` is not
-  // allocated or `from_rank` is not its home. Not for signal context.
-  absl::StatusOr<bool> InstallFromHome(uint64_t page, const uint8_t* data, int from_rank);
+  // Installs copies of the consecutive pages [first, first + data.size())
+  // that their home `from_rank` just sent (data[i]: 4 KiB, or nullptr for
+  // zeros) as this rank's cached copies: INVALID or READ pages take the
+  // contents and become READ (one mprotect per run); dirty and home pages
+  // are left alone. Returns how many were installed. InvalidArgument, with
+  // nothing installed, if a page is not allocated or `from_rank` is not its
+  // home. Not for signal context.
+  absl::StatusOr<uint64_t> InstallFromHome(uint64_t first, absl::Span<const uint8_t* const> data,
+                                           int from_rank);
 
   // Pages currently dirty (tests, stats).
   uint64_t dirty_pages() const { return dirty_count_.load(); }

@@ -45,9 +45,8 @@ class BindingImpl final : public Binding {
   absl::Status Call(int index, const google::protobuf::Message& request,
                     google::protobuf::Message* reply) override;
   Path Choose(int index, const google::protobuf::Message& request) override;
-  void ForcePath(Path path) override {
-    forced_.store(static_cast<int>(path));
-  }
+  void ForcePath(Path path) override { forced_.store(static_cast<int>(path)); }
+  void ClearForcedPath() override { forced_.store(-1); }
   CallStats stats() const override {
     CallStats s;
     for (int i = 0; i < 4; ++i) s.calls[i] = calls_[i].load();
@@ -71,10 +70,12 @@ class BindingImpl final : public Binding {
   Domain domain_;
   // Same process as the home: the published implementation.
   ServiceBase* published_ = nullptr;
-  // Data shipping: this process's own instance, and whether calls into the
-  // domain need a gate (the rank holds it untrusted).
+  // Data shipping: this process's own instance. gated_: calls into the
+  // domain need the gate (the rank holds it untrusted); gate_ is opened
+  // whenever the rank was granted the domain (the gated path uses it too).
   std::unique_ptr<ServiceBase> local_;
   bool gated_ = false;
+  bool have_gate_ = false;
   Gate gate_;
   std::vector<MethodPlan> plans_;
   std::vector<std::unique_ptr<AutoPolicy>> policies_;
@@ -162,6 +163,7 @@ absl::Status BindingImpl::Init() {
       if (g.ok()) {
         gate_ = *g;
         gated_ = true;
+        have_gate_ = true;
       } else {
         can_data = false;
         why_not = std::string(g.status().message());
@@ -226,13 +228,17 @@ absl::Status BindingImpl::Init() {
     plans_.push_back(plan);
     policies_.push_back(std::make_unique<AutoPolicy>());
   }
-  if (published_ != nullptr && gated_ == false && !thread_access && domain_.id() != 0) {
-    absl::StatusOr<Gate> g = OpenGate(domain_, Access::kReadWrite);
+  if (!have_gate_ && domain_.id() != 0 && protect::Covers(rank_rights, protect::Rights::kRead)) {
+    absl::StatusOr<Gate> g =
+        OpenGate(domain_, protect::Covers(rank_rights, protect::Rights::kReadWrite)
+                              ? Access::kReadWrite
+                              : Access::kRead);
     if (g.ok()) {
       gate_ = *g;
-      gated_ = true;
+      have_gate_ = true;
     }
   }
+  if (published_ != nullptr && !thread_access && domain_.id() != 0) gated_ = have_gate_;
   return absl::OkStatus();
 }
 
@@ -270,7 +276,11 @@ Path BindingImpl::Choose(int index, const google::protobuf::Message& request) {
 absl::Status BindingImpl::Invoke(ServiceBase* impl, bool gated, const MethodInfo& m,
                                  const google::protobuf::Message& request,
                                  google::protobuf::Message* reply) {
-  if (!gated) return m.invoke(impl, request, reply);
+  if (!gated || domain_.id() == 0) return m.invoke(impl, request, reply);
+  if (!have_gate_) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        reply_.service(), ": the gated path needs this rank to be granted domain ", domain_.id()));
+  }
   absl::StatusOr<absl::Status> r = gate_.Call([&] { return m.invoke(impl, request, reply); });
   return r.ok() ? *r : r.status();
 }
@@ -285,6 +295,9 @@ absl::Status BindingImpl::Ship(const MethodInfo& m, const std::vector<Ref>& refs
       grpc::ChannelArguments args;
       args.SetMaxReceiveMessageSize(512 << 20);
       args.SetMaxSendMessageSize(512 << 20);
+      // Calls carry pages: a large HTTP/2 window lets a bundle go out
+      // without waiting for window updates.
+      args.SetInt("grpc.http2.lookahead_bytes", 16 << 20);
       stub_ = Shipping::NewStub(
           grpc::CreateCustomChannel(reply_.endpoint(), grpc::InsecureChannelCredentials(), args));
     }
@@ -298,7 +311,8 @@ absl::Status BindingImpl::Ship(const MethodInfo& m, const std::vector<Ref>& refs
   if (!request.SerializeToString(req.mutable_request())) {
     return absl::InvalidArgumentError("the request does not serialize");
   }
-  req.set_pages(BundleHomePages(refs, bundled));
+  uint64_t unchanged = 0;
+  *req.mutable_pages() = BundleHomePages(refs, reply_.home_rank(), bundled, &unchanged);
   req.set_caller_rank(Rank());
   req.set_principal(reply_.principal());
   grpc::ClientContext ctx;

@@ -86,8 +86,8 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
   if (!run.ok()) return run;
   std::vector<Ref> out_refs;
   GASP_RETURN_IF_ERROR(CollectGlobalRefs(*rep, &out_refs));
-  uint64_t n = 0;
-  *reply_pages = BundleHomePages(out_refs, &n);
+  uint64_t full = 0, unchanged = 0;
+  *reply_pages = BundleHomePages(out_refs, caller_rank, &full, &unchanged);
   if (!rep->SerializeToString(reply_bytes)) {
     return absl::InternalError(absl::StrCat("cannot serialize the reply of ", service, ".", method));
   }
@@ -115,6 +115,7 @@ absl::StatusOr<std::string> Host::Endpoint() {
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(512 << 20);
   builder.SetMaxSendMessageSize(512 << 20);
+  builder.AddChannelArgument("grpc.http2.lookahead_bytes", 16 << 20);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port == 0) {
     server_.reset();

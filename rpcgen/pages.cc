@@ -1,6 +1,9 @@
 #include "rpcgen/pages.h"
 
 #include <algorithm>
+#include <mutex>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "absl/strings/str_format.h"
 #include "base/stats.h"
@@ -24,16 +27,49 @@ bool InsideRefs(uint64_t addr, const std::vector<Ref>& refs) {
 
 }  // namespace
 
-std::string BundleHomePages(const std::vector<Ref>& refs, uint64_t* count) {
+// What this rank last sent each other rank: page -> PageHash.
+class SentPages {
+ public:
+  static SentPages& Get() {
+    static SentPages* s = new SentPages();
+    return *s;
+  }
+  // True (and nothing recorded) if `page` went to `rank` with `hash` last
+  // time; otherwise records it and returns false.
+  bool SameAsLast(int rank, uint64_t page, uint64_t hash) {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t& h = sent_[rank][page];
+    if (h == hash && hash != 0) return true;
+    h = hash;
+    return false;
+  }
+
+ private:
+  std::mutex mu_;
+  absl::flat_hash_map<int, absl::flat_hash_map<uint64_t, uint64_t>> sent_;
+};
+
+std::string BundleHomePages(const std::vector<Ref>& refs, int to_rank, uint64_t* full,
+                            uint64_t* unchanged) {
   consistency::Coherence* coh = internal::GetCoherence();
   std::vector<uint64_t> pages;
   for (const Ref& r : refs) coh->HomePagesIn(r.address, r.length, &pages);
   std::sort(pages.begin(), pages.end());
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
-  consistency::BundleWriter w;
-  for (uint64_t p : pages) w.Add(p, coh->PageBytes(p));
-  *count = pages.size();
-  StatAdd(Counter::kPagesBundled, pages.size());
+  consistency::BundleWriter w(pages.size());
+  *full = *unchanged = 0;
+  for (uint64_t p : pages) {
+    const uint8_t* bytes = coh->PageBytes(p);
+    const uint64_t h = consistency::PageHash(bytes);
+    if (SentPages::Get().SameAsLast(to_rank, p, h)) {
+      w.AddUnchanged(p, h);
+      ++*unchanged;
+    } else {
+      w.Add(p, bytes);
+      ++*full;
+    }
+  }
+  StatAdd(Counter::kPagesBundled, *full);
   return w.Finish();
 }
 
@@ -57,11 +93,43 @@ absl::StatusOr<uint64_t> AcquireAndInstall(const std::string& bytes, const std::
           "bundled page %#x comes from rank %d but its home is rank %d", addr, from_rank, home));
     }
   }
-  for (const Ref& r : refs) GASP_RETURN_IF_ERROR(coh->AcquireRange(r.address, r.length));
-  uint64_t installed = 0;
+  // Pages sent as unchanged whose clean copy here still matches stay; every
+  // other page of the references is acquired (released if dirty, dropped).
+  std::vector<uint64_t> keep;
   for (const consistency::BundledPage& p : pages) {
-    GASP_ASSIGN_OR_RETURN(bool done, coh->InstallFromHome(p.page, p.data, from_rank));
-    installed += done ? 1 : 0;
+    if (p.unchanged && coh->HasCleanCopy(p.page) &&
+        consistency::PageHash(coh->PageBytes(p.page)) == p.hash) {
+      keep.push_back(p.page);
+    }
+  }
+  for (const Ref& r : refs) {
+    uint64_t at = r.address;
+    const uint64_t end = r.address + r.length;
+    for (uint64_t k : keep) {
+      const uint64_t lo = range->base() + (k << gas::kPageShift), hi = lo + gas::kPageSize;
+      if (hi <= at || lo >= end) continue;
+      if (lo > at) GASP_RETURN_IF_ERROR(coh->AcquireRange(at, lo - at));
+      at = hi;
+    }
+    if (at < end) GASP_RETURN_IF_ERROR(coh->AcquireRange(at, end - at));
+  }
+  // Runs of consecutive full pages go in together (one protection change
+  // each).
+  uint64_t installed = keep.size();
+  std::vector<const uint8_t*> run;
+  for (size_t i = 0; i < pages.size();) {
+    if (pages[i].unchanged) {
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    run.clear();
+    while (j < pages.size() && !pages[j].unchanged && pages[j].page == pages[i].page + (j - i)) {
+      run.push_back(pages[j++].data);
+    }
+    GASP_ASSIGN_OR_RETURN(uint64_t n, coh->InstallFromHome(pages[i].page, run, from_rank));
+    installed += n;
+    i = j;
   }
   return installed;
 }

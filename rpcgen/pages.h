@@ -15,14 +15,19 @@ namespace gasp {
 namespace rpc {
 
 // Encodes the pages covering `refs` that this rank is the home of (each
-// once); `*count` gets their number.
-std::string BundleHomePages(const std::vector<Ref>& refs, uint64_t* count);
+// once) for rank `to_rank`: in full, or as "unchanged" (hash only) when
+// their contents hash the same as when last sent to that rank. `*full` and
+// `*unchanged` get the counts.
+std::string BundleHomePages(const std::vector<Ref>& refs, int to_rank, uint64_t* full,
+                            uint64_t* unchanged);
 
 // The receiving side: decodes `bytes` (DataLoss if malformed), checks that
 // every page lies inside `refs` and that `from_rank` is its home
 // (InvalidArgument otherwise), and only then acquires the ranges of `refs`
-// (so stale cached copies go) and installs the pages as cached copies.
-// Nothing is installed on any error. Returns the number installed.
+// (so stale cached copies go), except pages sent as unchanged whose clean
+// cached copy here has the same hash, and installs the full pages.
+// Nothing is installed on any error. Returns the number of pages installed
+// or kept.
 absl::StatusOr<uint64_t> AcquireAndInstall(const std::string& bytes, const std::vector<Ref>& refs,
                                            int from_rank);
 

@@ -173,6 +173,7 @@ class RecordingBinding : public Binding {
   }
   Path Choose(int index, const Message& request) override { return Path::kTrustedDirect; }
   void ForcePath(Path path) override {}
+  void ClearForcedPath() override {}
   CallStats stats() const override { return {}; }
   const std::string& service() const override { return service_; }
 

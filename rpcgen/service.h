@@ -150,9 +150,11 @@ class Binding {
   // The path the next call of method `index` with `request` would take.
   virtual Path Choose(int index, const google::protobuf::Message& request) = 0;
 
-  // Forces a path for every method (benchmarks; FailedPrecondition later
-  // if the path is impossible for this binding).
+  // Forces a path for every method (benchmarks; a call fails with
+  // FailedPrecondition if the path is impossible for this binding), until
+  // ClearForcedPath.
   virtual void ForcePath(Path path) = 0;
+  virtual void ClearForcedPath() = 0;
 
   virtual CallStats stats() const = 0;
   virtual const std::string& service() const = 0;
