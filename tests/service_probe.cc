@@ -24,6 +24,7 @@
 #include "gasp/gasp.h"
 #include "rpcgen/ns.h"
 #include "rpcgen/service.h"
+#include "base/stats.h"
 #include "rpcgen/shipping.grpc.pb.h"
 #include "runtime/runtime_internal.h"
 #include "tests/service_probe.gasp.h"
@@ -173,6 +174,28 @@ int Refs() {
     std::printf("rank %d: Fill wrote %lu words through a reference at rank 0 (%lu pages "
                 "bundled), Sum (AUTO) ran on rank %d\n",
                 me, (unsigned long)right, (unsigned long)bundled, sum.ok() ? sum->rank() : -1);
+    // Shipped again unchanged (hashes only), then changed: the home's
+    // answers follow the data exactly.
+    stub->binding().ForcePath(gasp::rpc::Path::kFunctionShipping);
+    uint64_t want = uint64_t(1000 + me) * kPages * 512;
+    for (int round = 0; round < 4; ++round) {
+      const uint64_t full0 = gasp::StatGet(gasp::Counter::kPagesBundled);
+      auto again = stub->Sum(sr);
+      const uint64_t full = gasp::StatGet(gasp::Counter::kPagesBundled) - full0;
+      EXPECT(again.ok() && again->sum() == want && again->rank() == 0,
+             "round %d: Sum at the home %lu, expected %lu", round,
+             again.ok() ? (unsigned long)again->sum() : 0ul, (unsigned long)want);
+      // Round 0 sends everything (the home never had these contents), round
+      // 1 nothing in full, round 2 one changed page, round 3 nothing.
+      const uint64_t expect_full[] = {kPages, 0, 1, 0};
+      EXPECT(full == expect_full[round], "round %d: %lu pages sent in full, expected %lu", round,
+             (unsigned long)full, (unsigned long)expect_full[round]);
+      if (round == 1) {
+        buf[5 * 512 + 3] += 7;  // one page changes
+        want += 7;
+      }
+    }
+    stub->binding().ClearForcedPath();
   }
   gasp::Barrier();
   return 0;
