@@ -38,6 +38,7 @@ run "counter" "$B/examples/counter" 50
 run "jacobi2d" "$B/examples/jacobi2d" 128 10
 run "shared_tree" "$B/examples/shared_tree" 20000
 run "ledger" "$B/examples/ledger" 50
+run "dictionary (services: data and function shipping)" "$B/examples/dictionary" 50
 run "drf_random" "$B/tests/drf_random" 4
 run "selective release/acquire" "$B/tests/fault_probe" selective
 
