@@ -1,5 +1,4 @@
 // Binding: a client's view of a service, and the four ways a call goes.
-#include <dlfcn.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -15,6 +14,7 @@
 #include "base/stats.h"
 #include "base/status.h"
 #include "rpcgen/auto_policy.h"
+#include "rpcgen/code.h"
 #include "rpcgen/global_refs.h"
 #include "rpcgen/host.h"
 #include "rpcgen/ns.h"
@@ -93,37 +93,6 @@ const MethodInfo* BindingImpl::Method(int index) const {
   return index >= 0 && index < static_cast<int>(ms.size()) ? &ms[index] : nullptr;
 }
 
-// The code a data-shipping client runs must be the code the service
-// registered: the same executable (checked by hash), or a shared object the
-// name server names, loaded only if its hash matches.
-absl::Status CheckCode(const v1::BindReply& r, std::string* why) {
-  if (!r.has_code() || r.code().sha256().empty()) {
-    *why = "no code registered for this machine type";
-    return absl::NotFoundError(*why);
-  }
-  GASP_ASSIGN_OR_RETURN(std::string exe, OwnExecutable());
-  GASP_ASSIGN_OR_RETURN(std::string mine, Sha256OfFile(exe));
-  if (mine == r.code().sha256() && FindImpl(r.service()) != nullptr) return absl::OkStatus();
-  if (r.code().path().empty() || r.code().path() == exe) {
-    *why = "this executable is not the registered code (SHA-256 differs)";
-    return absl::FailedPreconditionError(*why);
-  }
-  absl::StatusOr<std::string> theirs = Sha256OfFile(r.code().path());
-  if (!theirs.ok() || *theirs != r.code().sha256()) {
-    *why = absl::StrCat(r.code().path(), ": SHA-256 does not match the registration; not loaded");
-    return absl::PermissionDeniedError(*why);
-  }
-  if (dlopen(r.code().path().c_str(), RTLD_NOW | RTLD_LOCAL) == nullptr) {
-    *why = absl::StrCat("dlopen ", r.code().path(), ": ", dlerror());
-    return absl::FailedPreconditionError(*why);
-  }
-  if (FindImpl(r.service()) == nullptr) {
-    *why = absl::StrCat(r.code().path(), " does not register an implementation of ", r.service());
-    return absl::NotFoundError(*why);
-  }
-  return absl::OkStatus();
-}
-
 absl::Status BindingImpl::Init() {
   if (reply_.segments_size() > 0) {
     root_ = reply_.segments(0).address();
@@ -152,7 +121,7 @@ absl::Status BindingImpl::Init() {
     why_not = "the home is in another job";
   } else if (!protect::Covers(rank_rights, protect::Rights::kRead)) {
     why_not = absl::StrCat("rank ", Rank(), " was not granted domain ", domain_.id());
-  } else if (CheckCode(reply_, &why_not).ok()) {
+  } else if (LoadRegisteredCode(reply_, &why_not).ok()) {
     local_ = FindImpl(reply_.service())(root_);
     can_data = true;
     if (!thread_access) {

@@ -64,11 +64,14 @@ absl::Status PublishService(ImplFactory factory, uint64_t root, const PublishOpt
   for (const std::string& p : options.trusted_principals) req.add_trusted_principals(p);
   // Data-shipping code: this executable, which has the implementation
   // linked in; a client checks the hash before running its own copy.
-  GASP_ASSIGN_OR_RETURN(std::string exe, OwnExecutable());
-  GASP_ASSIGN_OR_RETURN(std::string sha, Sha256OfFile(exe));
+  std::string code_path = options.code_path;
+  if (code_path.empty()) {
+    GASP_ASSIGN_OR_RETURN(code_path, OwnExecutable());
+  }
+  GASP_ASSIGN_OR_RETURN(std::string sha, Sha256OfFile(code_path));
   v1::Code* code = req.add_code();
   code->set_machine_type(MachineType());
-  code->set_path(exe);
+  code->set_path(code_path);
   code->set_sha256(sha);
   v1::Segment* seg = req.add_segments();
   seg->set_address(root);

@@ -108,6 +108,11 @@ struct PublishOptions {
   Domain domain;
   // Principals (certificate subjects) that are trusted clients.
   std::vector<std::string> trusted_principals;
+  // The code data-shipping clients run: empty registers this executable
+  // (clients running the same binary use their linked-in copy); a path
+  // registers that shared object (it must register the implementation with
+  // GASP_SERVICE_IMPL), which clients load only if its SHA-256 matches.
+  std::string code_path;
 };
 
 // Starts this rank's shipping server if needed, builds the implementation
