@@ -232,7 +232,9 @@ TEST_P(GateTest, GatesIntoFortyDomainsFromFourThreadsWhileKeysMove) {
   }
   EXPECT_EQ(total, kThreads * kCalls);
   EXPECT_EQ(p_->violations(), 0u);
-  if (pkeys()) EXPECT_GT(p_->rekeys(), 0u) << "40 domains over 14 keys must re-key";
+  if (pkeys()) {
+    EXPECT_GT(p_->rekeys(), 0u) << "40 domains over 14 keys must re-key";
+  }
   for (int k = 0; k < kDomains; ++k) ASSERT_TRUE(p_->Detach(pages.at(k), 4096).ok());
 }
 

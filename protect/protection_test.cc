@@ -338,13 +338,17 @@ TEST_P(ProtectionTest, ApplyProtHookKeepsPageStatesWhenDomainsChange) {
   ASSERT_TRUE(p_->Grant(*d, Rights::kReadWrite, Scope::kThread).ok());
   EXPECT_GT(hook.calls.load(), before) << "keying / opening goes through the hook";
   EXPECT_EQ(p_->MaxProt(*d), PROT_READ | PROT_WRITE);
-  if (pkeys()) EXPECT_EQ(hook.last_pkey.load(), p_->KeyOf(*d));
+  if (pkeys()) {
+    EXPECT_EQ(hook.last_pkey.load(), p_->KeyOf(*d));
+  }
   Poke(pages.at(0), 7);
   EXPECT_EQ(Peek(pages.at(1)), 0);
   EXPECT_EQ(MapsPerms(pages.at(0)).substr(0, 2), "rw");
   EXPECT_EQ(MapsPerms(pages.at(1)).substr(0, 2), "r-") << "the hook's cap survived opening";
   ASSERT_TRUE(p_->Grant(*d, Rights::kRead, Scope::kThread).ok());
-  if (!pkeys()) EXPECT_EQ(p_->MaxProt(*d), PROT_READ);
+  if (!pkeys()) {
+    EXPECT_EQ(p_->MaxProt(*d), PROT_READ);
+  }
   EXPECT_TRUE(Faults(p_.get(), [&] { Poke(pages.at(0), 8); }));
   EXPECT_EQ(Peek(pages.at(0)), 7);
   ASSERT_TRUE(p_->Grant(*d, Rights::kNone, Scope::kThread).ok());

@@ -96,7 +96,9 @@ absl::Status PublishService(ImplFactory factory, uint64_t root, const PublishOpt
   // Best effort at Finalize: the endpoint dies with the job.
   internal::AtFinalize([ns, name] {
     absl::Status s = ns->Unregister(name);
-    if (!s.ok()) GASP_LOG(Info) << "unregistering " << name << ": " << s;
+    if (!s.ok()) {
+      GASP_LOG(Info) << "unregistering " << name << ": " << s;
+    }
   });
   return absl::OkStatus();
 }
