@@ -136,6 +136,13 @@ const std::vector<Row>& Rows() {
         "(vm.max_map_count).",
         "", 1, 1 << 20},
        &Config::cyclic_block_pages},
+      {{"GASP_CACHE_REG_CHUNK", SettingType::kSize, "2M",
+        "verbs: the first fetch into each chunk of this many bytes of a rank's page cache "
+        "registers the chunk in the background, so that later fetches into it need no bounce "
+        "copy. Registration pins the chunk (counts against ulimit -l; memory grows by chunk). "
+        "0: never (every fetch is copied from a bounce buffer).",
+        "", 0, 1 << 30},
+       &Config::cache_reg_chunk},
       {{"GASP_PROTECT", SettingType::kChoice, "auto",
         "Protection-domain backend: pkeys (memory protection keys: per-thread rights, a "
         "domain switch is one WRPKRU), mprotect (process-wide fallback for CPUs without "

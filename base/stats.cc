@@ -13,7 +13,7 @@ const char* const kNames[kNum] = {
     "diff_pages",     "diff_runs",      "diff_bytes",    "invalidations",    "lock_acquires",
     "lock_wait_ns",   "lock_retries",   "barriers",      "barrier_wait_ns",  "atomics",
     "remote_ops",     "messages_sent",  "rpcs_shipped",  "pages_bundled", "pages_installed",
-    "data_shipped"};
+    "data_shipped",   "cache_chunks_registered"};
 
 }  // namespace
 
@@ -34,7 +34,7 @@ void StatsReset() {
 std::string FormatStats(const std::string& prefix) {
   std::string out;
   for (int i = 0; i < kNum; ++i) {
-    absl::StrAppendFormat(&out, "%s%-18s %d\n", prefix, kNames[i], g_counters[i].load());
+    absl::StrAppendFormat(&out, "%s%-24s %d\n", prefix, kNames[i], g_counters[i].load());
   }
   return out;
 }

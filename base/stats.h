@@ -31,6 +31,7 @@ enum class Counter : int {
   kPagesBundled,     // pages sent in function-shipping bundles
   kPagesInstalled,   // bundled pages installed as cached copies
   kDataShipped,      // calls run here by data shipping
+  kCacheChunksRegistered,  // page-cache chunks registered for zero-copy fetches
   kCount
 };
 

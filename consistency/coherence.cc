@@ -11,6 +11,7 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "base/log.h"
 #include "base/stats.h"
 #include "base/status.h"
 #include "base/wait.h"
@@ -74,11 +75,68 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   c->scratch_pages_.resize(twins);
   c->scratch_runs_.resize(MaxDiffRuns(kPageSize));
   c->scratch_ops_.resize(kOpBatch);
+  if (options.cache_reg_chunk > 0 && options.register_local) {
+    if (options.cache_reg_chunk % kPageSize != 0) {
+      return absl::InvalidArgumentError("GASP_CACHE_REG_CHUNK must be a multiple of 4 KiB");
+    }
+    const uint64_t chunks = (range->size() + options.cache_reg_chunk - 1) / options.cache_reg_chunk;
+    c->chunk_requested_ = std::vector<std::atomic<uint64_t>>((chunks + 63) / 64);
+    c->chunk_registered_ = std::vector<std::atomic<uint64_t>>((chunks + 63) / 64);
+    Coherence* self = c.get();
+    c->registrar_ = std::thread([self] { self->RegistrarLoop(); });
+  }
   return c;
 }
 
 Coherence::~Coherence() {
   if (installed_) gas::UnregisterFaultHandler(Trampoline, this);
+  if (registrar_.joinable()) {
+    chunk_stop_.store(true);
+    chunk_wake_.fetch_add(1);
+    WakeAll(&chunk_wake_);
+    registrar_.join();
+  }
+}
+
+void Coherence::RequestChunk(uint64_t offset) {
+  const uint64_t chunk = offset / options_.cache_reg_chunk;
+  const uint64_t bit = uint64_t{1} << (chunk % 64);
+  if (chunk_registered_[chunk / 64].load(std::memory_order_relaxed) & bit) return;
+  if (chunk_failed_.load(std::memory_order_relaxed)) return;
+  if (chunk_requested_[chunk / 64].fetch_or(bit, std::memory_order_acq_rel) & bit) return;
+  chunk_wake_.fetch_add(1, std::memory_order_release);
+  WakeAll(&chunk_wake_);  // a futex wake: fine in signal context
+}
+
+void Coherence::RegistrarLoop() {
+  const uint64_t chunk = options_.cache_reg_chunk;
+  for (;;) {
+    const uint32_t seen = chunk_wake_.load(std::memory_order_acquire);
+    if (chunk_stop_.load()) return;
+    for (size_t w = 0; w < chunk_requested_.size(); ++w) {
+      uint64_t todo = chunk_requested_[w].load(std::memory_order_acquire) &
+                      ~chunk_registered_[w].load(std::memory_order_acquire);
+      while (todo != 0 && !chunk_stop_.load()) {
+        const int b = __builtin_ctzll(todo);
+        todo &= todo - 1;
+        const uint64_t c = w * 64 + b;
+        const uint64_t len = std::min(chunk, range_->size() - c * chunk);
+        absl::Status s = options_.register_local(range_->sys(c * chunk), len);
+        if (!s.ok()) {
+          // Typically the locked-memory limit: stop asking; fetches keep
+          // working through bounce buffers.
+          GASP_LOG(Warn) << "cache registration stopped after " << registered_chunks_.load()
+                         << " chunks (fetches fall back to bounce buffers): " << s;
+          chunk_failed_.store(true);
+          return;
+        }
+        chunk_registered_[w].fetch_or(uint64_t{1} << b, std::memory_order_release);
+        registered_chunks_.fetch_add(1);
+        StatAdd(Counter::kCacheChunksRegistered);
+      }
+    }
+    WaitWhileEqual(&chunk_wake_, seen, absl::Now() + absl::Seconds(1));
+  }
 }
 
 absl::Status Coherence::Install() {
@@ -377,6 +435,10 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   op.remote_addr = homes_[home].sys_base + offset;
   op.rkey.packed = seg.rkeys[home];
   op.wr_id = page;
+  if (registrar_.joinable()) {
+    RequestChunk(offset);
+    RequestChunk(offset + ((n - 1) << kPageShift));
+  }
   transport::CompletionCounter counter;
   absl::Status s = transport_->Post(absl::MakeConstSpan(&op, 1), &counter);
   if (s.ok()) {

@@ -19,8 +19,10 @@
 #include <signal.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -48,6 +50,13 @@ struct CoherenceOptions {
   int prefetch_pages = 4;
   int max_dirty_pages = 65536;
   absl::Duration timeout = absl::Seconds(60);
+  // Cache registration (GASP_CACHE_REG_CHUNK): when > 0 and
+  // `register_local` is set, the first fetch into each chunk of this many
+  // bytes of the system view asks a background thread to register the chunk
+  // for local use, so that later fetches into it land without a bounce
+  // copy. Registering pins the chunk (memory grows by chunk, not by page).
+  uint64_t cache_reg_chunk = 0;
+  std::function<absl::Status(char* addr, uint64_t length)> register_local;
 };
 
 // Ends the job after an unrecoverable error in signal context (message is
@@ -138,6 +147,9 @@ class Coherence {
   absl::StatusOr<uint64_t> InstallFromHome(uint64_t first, absl::Span<const uint8_t* const> data,
                                            int from_rank);
 
+  // Chunks registered for local use so far (cache registration; tests).
+  uint64_t registered_chunks() const { return registered_chunks_.load(); }
+
   // Pages currently dirty (tests, stats).
   uint64_t dirty_pages() const { return dirty_count_.load(); }
 
@@ -181,6 +193,18 @@ class Coherence {
   std::atomic<int> prefetch_pages_;
   ProtCapFn cap_ = nullptr;
   void* cap_context_ = nullptr;
+
+  // Cache registration: bits per chunk (requested, registered), a word the
+  // fault path bumps (signal-safe) to wake the registrar thread.
+  void RequestChunk(uint64_t offset);  // signal-safe
+  void RegistrarLoop();
+  std::vector<std::atomic<uint64_t>> chunk_requested_;
+  std::vector<std::atomic<uint64_t>> chunk_registered_;
+  std::atomic<uint32_t> chunk_wake_{0};
+  std::atomic<bool> chunk_stop_{false};
+  std::atomic<bool> chunk_failed_{false};
+  std::atomic<uint64_t> registered_chunks_{0};
+  std::thread registrar_;
 
   SparseArray states_mem_;
   std::atomic<uint32_t>* states_ = nullptr;

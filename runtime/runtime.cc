@@ -275,6 +275,13 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   co.prefetch_pages = static_cast<int>(c.prefetch_pages);
   co.max_dirty_pages = static_cast<int>(c.max_dirty_pages);
   co.timeout = c.timeout;
+  if (s.transport->capabilities().zero_copy_registered_local && c.cache_reg_chunk > 0) {
+    co.cache_reg_chunk = c.cache_reg_chunk;
+    transport::Transport* t = s.transport.get();
+    co.register_local = [t](char* addr, uint64_t length) {
+      return t->Register(addr, length, 0).status();
+    };
+  }
   GASP_ASSIGN_OR_RETURN(s.coherence,
                         consistency::Coherence::Create(s.range.get(), s.segments.get(),
                                                        s.transport.get(), std::move(homes), co,

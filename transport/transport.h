@@ -147,6 +147,10 @@ struct Capabilities {
   bool cpu_atomics_coherent = false;  // CPU atomics on registered memory are
                                       // atomic with the transport's atomics
   size_t max_op_bytes = 0;            // largest READ/WRITE
+  // READ/WRITE go zero-copy when the local buffer lies in a registered
+  // region (Register with access 0 registers for local use only); other
+  // local buffers are copied through a bounce buffer.
+  bool zero_copy_registered_local = false;
 };
 
 struct TransportOptions {

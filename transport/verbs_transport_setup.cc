@@ -124,6 +124,7 @@ Capabilities VerbsTransport::capabilities() const {
   // HCA atomics are atomic only with other HCA atomics, not with the CPU's.
   c.cpu_atomics_coherent = false;
   c.max_op_bytes = kMaxOpBytes;
+  c.zero_copy_registered_local = true;
   return c;
 }
 

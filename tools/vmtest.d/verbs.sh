@@ -42,6 +42,22 @@ run "dictionary (services: data and function shipping)" "$B/examples/dictionary"
 run "drf_random" "$B/tests/drf_random" 4
 run "selective release/acquire" "$B/tests/fault_probe" selective
 
+echo "== page-cache registration: fetches into registered chunks skip the bounce copy"
+if GASP_STATS=1 timeout 300 "$B/tools/gasprun" -np 2 "$B/examples/jacobi2d" 128 10 >"$T/creg.log" 2>&1 \
+   && grep -q verified "$T/creg.log" \
+   && [ "$(grep -oE 'cache_chunks_registered +[0-9]+' "$T/creg.log" | awk '{s += $2} END {print s + 0}')" -gt 0 ]; then
+  ok "cache chunks registered ($(grep -oE 'cache_chunks_registered +[0-9]+' "$T/creg.log" | tr -s ' ' | paste -sd' '))"
+else
+  bad "cache registration"; grep -E 'cache_chunks|verified|fatal' "$T/creg.log" | head
+fi
+if GASP_STATS=1 GASP_CACHE_REG_CHUNK=0 timeout 300 "$B/tools/gasprun" -np 2 "$B/examples/jacobi2d" 128 10 >"$T/creg0.log" 2>&1 \
+   && grep -q verified "$T/creg0.log" \
+   && [ "$(grep -oE 'cache_chunks_registered +[0-9]+' "$T/creg0.log" | awk '{s += $2} END {print s + 0}')" = 0 ]; then
+  ok "GASP_CACHE_REG_CHUNK=0: no chunk registered, still verified"
+else
+  bad "GASP_CACHE_REG_CHUNK=0"; grep -E 'cache_chunks|verified|fatal' "$T/creg0.log" | head
+fi
+
 echo "== protection domains on verbs: per-domain registrations, keys only for grantees"
 dom() {  # dom MODE EXPECT-LINE...
   local mode=$1; shift
