@@ -51,12 +51,18 @@ struct NameServerClient::Impl {
 
   absl::Status Done(const grpc::Status& status) const {
     absl::Status st = FromGrpcStatus(status);
-    // A refused client certificate ends the TLS handshake with the socket
-    // closed: gRPC can only say "Socket closed". Say what to check.
+    // The name server refuses a client certificate per call, with
+    // Unauthenticated and the reason: that passes through as it is. What
+    // still fails the TLS handshake is this side refusing the server's
+    // certificate, and gRPC reports that as Unavailable, like a server that
+    // is down. Say what to check.
     if (absl::IsUnavailable(st) && !options.insecure) {
       st = absl::UnavailableError(absl::StrCat(
-          st.message(), " (with mutual TLS this is also how a refused client certificate looks: ",
-          "check that ", options.cert_file, " is signed by the name server's CA and not expired)"));
+          st.message(), " (if the name server is up: check that its certificate is signed by ",
+          options.ca_file, " and names ",
+          options.tls_server_name.empty() ? "the host of " + options.address
+                                          : "'" + options.tls_server_name + "'",
+          ")"));
     }
     return Annotate(st, absl::StrCat("name server ", options.address));
   }

@@ -12,9 +12,11 @@
 // DeadlineExceeded at the deadline; no call waits longer. Errors keep the
 // server's code (absl and gRPC codes are the same numbers): NotFound,
 // PermissionDenied, InvalidArgument, Unauthenticated, ... with the message
-// prefixed by "name server ADDRESS: ". A TLS handshake the server refuses
-// (no, expired or foreign client certificate) surfaces as Unavailable:
-// gRPC reports failed connections so, before any call reaches the server.
+// prefixed by "name server ADDRESS: ". A client certificate the server
+// refuses (another CA's, expired, not yet valid) is Unauthenticated with
+// the server's reason. A TLS handshake that fails on this side (the
+// server's certificate not signed by the CA file, or not for the host) is
+// Unavailable, as gRPC reports failed connections, with a hint to check.
 //
 // Thread-safe: one client may be shared by every thread of a process.
 #ifndef GASP_NAMESERVER_CLIENT_H_

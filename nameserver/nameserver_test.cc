@@ -3,10 +3,10 @@
 // (testing/make_test_certs.sh), the real client library.
 //
 // What a refused certificate looks like to a client (asserted below): the
-// server rejects the TLS handshake, so no call reaches it and gRPC reports
-// UNAVAILABLE (not UNAUTHENTICATED, which would need a completed
-// handshake) for a missing, a foreign-CA and an expired client certificate
-// alike.
+// TLS handshake completes (the server asks for a certificate without
+// verifying it there), and every call is then refused with UNAUTHENTICATED
+// and the reason (no certificate, another CA's, expired, not yet valid)
+// before it reaches any service.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
@@ -36,12 +36,14 @@ namespace {
 using ::testing::AnyOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::ServerProcess;
 
 // Subjects as the name server reports them (RFC 2253: CN first).
 constexpr char kSolver[] = "CN=solver,O=gasp";
 constexpr char kAlice[] = "CN=alice,O=gasp";
 constexpr char kBob[] = "CN=bob,O=gasp";
+constexpr char kCarol[] = "CN=carol,O=gasp";  // signed by an intermediate CA
 constexpr char kService[] = "solver.v1/Jacobi";
 constexpr const char* kMachine = testing::kTestMachine;
 constexpr const char* kSha = testing::kTestSha256;
@@ -341,50 +343,180 @@ TEST_F(NameServerTest, OnlyTheOwnerMayUnregisterOrReplace) {
 }
 
 // A client without a certificate, with one from another CA (same subject as
-// a trusted principal) and with an expired one: the handshake fails, the
-// call never reaches the service.
-TEST_F(NameServerTest, RefusedCertificatesGetUnavailableAndChangeNothing) {
+// a trusted principal), with an expired one and with one not valid yet
+// (both signed by the right CA): every call is refused with UNAUTHENTICATED
+// and the reason, before it reaches the service; nothing changes.
+TEST_F(NameServerTest, RefusedCertificatesGetUnauthenticatedAndChangeNothing) {
   auto server = StartTls();
   ASSERT_NE(server, nullptr);
   ASSERT_TRUE(Client(*server, "solver")->Register(SolverRegistration()).ok());
 
-  for (const std::string who : {"", "mallory", "expired"}) {
-    SCOPED_TRACE(who.empty() ? "no client certificate" : who);
-    auto stub = v1::NameServer::NewStub(Channel(*server, who));
+  struct Case {
+    const char* who;
+    const char* property;  // test.xml property for the Bind message
+    std::vector<std::string> message;
+  };
+  const std::vector<Case> cases = {
+      {"", "bind_error_no_cert",
+       {"client certificate required (set GASP_NS_CERT / GASP_NS_KEY)"}},
+      {"mallory", "bind_error_mallory",
+       {"client certificate not signed by the name server's CA: ",
+        "unable to get local issuer certificate", "subject CN=alice,O=gasp",
+        "issuer CN=gasp test CA"}},
+      {"expired", "bind_error_expired",
+       {"client certificate expired on 2020-01-02 00:00:00 UTC", "subject CN=alice,O=gasp"}},
+      {"notyet", "bind_error_notyet",
+       {"client certificate not yet valid: valid from 2099-01-01 00:00:00 UTC",
+        "subject CN=alice,O=gasp"}},
+  };
+  auto expect_refused = [](const grpc::Status& st, const Case& c, const char* rpc) {
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << rpc << ": " << st.error_message();
+    for (const std::string& part : c.message) {
+      EXPECT_THAT(st.error_message(), HasSubstr(part)) << rpc;
+    }
+  };
+  auto deadline = [] { return absl::ToChronoTime(absl::Now() + absl::Seconds(10)); };
+
+  for (const Case& c : cases) {
+    SCOPED_TRACE(*c.who == '\0' ? "no client certificate" : c.who);
+    auto stub = v1::NameServer::NewStub(Channel(*server, c.who));
     {
       grpc::ClientContext ctx;
-      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      ctx.set_deadline(deadline());
       v1::BindReply reply;
       grpc::Status st = stub->Bind(&ctx, BindTo(kService), &reply);
-      EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+      expect_refused(st, c, "Bind");
       EXPECT_EQ(reply.keys_size(), 0);
+      EXPECT_TRUE(reply.principal().empty());
       // In test.xml: what the client is told (docs/services.md quotes it).
-      RecordProperty(absl::StrCat("bind_error_", who.empty() ? "no_cert" : who), st.error_message());
+      RecordProperty(c.property, st.error_message());
     }
     {
       grpc::ClientContext ctx;
-      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      ctx.set_deadline(deadline());
       v1::RegisterReply reply;
-      grpc::Status st = stub->Register(&ctx, SolverRegistration("intruder/Service"), &reply);
-      EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
-      grpc::ClientContext ctx2;
-      ctx2.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      expect_refused(stub->Register(&ctx, SolverRegistration("intruder/Service"), &reply), c,
+                     "Register new");
+    }
+    {
+      // Replacing the existing service (the subject is a trusted principal's,
+      // not the owner's, but the call must not get that far).
+      grpc::ClientContext ctx;
+      ctx.set_deadline(deadline());
+      v1::RegisterRequest r = SolverRegistration();
+      r.set_endpoint("127.0.0.1:6666");
+      v1::RegisterReply reply;
+      expect_refused(stub->Register(&ctx, r, &reply), c, "Register existing");
+    }
+    {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(deadline());
       v1::UnregisterRequest un;
       un.set_service(kService);
-      v1::UnregisterReply unreply;
-      st = stub->Unregister(&ctx2, un, &unreply);
-      EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+      v1::UnregisterReply reply;
+      expect_refused(stub->Unregister(&ctx, un, &reply), c, "Unregister");
+    }
+    {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(deadline());
+      v1::ListReply reply;
+      expect_refused(stub->List(&ctx, v1::ListRequest(), &reply), c, "List");
+      EXPECT_EQ(reply.services_size(), 0);
+    }
+    {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(deadline());
+      std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader =
+          stub->Watch(&ctx, v1::WatchRequest());
+      v1::WatchEvent ev;
+      EXPECT_FALSE(reader->Read(&ev));
+      expect_refused(reader->Finish(), c, "Watch");
     }
   }
-  // The client library reports the same, with the code kept.
+  // The client library passes the server's code and reason through.
+  for (const char* who : {"mallory", "expired", "notyet"}) {
+    auto client = Client(*server, who);
+    absl::StatusOr<v1::BindReply> b = client->Bind(BindTo(kService));
+    EXPECT_EQ(b.status().code(), absl::StatusCode::kUnauthenticated) << b.status();
+    EXPECT_THAT(b.status().message(),
+                HasSubstr(absl::StrCat("name server ", server->address(), ": client certificate ")))
+        << who;
+    EXPECT_THAT(b.status().message(), Not(HasSubstr("if the name server is up"))) << who;
+    EXPECT_EQ(client->Unregister(kService).code(), absl::StatusCode::kUnauthenticated) << who;
+    EXPECT_EQ(client->Register(SolverRegistration("intruder/Service")).status().code(),
+              absl::StatusCode::kUnauthenticated)
+        << who;
+  }
   absl::StatusOr<v1::BindReply> b = Client(*server, "expired")->Bind(BindTo(kService));
-  EXPECT_EQ(b.status().code(), absl::StatusCode::kUnavailable) << b.status();
+  EXPECT_THAT(b.status().message(), HasSubstr("client certificate expired on 2020-01-02"));
 
-  absl::StatusOr<std::vector<v1::ServiceSummary>> list = Client(*server, "solver")->List();
-  ASSERT_TRUE(list.ok());
+  // Nothing was registered, replaced or removed.
+  absl::StatusOr<std::vector<v1::ServiceSummary>> list = Client(*server, "alice")->List();
+  ASSERT_TRUE(list.ok()) << list.status();
   ASSERT_EQ(list->size(), 1u);
   EXPECT_EQ((*list)[0].service(), kService);
   EXPECT_EQ((*list)[0].owner(), kSolver);
+  EXPECT_EQ((*list)[0].endpoint(), "127.0.0.1:7001");
+
+  // A valid client on a new connection after the refusals is served as before.
+  absl::StatusOr<v1::BindReply> a = Client(*server, "alice")->Bind(BindTo(kService));
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->principal(), kAlice);
+  EXPECT_TRUE(a->trusted());
+  EXPECT_EQ(a->keys_size(), 2);
+}
+
+// A client certificate signed by an intermediate CA, sent with the
+// intermediate's certificate: accepted, the principal is its subject. A
+// name server whose --ca is the intermediate itself accepts it too (a
+// partial chain, as the TLS handshake's own check did), and refuses
+// certificates the intermediate did not sign.
+TEST_F(NameServerTest, CertificateChainsThroughAnIntermediateCa) {
+  {
+    auto server = StartTls();
+    ASSERT_NE(server, nullptr);
+    auto carol = Client(*server, "carol");
+    absl::StatusOr<v1::RegisterReply> reg = carol->Register(SolverRegistration("carol/Service"));
+    ASSERT_TRUE(reg.ok()) << reg.status();
+    EXPECT_EQ(reg->owner(), kCarol);
+    absl::StatusOr<v1::BindReply> b = carol->Bind(BindTo("carol/Service"));
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_EQ(b->principal(), kCarol);
+    EXPECT_TRUE(b->trusted());
+    EXPECT_TRUE(carol->Unregister("carol/Service").ok());
+  }
+  std::vector<std::string> args = {"--listen", "127.0.0.1:0", "--ca", Cert("inter.crt"),
+                                   "--cert", Cert("server.crt"), "--key", Cert("server.key")};
+  absl::StatusOr<std::unique_ptr<ServerProcess>> server = ServerProcess::Start(args);
+  ASSERT_TRUE(server.ok()) << server.status();
+  absl::StatusOr<v1::BindReply> b = Client(**server, "carol")->Bind(BindTo(kService));
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kNotFound) << b.status();
+  b = Client(**server, "alice")->Bind(BindTo(kService));
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kUnauthenticated) << b.status();
+  EXPECT_THAT(b.status().message(),
+              HasSubstr("client certificate not signed by the name server's CA"));
+}
+
+// What still fails the handshake is the client refusing the server's
+// certificate: UNAVAILABLE, and the client library says what to check.
+TEST_F(NameServerTest, ServerCertificateFromAnotherCaIsUnavailableWithAHint) {
+  auto server = StartTls();
+  ASSERT_NE(server, nullptr);
+  ClientOptions o;
+  o.address = server->address();
+  o.ca_file = Cert("rogue-ca.crt");
+  o.cert_file = Cert("alice.crt");
+  o.key_file = Cert("alice.key");
+  absl::StatusOr<std::unique_ptr<NameServerClient>> c = NameServerClient::Create(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::StatusOr<v1::BindReply> b = (*c)->Bind(BindTo(kService));
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kUnavailable) << b.status();
+  EXPECT_THAT(b.status().message(),
+              HasSubstr(absl::StrCat("if the name server is up: check that its certificate is "
+                                     "signed by ",
+                                     Cert("rogue-ca.crt"), " and names the host of ",
+                                     server->address())));
 }
 
 TEST_F(NameServerTest, RegistrationsSurviveARestart) {
@@ -631,9 +763,12 @@ TEST_F(NameServerTest, HealthCheckAnswersServing) {
   grpc::Status st = RawUnary(Channel(*server, "bob"), "/grpc.health.v1.Health/Check", "", &response);
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(response, std::string("\x08\x01", 2));
-  // The health service is behind mutual TLS like everything else.
-  st = RawUnary(Channel(*server, ""), "/grpc.health.v1.Health/Check", "", &response);
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+  // The health service needs a valid client certificate like everything else.
+  for (const std::string who : {"", "mallory", "expired"}) {
+    st = RawUnary(Channel(*server, who), "/grpc.health.v1.Health/Check", "", &response);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAUTHENTICATED) << who;
+    EXPECT_THAT(st.error_message(), HasSubstr("client certificate ")) << who;
+  }
 }
 
 TEST_F(NameServerTest, ReflectionListsTheService) {

@@ -1,11 +1,13 @@
 // Who is calling: the principal of a name server call.
 //
 // With TLS (the default) the principal is the subject of the client
-// certificate that the TLS handshake verified against the name server's CA,
-// as gRPC reports it in the auth context property "x509_subject" (RFC 2253
-// form, most specific attribute first: "CN=alice,O=gasp"). Certificates
-// are required and verified during the handshake, so a call without a
-// valid one never reaches a handler.
+// certificate, as gRPC reports it in the auth context property
+// "x509_subject" (RFC 2253 form, most specific attribute first:
+// "CN=alice,O=gasp"), once ClientCertVerifier (client_cert.h) has accepted
+// the certificate: signed by the name server's CA, valid now. The TLS
+// handshake only asks for a certificate; a call without one, or with one
+// the check refuses, is UNAUTHENTICATED with the reason and never gets a
+// principal.
 //
 // Insecure mode (gasp_nameserver --insecure, loopback only, for
 // development): the principal is the value of the call metadata
@@ -20,6 +22,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "nameserver/client_cert.h"
 
 namespace gasp {
 namespace nameserver {
@@ -28,14 +31,17 @@ namespace nameserver {
 inline constexpr char kPrincipalMetadataKey[] = "gasp-principal";
 
 enum class AuthMode {
-  kTls,       // principal = verified client certificate subject
+  kTls,       // principal = subject of the client certificate, once verified
   kInsecure,  // principal = "gasp-principal" metadata (development only)
 };
 
 // The principal of the call in `context`. Unauthenticated when there is
-// none: no verified certificate subject (kTls), or no or an empty
-// "gasp-principal" metadata value (kInsecure).
-absl::StatusOr<std::string> PrincipalOf(const grpc::ServerContext& context, AuthMode mode);
+// none: kTls, no client certificate, or one that `verifier` refuses (the
+// message says why), or one without a subject; kInsecure, no or an empty
+// "gasp-principal" metadata value. `verifier` is needed with kTls only
+// (without one, every kTls call is refused).
+absl::StatusOr<std::string> PrincipalOf(const grpc::ServerContext& context, AuthMode mode,
+                                        ClientCertVerifier* verifier);
 
 }  // namespace nameserver
 }  // namespace gasp

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "nameserver/client_cert.h"
 #include "nameserver/endpoint.h"
 
 namespace gasp {
@@ -41,17 +42,32 @@ absl::StatusOr<std::string> ReadPem(absl::string_view flag, const std::string& p
   return pem;
 }
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
-  if (o.insecure) return grpc::InsecureServerCredentials();
+struct Credentials {
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  std::shared_ptr<ClientCertVerifier> verifier;  // null when insecure
+};
+
+absl::StatusOr<Credentials> MakeCredentials(const ServerOptions& o) {
+  if (o.insecure) return Credentials{grpc::InsecureServerCredentials(), nullptr};
   GASP_ASSIGN_OR_RETURN(std::string ca, ReadPem("--ca", o.ca_file));
   GASP_ASSIGN_OR_RETURN(std::string cert, ReadPem("--cert", o.cert_file));
   GASP_ASSIGN_OR_RETURN(std::string key, ReadPem("--key", o.key_file));
-  // Clients without a certificate chaining to `ca` fail the handshake; no
-  // handler ever sees an unauthenticated TLS call.
-  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  Credentials c;
+  GASP_ASSIGN_OR_RETURN(c.verifier,
+                        ClientCertVerifier::Create(ca, absl::StrCat("--ca ", o.ca_file)));
+  // The handshake asks for a client certificate but lets every client in,
+  // with or without one: refused there, a client would only see a closed
+  // socket (UNAVAILABLE, like a dead server). The processor checks the
+  // certificate on every call, of every service, before any handler runs,
+  // and refuses with UNAUTHENTICATED and the reason (client_cert.h). The
+  // CA certificates still go to the handshake: their names are the
+  // acceptable issuers it announces to clients.
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
   ssl.pem_root_certs = std::move(ca);
   ssl.pem_key_cert_pairs.push_back({std::move(key), std::move(cert)});
-  return grpc::SslServerCredentials(ssl);
+  c.creds = grpc::SslServerCredentials(ssl);
+  c.creds->SetAuthMetadataProcessor(NewClientCertProcessor(c.verifier));
+  return c;
 }
 
 }  // namespace
@@ -83,19 +99,20 @@ absl::Status CheckServerOptions(const ServerOptions& o) {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options) {
   GASP_RETURN_IF_ERROR(CheckServerOptions(options));
-  GASP_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, Credentials(options));
+  GASP_ASSIGN_OR_RETURN(Credentials creds, MakeCredentials(options));
   RegistryOptions ro;
   ro.state_path = options.state_file;
   std::unique_ptr<Server> s(new Server());
   GASP_ASSIGN_OR_RETURN(s->registry_, Registry::Open(ro));
   s->service_ = std::make_unique<NameServerService>(
-      s->registry_.get(), options.insecure ? AuthMode::kInsecure : AuthMode::kTls);
+      s->registry_.get(), options.insecure ? AuthMode::kInsecure : AuthMode::kTls,
+      creds.verifier);
 
   // Both are process-wide switches read by the next ServerBuilder.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, creds, &s->port_);
+  builder.AddListeningPort(options.listen, creds.creds, &s->port_);
   builder.RegisterService(s->service_.get());
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);

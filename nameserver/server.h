@@ -1,7 +1,10 @@
 // A running name server: the gRPC server with the NameServer service,
 // gRPC health checking (grpc.health.v1.Health, overall status SERVING while
 // up) and server reflection, over mutual TLS or, when asked, insecure on
-// loopback. gasp_nameserver (nameserver_main.cc) is a thin wrapper.
+// loopback. With TLS every call of every service needs a client
+// certificate that ClientCertVerifier accepts (client_cert.h); others get
+// UNAUTHENTICATED with the reason. gasp_nameserver (nameserver_main.cc) is
+// a thin wrapper.
 #ifndef GASP_NAMESERVER_SERVER_H_
 #define GASP_NAMESERVER_SERVER_H_
 

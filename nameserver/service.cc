@@ -36,6 +36,10 @@ NameServerService::InFlight::~InFlight() {
   --s_->in_flight_;
 }
 
+absl::StatusOr<std::string> NameServerService::Principal(const grpc::ServerContext& context) const {
+  return PrincipalOf(context, mode_, verifier_.get());
+}
+
 bool NameServerService::WaitIdle(absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
@@ -46,7 +50,7 @@ grpc::Status NameServerService::Register(grpc::ServerContext* context,
                                          const v1::RegisterRequest* request,
                                          v1::RegisterReply* reply) {
   InFlight in_flight(this);
-  absl::StatusOr<std::string> principal = PrincipalOf(*context, mode_);
+  absl::StatusOr<std::string> principal = Principal(*context);
   if (!principal.ok()) return ToGrpcStatus(principal.status());
   absl::StatusOr<v1::RegisterReply> r = registry_->Register(*principal, *request);
   if (r.ok()) *reply = std::move(*r);
@@ -56,7 +60,7 @@ grpc::Status NameServerService::Register(grpc::ServerContext* context,
 grpc::Status NameServerService::Bind(grpc::ServerContext* context, const v1::BindRequest* request,
                                      v1::BindReply* reply) {
   InFlight in_flight(this);
-  absl::StatusOr<std::string> principal = PrincipalOf(*context, mode_);
+  absl::StatusOr<std::string> principal = Principal(*context);
   if (!principal.ok()) return ToGrpcStatus(principal.status());
   absl::StatusOr<v1::BindReply> r = registry_->Bind(*principal, *request);
   if (r.ok()) *reply = std::move(*r);
@@ -67,7 +71,7 @@ grpc::Status NameServerService::Unregister(grpc::ServerContext* context,
                                            const v1::UnregisterRequest* request,
                                            v1::UnregisterReply* reply) {
   InFlight in_flight(this);
-  absl::StatusOr<std::string> principal = PrincipalOf(*context, mode_);
+  absl::StatusOr<std::string> principal = Principal(*context);
   if (!principal.ok()) return ToGrpcStatus(principal.status());
   return Reply("Unregister", *principal, registry_->Unregister(*principal, request->service()));
 }
@@ -75,7 +79,7 @@ grpc::Status NameServerService::Unregister(grpc::ServerContext* context,
 grpc::Status NameServerService::List(grpc::ServerContext* context, const v1::ListRequest* request,
                                      v1::ListReply* reply) {
   InFlight in_flight(this);
-  absl::StatusOr<std::string> principal = PrincipalOf(*context, mode_);
+  absl::StatusOr<std::string> principal = Principal(*context);
   if (!principal.ok()) return ToGrpcStatus(principal.status());
   *reply = registry_->List();
   return grpc::Status::OK;
@@ -85,7 +89,7 @@ grpc::Status NameServerService::Watch(grpc::ServerContext* context,
                                       const v1::WatchRequest* request,
                                       grpc::ServerWriter<v1::WatchEvent>* writer) {
   InFlight in_flight(this);
-  absl::StatusOr<std::string> principal = PrincipalOf(*context, mode_);
+  absl::StatusOr<std::string> principal = Principal(*context);
   if (!principal.ok()) return ToGrpcStatus(principal.status());
   absl::StatusOr<std::unique_ptr<Watcher>> watcher = registry_->Watch();
   if (!watcher.ok()) return Reply("Watch", *principal, watcher.status());

@@ -1,14 +1,20 @@
-// The gRPC face of the Registry: authenticates each call (principal.h),
-// then forwards it. Errors keep their absl code as the gRPC code.
+// The gRPC face of the Registry: authenticates each call (principal.h:
+// with TLS, the client certificate check of client_cert.h), then forwards
+// it. Errors keep their absl code as the gRPC code.
 #ifndef GASP_NAMESERVER_SERVICE_H_
 #define GASP_NAMESERVER_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
+#include <string>
+#include <utility>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
+#include "nameserver/client_cert.h"
 #include "nameserver/nameserver.grpc.pb.h"
 #include "nameserver/principal.h"
 #include "nameserver/registry.h"
@@ -19,10 +25,15 @@ namespace nameserver {
 class NameServerService final : public v1::NameServer::Service {
  public:
   // `registry` must outlive the service and every call in flight.
-  NameServerService(Registry* registry, AuthMode mode) : registry_(registry), mode_(mode) {}
+  // `verifier` checks client certificates with AuthMode::kTls (required
+  // there: without it every call is refused); unused with kInsecure.
+  NameServerService(Registry* registry, AuthMode mode,
+                    std::shared_ptr<ClientCertVerifier> verifier = nullptr)
+      : registry_(registry), mode_(mode), verifier_(std::move(verifier)) {}
 
-  // Each RPC: the principal (or UNAUTHENTICATED), then the Registry call
-  // of the same name; the semantics are in nameserver.proto and registry.h.
+  // Each RPC: the principal (or UNAUTHENTICATED, before the registry is
+  // touched), then the Registry call of the same name; the semantics are in
+  // nameserver.proto and registry.h.
   grpc::Status Register(grpc::ServerContext* context, const v1::RegisterRequest* request,
                         v1::RegisterReply* reply) override;
   grpc::Status Bind(grpc::ServerContext* context, const v1::BindRequest* request,
@@ -54,8 +65,12 @@ class NameServerService final : public v1::NameServer::Service {
     NameServerService* s_;
   };
 
+  // PrincipalOf with this service's mode and verifier.
+  absl::StatusOr<std::string> Principal(const grpc::ServerContext& context) const;
+
   Registry* const registry_;
   const AuthMode mode_;
+  const std::shared_ptr<ClientCertVerifier> verifier_;
   absl::Mutex mu_;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 };
