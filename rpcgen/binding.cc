@@ -337,7 +337,10 @@ absl::Status BindingImpl::Call(int index, const google::protobuf::Message& reque
   for (const Ref& r : refs) {
     GASP_RETURN_IF_ERROR(internal::CheckGlobalRef(r.address, r.length, Rank(), false));
   }
-  const CallFeatures f = Features(refs);
+  // The residency walk costs a look at every page of the references: only
+  // AUTO methods need it.
+  const bool automatic = plans_[index].automatic;
+  const CallFeatures f = automatic ? Features(refs) : CallFeatures{};
   const Path path = ChooseWith(index, f);
   calls_[static_cast<int>(path)].fetch_add(1);
   const absl::Time t0 = absl::Now();
@@ -359,14 +362,16 @@ absl::Status BindingImpl::Call(int index, const google::protobuf::Message& reque
       const uint64_t faults0 = StatGet(Counter::kReadFaults);
       absl::Status s = Invoke(local_.get(), gated_, *m, request, reply);
       StatAdd(Counter::kDataShipped);
-      policies_[index]->RecordData(f, StatGet(Counter::kReadFaults) - faults0, absl::Now() - t0);
+      if (automatic) {
+        policies_[index]->RecordData(f, StatGet(Counter::kReadFaults) - faults0, absl::Now() - t0);
+      }
       return s;
     }
     case Path::kFunctionShipping: {
       uint64_t bundled = 0;
       absl::Status s = Ship(*m, refs, request, reply, &bundled);
       pages_.fetch_add(bundled);
-      if (s.ok()) policies_[index]->RecordFunction(f, absl::Now() - t0);
+      if (s.ok() && automatic) policies_[index]->RecordFunction(f, absl::Now() - t0);
       return s;
     }
   }
