@@ -126,7 +126,24 @@ ServerProcess::~ServerProcess() {
 std::string ServerProcess::address() const { return absl::StrCat("127.0.0.1:", port_); }
 
 void ServerProcess::Signal(int sig) {
-  if (pid_ > 0 && !reaped_) kill(pid_, sig);
+  if (pid_ <= 0 || reaped_) return;
+  kill(pid_, sig);
+  if (sig != SIGSTOP) return;
+  // Signals arrive asynchronously: wait (bounded) until the kernel reports
+  // the process stopped, so that a call made next really meets a hung
+  // server rather than one that answers first.
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (absl::Now() < deadline) {
+    std::ifstream stat(absl::StrCat("/proc/", pid_, "/stat"));
+    std::string line;
+    std::getline(stat, line);
+    const size_t paren = line.rfind(')');
+    if (paren != std::string::npos && paren + 2 < line.size() &&
+        (line[paren + 2] == 'T' || line[paren + 2] == 't')) {
+      return;
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
 }
 
 absl::StatusOr<int> ServerProcess::WaitExit(absl::Duration timeout) {

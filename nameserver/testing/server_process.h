@@ -47,7 +47,8 @@ class ServerProcess {
   std::string address() const;  // "127.0.0.1:<port>"
   pid_t pid() const { return pid_; }
 
-  // Sends `sig` to the server.
+  // Sends `sig` to the server; for SIGSTOP, returns once the server is
+  // stopped (at most 5 s).
   void Signal(int sig);
 
   // Waits for the exit (at most `timeout`); returns the waitpid status, or
