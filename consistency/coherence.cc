@@ -98,6 +98,12 @@ Coherence::~Coherence() {
   }
 }
 
+bool Coherence::ChunkRegistered(uint64_t offset) const {
+  if (chunk_registered_.empty()) return false;
+  const uint64_t chunk = offset / options_.cache_reg_chunk;
+  return (chunk_registered_[chunk / 64].load(std::memory_order_acquire) >> (chunk % 64)) & 1;
+}
+
 void Coherence::RequestChunk(uint64_t offset) {
   const uint64_t chunk = offset / options_.cache_reg_chunk;
   const uint64_t bit = uint64_t{1} << (chunk % 64);
@@ -222,7 +228,7 @@ int Coherence::ApplyProtection(uint64_t offset, uint64_t length, int max_prot, i
     }
     for (uint64_t p = b; p < e; ++p) {
       state(p).store(words[p - b], std::memory_order_release);
-      WakeAll(&state(p));
+      WakePage(&state(p));
     }
     if (result != 0) return result;
   }
@@ -312,7 +318,7 @@ absl::StatusOr<uint64_t> Coherence::InstallFromHome(uint64_t first,
   }
   for (uint64_t i = 0; i < n; ++i) {
     state(first + i).store(words[i], std::memory_order_release);
-    WakeAll(&state(first + i));
+    WakePage(&state(first + i));
   }
   StatAdd(Counter::kPagesInstalled, installed);
   if (!status.ok()) return status;
@@ -354,8 +360,18 @@ void Coherence::FatalPeer(bool peer_failed, const char* fmt, ...) const {
   _exit(1);
 }
 
+void Coherence::WakePage(std::atomic<uint32_t>* st) {
+  // Pairs with the seq_cst increment in WaitNotBusy (Dekker): either the
+  // waiter sees the new state before it sleeps, or it is counted here.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (page_waiters_.load(std::memory_order_relaxed) != 0) WakeAll(st);
+}
+
 void Coherence::WaitNotBusy(uint64_t page, uint32_t seen) {
-  if (!WaitWhileEqual(&state(page), seen, absl::Now() + options_.timeout)) {
+  page_waiters_.fetch_add(1, std::memory_order_seq_cst);
+  const bool ok = WaitWhileEqual(&state(page), seen, absl::Now() + options_.timeout);
+  page_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  if (!ok) {
     Fatal("global page %#lx stayed busy longer than GASP_TIMEOUT (%lds); a fetch or release "
           "is stuck",
           static_cast<unsigned long>(range_->base() + (page << kPageShift)),
@@ -446,7 +462,9 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
     // destination pages (first touch of a cached page costs a shmem
     // allocation). Populating never changes contents, so it is harmless if
     // the reply lands first. Kernels before 5.14 reject it: ignored.
-    madvise(range_->sys(offset), n << kPageShift, MADV_POPULATE_WRITE);
+    if (!ChunkRegistered(offset) || !ChunkRegistered(offset + ((n - 1) << kPageShift))) {
+      madvise(range_->sys(offset), n << kPageShift, MADV_POPULATE_WRITE);
+    }  // a registered chunk is pinned, hence populated already
     s = transport_->Wait(&counter, absl::Now() + options_.timeout);
   }
   if (!s.ok()) {
@@ -463,7 +481,7 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   for (uint64_t i = 0; i < n; ++i) {
     if (cached_.Set(page + i)) cached_count_.fetch_add(1, std::memory_order_relaxed);
     state(page + i).store(MakeWord(kRead), std::memory_order_release);
-    WakeAll(&state(page + i));
+    WakePage(&state(page + i));
   }
   StatAdd(Counter::kPagesFetched, n);
   StatAdd(Counter::kPagesPrefetched, n - 1);
@@ -527,7 +545,7 @@ void Coherence::WriteFault(uint64_t page, const gas::Segment& seg) {
     dirty_count_.fetch_add(1, std::memory_order_relaxed);
     StatAdd(Counter::kWriteFaults);
     st.store(MakeWord(kWrite, twin), std::memory_order_release);
-    WakeAll(&st);
+    WakePage(&st);
     return;
   }
 }
@@ -618,7 +636,7 @@ absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
     dirty_.Clear(page);
     dirty_count_.fetch_sub(1, std::memory_order_relaxed);
     st.store(MakeWord(kRead), std::memory_order_release);
-    WakeAll(&st);
+    WakePage(&st);
   }
   return absl::OkStatus();
 }
@@ -639,7 +657,7 @@ absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page)
     for (size_t i = 0; i < n; ++i) {
       if (cached_.Clear(scratch_pages_[i])) cached_count_.fetch_sub(1, std::memory_order_relaxed);
       state(scratch_pages_[i]).store(MakeWord(kInvalid), std::memory_order_release);
-      WakeAll(&state(scratch_pages_[i]));
+      WakePage(&state(scratch_pages_[i]));
     }
     StatAdd(Counter::kInvalidations, n);
     n = 0;

@@ -169,6 +169,9 @@ class Coherence {
   void WriteFault(uint64_t page, const gas::Segment& seg);
   // Waits until the page is not busy (or the deadline: fatal).
   void WaitNotBusy(uint64_t page, uint32_t seen);
+  // Wakes the waiters of a page state word, with no system call when
+  // nobody waits on any page (the common case on the fault path).
+  void WakePage(std::atomic<uint32_t>* st);
   // Sets the page's busy bit once it is clear (waiting); returns the word
   // from before (busy bit clear).
   uint32_t TakeBusy(uint64_t page);
@@ -197,6 +200,7 @@ class Coherence {
   // Cache registration: bits per chunk (requested, registered), a word the
   // fault path bumps (signal-safe) to wake the registrar thread.
   void RequestChunk(uint64_t offset);  // signal-safe
+  bool ChunkRegistered(uint64_t offset) const;  // signal-safe
   void RegistrarLoop();
   std::vector<std::atomic<uint64_t>> chunk_requested_;
   std::vector<std::atomic<uint64_t>> chunk_registered_;
@@ -212,6 +216,7 @@ class Coherence {
   PageBitmap cached_;
   std::atomic<uint64_t> dirty_count_{0};
   std::atomic<uint64_t> cached_count_{0};  // pages in cached_ (skip empty walks)
+  std::atomic<int> page_waiters_{0};       // threads in WaitNotBusy
 
   // Twins: a fixed arena of max_dirty_pages pages and a free stack.
   SparseArray twin_mem_;

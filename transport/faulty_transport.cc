@@ -247,7 +247,7 @@ void FaultyTransport::DelayLoop() {
     if (inner_->Post(absl::MakeConstSpan(&d->op, 1), &local).ok()) {
       while (!local.done()) {
         const uint32_t pending = local.pending();
-        WaitWhileEqual(local.word(), pending, absl::Now() + kForwardSlice);
+        local.SleepWhile(pending, absl::Now() + kForwardSlice);
         std::lock_guard<std::mutex> check(mu_);
         if (d->abandoned || stop_) {
           gave_up = true;

@@ -294,7 +294,7 @@ absl::Status TcpTransport::Wait(CompletionCounter* counter, absl::Time deadline)
           names.empty() ? "" : absl::StrCat("; no reply from ", absl::StrJoin(names, ", ")),
           absl::FormatDuration(timeout_)));
     }
-    WaitWhileEqual(counter->word(), pending, deadline);
+    counter->SleepWhile(pending, deadline);
   }
   if (counter->first_error() != CompletionCode::kSuccess) {
     return CompletionError(counter->first_error(), counter->error_peer(), counter->error_wr_id());

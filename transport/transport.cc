@@ -1,5 +1,13 @@
 #include "transport/transport.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+
 #include "absl/strings/str_format.h"
 
 namespace gasp {
@@ -27,7 +35,28 @@ void CompletionCounter::Complete(int peer, uint64_t wr_id, CompletionCode code) 
       error_wr_id_ = wr_id;
     }
   }
-  if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) WakeAll(&pending_);
+  // Nothing of *this is read after the decrement: the waiter may return
+  // (and free the counter) as soon as the count reaches zero. A wake on a
+  // dead address is a no-op.
+  const uint32_t old = pending_.fetch_sub(1, std::memory_order_acq_rel);
+  if ((old & kCountMask) == 1 && (old & kSleeper) != 0) WakeAll(&pending_);
+}
+
+void CompletionCounter::SleepWhile(uint32_t seen, absl::Time deadline, bool spin_first) {
+  // Announce the sleeper in the word itself; the futex then waits on the
+  // word with the flag, which any completion changes.
+  const uint32_t w = pending_.fetch_or(kSleeper, std::memory_order_acq_rel) | kSleeper;
+  if ((w & kCountMask) != seen) return;
+  if (spin_first) {
+    WaitWhileEqual(&pending_, w, deadline);
+    return;
+  }
+  const int64_t left_ns = std::max<int64_t>(1000, absl::ToInt64Nanoseconds(deadline - absl::Now()));
+  timespec ts{static_cast<time_t>(left_ns / 1000000000), static_cast<long>(left_ns % 1000000000)};
+  const int saved = errno;
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&pending_), FUTEX_WAIT_PRIVATE, w, &ts, nullptr,
+          0);
+  errno = saved;
 }
 
 absl::Status CompletionError(CompletionCode code, int peer, uint64_t wr_id) {
@@ -63,7 +92,7 @@ absl::Status Transport::Wait(CompletionCounter* counter, absl::Time deadline) {
     if (p == 0) break;
     // Block in short slices so backends that need Poll still progress.
     absl::Time slice = std::min(deadline, absl::Now() + absl::Milliseconds(10));
-    WaitWhileEqual(counter->word(), p, slice);
+    counter->SleepWhile(p, slice);
     Poll();
     if (!counter->done() && absl::Now() >= deadline) {
       Abandon(counter);

@@ -114,18 +114,32 @@ class CompletionCounter {
   void Complete(int peer, uint64_t wr_id, CompletionCode code);
 
   // True when every expected completion arrived.
-  bool done() const { return pending_.load(std::memory_order_acquire) == 0; }
-  uint32_t pending() const { return pending_.load(std::memory_order_acquire); }
+  bool done() const { return (pending_.load(std::memory_order_acquire) & kCountMask) == 0; }
+  uint32_t pending() const { return pending_.load(std::memory_order_acquire) & kCountMask; }
 
   // The first failure (kSuccess if none) and the op it came from.
   CompletionCode first_error() const { return error_code_; }
   int error_peer() const { return error_peer_; }
   uint64_t error_wr_id() const { return error_wr_id_; }
 
-  // Word that changes whenever pending changes (for futex waits).
+  // Word that changes whenever pending changes (the count, plus a flag once
+  // a thread sleeps on it; use SleepWhile rather than waiting on it).
   const std::atomic<uint32_t>* word() const { return &pending_; }
 
+  // Sleeps (futex) while pending() == seen, at most until `deadline`; with
+  // `spin_first` the wait policy of base/wait.h applies (GASP_WAIT_MODE),
+  // else it blocks at once. Only sleepers announced this way are woken:
+  // Complete() makes no system call when nobody sleeps (waiters that poll
+  // are the common case).
+  void SleepWhile(uint32_t seen, absl::Time deadline, bool spin_first = true);
+
  private:
+  // The count of pending ops, and kSleeper once a thread has gone (or is
+  // about to go) to sleep on this word. One word, so that Complete() reads
+  // whether to wake in the same atomic step that may let the waiter return
+  // and destroy the counter.
+  static constexpr uint32_t kSleeper = 1u << 31;
+  static constexpr uint32_t kCountMask = kSleeper - 1;
   std::atomic<uint32_t> pending_{0};
   std::atomic<uint32_t> error_set_{0};
   CompletionCode error_code_ = CompletionCode::kSuccess;

@@ -462,9 +462,7 @@ absl::Status VerbsTransport::Wait(CompletionCounter* counter, absl::Time deadlin
     // completes the ops (CQ armed).
     const int64_t left_us =
         std::max<int64_t>(1, std::min<int64_t>(10000, absl::ToInt64Microseconds(deadline - now)));
-    timespec ts{static_cast<time_t>(left_us / 1000000), static_cast<long>(left_us % 1000000) * 1000};
-    syscall(SYS_futex, reinterpret_cast<const uint32_t*>(counter->word()), FUTEX_WAIT_PRIVATE, p,
-            &ts, nullptr, 0);
+    counter->SleepWhile(p, now + absl::Microseconds(left_us), /*spin_first=*/false);
     if (!counter->done()) Poll();
   }
   if (counter->first_error() != CompletionCode::kSuccess) {
