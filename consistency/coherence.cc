@@ -1,7 +1,6 @@
 #include "consistency/coherence.h"
 
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,10 +15,8 @@
 #include "base/status.h"
 #include "base/wait.h"
 #include "gas/fault_dispatcher.h"
+#include "protect/cpu_probe.h"
 
-#ifndef SYS_pkey_mprotect
-#define SYS_pkey_mprotect 329  // x86-64; older libc headers lack it
-#endif
 
 namespace gasp {
 namespace consistency {
@@ -221,8 +218,8 @@ int Coherence::ApplyProtection(uint64_t offset, uint64_t length, int max_prot, i
       while (q < e && (ProtBits(StateProt(StateOf(words[q - b]))) & max_prot) == prot) ++q;
       char* a = range_->app(p << kPageShift);
       const size_t len = (q - p) << kPageShift;
-      const long rc = pkey >= 0 ? syscall(SYS_pkey_mprotect, a, len, prot, pkey)
-                                : mprotect(a, len, prot);
+      const int rc = pkey >= 0 ? protect::SysPkeyMprotect(a, len, prot, pkey)
+                               : mprotect(a, len, prot);
       if (rc != 0) result = errno;
       p = q;
     }

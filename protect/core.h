@@ -135,9 +135,6 @@ ThreadState* SignalSafeThreadState(const Core* core);
 // Not for signal context: creates the state when missing or stale.
 ThreadState* SelfState(Core* core);
 
-// The default ApplyProtFn: every page gets `prot` (and `pkey` if >= 0).
-int DefaultApplyProt(void* addr, size_t len, int prot, int pkey, void* context);
-
 // Effective rights of a thread (state may be nullptr). Signal-safe.
 Rights EffectiveRights(const Core& core, const ThreadState* ts, DomainId domain);
 // pkeys: the PKRU value for a thread, keeping the bits of keys we do not own.

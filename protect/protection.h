@@ -127,6 +127,10 @@ using ViolationCallback = bool (*)(const Violation& violation, void* context);
 // domains and coherence compose (see "Coexistence" above).
 using ApplyProtFn = int (*)(void* addr, size_t len, int prot, int pkey, void* context);
 
+// The default ApplyProtFn (`context` unused): every page of the range gets
+// `prot`, and key `pkey` when pkey >= 0. Returns 0 or an errno value.
+int DefaultApplyProt(void* addr, size_t len, int prot, int pkey, void* context);
+
 struct ProtectionOptions {
   BackendKind backend = BackendKind::kAuto;  // GASP_PROTECT
   int max_keys = 15;  // pkeys: keys to allocate (one is the parking key); 2..15

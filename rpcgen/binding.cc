@@ -61,7 +61,7 @@ class BindingImpl final : public Binding {
   const MethodInfo* Method(int index) const;
   absl::Status Invoke(ServiceBase* impl, bool gated, const MethodInfo& m,
                       const google::protobuf::Message& request, google::protobuf::Message* reply);
-  absl::Status Ship(const MethodInfo& m, const std::vector<Ref>& refs,
+  absl::Status Ship(const std::string& method, const std::vector<Ref>& refs,
                     const google::protobuf::Message& request, google::protobuf::Message* reply,
                     uint64_t* bundled);
 
@@ -254,7 +254,7 @@ absl::Status BindingImpl::Invoke(ServiceBase* impl, bool gated, const MethodInfo
   return r.ok() ? *r : r.status();
 }
 
-absl::Status BindingImpl::Ship(const MethodInfo& m, const std::vector<Ref>& refs,
+absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>& refs,
                                const google::protobuf::Message& request,
                                google::protobuf::Message* reply, uint64_t* bundled) {
   Shipping::Stub* stub;
@@ -276,7 +276,7 @@ absl::Status BindingImpl::Ship(const MethodInfo& m, const std::vector<Ref>& refs
   GASP_RETURN_IF_ERROR(internal::GetCoherence()->Release());
   CallRequest req;
   req.set_service(reply_.service());
-  req.set_method(m.name);
+  req.set_method(method);
   if (!request.SerializeToString(req.mutable_request())) {
     return absl::InvalidArgumentError("the request does not serialize");
   }
@@ -291,12 +291,12 @@ absl::Status BindingImpl::Ship(const MethodInfo& m, const std::vector<Ref>& refs
   StatAdd(Counter::kRpcsShipped);
   if (!s.ok()) {
     return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                        absl::StrCat(reply_.service(), ".", m.name, " shipped to rank ",
+                        absl::StrCat(reply_.service(), ".", method, " shipped to rank ",
                                      reply_.home_rank(), " (", reply_.endpoint(),
                                      "): ", s.error_message()));
   }
   if (!reply->ParseFromString(rep.reply())) {
-    return absl::DataLossError(absl::StrCat("the reply of ", reply_.service(), ".", m.name,
+    return absl::DataLossError(absl::StrCat("the reply of ", reply_.service(), ".", method,
                                             " does not parse"));
   }
   // See what the callee wrote: through the request's references and in the
@@ -311,27 +311,14 @@ absl::Status BindingImpl::Ship(const MethodInfo& m, const std::vector<Ref>& refs
 
 absl::Status BindingImpl::Call(int index, const google::protobuf::Message& request,
                                google::protobuf::Message* reply) {
-  const MethodInfo* m = Method(index);
-  if (m == nullptr || index >= static_cast<int>(plans_.size())) {
-    if (m == nullptr && index >= 0 && index < static_cast<int>(plans_.size())) {
-      // Function shipping without a local method table: use the prototypes
-      // of the caller's messages.
-      static thread_local MethodInfo shim;
-      shim = MethodInfo{reply_.methods(index).name().c_str(), Kind::kFunctionShipping,
-                        &request, reply, nullptr};
-      std::vector<Ref> refs;
-      GASP_RETURN_IF_ERROR(CollectGlobalRefs(request, &refs));
-      for (const Ref& r : refs) {
-        GASP_RETURN_IF_ERROR(internal::CheckGlobalRef(r.address, r.length, Rank(), false));
-      }
-      uint64_t bundled = 0;
-      calls_[static_cast<int>(Path::kFunctionShipping)].fetch_add(1);
-      absl::Status s = Ship(shim, refs, request, reply, &bundled);
-      pages_.fetch_add(bundled);
-      return s;
-    }
+  if (index < 0 || index >= static_cast<int>(plans_.size())) {
     return absl::InvalidArgumentError(absl::StrFormat("%s: no method %d", reply_.service(), index));
   }
+  // No local method table (neither published here nor linked in) leaves
+  // function shipping only, which needs just the method's name: the
+  // binding's plans are then in the registration's order.
+  const MethodInfo* m = Method(index);
+  const std::string name = m != nullptr ? m->name : reply_.methods(index).name();
   std::vector<Ref> refs;
   GASP_RETURN_IF_ERROR(CollectGlobalRefs(request, &refs));
   for (const Ref& r : refs) {
@@ -369,7 +356,7 @@ absl::Status BindingImpl::Call(int index, const google::protobuf::Message& reque
     }
     case Path::kFunctionShipping: {
       uint64_t bundled = 0;
-      absl::Status s = Ship(*m, refs, request, reply, &bundled);
+      absl::Status s = Ship(name, refs, request, reply, &bundled);
       pages_.fetch_add(bundled);
       if (s.ok() && automatic) policies_[index]->RecordFunction(f, absl::Now() - t0);
       return s;

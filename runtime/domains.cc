@@ -2,10 +2,7 @@
 // threads, and per-domain memory registrations whose keys only granted ranks
 // receive (remote protection). docs/protection.md has the model.
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -17,10 +14,6 @@
 #include "runtime/key_grant.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/state.h"
-
-#ifndef SYS_pkey_mprotect
-#define SYS_pkey_mprotect 329
-#endif
 
 namespace gasp {
 namespace rt {
@@ -44,9 +37,7 @@ int ApplyProt(void* addr, size_t len, int prot, int pkey, void* context) {
   if (s->coherence != nullptr && s->range->Contains(a)) {
     return s->coherence->ApplyProtection(a - s->range->base(), len, prot, pkey);
   }
-  const long rc = pkey >= 0 ? syscall(SYS_pkey_mprotect, addr, len, prot, pkey)
-                            : mprotect(addr, len, prot);
-  return rc == 0 ? 0 : errno;
+  return protect::DefaultApplyProt(addr, len, prot, pkey, nullptr);
 }
 
 // consistency::ProtCapFn.
@@ -208,6 +199,13 @@ absl::StatusOr<Domain> TryCoNewDomain(const std::string& name) {
   d.granted.assign(s.size, protect::Rights::kNone);
   s.domains.push_back(std::move(d));
   const int id = static_cast<int>(s.domains.size()) - 1;
+  // Domains are created only here, in the same order on every rank, so
+  // protect/'s id is the collective id; segments and gates rely on it.
+  if (local != id) {
+    return absl::InternalError(absl::StrFormat(
+        "protection domain %d got local id %d; domains must only be made with CoNewDomain", id,
+        local));
+  }
   // Every rank must be creating the same domain now.
   GASP_ASSIGN_OR_RETURN(std::vector<uint64_t> ids, s.sync->AllgatherU64(id));
   for (int r = 0; r < s.size; ++r) {
@@ -285,12 +283,8 @@ Access AccessOf(Domain domain) {
 
 Domain DomainOf(const void* p) {
   State& s = S();
-  const protect::DomainId local = s.protection->DomainAt(p);
-  if (local == protect::kDefaultDomain) return Domain();
-  for (size_t i = 1; i < s.domains.size(); ++i) {
-    if (s.domains[i].local == local) return Domain(static_cast<int>(i));
-  }
-  return Domain();
+  // Local ids are the collective ids (TryCoNewDomain).
+  return Domain(s.protection->DomainAt(p));
 }
 
 void OnThreadStart() { S().protection->OnThreadStart(); }
@@ -365,10 +359,7 @@ absl::Status CheckGlobalRef(uint64_t addr, uint64_t length, int rank, bool write
           s.range->base() + (p << gas::kPageShift)));
     }
     if (seg->domain != protect::kDefaultDomain) {
-      int id = 0;
-      for (size_t i = 1; i < s.domains.size(); ++i) {
-        if (s.domains[i].local == seg->domain) id = static_cast<int>(i);
-      }
+      const int id = seg->domain;  // local ids are the collective ids
       const protect::Rights need = write ? protect::Rights::kReadWrite : protect::Rights::kRead;
       const protect::Rights have = rank >= 0 && rank < s.size ? s.domains[id].granted[rank]
                                                                : protect::Rights::kNone;
