@@ -24,6 +24,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "base/log.h"
+#include "base/thread.h"
 #include "base/status.h"
 #include "boot/coordinator_wire.h"
 #include "boot/deadline_wait.h"
@@ -742,6 +743,7 @@ struct Coordinator::Impl {
   }
 
   void Run() {
+    SetThreadName("gasp-coord");
     std::vector<pollfd> pfds;
     std::vector<uint64_t> ids;
     for (;;) {
@@ -1069,6 +1071,7 @@ struct CoordinatorClient::State {
   }
 
   static void MonitorLoop(std::shared_ptr<State> st) {
+    SetThreadName("gasp-monitor");
     char buf[kReadChunk];
     for (;;) {
       // Frames that arrived with WELCOME, or in the last read.

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "base/stats.h"
 #include "base/status.h"
+#include "base/thread.h"
 #include "base/wait.h"
 #include "gas/fault_dispatcher.h"
 #include "protect/cpu_probe.h"
@@ -112,6 +113,7 @@ void Coherence::RequestChunk(uint64_t offset) {
 }
 
 void Coherence::RegistrarLoop() {
+  SetThreadName("gasp-register");
   const uint64_t chunk = options_.cache_reg_chunk;
   for (;;) {
     const uint32_t seen = chunk_wake_.load(std::memory_order_acquire);

@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/stats.h"
 #include "base/status.h"
+#include "base/thread.h"
 #include "base/wait.h"
 #include "transport/deadline_wait.h"
 #include "transport/tcp_socket.h"
@@ -388,6 +389,7 @@ absl::StatusOr<Message> TcpTransport::Recv(uint32_t tag, int from, absl::Time de
 // Progress thread
 
 void TcpTransport::ProgressLoop() {
+  SetThreadName("gasp-tcp");
   thread_id_.store(std::this_thread::get_id());
   epoll_event events[kMaxEvents];
   while (!stop_.load(std::memory_order_acquire)) {

@@ -207,7 +207,8 @@ absl::Status VerbsTransport::Post(absl::Span<const Op> ops, CompletionCounter* c
     });
   }
   if (nremote > 0) {
-    const absl::Time deadline = absl::Now() + options_.timeout;
+    // Resolved by EnsureConn only if it has to wait for a connection.
+    const absl::Time deadline = absl::InfinitePast();
     size_t start = 0;
     while (start < nremote) {
       const int peer = ops[idx[start]].peer;
@@ -421,14 +422,21 @@ absl::Status VerbsTransport::Wait(CompletionCounter* counter, absl::Time deadlin
     spin_epoch_.fetch_add(1, std::memory_order_relaxed);
     // Twice the window: the base Wait spun one window on Poll and another
     // on the counter word (WaitWhileEqual); here both are spent reaping.
-    const absl::Time spin_end =
-        mode == WaitMode::kPoll ? deadline : absl::Now() + absl::Microseconds(2 * GetSpinMicros());
+    // The clock is first read after 32 polls: most ops complete sooner.
+    absl::Time spin_end = absl::InfiniteFuture();
     int i = 0;
     while (!counter->done()) {
       Poll();
       if (counter->done()) break;
       CpuRelax();
-      if ((++i & 31) == 0 && absl::Now() >= spin_end) break;
+      if ((++i & 31) == 0) {
+        const absl::Time now = absl::Now();
+        if (spin_end == absl::InfiniteFuture()) {
+          spin_end = mode == WaitMode::kPoll ? deadline
+                                             : now + absl::Microseconds(2 * GetSpinMicros());
+        }
+        if (now >= spin_end) break;
+      }
     }
     spinners_.fetch_sub(1, std::memory_order_acq_rel);
   }

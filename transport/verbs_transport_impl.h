@@ -206,7 +206,9 @@ class VerbsTransport : public Transport {
   absl::Status CreateQp(Conn* c);                  // REQUIRES mu_
   absl::Status PostRecv(Conn* c, int index);
   // Returns the up connection of `kind` to `peer`, connecting (blocking,
-  // retrying until `deadline`) when needed. REQUIRES mu_ held via `l`.
+  // retrying until `deadline`) when needed. A deadline of InfinitePast
+  // means GASP_TIMEOUT from the moment a wait is needed. REQUIRES mu_ held
+  // via `l`.
   absl::StatusOr<Conn*> EnsureConn(Lock& l, int peer, ConnKind kind, absl::Time deadline);
   void TearDown(Lock& l, Conn* c, CompletionCode code = CompletionCode::kFlushed);
   void SetAckTimeout(rdma_cm_id* id);  // GASP_IB_TIMEOUT
@@ -275,9 +277,10 @@ class VerbsTransport : public Transport {
   std::vector<LocalMr> local_mrs_;  // sorted by begin
   std::atomic<int> spinners_{0};    // threads spinning on Poll in Wait
   std::atomic<uint64_t> spin_epoch_{0};  // bumped by each spin (progress: recent activity)
-  // Pause hook: the progress thread parks while set.
-  bool paused_ = false;
-  bool parked_ = false;
+  // Pause hook: the progress thread parks while set. Written under mu_;
+  // atomic so the progress thread can test it without the lock.
+  std::atomic<bool> paused_{false};
+  bool parked_ = false;  // written by the progress thread under mu_
   bool crashed_ = false;
 
   std::mutex mb_mu_;

@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "base/thread.h"
 #include "transport/tcp_wire.h"
 #include "transport/verbs_transport.h"
 #include "transport/verbs_transport_impl.h"
@@ -488,6 +489,9 @@ absl::StatusOr<Conn*> VerbsTransport::EnsureConn(Lock& l, int peer, ConnKind kin
     }
     Conn* c = active_[kind][static_cast<size_t>(peer)];
     if (c != nullptr && c->state == Conn::kUp) return c;
+    // Post passes InfinitePast: read the clock only when a connection has
+    // to be waited for (the data path's usual case above takes no time).
+    if (deadline == absl::InfinitePast()) deadline = absl::Now() + options_.timeout;
     if (c != nullptr && c->state == Conn::kConnecting) {
       if (absl::Now() >= deadline) {
         c->state = Conn::kFailed;
@@ -730,11 +734,15 @@ void VerbsTransport::HandleCmEvent(rdma_cm_event* ev) {
 }
 
 void VerbsTransport::ProgressLoop() {
+  SetThreadName("gasp-verbs");
   uint64_t seen_epoch = spin_epoch_.load(std::memory_order_relaxed);
   while (!stop_.load(std::memory_order_acquire)) {
-    {
+    // paused_ is atomic so that this check takes no lock: a waiter holds
+    // mu_ while it posts and reaps, and blocking on it here would cost the
+    // waiter a futex wake (a syscall and an IPI) each time.
+    if (paused_.load(std::memory_order_acquire) || parked_) {
       Lock l(mu_);
-      if (paused_) {
+      if (paused_.load(std::memory_order_relaxed)) {
         // Test hook, a hung process: no completion or message is processed.
         // Connection requests still are (as a kernel TCP stack accepts and
         // buffers for a hung process), so a peer's goodbye is not lost.
@@ -761,10 +769,13 @@ void VerbsTransport::ProgressLoop() {
     fds[n++] = {wake_fd_, POLLIN, 0};
     fds[n++] = {cm_ch_->fd, POLLIN, 0};
     const int nd = ndevs_.load(std::memory_order_acquire);
-    bool all_armed = true;
-    {
-      std::lock_guard<std::mutex> cql(cq_mu_);
+    // A CQ lock held by someone else means a waiter is reaping: treat the
+    // CQs as disarmed (look again in a millisecond) rather than wait for it.
+    bool all_armed = false;
+    if (cq_mu_.try_lock()) {
+      all_armed = true;
       for (int i = 0; i < nd; ++i) all_armed = all_armed && devs_fast_[i]->armed;
+      cq_mu_.unlock();
     }
     for (int i = 0; i < nd; ++i) fds[n++] = {devs_fast_[i]->ch->fd, POLLIN, 0};
     // A disarmed CQ (a waiter was spinning on it) is re-armed after a quiet
@@ -782,8 +793,16 @@ void VerbsTransport::ProgressLoop() {
     // Quiet: no waiter started spinning since the last look (back-to-back
     // ops keep the CQ disarmed; their waiters reap the completions).
     const uint64_t epoch = spin_epoch_.load(std::memory_order_relaxed);
-    const bool quiet = epoch == seen_epoch;
+    const bool quiet = epoch == seen_epoch && spinners_.load(std::memory_order_acquire) == 0;
     seen_epoch = epoch;
+    bool events = false;
+    for (int i = 0; i < nd; ++i) events = events || fds[2 + i].revents != 0;
+    if (!events && !quiet) {
+      // A timeout while waiters spin: they reap their own completions and
+      // every message on the CQ; nothing to do, and no lock to take.
+      FireFailures();
+      continue;
+    }
     {
       std::lock_guard<std::mutex> cql(cq_mu_);
       for (int i = 0; i < nd; ++i) {
