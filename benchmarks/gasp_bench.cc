@@ -2,7 +2,7 @@
 // Run under gasprun: rank 0 measures against rank 1 (the last rank for the
 // barrier). Every figure that is compared is measured in this same run:
 //
-//   trap        bare fault trap: SIGSEGV + mprotect round trip, no fetch
+//   trap        bare fault trap: SIGSEGV + mprotect opening the page, no fetch
 //   read4k      raw one-sided 4 KiB READ on the same transport
 //   trap+read   the two back to back in one loop iteration: the floor of a
 //               fault-driven fetch (the same syscalls, none of our logic)
@@ -16,8 +16,8 @@
 //
 //   gasprun -np 2 bazel-bin/benchmarks/gasp_bench [iterations]
 //
-// Profiling: GASP_BENCH_ONLY=read8|floor|fetch runs only that loop (fetch:
-// GASP_BENCH_ROUNDS rounds over the pages, an acquire before each), so that
+// Profiling: BENCH_ONLY=read8|floor|fetch runs only that loop (fetch:
+// BENCH_ROUNDS rounds over the pages, an acquire before each), so that
 // `perf record -a` in the guest sees nothing else; docs/testing.md.
 #include <signal.h>
 #include <sys/mman.h>
@@ -55,15 +55,17 @@ void Row(const char* name, const char* size, const Summary& s, size_t n) {
   std::printf(" %-34s %8s %10.2f %10.2f %10.2f %8zu\n", name, size, s.median, s.p99, s.mean, n);
 }
 
-// A private PROT_NONE page whose fault handler only opens it: the physical
-// floor of a fault, without any fetch.
-char* g_trap_page = nullptr;
+// Private pages, closed (PROT_NONE) all at once like an acquire closes the
+// cache, whose fault handler only opens the faulting page: the physical
+// floor of a fault, without any fetch. Opening needs no TLB flush; closing
+// does, once per loop, outside the timed region (as a fetch's is, at the
+// acquire).
+char* g_trap = nullptr;
+size_t g_trap_len = 0;
 bool TrapHandler(void*, siginfo_t* info, ucontext_t*) {
-  if (static_cast<char*>(info->si_addr) < g_trap_page ||
-      static_cast<char*>(info->si_addr) >= g_trap_page + 4096) {
-    return false;
-  }
-  mprotect(g_trap_page, 4096, PROT_READ);
+  char* a = static_cast<char*>(info->si_addr);
+  if (a < g_trap || a >= g_trap + g_trap_len) return false;
+  mprotect(g_trap + ((a - g_trap) & ~size_t{4095}), 4096, PROT_READ);
   return true;
 }
 
@@ -78,11 +80,11 @@ int main(int argc, char** argv) {
   }
   const int iters = argc > 1 ? std::atoi(argv[1]) : 2000;
   const int me = rt->rank(), n = rt->size();
-  const char* only = std::getenv("GASP_BENCH_ONLY");
+  const char* only = std::getenv("BENCH_ONLY");
   if (only != nullptr && std::string(only) != "read8" && std::string(only) != "floor" &&
       std::string(only) != "fetch") {
     if (me == 0) {
-      std::fprintf(stderr, "gasp_bench: GASP_BENCH_ONLY=%s: expected read8, floor or fetch\n",
+      std::fprintf(stderr, "gasp_bench: BENCH_ONLY=%s: expected read8, floor or fetch\n",
                    only);
     }
     return 2;  // every rank: nothing was started yet
@@ -107,13 +109,17 @@ int main(int argc, char** argv) {
                 gasp::internal::DescribeRank(peer).c_str(), transport->name().c_str(), iters);
     std::printf(" %-34s %8s %10s %10s %10s %8s\n", "operation", "bytes", "median_us", "p99_us",
                 "mean_us", "samples");
-    // The trap page: a private PROT_NONE page whose handler only opens it.
-    g_trap_page = static_cast<char*>(
-        mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    // The trap pages, one per iteration, touched once each so they are
+    // backed (as cached pages are) before the first close.
+    g_trap_len = static_cast<size_t>(std::max(iters, 1)) * 4096;
+    g_trap = static_cast<char*>(
+        mmap(nullptr, g_trap_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (g_trap == MAP_FAILED) return 1;
+    for (size_t o = 0; o < g_trap_len; o += 4096) g_trap[o] = 1;
     if (!gasp::gas::RegisterFaultHandler(TrapHandler, nullptr).ok()) return 1;
-    auto trap_once = [] {
-      mprotect(g_trap_page, 4096, PROT_NONE);
-      volatile char c = *g_trap_page;
+    auto close_traps = [] { mprotect(g_trap, g_trap_len, PROT_NONE); };
+    auto trap_at = [](int i) {
+      volatile char c = g_trap[static_cast<size_t>(i) * 4096];
       (void)c;
     };
     // The raw ops' local buffer is registered like perftest's, so a backend
@@ -151,19 +157,25 @@ int main(int argc, char** argv) {
     // A single loop for profiling (see the file comment); nothing else runs.
     if (only != nullptr) {
       const std::string mode = only;
-      const char* r = std::getenv("GASP_BENCH_ROUNDS");
+      const char* r = std::getenv("BENCH_ROUNDS");
       const int rounds = std::max(1, r != nullptr ? std::atoi(r) : 1);
       coherence->set_prefetch_pages(0);
       long sum = 0;
-      std::vector<double> t;
+      std::vector<double> t, halves[2];
       for (int r = 0; r < rounds; ++r) {
         std::vector<double> part;
         if (mode == "read8") {
           part = timed(iters, [&](int i) { raw_op(gasp::transport::OpType::kRead, 8, seq_addr(i)); });
         } else if (mode == "floor") {
+          // Each half timed too: which one pays for running back to back.
+          close_traps();
           part = timed(iters, [&](int i) {
-            trap_once();
+            auto t0 = Clock::now();
+            trap_at(i);
+            auto t1 = Clock::now();
             raw_op(gasp::transport::OpType::kRead, 4096, page_addr(i));
+            halves[0].push_back(Us(t1 - t0));
+            halves[1].push_back(Us(Clock::now() - t1));
           });
         } else {  // fetch
           gasp::Acquire(remote, kPages * 4096);
@@ -172,20 +184,25 @@ int main(int argc, char** argv) {
         t.insert(t.end(), part.begin(), part.end());
       }
       Row(("only " + mode).c_str(), mode == "read8" ? "8" : "4096", Summarize(t), t.size());
+      if (!halves[0].empty()) {
+        Row("  of which the trap", "0", Summarize(halves[0]), halves[0].size());
+        Row("  of which the READ", "4096", Summarize(halves[1]), halves[1].size());
+      }
       if (sum == 42) std::printf(" \n");
       gasp::Barrier();  // the other ranks' one barrier in this mode
       return rt->Finalize();
     }
     // 1. Bare fault trap.
-    std::vector<double> trap = timed(iters, [&](int) { trap_once(); });
+    close_traps();
+    std::vector<double> trap = timed(iters, trap_at);
     // 2. Raw 4 KiB READ from the peer's backing store.
     std::vector<double> read4k =
         timed(iters, [&](int i) { raw_op(gasp::transport::OpType::kRead, 4096, page_addr(i)); });
     // 2a. The floor of a fetch: a trap and a 4 KiB READ back to back, as a
-    //     fetch does them (under TCG this costs more than the two separate
-    //     medians: each trap's mprotect flushes the emulated TLB).
+    //     fetch does them.
+    close_traps();
     std::vector<double> floor = timed(iters, [&](int i) {
-      trap_once();
+      trap_at(i);
       raw_op(gasp::transport::OpType::kRead, 4096, page_addr(i));
     });
     // 2b. The other raw one-sided sizes, for the side-by-side tables.
