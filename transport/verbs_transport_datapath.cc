@@ -418,6 +418,13 @@ absl::Status VerbsTransport::Wait(CompletionCounter* counter, absl::Time deadlin
   // Then arm the CQ and block on the counter word.
   const WaitMode mode = GetWaitMode();
   if (!counter->done() && mode != WaitMode::kBlock) {
+    // One reap first: under rxe (and often on a fast NIC) the completion is
+    // already there, and this op needs no spinner registration. It still
+    // counts as activity, so the progress thread keeps the CQ disarmed.
+    Poll();
+    if (counter->done()) spin_epoch_.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (!counter->done() && mode != WaitMode::kBlock) {
     spinners_.fetch_add(1, std::memory_order_acq_rel);
     spin_epoch_.fetch_add(1, std::memory_order_relaxed);
     // Twice the window: the base Wait spun one window on Poll and another
