@@ -16,7 +16,7 @@
 //
 //   gasprun -np 2 bazel-bin/benchmarks/gasp_bench [iterations]
 //
-// Profiling: BENCH_ONLY=read8|floor|fetch runs only that loop (fetch:
+// Profiling: BENCH_ONLY=read8|read4k|floor|fetch runs only that loop (fetch:
 // BENCH_ROUNDS rounds over the pages, an acquire before each), so that
 // `perf record -a` in the guest sees nothing else; docs/testing.md.
 #include <signal.h>
@@ -81,10 +81,10 @@ int main(int argc, char** argv) {
   const int iters = argc > 1 ? std::atoi(argv[1]) : 2000;
   const int me = rt->rank(), n = rt->size();
   const char* only = std::getenv("BENCH_ONLY");
-  if (only != nullptr && std::string(only) != "read8" && std::string(only) != "floor" &&
-      std::string(only) != "fetch") {
+  if (only != nullptr && std::string(only) != "read8" && std::string(only) != "read4k" &&
+      std::string(only) != "floor" && std::string(only) != "fetch") {
     if (me == 0) {
-      std::fprintf(stderr, "gasp_bench: BENCH_ONLY=%s: expected read8, floor or fetch\n",
+      std::fprintf(stderr, "gasp_bench: BENCH_ONLY=%s: expected read8, read4k, floor or fetch\n",
                    only);
     }
     return 2;  // every rank: nothing was started yet
@@ -178,6 +178,8 @@ int main(int argc, char** argv) {
         if (mode == "read8") {
           const auto ops = make_ops(gasp::transport::OpType::kRead, 8, seq_addr);
           part = timed(iters, [&](int i) { exec(ops[static_cast<size_t>(i)]); });
+        } else if (mode == "read4k") {
+          part = timed(iters, [&](int i) { exec(reads4k[static_cast<size_t>(i)]); });
         } else if (mode == "floor") {
           // Each half timed too: which one pays for running back to back.
           close_traps();

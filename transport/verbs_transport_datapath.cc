@@ -492,9 +492,14 @@ int VerbsTransport::DrainCq(Dev* dev) {
   while (true) {
     const int n = ibv_poll_cq(dev->cq, 32, wcs);
     if (n <= 0) break;
-    std::lock_guard<std::mutex> l(mu_);
-    for (int i = 0; i < n; ++i) OnWc(wcs[i]);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      for (int i = 0; i < n; ++i) OnWc(wcs[i]);
+    }
     total += n;
+    // A short batch emptied the CQ: no second poll (a later completion is
+    // the next Poll's); only a full batch may have left more behind.
+    if (n < 32) break;
   }
   return total;
 }
