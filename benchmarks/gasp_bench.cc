@@ -57,9 +57,8 @@ void Row(const char* name, const char* size, const Summary& s, size_t n) {
 
 // Private pages, closed (PROT_NONE) all at once like an acquire closes the
 // cache, whose fault handler only opens the faulting page: the physical
-// floor of a fault, without any fetch. Opening needs no TLB flush; closing
-// does, once per loop, outside the timed region (as a fetch's is, at the
-// acquire).
+// floor of a fault, without any fetch. Closing happens once per loop,
+// outside the timed region, as a fetch's happens at the acquire.
 char* g_trap = nullptr;
 size_t g_trap_len = 0;
 bool TrapHandler(void*, siginfo_t* info, ucontext_t*) {
@@ -87,7 +86,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "gasp_bench: BENCH_ONLY=%s: expected read8, read4k, floor or fetch\n",
                    only);
     }
-    return 2;  // every rank: nothing was started yet
+    (void)rt->Finalize();  // every rank takes this branch: the env is the job's
+    return 2;
   }
   auto* transport = gasp::internal::GetTransport();
   auto* coherence = gasp::internal::GetCoherence();
@@ -168,8 +168,8 @@ int main(int argc, char** argv) {
     // A single loop for profiling (see the file comment); nothing else runs.
     if (only != nullptr) {
       const std::string mode = only;
-      const char* r = std::getenv("BENCH_ROUNDS");
-      const int rounds = std::max(1, r != nullptr ? std::atoi(r) : 1);
+      const char* rounds_env = std::getenv("BENCH_ROUNDS");
+      const int rounds = std::max(1, rounds_env != nullptr ? std::atoi(rounds_env) : 1);
       coherence->set_prefetch_pages(0);
       long sum = 0;
       std::vector<double> t, halves[2];
