@@ -157,14 +157,16 @@ const std::vector<Row>& Rows() {
         "", 0, 0},
        &Config::nameserver},
       {{"GASP_NS_CA", SettingType::kString, "",
-        "PEM file of the CA that signed the name server's certificate. GASP_NS_CA, GASP_NS_CERT "
-        "and GASP_NS_KEY are set together (mutual TLS); all empty means insecure, which works "
-        "only with a loopback GASP_NAMESERVER (development).",
+        "PEM file of the CA that signed the name server's certificate, and the ranks' "
+        "(function-shipped calls use the same mutual TLS). GASP_NS_CA, GASP_NS_CERT and "
+        "GASP_NS_KEY are set together; all empty means insecure, which works only with a "
+        "loopback GASP_NAMESERVER (development).",
         "", 0, 0},
        &Config::ns_ca},
       {{"GASP_NS_CERT", SettingType::kString, "",
-        "PEM certificate of this process for the name server; its subject is the principal "
-        "that services trust (or not).",
+        "PEM certificate of this process for the name server and for function-shipped calls "
+        "(both directions: it needs extendedKeyUsage serverAuth and clientAuth); its subject "
+        "is the principal that services trust (or not).",
         "", 0, 0},
        &Config::ns_cert},
       {{"GASP_NS_KEY", SettingType::kString, "",

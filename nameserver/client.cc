@@ -3,10 +3,6 @@
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -15,29 +11,11 @@
 #include "nameserver/endpoint.h"
 #include "nameserver/grpc_status.h"
 #include "nameserver/nameserver.grpc.pb.h"
+#include "nameserver/pem.h"
 #include "nameserver/principal.h"
 
 namespace gasp {
 namespace nameserver {
-namespace {
-
-absl::StatusOr<std::string> ReadPem(absl::string_view what, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " ", path, ": cannot read (", std::strerror(errno), ")"));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string pem = ss.str();
-  // Caught here, the mistake is named; gRPC would only fail the handshake.
-  if (pem.find("-----BEGIN ") == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " ", path, ": not a PEM file"));
-  }
-  return pem;
-}
-
-}  // namespace
 
 struct NameServerClient::Impl {
   ClientOptions options;
@@ -115,9 +93,9 @@ absl::StatusOr<std::unique_ptr<NameServerClient>> NameServerClient::Create(
           "the name server client needs a CA, a certificate and a key file (or insecure mode)");
     }
     grpc::SslCredentialsOptions ssl;
-    GASP_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem("CA file", options.ca_file));
-    GASP_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPem("certificate file", options.cert_file));
-    GASP_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPem("key file", options.key_file));
+    GASP_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile("CA file", options.ca_file));
+    GASP_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPemFile("certificate file", options.cert_file));
+    GASP_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPemFile("key file", options.key_file));
     creds = grpc::SslCredentials(ssl);
     if (!options.tls_server_name.empty()) {
       args.SetSslTargetNameOverride(options.tls_server_name);

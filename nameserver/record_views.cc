@@ -86,6 +86,7 @@ v1::BindReply MakeBinding(const v1::ServiceRecord& record, absl::string_view pri
   v1::BindReply reply;
   reply.set_service(r.service());
   reply.set_principal(std::string(principal));
+  reply.set_owner(record.owner());
   reply.set_trusted(trusted);
   reply.set_endpoint(r.endpoint());
   reply.set_home_rank(r.home_rank());

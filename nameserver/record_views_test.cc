@@ -57,6 +57,8 @@ TEST(RecordViewsTest, StubRule) {
               ElementsAre(Stub::DATA_SHIPPING, Stub::FUNCTION_SHIPPING, Stub::AUTO));
   // Untrusted elsewhere: everything shipped.
   v1::BindReply b = MakeBinding(rec, kStranger, Request());
+  EXPECT_EQ(b.owner(), kOwner);  // what a TLS caller checks the callee against
+  EXPECT_EQ(b.principal(), kStranger);
   EXPECT_THAT(Stubs(b),
               ElementsAre(Stub::FUNCTION_SHIPPING, Stub::FUNCTION_SHIPPING, Stub::FUNCTION_SHIPPING));
   EXPECT_THAT(b.methods(0).reason(), HasSubstr("only trusted principals receive"));

@@ -4,11 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +13,7 @@
 #include "base/status.h"
 #include "nameserver/client_cert.h"
 #include "nameserver/endpoint.h"
+#include "nameserver/pem.h"
 
 namespace gasp {
 namespace nameserver {
@@ -27,21 +24,6 @@ namespace {
 constexpr int kKeepaliveTimeMs = 60 * 1000;
 constexpr int kKeepaliveTimeoutMs = 20 * 1000;
 
-absl::StatusOr<std::string> ReadPem(absl::string_view flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(flag, " ", path, ": cannot read (", std::strerror(errno), ")"));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string pem = ss.str();
-  if (pem.find("-----BEGIN ") == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, ": not a PEM file"));
-  }
-  return pem;
-}
-
 struct Credentials {
   std::shared_ptr<grpc::ServerCredentials> creds;
   std::shared_ptr<ClientCertVerifier> verifier;  // null when insecure
@@ -49,9 +31,9 @@ struct Credentials {
 
 absl::StatusOr<Credentials> MakeCredentials(const ServerOptions& o) {
   if (o.insecure) return Credentials{grpc::InsecureServerCredentials(), nullptr};
-  GASP_ASSIGN_OR_RETURN(std::string ca, ReadPem("--ca", o.ca_file));
-  GASP_ASSIGN_OR_RETURN(std::string cert, ReadPem("--cert", o.cert_file));
-  GASP_ASSIGN_OR_RETURN(std::string key, ReadPem("--key", o.key_file));
+  GASP_ASSIGN_OR_RETURN(std::string ca, ReadPemFile("--ca", o.ca_file));
+  GASP_ASSIGN_OR_RETURN(std::string cert, ReadPemFile("--cert", o.cert_file));
+  GASP_ASSIGN_OR_RETURN(std::string key, ReadPemFile("--key", o.key_file));
   Credentials c;
   GASP_ASSIGN_OR_RETURN(c.verifier,
                         ClientCertVerifier::Create(ca, absl::StrCat("--ca ", o.ca_file)));

@@ -267,8 +267,17 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
       // Calls carry pages: a large HTTP/2 window lets a bundle go out
       // without waiting for window updates.
       args.SetInt("grpc.http2.lookahead_bytes", 16 << 20);
-      stub_ = Shipping::NewStub(
-          grpc::CreateCustomChannel(reply_.endpoint(), grpc::InsecureChannelCredentials(), args));
+      GASP_ASSIGN_OR_RETURN(const ShippingTls* tls, JobShippingTls());
+      std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+      if (tls != nullptr) {
+        if (reply_.owner().empty()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              reply_.service(), ": the name server did not say who registered it, so the "
+              "callee cannot be checked (update gasp_nameserver)"));
+        }
+        creds = tls->ChannelCredentials(reply_.owner());
+      }
+      stub_ = Shipping::NewStub(grpc::CreateCustomChannel(reply_.endpoint(), creds, args));
     }
     stub = stub_.get();
   }

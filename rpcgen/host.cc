@@ -8,6 +8,7 @@
 #include "base/stats.h"
 #include "base/status.h"
 #include "rpcgen/global_refs.h"
+#include "rpcgen/ns.h"
 #include "rpcgen/pages.h"
 #include "rpcgen/shipping.grpc.pb.h"
 #include "runtime/runtime_internal.h"
@@ -27,7 +28,25 @@ grpc::Status ToGrpc(const absl::Status& s) {
 // The Shipping gRPC service: one handler for every published method.
 class ShippingServiceImpl final : public Shipping::Service {
  public:
-  grpc::Status Call(grpc::ServerContext*, const CallRequest* request, CallReply* reply) override {
+  // `tls` null: calls carry no credentials (insecure development mode).
+  explicit ShippingServiceImpl(const ShippingTls* tls) : tls_(tls) {}
+
+  grpc::Status Call(grpc::ServerContext* context, const CallRequest* request,
+                    CallReply* reply) override {
+    if (tls_ != nullptr) {
+      // The server's processor already refused callers without a valid
+      // certificate; the principal the call claims must be its subject.
+      absl::StatusOr<std::string> caller = tls_->CallerOf(*context);
+      if (!caller.ok()) return ToGrpc(caller.status());
+      if (*caller != request->principal()) {
+        GASP_LOG(Warn) << "shipped call " << request->service() << "." << request->method()
+                       << " refused: it claims principal '" << request->principal()
+                       << "', its certificate is '" << *caller << "'";
+        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                            absl::StrCat("the call claims principal '", request->principal(),
+                                         "' but its certificate is '", *caller, "'"));
+      }
+    }
     std::string reply_bytes, reply_pages;
     absl::Status s = RunShippedCall(request->service(), request->method(), request->request(),
                                     request->pages(), request->caller_rank(), &reply_bytes,
@@ -41,6 +60,9 @@ class ShippingServiceImpl final : public Shipping::Service {
     reply->set_pages(std::move(reply_pages));
     return grpc::Status::OK;
   }
+
+ private:
+  const ShippingTls* const tls_;
 };
 
 absl::Status RunShippedCall(const std::string& service, const std::string& method,
@@ -106,12 +128,16 @@ Host& Host::Get() {
 absl::StatusOr<std::string> Host::Endpoint() {
   std::lock_guard<std::mutex> lock(mu_);
   if (server_ != nullptr) return endpoint_;
-  service_ = std::make_unique<ShippingServiceImpl>();
+  // With the name server's mutual TLS configured, shipped calls use it too
+  // (shipping_tls.h); without it they carry no credentials, like the tcp
+  // transport (development on one machine; docs/services.md).
+  GASP_ASSIGN_OR_RETURN(const ShippingTls* tls, JobShippingTls());
+  service_ = std::make_unique<ShippingServiceImpl>(tls);
   grpc::ServerBuilder builder;
   int port = 0;
-  // Ranks reach each other over the job's network like the tcp transport;
-  // the calls carry no credentials of their own (see docs/services.md).
-  builder.AddListeningPort("0.0.0.0:0", grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(
+      "0.0.0.0:0", tls != nullptr ? tls->ServerCredentials() : grpc::InsecureServerCredentials(),
+      &port);
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(512 << 20);
   builder.SetMaxSendMessageSize(512 << 20);

@@ -39,6 +39,25 @@ absl::StatusOr<nameserver::NameServerClient*> NameServer() {
   return client;
 }
 
+absl::StatusOr<const ShippingTls*> JobShippingTls() {
+  static std::mutex mu;
+  static ShippingTls* tls = nullptr;  // lives until exit
+  std::lock_guard<std::mutex> lock(mu);
+  if (tls != nullptr) return tls;
+  const Config& c = internal::GetConfig();
+  const int given = !c.ns_ca.empty() + !c.ns_cert.empty() + !c.ns_key.empty();
+  if (given == 0) return nullptr;
+  if (given != 3) {
+    return absl::InvalidArgumentError(
+        "GASP_NS_CA, GASP_NS_CERT and GASP_NS_KEY must be set together (mutual TLS for the "
+        "name server and function shipping) or all be empty (insecure development mode)");
+  }
+  GASP_ASSIGN_OR_RETURN(std::unique_ptr<ShippingTls> made,
+                        ShippingTls::FromFiles(c.ns_ca, c.ns_cert, c.ns_key));
+  tls = made.release();
+  return tls;
+}
+
 std::string DevPrincipal(int rank) { return absl::StrCat("uid:", getuid(), "/rank", rank); }
 
 const char* MachineType() {

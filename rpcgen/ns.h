@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "nameserver/client.h"
+#include "rpcgen/shipping_tls.h"
 
 namespace gasp {
 namespace rpc {
@@ -14,6 +15,12 @@ namespace rpc {
 // The client for GASP_NAMESERVER (created on first use). FailedPrecondition
 // with a hint when no name server is configured.
 absl::StatusOr<nameserver::NameServerClient*> NameServer();
+
+// The mutual TLS of function shipping (shipping_tls.h), read from
+// GASP_NS_CA, GASP_NS_CERT and GASP_NS_KEY on first use; nullptr when all
+// three are empty (insecure development mode). InvalidArgument naming the
+// setting when a file is unreadable or only some are set.
+absl::StatusOr<const ShippingTls*> JobShippingTls();
 
 // "x86_64-linux-gnu" and the like: the machine type this code was built for.
 const char* MachineType();

@@ -11,8 +11,18 @@
 //                          with its code, and nothing changed
 //   service_probe nons     (GASP_NAMESERVER points at nothing) Bind fails
 //                          with UNAVAILABLE within the deadline
+//   service_probe tls      (mutual TLS: GASP_NS_CA/CERT/KEY set, and
+//                          PROBE_ROGUE_CERT/KEY a certificate of another CA)
+//                          function shipping works over TLS; raw calls with
+//                          no client certificate, one of another CA, or a
+//                          claimed principal that is not the certificate's
+//                          are refused, as are a callee that is not the
+//                          owner and a plaintext caller; none of them ran
 // Prints "PASS <mode>" per rank.
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include <cstdio>
 #include <cstring>
@@ -22,6 +32,7 @@
 #include "absl/time/clock.h"
 #include "consistency/bundle.h"
 #include "gasp/gasp.h"
+#include "nameserver/pem.h"
 #include "rpcgen/ns.h"
 #include "rpcgen/service.h"
 #include "base/stats.h"
@@ -201,6 +212,21 @@ int Refs() {
   return 0;
 }
 
+// A hand-made Shipping request for Probe.Fill of the page at `page` with
+// `value`, from this rank (no page bundle yet).
+gasp::rpc::CallRequest FillCall(uint64_t* page, uint64_t value) {
+  gasp::rpc::CallRequest req;
+  req.set_service(Probe::kServiceName);
+  req.set_method("Fill");
+  gasp::tests::FillRequest fill;
+  fill.mutable_buf()->set_address(reinterpret_cast<uint64_t>(page));
+  fill.mutable_buf()->set_length(4096);
+  fill.set_value(value);
+  fill.SerializeToString(req.mutable_request());
+  req.set_caller_rank(gasp::Rank());
+  return req;
+}
+
 int Bad() {
   const int me = gasp::Rank();
   Setup s = Start();
@@ -234,15 +260,7 @@ int Bad() {
       auto raw = gasp::rpc::Shipping::NewStub(
           grpc::CreateChannel(bound->endpoint(), grpc::InsecureChannelCredentials()));
       uint64_t* mine = static_cast<uint64_t*>(gasp::Alloc(4096, 4096));
-      gasp::rpc::CallRequest req;
-      req.set_service(Probe::kServiceName);
-      req.set_method("Fill");
-      gasp::tests::FillRequest ok_req;
-      ok_req.mutable_buf()->set_address(reinterpret_cast<uint64_t>(mine));
-      ok_req.mutable_buf()->set_length(4096);
-      ok_req.set_value(7);
-      ok_req.SerializeToString(req.mutable_request());
-      req.set_caller_rank(me);
+      gasp::rpc::CallRequest req = FillCall(mine, 7);
       gasp::consistency::BundleWriter w;
       std::string page(4096, 'x');
       w.Add((reinterpret_cast<uint64_t>(mine) - base) >> 12, reinterpret_cast<const uint8_t*>(page.data()));
@@ -297,6 +315,111 @@ int NoNameServer() {
   return 0;
 }
 
+// A TLS channel that presents `identity` (none when empty) and does not
+// check the server: what an outsider can build.
+std::shared_ptr<grpc::ChannelCredentials> OutsiderCredentials(const std::string& ca,
+                                                              const std::string& key,
+                                                              const std::string& cert) {
+  std::vector<grpc::experimental::IdentityKeyCertPair> id;
+  if (!cert.empty()) id.push_back({key, cert});
+  auto provider =
+      std::make_shared<grpc::experimental::StaticDataCertificateProvider>(ca, std::move(id));
+  grpc::experimental::TlsChannelCredentialsOptions o;
+  o.set_certificate_provider(provider);
+  o.watch_root_certs();
+  if (!cert.empty()) o.watch_identity_key_cert_pairs();
+  o.set_verify_server_certs(false);
+  o.set_certificate_verifier(std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
+  o.set_check_call_host(false);
+  return grpc::experimental::TlsCredentials(o);
+}
+
+int Tls() {
+  const int me = gasp::Rank();
+  Start();  // publishes on rank 0
+  absl::StatusOr<Probe::Stub> stub = Probe::Stub::Bind();
+  EXPECT(stub.ok(), "bind: %s", Msg(stub.status()).c_str());
+  if (!stub.ok()) return 1;
+  uint64_t* mine = static_cast<uint64_t*>(gasp::Alloc(4096, 4096));
+  if (me == 1) {
+    auto tls = gasp::rpc::JobShippingTls();
+    EXPECT(tls.ok() && *tls != nullptr, "no shipping TLS: %s",
+           tls.ok() ? "settings empty" : Msg(tls.status()).c_str());
+    if (!tls.ok() || *tls == nullptr) return 1;
+    gasp::tests::WhereRequest w;
+    auto f = stub->WhereFunction(w);
+    EXPECT(f.ok() && f->rank() == 0, "function shipping over TLS: %s",
+           f.ok() ? "ran elsewhere" : Msg(f.status()).c_str());
+    if (f.ok()) std::printf("rank 1: WhereFunction shipped to rank %d over mutual TLS\n", f->rank());
+    auto ns = gasp::rpc::NameServer();
+    gasp::nameserver::v1::BindRequest breq;
+    breq.set_service(Probe::kServiceName);
+    auto bound = (*ns)->Bind(breq);
+    EXPECT(bound.ok(), "raw bind");
+    if (!bound.ok()) return 1;
+    EXPECT(bound->owner() == (*tls)->subject(), "owner '%s', this rank '%s'",
+           bound->owner().c_str(), (*tls)->subject().c_str());
+    const gasp::Config& c = gasp::internal::GetConfig();
+    auto ca = gasp::nameserver::ReadPemFile("GASP_NS_CA", c.ns_ca);
+    const char* rc = std::getenv("PROBE_ROGUE_CERT");
+    const char* rk = std::getenv("PROBE_ROGUE_KEY");
+    EXPECT(rc != nullptr && rk != nullptr, "PROBE_ROGUE_CERT / PROBE_ROGUE_KEY not set");
+    if (!ca.ok() || rc == nullptr || rk == nullptr) return 1;
+    auto rogue_cert = gasp::nameserver::ReadPemFile("PROBE_ROGUE_CERT", rc);
+    auto rogue_key = gasp::nameserver::ReadPemFile("PROBE_ROGUE_KEY", rk);
+    if (!rogue_cert.ok() || !rogue_key.ok()) return 1;
+    // A call that would fill rank 1's page with 7s if it ran.
+    gasp::rpc::CallRequest req = FillCall(mine, 7);
+    req.set_principal(bound->principal());
+    // The page of `mine`, as a caller bundles the pages it is home of.
+    gasp::consistency::BundleWriter bundle;
+    bundle.Add((reinterpret_cast<uint64_t>(mine) - c.base) >> 12,
+               reinterpret_cast<const uint8_t*>(mine));
+    req.set_pages(bundle.Finish());
+    auto call = [&](std::shared_ptr<grpc::ChannelCredentials> creds, const std::string& principal) {
+      auto raw = gasp::rpc::Shipping::NewStub(grpc::CreateChannel(bound->endpoint(), creds));
+      gasp::rpc::CallRequest r = req;
+      r.set_principal(principal);
+      gasp::rpc::CallReply rep;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      return raw->Call(&ctx, r, &rep);
+    };
+    grpc::Status t = call(OutsiderCredentials(*ca, "", ""), bound->principal());
+    EXPECT(t.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+               t.error_message().find("client certificate required") != std::string::npos,
+           "no client certificate: %d %s", t.error_code(), t.error_message().c_str());
+    t = call(OutsiderCredentials(*ca, *rogue_key, *rogue_cert), bound->principal());
+    EXPECT(t.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+               t.error_message().find("not signed by") != std::string::npos,
+           "another CA's certificate: %d %s", t.error_code(), t.error_message().c_str());
+    t = call((*tls)->ChannelCredentials(bound->owner()), "CN=mallory,O=gasp");
+    EXPECT(t.error_code() == grpc::StatusCode::PERMISSION_DENIED &&
+               t.error_message().find("claims principal") != std::string::npos,
+           "claimed principal: %d %s", t.error_code(), t.error_message().c_str());
+    t = call((*tls)->ChannelCredentials("CN=someone else,O=gasp"), bound->principal());
+    EXPECT(t.error_code() == grpc::StatusCode::UNAVAILABLE,
+           "a callee that is not the owner: %d %s", t.error_code(), t.error_message().c_str());
+    t = call(grpc::InsecureChannelCredentials(), bound->principal());
+    EXPECT(t.error_code() == grpc::StatusCode::UNAVAILABLE, "plaintext caller: %d %s",
+           t.error_code(), t.error_message().c_str());
+    int untouched = 0;
+    for (int i = 0; i < 512; ++i) untouched += mine[i] == 0 ? 1 : 0;
+    EXPECT(untouched == 512, "a refused call ran: %d/512 words untouched", untouched);
+    // The same call, properly made, does run (so the check above can fail).
+    t = call((*tls)->ChannelCredentials(bound->owner()), bound->principal());
+    EXPECT(t.ok(), "the proper raw call: %d %s", t.error_code(), t.error_message().c_str());
+    int filled = 0;
+    for (int i = 0; i < 512; ++i) filled += mine[i] == 7 ? 1 : 0;
+    EXPECT(filled == 512, "the proper call filled %d/512 words", filled);
+    std::printf("rank 1: no certificate, another CA, a false principal, a false callee and "
+                "plaintext all refused (%d words untouched); the proper call ran (%d filled)\n",
+                untouched, filled);
+  }
+  gasp::Barrier();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -311,7 +434,8 @@ int main(int argc, char** argv) {
   if (mode == "refs") rc = Refs();
   if (mode == "bad") rc = Bad();
   if (mode == "nons") rc = NoNameServer();
-  if (rc == 2) std::fprintf(stderr, "usage: service_probe paths|refs|bad|nons\n");
+  if (mode == "tls") rc = Tls();
+  if (rc == 2) std::fprintf(stderr, "usage: service_probe paths|refs|bad|nons|tls\n");
   gasp::Barrier();
   const int fin = rt->Finalize();
   if (rc != 0 || g_failures != 0 || fin != 0) return 1;

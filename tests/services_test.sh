@@ -25,6 +25,35 @@ run_job "$TMP/nons.log" 60 env GASP_TIMEOUT=5s GASP_NAMESERVER=127.0.0.1:1 "$GAS
 [ "$RC" = 0 ] && ok "no name server: Bind fails UNAVAILABLE, bounded" || { bad "no name server: rc=$RC"; tail -20 "$TMP/nons.log"; }
 expect_in "$TMP/nons.log" "Bind with the name server gone: UNAVAILABLE" "no name server: the code is UNAVAILABLE"
 
+# Mutual TLS: a name server with certificates (made by openssl now), and
+# ranks that use theirs for the name server and for function shipping.
+NS=$(bin nameserver/gasp_nameserver)
+CERTS=$TMP/certs
+for c in "${TEST_SRCDIR:-}/gasp" "${RUNFILES_DIR:-}/gasp" "$(dirname "$0")/.." .; do
+  [ -r "$c/nameserver/testing/make_test_certs.sh" ] && { MKCERTS=$c/nameserver/testing/make_test_certs.sh; break; }
+done
+if bash "${MKCERTS:-missing}" "$CERTS" >"$TMP/certs.log" 2>&1; then
+  rm -f "$TMP/ns.port"
+  "$NS" --listen 127.0.0.1:0 --ca "$CERTS/ca.crt" --cert "$CERTS/server.crt" --key "$CERTS/server.key" \
+    --port-file "$TMP/ns.port" >"$TMP/ns.log" 2>&1 &
+  NSPID=$!
+  for _ in $(seq 100); do [ -s "$TMP/ns.port" ] && break; sleep 0.1; done
+  if [ -s "$TMP/ns.port" ]; then
+    run_job "$TMP/tls.log" 120 env GASP_NAMESERVER="127.0.0.1:$(cat "$TMP/ns.port")" \
+      GASP_NS_CA="$CERTS/ca.crt" GASP_NS_CERT="$CERTS/ranks.crt" GASP_NS_KEY="$CERTS/ranks.key" \
+      PROBE_ROGUE_CERT="$CERTS/mallory.crt" PROBE_ROGUE_KEY="$CERTS/mallory.key" \
+      "$GASPRUN" --no-nameserver -np 2 "$PROBE" tls
+    [ "$RC" = 0 ] && [ "$(grep -c '^PASS tls' "$TMP/tls.log")" = 2 ] && ok "mutual TLS: both ranks pass" || { bad "mutual TLS: rc=$RC"; tail -20 "$TMP/tls.log"; }
+    expect_in "$TMP/tls.log" "rank 1: WhereFunction shipped to rank 0 over mutual TLS" "mutual TLS: function shipping works"
+    expect_in "$TMP/tls.log" "plaintext all refused \(512 words untouched\); the proper call ran \(512 filled\)" "mutual TLS: outsiders, false principals and false callees refused"
+  else
+    bad "mutual TLS: the name server did not start"; cat "$TMP/ns.log"
+  fi
+  kill "$NSPID" 2>/dev/null; wait "$NSPID" 2>/dev/null
+else
+  bad "mutual TLS: making the certificates failed"; cat "$TMP/certs.log"
+fi
+
 run_job "$TMP/dict.log" 180 "$GASPRUN" -np 3 "$DICT"
 [ "$RC" = 0 ] && grep -q "verified" "$TMP/dict.log" && ok "examples/dictionary under gasprun -np 3" || { bad "dictionary: rc=$RC"; tail -20 "$TMP/dict.log"; }
 expect_in "$TMP/dict.log" "InsertTree passed a 1000-node tree by reference in one call" "dictionary: a whole tree by reference"

@@ -17,6 +17,9 @@
 #   carol.crt/.key           client "CN=carol,O=gasp" signed by the intermediate;
 #                            carol.crt holds the chain: carol's certificate, then
 #                            the intermediate's
+#   ranks.crt/.key           "CN=ranks,O=gasp", good for TLS clients and servers:
+#                            the ranks of a job (tests/services_test.sh), which
+#                            serve function-shipped calls with it
 #
 # EC P-256 keys: quick to generate. The expired and the not yet valid
 # certificates need `openssl ca` (-startdate/-enddate): `openssl x509 -req`
@@ -53,6 +56,11 @@ basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth
 EXT
+cat >both.ext <<'EXT'
+basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth,clientAuth
+EXT
 cat >inter.ext <<'EXT'
 basicConstraints=critical,CA:TRUE,pathlen:0
 keyUsage=critical,keyCertSign,cRLSign
@@ -67,6 +75,7 @@ leaf bob "/O=gasp/CN=bob" ca client.ext
 leaf mallory "/O=gasp/CN=alice" rogue-ca client.ext
 leaf inter "/CN=gasp test intermediate CA" ca inter.ext
 leaf carol "/O=gasp/CN=carol" inter client.ext
+leaf ranks "/O=gasp/CN=ranks" ca both.ext
 cat inter.crt >>carol.crt
 
 # The expired and the not yet valid ones: `openssl ca` with an explicit
