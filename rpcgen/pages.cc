@@ -1,15 +1,14 @@
 #include "rpcgen/pages.h"
 
 #include <algorithm>
-#include <mutex>
 
-#include "absl/container/flat_hash_map.h"
 
 #include "absl/strings/str_format.h"
 #include "base/stats.h"
 #include "base/status.h"
 #include "consistency/bundle.h"
 #include "gas/range.h"
+#include "rpcgen/sent_pages.h"
 #include "runtime/runtime_internal.h"
 
 namespace gasp {
@@ -27,27 +26,15 @@ bool InsideRefs(uint64_t addr, const std::vector<Ref>& refs) {
 
 }  // namespace
 
-// What this rank last sent each other rank: page -> PageHash.
-class SentPages {
- public:
-  static SentPages& Get() {
-    static SentPages* s = new SentPages();
-    return *s;
-  }
-  // True (and nothing recorded) if `page` went to `rank` with `hash` last
-  // time; otherwise records it and returns false.
-  bool SameAsLast(int rank, uint64_t page, uint64_t hash) {
-    std::lock_guard<std::mutex> lock(mu_);
-    uint64_t& h = sent_[rank][page];
-    if (h == hash && hash != 0) return true;
-    h = hash;
-    return false;
-  }
+namespace {
 
- private:
-  std::mutex mu_;
-  absl::flat_hash_map<int, absl::flat_hash_map<uint64_t, uint64_t>> sent_;
-};
+// What this rank last sent each other rank (bounded; sent_pages.h).
+SentPages& Sent() {
+  static SentPages* s = new SentPages();
+  return *s;
+}
+
+}  // namespace
 
 std::string BundleHomePages(const std::vector<Ref>& refs, int to_rank, uint64_t* full,
                             uint64_t* unchanged) {
@@ -61,7 +48,7 @@ std::string BundleHomePages(const std::vector<Ref>& refs, int to_rank, uint64_t*
   for (uint64_t p : pages) {
     const uint8_t* bytes = coh->PageBytes(p);
     const uint64_t h = consistency::PageHash(bytes);
-    if (SentPages::Get().SameAsLast(to_rank, p, h)) {
+    if (Sent().SameAsLast(to_rank, p, h)) {
       w.AddUnchanged(p, h);
       ++*unchanged;
     } else {
