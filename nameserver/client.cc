@@ -140,6 +140,31 @@ absl::Status NameServerClient::Unregister(absl::string_view service) {
   return impl_->Done(impl_->stub->Unregister(&context, request, &reply));
 }
 
+absl::Status NameServerClient::Watch(const std::function<bool(const v1::WatchEvent&)>& on_event,
+                                     absl::Time until) {
+  grpc::ClientContext context;
+  impl_->Prepare(&context);
+  context.set_deadline(absl::ToChronoTime(until));
+  std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader =
+      impl_->stub->Watch(&context, v1::WatchRequest());
+  v1::WatchEvent event;
+  bool stopped = false;
+  while (reader->Read(&event)) {
+    if (!on_event(event)) {
+      stopped = true;
+      context.TryCancel();  // the stream ends; Finish reports CANCELLED
+      break;
+    }
+  }
+  if (stopped) {
+    while (reader->Read(&event)) {
+    }
+    (void)reader->Finish();
+    return absl::OkStatus();
+  }
+  return impl_->Done(reader->Finish());
+}
+
 absl::StatusOr<std::vector<v1::ServiceSummary>> NameServerClient::List() {
   grpc::ClientContext context;
   impl_->Prepare(&context);

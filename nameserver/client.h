@@ -22,6 +22,7 @@
 #ifndef GASP_NAMESERVER_CLIENT_H_
 #define GASP_NAMESERVER_CLIENT_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -86,6 +87,16 @@ class NameServerClient {
 
   // Every registered service, sorted by name.
   absl::StatusOr<std::vector<v1::ServiceSummary>> List();
+
+  // Follows the registry: `on_event` gets a REGISTERED event per current
+  // service, then SYNCED, then one REGISTERED or UNREGISTERED event per
+  // change (nameserver.proto, WatchEvent), on this thread, in order. Ends
+  // when `on_event` returns false or the server ends the stream as it shuts
+  // down (both OK), or at `until` (DeadlineExceeded): a watch is long-lived,
+  // so it has its own bound instead of ClientOptions::deadline. A server
+  // that is down fails at once (Unavailable), as every call does.
+  absl::Status Watch(const std::function<bool(const v1::WatchEvent&)>& on_event,
+                     absl::Time until);
 
   // The name server's address, as given.
   const std::string& address() const;

@@ -754,6 +754,36 @@ grpc::Status RawUnary(const std::shared_ptr<grpc::Channel>& channel, const std::
   return status;
 }
 
+// The client library's Watch: the current set, SYNCED, changes in order;
+// stopping from the callback is OK; the bound is its own.
+TEST_F(NameServerTest, ClientWatchFollowsTheRegistry) {
+  auto server = StartTls();
+  ASSERT_NE(server, nullptr);
+  auto solver = Client(*server, "solver");
+  auto bob = Client(*server, "bob", /*deadline=*/absl::Seconds(2));
+  ASSERT_TRUE(solver->Register(SolverRegistration("a/One")).ok());
+  std::vector<std::string> seen;
+  absl::Status st = bob->Watch(
+      [&](const v1::WatchEvent& ev) {
+        seen.push_back(absl::StrCat(v1::WatchEvent::Kind_Name(ev.kind()), " ",
+                                    ev.service().service()));
+        if (ev.kind() == v1::WatchEvent::SYNCED) {
+          EXPECT_TRUE(solver->Register(SolverRegistration("b/Two")).ok());
+          EXPECT_TRUE(solver->Unregister("a/One").ok());
+        }
+        return ev.kind() != v1::WatchEvent::UNREGISTERED;  // stop after the last change
+      },
+      absl::Now() + absl::Seconds(30));  // longer than the client's 2 s call deadline
+  EXPECT_TRUE(st.ok()) << st;
+  EXPECT_THAT(seen, ElementsAre("REGISTERED a/One", "SYNCED ", "REGISTERED b/Two",
+                                "UNREGISTERED a/One"));
+  // Nothing changes: the watch ends at its own bound.
+  const absl::Time start = absl::Now();
+  st = bob->Watch([](const v1::WatchEvent&) { return true; }, start + absl::Milliseconds(500));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(st)) << st;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
 TEST_F(NameServerTest, HealthCheckAnswersServing) {
   auto server = StartTls();
   ASSERT_NE(server, nullptr);
