@@ -122,12 +122,14 @@ void Server::Shutdown(absl::Duration grace) {
   }
   // Watch handlers would otherwise hold Shutdown for the whole grace.
   registry_->CloseWatchers();
-  // Calls in flight get the grace; then a deadline of now cancels whatever
-  // is left and closes the connections at once (service.h, WaitIdle).
+  // Calls in flight get the grace (service.h, WaitIdle). A handler that
+  // has returned may still be sending its final status (a Watch ended by
+  // CloseWatchers above ends with OK): gRPC gets a bounded moment to finish
+  // those, then cancels whatever is left and closes the connections.
   if (!service_->WaitIdle(absl::Now() + grace)) {
     GASP_LOG(Warn) << "gasp_nameserver: cancelling calls still running after " << grace;
   }
-  server_->Shutdown(std::chrono::system_clock::now());
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server_->Wait();
   GASP_LOG(Info) << "gasp_nameserver: stopped";
 }
