@@ -276,6 +276,8 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
               "callee cannot be checked (update gasp_nameserver)"));
         }
         creds = tls->ChannelCredentials(reply_.owner());
+        const std::string name = ShippingTls::ServerNameFor(reply_.owner());
+        if (!name.empty()) args.SetSslTargetNameOverride(name);
       }
       stub_ = Shipping::NewStub(grpc::CreateCustomChannel(reply_.endpoint(), creds, args));
     }

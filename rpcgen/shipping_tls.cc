@@ -125,6 +125,21 @@ std::shared_ptr<grpc::ChannelCredentials> ShippingTls::ChannelCredentials(
   return grpc::experimental::TlsCredentials(o);
 }
 
+std::string ShippingTls::ServerNameFor(absl::string_view owner) {
+  // RFC 2253 as gRPC prints it: "CN=ranks,O=gasp", with ',' inside a value
+  // escaped as "\,". The CN is the first attribute of that form.
+  for (size_t start = 0; start < owner.size();) {
+    size_t end = start;
+    while (end < owner.size() && !(owner[end] == ',' && (end == 0 || owner[end - 1] != '\\'))) {
+      ++end;
+    }
+    const absl::string_view rdn = owner.substr(start, end - start);
+    if (rdn.size() > 3 && rdn.substr(0, 3) == "CN=") return std::string(rdn.substr(3));
+    start = end + 1;
+  }
+  return "";
+}
+
 absl::StatusOr<std::string> ShippingTls::CallerOf(const grpc::ServerContext& context) const {
   return nameserver::PrincipalOf(context, nameserver::AuthMode::kTls, verifier_.get());
 }

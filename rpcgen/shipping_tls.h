@@ -55,6 +55,13 @@ class ShippingTls {
   // the log says which subject was presented).
   std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const std::string& owner) const;
 
+  // The name a channel to `owner`'s service announces (TLS SNI): the CN of
+  // `owner` ("ranks" for "CN=ranks,O=gasp"), so that the callee's TLS
+  // stack finds its certificate by name instead of logging a miss for the
+  // IP address; empty when `owner` has no CN. Only announced: the check is
+  // the subject's (ChannelCredentials).
+  static std::string ServerNameFor(absl::string_view owner);
+
   // The caller of a Shipping call: the subject of its verified certificate;
   // Unauthenticated (with the reason) when it has none that passes.
   absl::StatusOr<std::string> CallerOf(const grpc::ServerContext& context) const;

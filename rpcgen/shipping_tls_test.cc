@@ -65,6 +65,14 @@ TEST_F(ShippingTlsTest, SubjectsAreTheNameServersPrincipals) {
   EXPECT_FALSE(CertificateSubject("no certificate here").ok());
 }
 
+TEST(ServerNameTest, IsTheCnOfTheOwner) {
+  EXPECT_EQ(ShippingTls::ServerNameFor("CN=ranks,O=gasp"), "ranks");
+  EXPECT_EQ(ShippingTls::ServerNameFor("O=gasp,CN=solver job"), "solver job");
+  EXPECT_EQ(ShippingTls::ServerNameFor("O=a\\,CN=b,CN=c"), "c");  // "\," is inside O's value
+  EXPECT_EQ(ShippingTls::ServerNameFor("O=gasp"), "");
+  EXPECT_EQ(ShippingTls::ServerNameFor(""), "");
+}
+
 TEST_F(ShippingTlsTest, BadFilesAreNamed) {
   auto missing = ShippingTls::FromFiles(F("ca.crt"), F("nope.crt"), F("ranks.key"));
   EXPECT_TRUE(absl::IsInvalidArgument(missing.status()));
