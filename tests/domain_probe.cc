@@ -35,21 +35,10 @@
 #include "gasp/gasp.h"
 #include "protect/cpu_probe.h"
 #include "runtime/runtime_internal.h"
+#include "tests/probe_expect.h"
 #include "transport/transport.h"
 
 namespace {
-
-int g_failures = 0;
-
-#define EXPECT(cond, ...)                                    \
-  do {                                                       \
-    if (!(cond)) {                                           \
-      std::fprintf(stderr, "rank %d: FAIL %s:%d: %s: ", gasp::Rank(), __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                     \
-      std::fprintf(stderr, "\n");                            \
-      ++g_failures;                                          \
-    }                                                        \
-  } while (0)
 
 constexpr size_t kWords = 4 * 512;  // four pages of uint64_t
 
@@ -348,7 +337,7 @@ int main(int argc, char** argv) {
   }
   gasp::Barrier();
   int fin = rt->Finalize();
-  if (rc != 0 || g_failures != 0 || fin != 0) return 1;
+  if (rc != 0 || gasp::tests::ProbeFailures() != 0 || fin != 0) return 1;
   std::printf("PASS %s\n", mode.c_str());
   return 0;
 }

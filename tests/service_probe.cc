@@ -38,22 +38,12 @@
 #include "base/stats.h"
 #include "rpcgen/shipping.grpc.pb.h"
 #include "runtime/runtime_internal.h"
+#include "tests/probe_expect.h"
 #include "tests/service_probe.gasp.h"
 
 namespace {
 
 using gasp::tests::Probe;
-
-int g_failures = 0;
-#define EXPECT(cond, ...)                                                                     \
-  do {                                                                                        \
-    if (!(cond)) {                                                                            \
-      std::fprintf(stderr, "rank %d: FAIL %s:%d: %s: ", gasp::Rank(), __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                                                      \
-      std::fprintf(stderr, "\n");                                                             \
-      ++g_failures;                                                                           \
-    }                                                                                         \
-  } while (0)
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
@@ -438,7 +428,7 @@ int main(int argc, char** argv) {
   if (rc == 2) std::fprintf(stderr, "usage: service_probe paths|refs|bad|nons|tls\n");
   gasp::Barrier();
   const int fin = rt->Finalize();
-  if (rc != 0 || g_failures != 0 || fin != 0) return 1;
+  if (rc != 0 || gasp::tests::ProbeFailures() != 0 || fin != 0) return 1;
   std::printf("PASS %s\n", mode.c_str());
   return 0;
 }
