@@ -13,7 +13,8 @@ const char* const kNames[kNum] = {
     "diff_pages",     "diff_runs",      "diff_bytes",    "invalidations",    "lock_acquires",
     "lock_wait_ns",   "lock_retries",   "barriers",      "barrier_wait_ns",  "atomics",
     "remote_ops",     "messages_sent",  "rpcs_shipped",  "pages_bundled", "pages_installed",
-    "data_shipped",   "cache_chunks_registered"};
+    "data_shipped",   "cache_chunks_registered",
+    "dirty_invalidations"};
 
 }  // namespace
 

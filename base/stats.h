@@ -32,6 +32,7 @@ enum class Counter : int {
   kPagesInstalled,   // bundled pages installed as cached copies
   kDataShipped,      // calls run here by data shipping
   kCacheChunksRegistered,  // page-cache chunks registered for zero-copy fetches
+  kDirtyInvalidations,     // pages another thread held dirty at an acquire: written home, dropped
   kCount
 };
 

@@ -71,6 +71,7 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   c->twin_free_.reserve(twins);
   for (uint32_t i = twins; i > 0; --i) c->twin_free_.push_back(i);  // slot + 1
   c->scratch_pages_.resize(twins);
+  c->scratch_dirty_.resize(twins);
   c->scratch_runs_.resize(MaxDiffRuns(kPageSize));
   c->scratch_ops_.resize(kOpBatch);
   if (options.cache_reg_chunk > 0 && options.register_local) {
@@ -441,6 +442,15 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
     }
     ++n;
   }
+  // Mark the pages cached before the READ is posted: an acquire by another
+  // thread that has already taken its lock either sees the mark (and waits
+  // for this fetch, then drops the copy) or ran its walk before the mark,
+  // and then this READ is posted after that lock was taken and returns
+  // fresh data. Marking after the fetch would let an acquire miss a copy
+  // fetched before its lock and keep it.
+  for (uint64_t i = 0; i < n; ++i) {
+    if (cached_.Set(page + i)) cached_count_.fetch_add(1, std::memory_order_seq_cst);
+  }
   const uint64_t offset = page << kPageShift;
   Op op;
   op.type = OpType::kRead;
@@ -478,7 +488,6 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
           e == ENOMEM ? "; raise vm.max_map_count (sysctl -w vm.max_map_count=1048576)" : "");
   }
   for (uint64_t i = 0; i < n; ++i) {
-    if (cached_.Set(page + i)) cached_count_.fetch_add(1, std::memory_order_relaxed);
     state(page + i).store(MakeWord(kRead), std::memory_order_release);
     WakePage(&state(page + i));
   }
@@ -535,13 +544,18 @@ void Coherence::WriteFault(uint64_t page, const gas::Segment& seg) {
     const uint64_t offset = page << kPageShift;
     std::memcpy(static_cast<char*>(twin_mem_.data()) + uint64_t{twin - 1} * kPageSize,
                 range_->sys(offset), kPageSize);
+    // Dirty before writable: once the page opens, other threads store to it
+    // without faulting, and a release by one of them must find the page
+    // (it then waits for this busy bit and diffs the page). Marking it
+    // after the mprotect let such a release skip the page and free a lock
+    // whose data had not gone home.
+    dirty_.Set(page);
+    dirty_count_.fetch_add(1, std::memory_order_seq_cst);
     int e = range_->ProtectRaw(offset, kPageSize, Capped(Prot::kReadWrite, seg));
     if (e != 0) {
       Fatal("mprotect(READ|WRITE) of global page %#lx failed: %s",
             static_cast<unsigned long>(range_->base() + offset), strerror(e));
     }
-    dirty_.Set(page);
-    dirty_count_.fetch_add(1, std::memory_order_relaxed);
     StatAdd(Counter::kWriteFaults);
     st.store(MakeWord(kWrite, twin), std::memory_order_release);
     WakePage(&st);
@@ -556,35 +570,14 @@ absl::Status Coherence::FlushWrites(size_t n_ops) {
   return transport_->Wait(&counter, absl::Now() + options_.timeout);
 }
 
-absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
-  if (dirty_count_.load(std::memory_order_acquire) == 0) return absl::OkStatus();
-  size_t n = 0;
-  const size_t cap = scratch_pages_.size();
-  dirty_.ForEach(first_page, end_page, [&](uint64_t p) {
-    if (n < cap) scratch_pages_[n++] = p;
-  });
-  if (n == 0) return absl::OkStatus();
-  // 1. Mark busy and write-protect, so that no thread of this process
-  //    writes while the diff is taken (a writer faults and waits).
-  for (size_t i = 0; i < n; ++i) TakeBusy(scratch_pages_[i]);
-  for (size_t i = 0; i < n;) {
-    // Runs of consecutive pages with one cap (a segment boundary may
-    // change the domain).
-    const Prot prot = CappedAt(Prot::kRead, scratch_pages_[i]);
-    size_t j = i + 1;
-    while (j < n && scratch_pages_[j] == scratch_pages_[j - 1] + 1 &&
-           CappedAt(Prot::kRead, scratch_pages_[j]) == prot) {
-      ++j;
-    }
-    GASP_RETURN_IF_ERROR(
-        range_->Protect(scratch_pages_[i] << kPageShift, (j - i) << kPageShift, prot));
-    i = j;
-  }
-  // 2. Diff and write the runs home; runs that continue across a page
-  //    boundary (same home) merge into one WRITE.
+absl::Status Coherence::WriteBackLocked(const uint64_t* pages, size_t n) {
+  // Diff each page against its twin and write the runs home; runs that
+  // continue across a page boundary (same home) merge into one WRITE.
+  // REQUIRES: the pages are busy (held by this thread) and write-protected,
+  // so no thread of this process stores while they are diffed.
   size_t n_ops = 0;
   for (size_t i = 0; i < n; ++i) {
-    const uint64_t page = scratch_pages_[i];
+    const uint64_t page = pages[i];
     const uint32_t w = state(page).load(std::memory_order_acquire);
     const gas::Segment* seg = segments_->FindPage(page);
     if (StateOf(w) != kWrite || TwinOf(w) == 0 || seg == nullptr) {
@@ -626,16 +619,47 @@ absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
       StatAdd(Counter::kDiffRuns);
     }
   }
-  GASP_RETURN_IF_ERROR(FlushWrites(n_ops));
-  // 3. The pages are clean copies of what the home now holds.
+  return FlushWrites(n_ops);
+}
+
+void Coherence::DropTwin(uint64_t page) {
+  FreeTwin(TwinOf(state(page).load(std::memory_order_acquire)));
+  dirty_.Clear(page);
+  dirty_count_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+absl::Status Coherence::ProtectRuns(const uint64_t* pages, size_t n, Prot want) {
+  for (size_t i = 0; i < n;) {
+    // Runs of consecutive pages with one cap (a segment boundary may
+    // change the domain).
+    const Prot prot = CappedAt(want, pages[i]);
+    size_t j = i + 1;
+    while (j < n && pages[j] == pages[j - 1] + 1 && CappedAt(want, pages[j]) == prot) ++j;
+    GASP_RETURN_IF_ERROR(range_->Protect(pages[i] << kPageShift, (j - i) << kPageShift, prot));
+    i = j;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
+  if (dirty_count_.load(std::memory_order_acquire) == 0) return absl::OkStatus();
+  size_t n = 0;
+  const size_t cap = scratch_pages_.size();
+  dirty_.ForEach(first_page, end_page, [&](uint64_t p) {
+    if (n < cap) scratch_pages_[n++] = p;
+  });
+  if (n == 0) return absl::OkStatus();
+  // Mark busy and write-protect, so that no thread of this process writes
+  // while the diff is taken (a writer faults and waits), write home.
+  for (size_t i = 0; i < n; ++i) TakeBusy(scratch_pages_[i]);
+  GASP_RETURN_IF_ERROR(ProtectRuns(scratch_pages_.data(), n, Prot::kRead));
+  GASP_RETURN_IF_ERROR(WriteBackLocked(scratch_pages_.data(), n));
+  // The pages are clean copies of what the home now holds.
   for (size_t i = 0; i < n; ++i) {
     const uint64_t page = scratch_pages_[i];
-    std::atomic<uint32_t>& st = state(page);
-    FreeTwin(TwinOf(st.load(std::memory_order_acquire)));
-    dirty_.Clear(page);
-    dirty_count_.fetch_sub(1, std::memory_order_relaxed);
-    st.store(MakeWord(kRead), std::memory_order_release);
-    WakePage(&st);
+    DropTwin(page);
+    state(page).store(MakeWord(kRead), std::memory_order_release);
+    WakePage(&state(page));
   }
   return absl::OkStatus();
 }
@@ -643,9 +667,36 @@ absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
 absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page) {
   if (cached_count_.load(std::memory_order_acquire) == 0) return absl::OkStatus();
   const size_t cap = scratch_pages_.size();
-  size_t n = 0;
+  size_t n = 0, n_dirty = 0;
   absl::Status status;
+  // Clean pages: PROT_NONE in coalesced runs. Dirty pages (another thread
+  // of this process wrote them after this acquire's release step): closed
+  // first so that their writers fault and wait, their diffs written home
+  // (an early release, allowed under RC), then dropped like clean ones, so
+  // that no stale byte of another rank's release stays readable and no
+  // unreleased write of this process is lost.
+  auto drop = [&](uint64_t p) {
+    if (cached_.Clear(p)) cached_count_.fetch_sub(1, std::memory_order_relaxed);
+    state(p).store(MakeWord(kInvalid), std::memory_order_release);
+    WakePage(&state(p));
+  };
   auto flush = [&]() {
+    if (status.ok()) status = ProtectRuns(scratch_dirty_.data(), n_dirty, Prot::kNone);
+    if (status.ok()) status = WriteBackLocked(scratch_dirty_.data(), n_dirty);
+    for (size_t i = 0; i < n_dirty; ++i) {
+      const uint64_t p = scratch_dirty_[i];
+      if (status.ok()) {
+        DropTwin(p);
+        drop(p);
+      } else {  // keeps its twin and stays dirty: nothing is lost; the error ends the job
+        state(p).store(state(p).load(std::memory_order_relaxed) & ~kBusy,
+                       std::memory_order_release);
+        WakePage(&state(p));
+      }
+    }
+    StatAdd(Counter::kDirtyInvalidations, n_dirty);
+    StatAdd(Counter::kInvalidations, n + n_dirty);
+    n_dirty = 0;
     for (size_t i = 0; i < n && status.ok();) {
       size_t j = i + 1;
       while (j < n && scratch_pages_[j] == scratch_pages_[j - 1] + 1) ++j;
@@ -653,12 +704,7 @@ absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page)
                                Prot::kNone);
       i = j;
     }
-    for (size_t i = 0; i < n; ++i) {
-      if (cached_.Clear(scratch_pages_[i])) cached_count_.fetch_sub(1, std::memory_order_relaxed);
-      state(scratch_pages_[i]).store(MakeWord(kInvalid), std::memory_order_release);
-      WakePage(&state(scratch_pages_[i]));
-    }
-    StatAdd(Counter::kInvalidations, n);
+    for (size_t i = 0; i < n; ++i) drop(scratch_pages_[i]);
     n = 0;
   };
   cached_.ForEach(first_page, end_page, [&](uint64_t p) {
@@ -669,18 +715,21 @@ absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page)
         WaitNotBusy(p, w);
         continue;
       }
-      if (StateOf(w) != kRead) {
-        // kInvalid: already dropped; kWrite: dirtied by another thread of this
-        // process after our release; it stays until its own release.
-        if (StateOf(w) == kInvalid && cached_.Clear(p)) {
-          cached_count_.fetch_sub(1, std::memory_order_relaxed);
-        }
+      if (StateOf(w) == kInvalid) {  // already dropped
+        if (cached_.Clear(p)) cached_count_.fetch_sub(1, std::memory_order_relaxed);
         return;
       }
-      if (st.compare_exchange_weak(w, kInvalid | kBusy, std::memory_order_acq_rel)) break;
+      if (StateOf(w) == kHome) return;
+      if (!st.compare_exchange_weak(w, w | kBusy, std::memory_order_acq_rel)) continue;
+      if (StateOf(w) == kWrite) {
+        scratch_dirty_[n_dirty++] = p;
+      } else {
+        st.store(kInvalid | kBusy, std::memory_order_relaxed);
+        scratch_pages_[n++] = p;
+      }
+      break;
     }
-    scratch_pages_[n++] = p;
-    if (n == cap) flush();
+    if (n + n_dirty >= cap) flush();
   });
   flush();
   return status;

@@ -179,6 +179,12 @@ class Coherence {
   void FreeTwin(uint32_t slot_plus_one);
   absl::Status ReleaseLocked(uint64_t first_page, uint64_t end_page);
   absl::Status InvalidateLocked(uint64_t first_page, uint64_t end_page);
+  // Diffs busy, write-protected dirty pages and writes the runs home.
+  absl::Status WriteBackLocked(const uint64_t* pages, size_t n);
+  // Frees a written-back page's twin and clears its dirty bit.
+  void DropTwin(uint64_t page);
+  // Sets `want` (capped per domain) on sorted pages, one call per run.
+  absl::Status ProtectRuns(const uint64_t* pages, size_t n, gas::Prot want);
   absl::Status FlushWrites(size_t n_ops);
   // `prot` capped by the protection domain of `seg` (see SetProtCap).
   gas::Prot Capped(gas::Prot prot, const gas::Segment& seg) const;
@@ -226,6 +232,7 @@ class Coherence {
   // Release/acquire scratch (preallocated: the fault path may release).
   std::mutex sync_mu_;
   std::vector<uint64_t> scratch_pages_;  // guarded by sync_mu_
+  std::vector<uint64_t> scratch_dirty_;  // guarded by sync_mu_
   std::vector<DiffRun> scratch_runs_;    // guarded by sync_mu_
   std::vector<transport::Op> scratch_ops_;  // guarded by sync_mu_
 };

@@ -40,6 +40,8 @@ run "shared_tree" "$B/examples/shared_tree" 20000
 run "ledger" "$B/examples/ledger" 50
 run "dictionary (services: data and function shipping)" "$B/examples/dictionary" 50
 run "drf_random" "$B/tests/drf_random" 4
+run "lock_counters (2 threads per rank, one page)" "$B/tests/lock_counters" 300 2
+run "drf_threads (4 threads per rank, sequential model)" "$B/tests/drf_threads" 3 4 1 40
 run "selective release/acquire" "$B/tests/fault_probe" selective
 
 echo "== page-cache registration: fetches into registered chunks skip the bounce copy"

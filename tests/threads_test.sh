@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Several application threads per rank, several ranks on this host (more
+# threads than cores): lock-protected counters that share a page homed
+# elsewhere, and the randomized data-race-free stress against its
+# sequential model, on several seeds. The soak version is tools/soak.
+source "$(dirname "$0")/lib.sh"
+GASPRUN=$(bin tools/gasprun)
+LC=$(bin tests/lock_counters)
+DT=$(bin tests/drf_threads)
+
+for np in 2 4; do
+  for th in 2 4; do
+    run_job "$TMP/lc-$np-$th.log" 240 "$GASPRUN" -np "$np" "$LC" 500 "$th"
+    if [ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/lc-$np-$th.log")" = "$np" ]; then
+      ok "lock_counters: $np ranks x $th threads x 500 increments, none lost"
+    else
+      bad "lock_counters $np x $th (rc=$RC)"; tail -n 15 "$TMP/lc-$np-$th.log" | sed 's/^/    | /'
+    fi
+  done
+done
+
+for seed in 1 2 3; do
+  run_job "$TMP/dt-$seed.log" 400 "$GASPRUN" -np 4 "$DT" 4 4 "$seed" 60
+  if [ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/dt-$seed.log")" = 4 ]; then
+    ok "drf_threads: 4 ranks x 4 threads, seed $seed, matches the sequential model"
+  else
+    bad "drf_threads seed $seed (rc=$RC)"; tail -n 15 "$TMP/dt-$seed.log" | sed 's/^/    | /'
+  fi
+done
+run_job "$TMP/dt-2x8.log" 400 "$GASPRUN" -np 2 "$DT" 3 8 11 20
+if [ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/dt-2x8.log")" = 2 ]; then
+  ok "drf_threads: 2 ranks x 8 threads matches the model"
+else
+  bad "drf_threads 2x8 (rc=$RC)"; tail -n 15 "$TMP/dt-2x8.log" | sed 's/^/    | /'
+fi
+finish
