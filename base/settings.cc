@@ -76,6 +76,14 @@ const std::vector<Row>& Rows() {
         "writes). Bounds the twin memory at this many pages.",
         "", 16, 1 << 24},
        &Config::max_dirty_pages},
+      {{"GASP_NOTICE_LOG_ENTRIES", SettingType::kInt, "65536",
+        "Entries (24 bytes each, homed at rank 0) of the ring that carries write notices from "
+        "releases to the acquires of locks and atomics, so that those acquires invalidate only "
+        "pages other ranks wrote. A rank that falls this far behind drops its whole cache "
+        "instead (counter notice_log_overflows). 0: no log; every lock or atomic acquire drops "
+        "the whole cache.",
+        "", 0, 1 << 24},
+       &Config::notice_log_entries},
       {{"GASP_WAIT_MODE", SettingType::kChoice, "adaptive",
         "How waiting threads (completions, progress) wait: adaptive spins GASP_SPIN_US then "
         "blocks; poll never blocks (dedicated cores); block never spins (oversubscribed nodes).",

@@ -14,7 +14,8 @@ const char* const kNames[kNum] = {
     "lock_wait_ns",   "lock_retries",   "barriers",      "barrier_wait_ns",  "atomics",
     "remote_ops",     "messages_sent",  "rpcs_shipped",  "pages_bundled", "pages_installed",
     "data_shipped",   "cache_chunks_registered",
-    "dirty_invalidations"};
+    "dirty_invalidations", "home_write_faults", "notices_sent", "notices_received",
+    "notice_log_overflows"};
 
 }  // namespace
 

@@ -33,6 +33,10 @@ enum class Counter : int {
   kDataShipped,      // calls run here by data shipping
   kCacheChunksRegistered,  // page-cache chunks registered for zero-copy fetches
   kDirtyInvalidations,     // pages another thread held dirty at an acquire: written home, dropped
+  kHomeWriteFaults,        // first writes to closed home pages (a write notice each)
+  kNoticesSent,            // pages named in this rank's write notices (barriers and log)
+  kNoticesReceived,        // pages named in other ranks' notices at this rank's acquires
+  kNoticeLogOverflows,     // acquires that found the notice log lapped: whole cache dropped
   kCount
 };
 

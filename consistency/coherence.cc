@@ -66,6 +66,8 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   c->states_ = static_cast<std::atomic<uint32_t>*>(c->states_mem_.data());
   GASP_ASSIGN_OR_RETURN(c->dirty_, PageBitmap::Create(pages));
   GASP_ASSIGN_OR_RETURN(c->cached_, PageBitmap::Create(pages));
+  GASP_ASSIGN_OR_RETURN(c->epoch_written_, PageBitmap::Create(pages));
+  GASP_ASSIGN_OR_RETURN(c->pending_, PageBitmap::Create(pages));
   const uint32_t twins = static_cast<uint32_t>(options.max_dirty_pages);
   GASP_ASSIGN_OR_RETURN(c->twin_mem_, SparseArray::Create(uint64_t{twins} * kPageSize));
   c->twin_free_.reserve(twins);
@@ -152,12 +154,14 @@ absl::Status Coherence::Install() {
 }
 
 absl::Status Coherence::AddSegment(const gas::Segment& segment) {
+  // Home pages start closed (read-only): the first write faults them open
+  // and records the write notice.
   absl::Status status;
   segment.ForEachHomeRun(options_.rank, [&](uint64_t first, uint64_t count) {
     for (uint64_t p = first; p < first + count; ++p) state(p).store(MakeWord(kHome));
     if (status.ok()) {
       status = range_->Protect(first << kPageShift, count << kPageShift,
-                               Capped(Prot::kReadWrite, segment));
+                               Capped(Prot::kRead, segment));
     }
   });
   return status;
@@ -179,12 +183,12 @@ Prot ProtOfBits(int bits) {
   return (bits & PROT_READ) ? Prot::kRead : Prot::kNone;
 }
 
-// The app-view protection a page in `state` has (busy bit clear).
-Prot StateProt(uint32_t state) {
-  switch (state) {
+// The app-view protection of a page whose state word is `word`.
+Prot StateProt(uint32_t word) {
+  switch (StateOf(word)) {
     case kRead: return Prot::kRead;
-    case kWrite:
-    case kHome: return Prot::kReadWrite;
+    case kWrite: return Prot::kReadWrite;
+    case kHome: return (word & kHomeOpen) ? Prot::kReadWrite : Prot::kRead;
     default: return Prot::kNone;
   }
 }
@@ -216,9 +220,9 @@ int Coherence::ApplyProtection(uint64_t offset, uint64_t length, int max_prot, i
     for (uint64_t p = b; p < e; ++p) words[p - b] = TakeBusy(p);
     int result = 0;
     for (uint64_t p = b; p < e && result == 0;) {
-      const int prot = ProtBits(StateProt(StateOf(words[p - b]))) & max_prot;
+      const int prot = ProtBits(StateProt(words[p - b])) & max_prot;
       uint64_t q = p + 1;
-      while (q < e && (ProtBits(StateProt(StateOf(words[q - b]))) & max_prot) == prot) ++q;
+      while (q < e && (ProtBits(StateProt(words[q - b])) & max_prot) == prot) ++q;
       char* a = range_->app(p << kPageShift);
       const size_t len = (q - p) << kPageShift;
       const int rc = pkey >= 0 ? protect::SysPkeyMprotect(a, len, prot, pkey)
@@ -407,7 +411,11 @@ bool Coherence::HandleFault(siginfo_t* info, ucontext_t* uc) {
           static_cast<unsigned long>(range_->base()),
           static_cast<unsigned long>(range_->base() + range_->size()));
   }
-  if (StateOf(state(page).load(std::memory_order_acquire)) == kHome) return false;
+  if (StateOf(state(page).load(std::memory_order_acquire)) == kHome) {
+    if (!write) return false;  // home pages are always readable: not a coherence miss
+    HomeWriteFault(page, *seg);
+    return true;
+  }
   if (write) {
     WriteFault(page, *seg);
   } else {
@@ -494,6 +502,36 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   StatAdd(Counter::kPagesFetched, n);
   StatAdd(Counter::kPagesPrefetched, n - 1);
   StatAdd(Counter::kBytesFetched, n << kPageShift);
+}
+
+void Coherence::HomeWriteFault(uint64_t page, const gas::Segment& seg) {
+  std::atomic<uint32_t>& st = state(page);
+  uint32_t w = st.load(std::memory_order_acquire);
+  for (;;) {
+    if (IsBusy(w)) {
+      WaitNotBusy(page, w);
+      return;  // retry the store
+    }
+    if (StateOf(w) != kHome || (w & kHomeOpen)) return;  // opened meanwhile
+    if (st.compare_exchange_weak(w, w | kBusy, std::memory_order_acq_rel)) break;
+  }
+  // Noticed before writable, for the reason given in WriteFault.
+  NoteWritten(page);
+  const uint64_t offset = page << kPageShift;
+  const int e = range_->ProtectRaw(offset, kPageSize, Capped(Prot::kReadWrite, seg));
+  if (e != 0) {
+    Fatal("mprotect(READ|WRITE) of home page %#lx failed: %s%s",
+          static_cast<unsigned long>(range_->base() + offset), strerror(e),
+          e == ENOMEM ? "; raise vm.max_map_count (sysctl -w vm.max_map_count=1048576)" : "");
+  }
+  StatAdd(Counter::kHomeWriteFaults);
+  st.store(MakeWord(kHome) | kHomeOpen, std::memory_order_release);
+  WakePage(&st);
+}
+
+void Coherence::NoteWritten(uint64_t page) {
+  epoch_written_.Set(page);
+  if (pending_.Set(page)) pending_count_.fetch_add(1, std::memory_order_seq_cst);
 }
 
 uint32_t Coherence::AllocTwin() {
@@ -590,6 +628,7 @@ absl::Status Coherence::WriteBackLocked(const uint64_t* pages, size_t n) {
     const uint8_t* cur = reinterpret_cast<uint8_t*>(range_->sys(offset));
     size_t runs = ComputeDiff(cur, twin, kPageSize, scratch_runs_.data(), scratch_runs_.size());
     StatAdd(Counter::kDiffPages);
+    if (runs > 0) NoteWritten(page);
     for (size_t r = 0; r < runs; ++r) {
       const DiffRun& run = scratch_runs_[r];
       char* local = range_->sys(offset + run.offset);
@@ -772,6 +811,76 @@ absl::Status Coherence::AcquireRange(uint64_t addr, uint64_t length) {
   std::lock_guard<std::mutex> lock(sync_mu_);
   GASP_RETURN_IF_ERROR(ReleaseLocked(first, end));
   return InvalidateLocked(first, end);
+}
+
+absl::Status Coherence::TakeNotices(NoticeSet set, std::vector<PageRun>* runs) {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  PageBitmap& bits = set == NoticeSet::kSinceBarrier ? epoch_written_ : pending_;
+  if (set == NoticeSet::kSincePublished &&
+      pending_count_.load(std::memory_order_seq_cst) <= 0) {
+    return absl::OkStatus();
+  }
+  // Walk and clear; home pages among them are closed again (read-only), so
+  // that their next write is noticed. A write that lands on such a page
+  // between the clear and the close is covered by the notice taken here:
+  // every later publication of this rank completes after this one.
+  size_t n_home = 0;
+  const size_t cap = scratch_pages_.size();
+  absl::Status status;
+  // A home page may be in the middle of its write fault (busy, its bit
+  // already set and now taken, not yet open): waiting for the busy bit
+  // before looking makes sure such a page is closed too, so that the
+  // faulting store, retried, faults again and is noticed again.
+  auto close = [&]() {
+    size_t n_open = 0;
+    for (size_t i = 0; i < n_home; ++i) {
+      const uint64_t p = scratch_pages_[i];
+      if (TakeBusy(p) & kHomeOpen) {
+        scratch_dirty_[n_open++] = p;
+      } else {
+        state(p).store(MakeWord(kHome), std::memory_order_release);
+        WakePage(&state(p));
+      }
+    }
+    if (status.ok()) status = ProtectRuns(scratch_dirty_.data(), n_open, Prot::kRead);
+    for (size_t i = 0; i < n_open; ++i) {
+      std::atomic<uint32_t>& st = state(scratch_dirty_[i]);
+      st.store(status.ok() ? MakeWord(kHome) : (st.load() & ~kBusy), std::memory_order_release);
+      WakePage(&st);
+    }
+    n_home = 0;
+  };
+  uint64_t taken = 0;
+  bits.ForEach(0, range_->num_pages(), [&](uint64_t p) {
+    bits.Clear(p);
+    ++taken;
+    AppendPage(p, runs);
+    if (StateOf(state(p).load(std::memory_order_acquire)) == kHome) {
+      scratch_pages_[n_home++] = p;
+      if (n_home == cap) close();
+    }
+  });
+  close();
+  if (set == NoticeSet::kSincePublished) {
+    // May go below zero for a moment (a page's Set counted after this walk
+    // took it); every set bit's increment is done before its page opens.
+    pending_count_.fetch_sub(static_cast<int64_t>(taken), std::memory_order_seq_cst);
+  }
+  return status;
+}
+
+absl::Status Coherence::AcquireRuns(absl::Span<const PageRun> runs) {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  for (const PageRun& r : runs) {
+    const uint64_t end = std::min(r.first + r.count, range_->num_pages());
+    if (r.first < end) GASP_RETURN_IF_ERROR(InvalidateLocked(r.first, end));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Coherence::InvalidateAll() {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  return InvalidateLocked(0, range_->num_pages());
 }
 
 }  // namespace consistency

@@ -29,6 +29,7 @@
 #include "absl/types/span.h"
 #include "absl/time/time.h"
 #include "consistency/diff.h"
+#include "consistency/notices.h"
 #include "consistency/page_state.h"
 #include "gas/range.h"
 #include "gas/segment.h"
@@ -93,6 +94,22 @@ class Coherence {
   absl::Status Acquire();
   absl::Status ReleaseRange(uint64_t addr, uint64_t length);
   absl::Status AcquireRange(uint64_t addr, uint64_t length);
+
+  // Write notices (docs/protocol.md). Every page this rank writes home (by
+  // a diff) or writes as its home is noted in two sets: since the last
+  // barrier, and since the last publication to the notice log.
+  enum class NoticeSet { kSinceBarrier, kSincePublished };
+  // Appends the pages of `set` as ascending runs and empties the set; home
+  // pages among them are closed (read-only) until their next write.
+  absl::Status TakeNotices(NoticeSet set, std::vector<PageRun>* runs);
+  // Invalidates the cached copies of the pages in `runs` (dirty ones are
+  // written home first, see InvalidateLocked); pages not cached and home
+  // pages are left alone. The acquire of a barrier or lock whose notices
+  // name these pages.
+  absl::Status AcquireRuns(absl::Span<const PageRun> runs);
+  // Invalidates every cached copy (an acquire when notices were lost).
+  absl::Status InvalidateAll();
+  uint64_t num_pages() const { return range_->num_pages(); }
 
   // Home rank of a global address (-1 if outside every segment).
   int HomeOf(uint64_t addr) const;
@@ -167,6 +184,10 @@ class Coherence {
   std::atomic<uint32_t>& state(uint64_t page) const { return states_[page]; }
   void ReadFault(uint64_t page, const gas::Segment& seg);
   void WriteFault(uint64_t page, const gas::Segment& seg);
+  // First write to a closed home page: note it, open it.
+  void HomeWriteFault(uint64_t page, const gas::Segment& seg);
+  // Records a write notice for `page` in both sets (signal-safe).
+  void NoteWritten(uint64_t page);
   // Waits until the page is not busy (or the deadline: fatal).
   void WaitNotBusy(uint64_t page, uint32_t seen);
   // Wakes the waiters of a page state word, with no system call when
@@ -220,6 +241,9 @@ class Coherence {
   std::atomic<uint32_t>* states_ = nullptr;
   PageBitmap dirty_;
   PageBitmap cached_;
+  PageBitmap epoch_written_;  // notices since the last barrier
+  PageBitmap pending_;        // notices since the last publication
+  std::atomic<int64_t> pending_count_{0};  // set bits of pending_ (approximately)
   std::atomic<uint64_t> dirty_count_{0};
   std::atomic<uint64_t> cached_count_{0};  // pages in cached_ (skip empty walks)
   std::atomic<int> page_waiters_{0};       // threads in WaitNotBusy

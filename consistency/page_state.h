@@ -14,10 +14,14 @@ namespace consistency {
 // State word of one page (32 bits so threads can futex-wait on it):
 //   bits 0-1  kInvalid / kRead / kWrite / kHome
 //   bit  2    busy: a thread is changing the page; others wait
+//   bit  3    with kHome: open (writable); a home page is closed (read-only)
+//             from the moment its write notice is taken until the next write
+//             faults it open, so that every write to it is noticed
 //   bits 8-31 twin slot + 1 while kWrite (0: none)
 enum PageState : uint32_t { kInvalid = 0, kRead = 1, kWrite = 2, kHome = 3 };
 inline constexpr uint32_t kStateMask = 3;
 inline constexpr uint32_t kBusy = 4;
+inline constexpr uint32_t kHomeOpen = 8;
 inline constexpr int kTwinShift = 8;
 
 inline uint32_t StateOf(uint32_t word) { return word & kStateMask; }

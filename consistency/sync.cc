@@ -59,36 +59,36 @@ absl::StatusOr<uint64_t> Sync::Atomic(OpType type, uint64_t addr, uint64_t compa
 }
 
 absl::StatusOr<uint64_t> Sync::FetchAdd(uint64_t addr, uint64_t value, Ordering order) {
-  if (order.release) GASP_RETURN_IF_ERROR(coherence_->Release());
+  if (order.release) GASP_RETURN_IF_ERROR(Release());
   GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kFetchAdd, addr, 0, value));
-  if (order.acquire) GASP_RETURN_IF_ERROR(coherence_->Acquire());
+  if (order.acquire) GASP_RETURN_IF_ERROR(Acquire());
   return old;
 }
 
 absl::StatusOr<uint64_t> Sync::CompareSwap(uint64_t addr, uint64_t expected, uint64_t desired,
                                            Ordering order) {
-  if (order.release) GASP_RETURN_IF_ERROR(coherence_->Release());
+  if (order.release) GASP_RETURN_IF_ERROR(Release());
   GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, addr, expected, desired));
-  if (order.acquire && old == expected) GASP_RETURN_IF_ERROR(coherence_->Acquire());
+  if (order.acquire && old == expected) GASP_RETURN_IF_ERROR(Acquire());
   return old;
 }
 
 absl::StatusOr<uint64_t> Sync::Load(uint64_t addr, Ordering order) {
   // FETCH_ADD of zero reads the word atomically with respect to other atomics.
   GASP_ASSIGN_OR_RETURN(uint64_t v, Atomic(OpType::kFetchAdd, addr, 0, 0));
-  if (order.acquire) GASP_RETURN_IF_ERROR(coherence_->Acquire());
+  if (order.acquire) GASP_RETURN_IF_ERROR(Acquire());
   return v;
 }
 
 absl::Status Sync::Store(uint64_t addr, uint64_t value, Ordering order) {
-  if (order.release) GASP_RETURN_IF_ERROR(coherence_->Release());
+  if (order.release) GASP_RETURN_IF_ERROR(Release());
   uint64_t seen = 0;
   for (;;) {  // swap by CAS: atomic with respect to concurrent atomics
     GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, addr, seen, value));
     if (old == seen) break;
     seen = old;
   }
-  if (order.acquire) GASP_RETURN_IF_ERROR(coherence_->Acquire());
+  if (order.acquire) GASP_RETURN_IF_ERROR(Acquire());
   return absl::OkStatus();
 }
 
@@ -111,7 +111,7 @@ absl::StatusOr<bool> Sync::TryLock(uint64_t word_addr) {
                         Atomic(OpType::kCompareSwap, word_addr, 0, Holder(rank_)));
   if (old != 0) return false;
   StatAdd(Counter::kLockAcquires);
-  GASP_RETURN_IF_ERROR(coherence_->Acquire());
+  GASP_RETURN_IF_ERROR(Acquire());
   return true;
 }
 
@@ -141,11 +141,11 @@ absl::Status Sync::Lock(uint64_t word_addr) {
   }
   StatAdd(Counter::kLockAcquires);
   StatAdd(Counter::kLockWaitNs, absl::ToInt64Nanoseconds(absl::Now() - start));
-  return coherence_->Acquire();
+  return Acquire();
 }
 
 absl::Status Sync::Unlock(uint64_t word_addr) {
-  GASP_RETURN_IF_ERROR(coherence_->Release());
+  GASP_RETURN_IF_ERROR(Release());
   const uint64_t mine = Holder(rank_);
   GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, word_addr, mine, 0));
   if (old != mine) {
@@ -160,15 +160,27 @@ absl::Status Sync::Unlock(uint64_t word_addr) {
 }
 
 absl::Status Sync::BarrierOnly() {
+  std::vector<Contribution> known(1);
+  known[0].origin = rank_;
+  return Exchange(&known);
+}
+
+absl::Status Sync::Exchange(std::vector<Contribution>* known) {
   const uint64_t epoch = ++epoch_;
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + timeout_;
+  std::vector<bool> have(nranks_, false);
+  for (const Contribution& c : *known) have[c.origin] = true;
   for (int dist = 1; dist < nranks_; dist <<= 1) {
     const int to = (rank_ + dist) % nranks_;
     const int from = (rank_ - dist + nranks_) % nranks_;
-    uint8_t payload[12];
-    std::memcpy(payload, &epoch, 8);
-    std::memcpy(payload + 8, &dist, 4);
+    // Everything heard so far goes on, so after ceil(log2 n) rounds every
+    // rank has every contribution.
+    BarrierMessage out;
+    out.epoch = epoch;
+    out.distance = static_cast<uint32_t>(dist);
+    out.contributions = *known;
+    const std::vector<uint8_t> payload = EncodeBarrierMessage(out);
     GASP_RETURN_IF_ERROR(Annotate(transport_->Send(to, kBarrierTag, payload),
                                   absl::StrFormat("barrier %d: notifying %s", epoch,
                                                   describe_rank_(to))));
@@ -182,19 +194,23 @@ absl::Status Sync::BarrierOnly() {
       return Annotate(m.status(), absl::StrFormat("barrier %d: waiting for %s", epoch,
                                                   describe_rank_(from)));
     }
-    uint64_t their_epoch = 0;
-    int their_dist = 0;
-    if (m->payload.size() != sizeof(payload)) {
-      return absl::DataLossError(absl::StrFormat("barrier %d: malformed message from %s", epoch,
-                                                 describe_rank_(from)));
+    absl::StatusOr<BarrierMessage> in =
+        DecodeBarrierMessage(m->payload, nranks_, coherence_->num_pages());
+    if (!in.ok()) {
+      return absl::DataLossError(absl::StrFormat("barrier %d: malformed message from %s: %s",
+                                                 epoch, describe_rank_(from),
+                                                 in.status().message()));
     }
-    std::memcpy(&their_epoch, m->payload.data(), 8);
-    std::memcpy(&their_dist, m->payload.data() + 8, 4);
-    if (their_epoch != epoch || their_dist != dist) {
+    if (in->epoch != epoch || in->distance != static_cast<uint32_t>(dist)) {
       return absl::FailedPreconditionError(absl::StrFormat(
           "barrier mismatch: this rank is at barrier %d, %s at barrier %d (every rank must call "
           "the same collectives in the same order)",
-          epoch, describe_rank_(from), their_epoch));
+          epoch, describe_rank_(from), in->epoch));
+    }
+    for (Contribution& c : in->contributions) {
+      if (have[c.origin]) continue;
+      have[c.origin] = true;
+      known->push_back(std::move(c));
     }
   }
   StatAdd(Counter::kBarriers);
@@ -241,10 +257,54 @@ absl::StatusOr<std::vector<uint64_t>> Sync::AllgatherU64(uint64_t mine) {
   return all;
 }
 
-absl::Status Sync::Barrier() {
+void Sync::SetNoticeLog(uint64_t addr, uint64_t entries) {
+  std::lock_guard<std::mutex> lock(notice_mu_);
+  log_ = std::make_unique<NoticeLog>(coherence_, transport_, rank_, nranks_, addr, entries,
+                                     timeout_, describe_rank_);
+}
+
+absl::Status Sync::Release() {
+  std::lock_guard<std::mutex> lock(notice_mu_);
   GASP_RETURN_IF_ERROR(coherence_->Release());
-  GASP_RETURN_IF_ERROR(BarrierOnly());
-  return coherence_->Acquire();
+  if (log_ == nullptr) return absl::OkStatus();
+  std::vector<PageRun> runs;
+  GASP_RETURN_IF_ERROR(coherence_->TakeNotices(Coherence::NoticeSet::kSincePublished, &runs));
+  return log_->Publish(runs);
+}
+
+absl::Status Sync::Acquire() {
+  std::lock_guard<std::mutex> lock(notice_mu_);
+  if (log_ == nullptr) return coherence_->Acquire();
+  return log_->Collect();
+}
+
+absl::Status Sync::Barrier() {
+  // Release (and publish, so that the log stays complete for lock
+  // hand-offs by other threads of this rank during the barrier), then take
+  // the notices since the last barrier. The lock is not held during the
+  // rounds: other threads may take and free locks meanwhile.
+  GASP_RETURN_IF_ERROR(Release());
+  std::vector<Contribution> known(1);
+  known[0].origin = rank_;
+  {
+    std::lock_guard<std::mutex> lock(notice_mu_);
+    GASP_RETURN_IF_ERROR(
+        coherence_->TakeNotices(Coherence::NoticeSet::kSinceBarrier, &known[0].runs));
+  }
+  uint64_t pages = 0;
+  for (const PageRun& r : known[0].runs) pages += r.count;
+  StatAdd(Counter::kNoticesSent, pages);
+  GASP_RETURN_IF_ERROR(Exchange(&known));
+  std::vector<PageRun> stale;
+  pages = 0;
+  for (const Contribution& c : known) {
+    if (c.origin == rank_) continue;
+    stale.insert(stale.end(), c.runs.begin(), c.runs.end());
+    for (const PageRun& r : c.runs) pages += r.count;
+  }
+  StatAdd(Counter::kNoticesReceived, pages);
+  std::lock_guard<std::mutex> lock(notice_mu_);
+  return coherence_->AcquireRuns(stale);
 }
 
 }  // namespace consistency

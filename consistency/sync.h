@@ -8,11 +8,15 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "consistency/coherence.h"
+#include "consistency/notice_log.h"
+#include "consistency/notices.h"
 #include "transport/transport.h"
 
 namespace gasp {
@@ -38,11 +42,24 @@ class Sync {
   absl::StatusOr<bool> TryLock(uint64_t word_addr);
   absl::Status Unlock(uint64_t word_addr);
 
-  // Release, dissemination barrier (ceil(log2 n) message rounds), acquire.
-  // A rank that does not arrive within GASP_TIMEOUT is named in the error.
+  // Release, dissemination barrier (ceil(log2 n) message rounds that also
+  // gather every rank's write notices since the previous barrier), then an
+  // acquire that invalidates only the pages other ranks named. A rank that
+  // does not arrive within GASP_TIMEOUT is named in the error.
   absl::Status Barrier();
   // The message rounds alone, without release/acquire.
   absl::Status BarrierOnly();
+
+  // Release: write dirty pages home and publish this rank's write notices
+  // to the notice log. Acquire: invalidate the pages other ranks' releases
+  // named since this rank's last acquire (the whole cache without a log).
+  absl::Status Release();
+  absl::Status Acquire();
+
+  // Uses the notice log at global address `addr` (NoticeLog::BytesFor
+  // `entries` bytes, zero-filled, allocated on every rank) for lock and
+  // atomic hand-offs. Without it, every acquire drops the whole cache.
+  void SetNoticeLog(uint64_t addr, uint64_t entries);
 
   // Atomics on an 8-byte aligned global word, executed at its home.
   absl::StatusOr<uint64_t> FetchAdd(uint64_t addr, uint64_t value, Ordering order);
@@ -61,6 +78,9 @@ class Sync {
  private:
   absl::StatusOr<uint64_t> Atomic(transport::OpType type, uint64_t addr, uint64_t compare,
                                   uint64_t operand);
+  // The dissemination rounds; `known` holds this rank's contribution on
+  // entry and every rank's on return.
+  absl::Status Exchange(std::vector<Contribution>* known);
   absl::Status CheckWord(uint64_t addr, int* home) const;
 
   Coherence* const coherence_;
@@ -70,6 +90,12 @@ class Sync {
   const absl::Duration timeout_;
   const std::function<std::string(int)> describe_rank_;
   uint64_t epoch_ = 0;  // barriers completed by this rank (barriers are collective)
+  // Serializes this process's release+publish and collect+invalidate
+  // sequences, so a publication never overtakes an earlier one and an
+  // acquire never skips entries another thread is still applying. Never
+  // held across a barrier's message rounds.
+  std::mutex notice_mu_;
+  std::unique_ptr<NoticeLog> log_;  // guarded by notice_mu_ (set before use)
   uint64_t allgather_epoch_ = 0;
 };
 

@@ -284,7 +284,7 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
     stub = stub_.get();
   }
   // Release first: the callee must see everything this rank wrote.
-  GASP_RETURN_IF_ERROR(internal::GetCoherence()->Release());
+  GASP_RETURN_IF_ERROR(internal::GetSync()->Release());
   CallRequest req;
   req.set_service(reply_.service());
   req.set_method(method);

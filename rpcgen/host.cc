@@ -104,7 +104,7 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
   absl::Status run = m->invoke(svc->impl.get(), *req, rep.get());
   // The callee's writes (through references too) go home before the reply,
   // so the caller sees them after its acquire.
-  GASP_RETURN_IF_ERROR(internal::GetCoherence()->Release());
+  GASP_RETURN_IF_ERROR(internal::GetSync()->Release());
   if (!run.ok()) return run;
   std::vector<Ref> out_refs;
   GASP_RETURN_IF_ERROR(CollectGlobalRefs(*rep, &out_refs));

@@ -303,6 +303,13 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
     GASP_RETURN_IF_ERROR(AddSegment(s, seg));
   }
   s.heap = std::make_unique<gas::HeapAllocator>(c.base + my_heap, c.heap_bytes);
+  if (c.notice_log_entries > 0) {
+    // The write-notice log of lock and atomic hand-offs, homed at rank 0.
+    const uint64_t entries = static_cast<uint64_t>(c.notice_log_entries);
+    GASP_ASSIGN_OR_RETURN(uint64_t log, CollectiveSegment(s, consistency::NoticeLog::BytesFor(entries),
+                                                          Placement::OnRank(0), Domain()));
+    s.sync->SetNoticeLog(log, entries);
+  }
   // End-to-end check of the transport (connects every ring neighbour).
   GASP_RETURN_IF_ERROR(s.sync->BarrierOnly());
   GASP_LOG(Info) << "initialized: " << s.size << " ranks, boot=" << s.boot->method()
@@ -404,8 +411,8 @@ void Free(void* p) {
 }
 
 void Barrier() { Check(S().sync->Barrier(), "gasp::Barrier"); }
-void Release() { Check(S().coherence->Release(), "gasp::Release"); }
-void Acquire() { Check(S().coherence->Acquire(), "gasp::Acquire"); }
+void Release() { Check(S().sync->Release(), "gasp::Release"); }
+void Acquire() { Check(S().sync->Acquire(), "gasp::Acquire"); }
 void Release(const void* p, size_t n) {
   Check(S().coherence->ReleaseRange(Addr(p), n), "gasp::Release(range)");
 }

@@ -743,6 +743,15 @@ absl::StatusOr<Message> VerbsTransport::Recv(uint32_t tag, int from, absl::Time 
                                   : absl::Now() + absl::Microseconds(GetSpinMicros());
   bool armed = false;
   while (true) {
+    // The peer's state is read before the mailbox: a peer's messages are
+    // delivered before its goodbye (one connection, in order), so a message
+    // it sent before leaving is in the mailbox by the time it reads as gone.
+    PeerState peer = PeerState::kAlive;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (shut_down_) return absl::FailedPreconditionError("the verbs transport is shut down");
+      if (from != kAnyPeer && from != options_.rank) peer = peer_state_[static_cast<size_t>(from)];
+    }
     {
       std::lock_guard<std::mutex> l(mb_mu_);
       for (auto it = mailbox_.begin(); it != mailbox_.end(); ++it) {
@@ -753,15 +762,10 @@ absl::StatusOr<Message> VerbsTransport::Recv(uint32_t tag, int from, absl::Time 
         }
       }
     }
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (shut_down_) return absl::FailedPreconditionError("the verbs transport is shut down");
-      if (from != kAnyPeer && from != options_.rank &&
-          peer_state_[static_cast<size_t>(from)] != PeerState::kAlive) {
-        return absl::UnavailableError(absl::StrFormat(
-            "Recv tag %d from rank %d: the rank is %s", tag, from,
-            peer_state_[static_cast<size_t>(from)] == PeerState::kGone ? "shut down" : "lost"));
-      }
+    if (peer != PeerState::kAlive) {
+      return absl::UnavailableError(absl::StrFormat("Recv tag %d from rank %d: the rank is %s",
+                                                    tag, from,
+                                                    peer == PeerState::kGone ? "shut down" : "lost"));
     }
     const absl::Time now = absl::Now();
     if (now >= deadline) {

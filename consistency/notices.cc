@@ -1,0 +1,164 @@
+#include "consistency/notices.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+
+namespace gasp {
+namespace consistency {
+namespace {
+
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t CheckOf(uint64_t tag, uint64_t run) { return Mix(tag ^ Mix(run)) | 1; }
+
+void Put32(std::vector<uint8_t>* out, uint32_t v) {
+  uint8_t b[4];
+  std::memcpy(b, &v, 4);
+  out->insert(out->end(), b, b + 4);
+}
+void Put64(std::vector<uint8_t>* out, uint64_t v) {
+  uint8_t b[8];
+  std::memcpy(b, &v, 8);
+  out->insert(out->end(), b, b + 8);
+}
+
+// Bounds-checked little-endian reader.
+class Reader {
+ public:
+  explicit Reader(absl::Span<const uint8_t> b) : b_(b) {}
+  bool U32(uint32_t* v) { return Take(v, 4); }
+  bool U64(uint64_t* v) { return Take(v, 8); }
+  size_t left() const { return b_.size() - at_; }
+
+ private:
+  template <typename T>
+  bool Take(T* v, size_t n) {
+    if (left() < n) return false;
+    std::memcpy(v, b_.data() + at_, n);
+    at_ += n;
+    return true;
+  }
+  absl::Span<const uint8_t> b_;
+  size_t at_ = 0;
+};
+
+constexpr size_t kRunBytes = 16;
+
+}  // namespace
+
+void AppendPage(uint64_t page, std::vector<PageRun>* runs) {
+  if (!runs->empty() && runs->back().first + runs->back().count == page) {
+    ++runs->back().count;
+    return;
+  }
+  runs->push_back({page, 1});
+}
+
+std::vector<uint8_t> EncodeBarrierMessage(const BarrierMessage& m) {
+  size_t bytes = 16;
+  for (const Contribution& c : m.contributions) bytes += 8 + c.runs.size() * kRunBytes;
+  std::vector<uint8_t> out;
+  out.reserve(bytes);
+  Put64(&out, m.epoch);
+  Put32(&out, m.distance);
+  Put32(&out, static_cast<uint32_t>(m.contributions.size()));
+  for (const Contribution& c : m.contributions) {
+    Put32(&out, static_cast<uint32_t>(c.origin));
+    Put32(&out, static_cast<uint32_t>(c.runs.size()));
+    for (const PageRun& r : c.runs) {
+      Put64(&out, r.first);
+      Put64(&out, r.count);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<BarrierMessage> DecodeBarrierMessage(absl::Span<const uint8_t> bytes, int nranks,
+                                                    uint64_t num_pages) {
+  Reader in(bytes);
+  BarrierMessage m;
+  uint32_t n_contrib = 0;
+  if (!in.U64(&m.epoch) || !in.U32(&m.distance) || !in.U32(&n_contrib)) {
+    return absl::InvalidArgumentError("barrier message: truncated header");
+  }
+  if (n_contrib > static_cast<uint32_t>(nranks)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("barrier message: %u contributions for %d ranks", n_contrib, nranks));
+  }
+  std::vector<bool> seen(nranks, false);
+  m.contributions.resize(n_contrib);
+  for (Contribution& c : m.contributions) {
+    uint32_t origin = 0, n_runs = 0;
+    if (!in.U32(&origin) || !in.U32(&n_runs)) {
+      return absl::InvalidArgumentError("barrier message: truncated contribution");
+    }
+    if (origin >= static_cast<uint32_t>(nranks) || seen[origin]) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "barrier message: contribution of rank %u (out of range or repeated)", origin));
+    }
+    seen[origin] = true;
+    if (n_runs > in.left() / kRunBytes) {
+      return absl::InvalidArgumentError("barrier message: truncated runs");
+    }
+    c.origin = static_cast<int>(origin);
+    c.runs.resize(n_runs);
+    for (PageRun& r : c.runs) {
+      in.U64(&r.first);
+      in.U64(&r.count);
+      if (r.count == 0 || r.first >= num_pages || r.count > num_pages - r.first) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "barrier message: pages [%u, +%u) of rank %u outside the range of %u pages", r.first,
+            r.count, origin, num_pages));
+      }
+    }
+  }
+  if (in.left() != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("barrier message: %u trailing bytes", in.left()));
+  }
+  return m;
+}
+
+void AppendLogEntries(int origin, absl::Span<const PageRun> runs, std::vector<LogEntry>* out) {
+  for (const PageRun& r : runs) {
+    for (uint64_t done = 0; done < r.count;) {
+      const uint64_t n = std::min(r.count - done, kMaxLogRunPages);
+      LogEntry e;
+      e.tag = static_cast<uint32_t>(origin);
+      e.run = ((r.first + done) << 20) | n;
+      out->push_back(e);
+      done += n;
+    }
+  }
+}
+
+void SealLogEntry(uint64_t lap, LogEntry* e) {
+  e->tag = (lap << 32) | (e->tag & 0xffffffffu);
+  e->check = CheckOf(e->tag, e->run);
+}
+
+EntryState DecodeLogEntry(const LogEntry& e, uint64_t lap, int nranks, uint64_t num_pages,
+                          int* origin, PageRun* run) {
+  if ((e.tag >> 32) != (lap & 0xffffffffu) || e.check != CheckOf(e.tag, e.run)) {
+    return EntryState::kNotYet;
+  }
+  const uint64_t o = e.tag & 0xffffffffu;
+  const uint64_t first = e.run >> 20, count = e.run & kMaxLogRunPages;
+  if (o >= static_cast<uint64_t>(nranks) || count == 0 || first >= num_pages ||
+      count > num_pages - first) {
+    return EntryState::kCorrupt;
+  }
+  *origin = static_cast<int>(o);
+  *run = {first, count};
+  return EntryState::kValid;
+}
+
+}  // namespace consistency
+}  // namespace gasp
