@@ -84,6 +84,16 @@ const std::vector<Row>& Rows() {
         "the whole cache.",
         "", 0, 1 << 24},
        &Config::notice_log_entries},
+      {{"GASP_PACKED_DIFFS", SettingType::kBool, "1",
+        "Send the short byte runs of a release to each home in one message, applied by the "
+        "home's diff thread, instead of one one-sided WRITE per run. 0: WRITEs only.",
+        "", 0, 0},
+       &Config::packed_diffs},
+      {{"GASP_DIFF_DIRECT_BYTES", SettingType::kInt, "1024",
+        "Byte runs of a diff at least this long go home as one-sided WRITEs (zero copy, no CPU "
+        "at the home); shorter ones are packed (GASP_PACKED_DIFFS).",
+        "", 1, 1 << 20},
+       &Config::diff_direct_bytes},
       {{"GASP_WAIT_MODE", SettingType::kChoice, "adaptive",
         "How waiting threads (completions, progress) wait: adaptive spins GASP_SPIN_US then "
         "blocks; poll never blocks (dedicated cores); block never spins (oversubscribed nodes).",

@@ -29,6 +29,8 @@ struct Config {
   int64_t prefetch_pages = 0;      // GASP_PREFETCH_PAGES
   int64_t max_dirty_pages = 0;     // GASP_MAX_DIRTY_PAGES
   int64_t notice_log_entries = 0;  // GASP_NOTICE_LOG_ENTRIES
+  bool packed_diffs = true;        // GASP_PACKED_DIFFS
+  int64_t diff_direct_bytes = 0;   // GASP_DIFF_DIRECT_BYTES
   std::string wait_mode;           // GASP_WAIT_MODE
   int64_t spin_us = 0;             // GASP_SPIN_US
   std::string boot;                // GASP_BOOT

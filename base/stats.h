@@ -37,6 +37,9 @@ enum class Counter : int {
   kNoticesSent,            // pages named in this rank's write notices (barriers and log)
   kNoticesReceived,        // pages named in other ranks' notices at this rank's acquires
   kNoticeLogOverflows,     // acquires that found the notice log lapped: whole cache dropped
+  kDiffMessages,           // packed diff messages sent to homes
+  kDiffMessageBytes,
+  kDiffMessagesApplied,    // packed diff messages this rank applied as a home
   kCount
 };
 

@@ -76,6 +76,8 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   c->scratch_dirty_.resize(twins);
   c->scratch_runs_.resize(MaxDiffRuns(kPageSize));
   c->scratch_ops_.resize(kOpBatch);
+  c->scratch_short_.resize(MaxDiffRuns(kPageSize));
+  c->packed_.resize(options.nranks);
   if (options.cache_reg_chunk > 0 && options.register_local) {
     if (options.cache_reg_chunk % kPageSize != 0) {
       return absl::InvalidArgumentError("GASP_CACHE_REG_CHUNK must be a multiple of 4 KiB");
@@ -90,6 +92,7 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
 }
 
 Coherence::~Coherence() {
+  if (diff_service_) diff_service_->Stop();
   if (installed_) gas::UnregisterFaultHandler(Trampoline, this);
   if (registrar_.joinable()) {
     chunk_stop_.store(true);
@@ -150,6 +153,9 @@ void Coherence::RegistrarLoop() {
 absl::Status Coherence::Install() {
   GASP_RETURN_IF_ERROR(gas::RegisterFaultHandler(Trampoline, this));
   installed_ = true;
+  // Started whatever this rank's own setting: other ranks may pack.
+  diff_service_ = std::make_unique<DiffService>(range_, segments_, transport_, options_.rank);
+  diff_service_->Start();
   return absl::OkStatus();
 }
 
@@ -546,7 +552,11 @@ uint32_t Coherence::AllocTwin() {
     }
     // Every twin is in use: write all dirty pages home early (allowed under
     // release consistency) to free them. No page is held busy here.
-    absl::Status s = Release();
+    absl::Status s;
+    {
+      std::lock_guard<std::mutex> lock(sync_mu_);
+      s = ReleaseLocked(0, range_->num_pages(), /*may_pack=*/false);
+    }
     if (!s.ok()) {
       std::string msg(s.message());
       Fatal("early release (GASP_MAX_DIRTY_PAGES reached) failed: %s", msg.c_str());
@@ -608,7 +618,8 @@ absl::Status Coherence::FlushWrites(size_t n_ops) {
   return transport_->Wait(&counter, absl::Now() + options_.timeout);
 }
 
-absl::Status Coherence::WriteBackLocked(const uint64_t* pages, size_t n) {
+absl::Status Coherence::WriteBackLocked(const uint64_t* pages, size_t n, bool may_pack) {
+  const bool pack = may_pack && options_.packed_diffs && options_.nranks > 1;
   // Diff each page against its twin and write the runs home; runs that
   // continue across a page boundary (same home) merge into one WRITE.
   // REQUIRES: the pages are busy (held by this thread) and write-protected,
@@ -627,13 +638,21 @@ absl::Status Coherence::WriteBackLocked(const uint64_t* pages, size_t n) {
         static_cast<uint8_t*>(twin_mem_.data()) + uint64_t{TwinOf(w) - 1} * kPageSize;
     const uint8_t* cur = reinterpret_cast<uint8_t*>(range_->sys(offset));
     size_t runs = ComputeDiff(cur, twin, kPageSize, scratch_runs_.data(), scratch_runs_.size());
+    // Counted once per page: a dense diff has hundreds of runs.
     StatAdd(Counter::kDiffPages);
+    StatAdd(Counter::kDiffRuns, runs);
     if (runs > 0) NoteWritten(page);
+    size_t n_short = 0;
+    uint64_t changed = 0;
     for (size_t r = 0; r < runs; ++r) {
       const DiffRun& run = scratch_runs_[r];
+      changed += run.length;
+      if (pack && seg->domain == 0 && run.length < options_.diff_direct_bytes) {
+        scratch_short_[n_short++] = run;
+        continue;
+      }
       char* local = range_->sys(offset + run.offset);
       uint64_t remote = homes_[home].sys_base + offset + run.offset;
-      StatAdd(Counter::kDiffBytes, run.length);
       if (n_ops > 0) {
         Op& last = scratch_ops_[n_ops - 1];
         if (last.peer == home && static_cast<char*>(last.local) + last.length == local &&
@@ -655,10 +674,84 @@ absl::Status Coherence::WriteBackLocked(const uint64_t* pages, size_t n) {
       op.remote_addr = remote;
       op.rkey.packed = seg->rkeys[home];
       op.wr_id = page;
-      StatAdd(Counter::kDiffRuns);
+    }
+    StatAdd(Counter::kDiffBytes, changed);
+    if (n_short > 0) {
+      GASP_RETURN_IF_ERROR(AddPacked(home, seg->rkeys[home], page, scratch_short_.data(), n_short));
     }
   }
-  return FlushWrites(n_ops);
+  GASP_RETURN_IF_ERROR(FlushWrites(n_ops));
+  return pack ? FinishPacked() : absl::OkStatus();
+}
+
+namespace {
+// A packed message is sent once it holds this much, so that the home
+// applies the first part while this rank encodes the rest, and buffers at
+// both ends stay small.
+constexpr size_t kMaxPackedBytes = 64 * 1024;
+}  // namespace
+
+absl::Status Coherence::AddPacked(int home, uint64_t rkey, uint64_t page, const DiffRun* runs,
+                                  size_t n) {
+  PackedOut& out = packed_[static_cast<size_t>(home)];
+  if (out.open && (out.rkey != rkey || out.writer.size() >= kMaxPackedBytes)) {
+    GASP_RETURN_IF_ERROR(SendPacked(home));
+  }
+  if (!out.open) {
+    out.writer.Start(++packed_sequence_, rkey);
+    out.rkey = rkey;
+    out.open = true;
+  }
+  const uint64_t offset = page << kPageShift;
+  out.writer.AddPage(offset, reinterpret_cast<const uint8_t*>(range_->sys(offset)),
+                     absl::MakeConstSpan(runs, n));
+  return absl::OkStatus();
+}
+
+absl::Status Coherence::SendPacked(int home) {
+  PackedOut& out = packed_[static_cast<size_t>(home)];
+  out.open = false;
+  const absl::Span<const uint8_t> msg = out.writer.Finish();
+  uint64_t sequence;
+  std::memcpy(&sequence, msg.data() + 8, 8);
+  StatAdd(Counter::kDiffMessages);
+  StatAdd(Counter::kDiffMessageBytes, msg.size());
+  absl::Status s = transport_->Send(home, kDiffTag, msg);
+  if (!s.ok()) return Annotate(s, absl::StrFormat("sending a diff to rank %d", home));
+  out.awaiting.push_back(sequence);
+  return absl::OkStatus();
+}
+
+absl::Status Coherence::FinishPacked() {
+  const absl::Time deadline = absl::Now() + options_.timeout;
+  for (int home = 0; home < options_.nranks; ++home) {
+    if (packed_[static_cast<size_t>(home)].open) GASP_RETURN_IF_ERROR(SendPacked(home));
+  }
+  // Replies come in order per home (one tag, one pair of ranks).
+  absl::Status status;
+  for (int home = 0; home < options_.nranks; ++home) {
+    PackedOut& out = packed_[static_cast<size_t>(home)];
+    for (uint64_t sequence : out.awaiting) {
+      absl::StatusOr<transport::Message> m = transport_->Recv(kDiffAckTag, home, deadline);
+      if (!m.ok()) {
+        status.Update(Annotate(m.status(),
+                               absl::StrFormat("waiting for rank %d to apply a diff", home)));
+        break;
+      }
+      absl::StatusOr<DiffAck> ack = DecodeDiffAck(m->payload);
+      if (!ack.ok() || ack->sequence != sequence) {
+        status.Update(absl::DataLossError(absl::StrFormat(
+            "rank %d answered a diff with a malformed or unexpected reply", home)));
+        break;
+      }
+      if (ack->status != 0) {
+        status.Update(absl::PermissionDeniedError(
+            absl::StrFormat("rank %d refused a diff: %s", home, ack->reason)));
+      }
+    }
+    out.awaiting.clear();
+  }
+  return status;
 }
 
 void Coherence::DropTwin(uint64_t page) {
@@ -680,7 +773,7 @@ absl::Status Coherence::ProtectRuns(const uint64_t* pages, size_t n, Prot want) 
   return absl::OkStatus();
 }
 
-absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
+absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page, bool may_pack) {
   if (dirty_count_.load(std::memory_order_acquire) == 0) return absl::OkStatus();
   size_t n = 0;
   const size_t cap = scratch_pages_.size();
@@ -692,7 +785,7 @@ absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page) {
   // while the diff is taken (a writer faults and waits), write home.
   for (size_t i = 0; i < n; ++i) TakeBusy(scratch_pages_[i]);
   GASP_RETURN_IF_ERROR(ProtectRuns(scratch_pages_.data(), n, Prot::kRead));
-  GASP_RETURN_IF_ERROR(WriteBackLocked(scratch_pages_.data(), n));
+  GASP_RETURN_IF_ERROR(WriteBackLocked(scratch_pages_.data(), n, may_pack));
   // The pages are clean copies of what the home now holds.
   for (size_t i = 0; i < n; ++i) {
     const uint64_t page = scratch_pages_[i];

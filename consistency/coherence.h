@@ -29,6 +29,8 @@
 #include "absl/types/span.h"
 #include "absl/time/time.h"
 #include "consistency/diff.h"
+#include "consistency/diff_service.h"
+#include "consistency/diff_wire.h"
 #include "consistency/notices.h"
 #include "consistency/page_state.h"
 #include "gas/range.h"
@@ -57,6 +59,12 @@ struct CoherenceOptions {
   // for local use, so that later fetches into it land without a bounce
   // copy. Registering pins the chunk (memory grows by chunk, not by page).
   uint64_t cache_reg_chunk = 0;
+  // Packed diffs (GASP_PACKED_DIFFS): byte runs shorter than
+  // `diff_direct_bytes` go to their home in one message per home, applied
+  // by the home's diff thread; longer runs (and every run of a page in a
+  // protection domain) go as one-sided WRITEs.
+  bool packed_diffs = true;
+  uint32_t diff_direct_bytes = 1024;
   std::function<absl::Status(char* addr, uint64_t length)> register_local;
 };
 
@@ -81,7 +89,9 @@ class Coherence {
                                                            FatalHandler fatal);
   ~Coherence();
 
-  // Registers the fault handler with the process-wide dispatcher.
+  // Registers the fault handler with the process-wide dispatcher, and
+  // starts the diff thread that applies other ranks' packed diffs to this
+  // rank's home pages.
   absl::Status Install();
 
   // Opens this rank's home runs of `segment` read-write and marks them home.
@@ -198,10 +208,17 @@ class Coherence {
   uint32_t TakeBusy(uint64_t page);
   uint32_t AllocTwin();  // returns slot + 1, releasing early when full
   void FreeTwin(uint32_t slot_plus_one);
-  absl::Status ReleaseLocked(uint64_t first_page, uint64_t end_page);
+  // `may_pack`: false in signal context (the fault path's early release),
+  // where messages cannot be sent; runs then go as one-sided WRITEs.
+  absl::Status ReleaseLocked(uint64_t first_page, uint64_t end_page, bool may_pack = true);
   absl::Status InvalidateLocked(uint64_t first_page, uint64_t end_page);
   // Diffs busy, write-protected dirty pages and writes the runs home.
-  absl::Status WriteBackLocked(const uint64_t* pages, size_t n);
+  absl::Status WriteBackLocked(const uint64_t* pages, size_t n, bool may_pack = true);
+  // Packed diffs of the current write-back: adds a page's short runs to
+  // the message for `home`, sends full messages, waits for the replies.
+  absl::Status AddPacked(int home, uint64_t rkey, uint64_t page, const DiffRun* runs, size_t n);
+  absl::Status SendPacked(int home);
+  absl::Status FinishPacked();
   // Frees a written-back page's twin and clears its dirty bit.
   void DropTwin(uint64_t page);
   // Sets `want` (capped per domain) on sorted pages, one call per run.
@@ -259,6 +276,16 @@ class Coherence {
   std::vector<uint64_t> scratch_dirty_;  // guarded by sync_mu_
   std::vector<DiffRun> scratch_runs_;    // guarded by sync_mu_
   std::vector<transport::Op> scratch_ops_;  // guarded by sync_mu_
+  std::vector<DiffRun> scratch_short_;      // guarded by sync_mu_
+  struct PackedOut {
+    DiffWriter writer;
+    uint64_t rkey = 0;
+    bool open = false;
+    std::vector<uint64_t> awaiting;  // sequence numbers sent, replies due
+  };
+  std::vector<PackedOut> packed_;  // per home; guarded by sync_mu_
+  uint64_t packed_sequence_ = 0;   // guarded by sync_mu_
+  std::unique_ptr<DiffService> diff_service_;
 };
 
 }  // namespace consistency

@@ -26,9 +26,23 @@ size_t ComputeDiff(const uint8_t* page, const uint8_t* twin, size_t length, Diff
       if (open) emit();
       continue;
     }
-    // Walk the bytes of this word (little-endian: byte i is bits 8i..8i+7).
+    // Which bytes differ, as 8 bits (little-endian: byte i is bits
+    // 8i..8i+7): fold each byte onto its low bit, then gather the low bits.
+    uint64_t t = x | (x >> 4);
+    t |= t >> 2;
+    t |= t >> 1;
+    const unsigned mask =
+        static_cast<unsigned>(((t & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56);
+    if (mask == 0xff) {  // the whole word differs: the common dense case
+      if (!open) {
+        open = true;
+        run_start = w;
+      }
+      run_end = w + 8;
+      continue;
+    }
     for (size_t i = 0; i < 8; ++i) {
-      bool differs = ((x >> (8 * i)) & 0xff) != 0;
+      bool differs = ((mask >> i) & 1) != 0;
       size_t pos = w + i;
       if (differs) {
         if (!open) {

@@ -17,6 +17,7 @@
 #include "consistency/coherence.h"
 #include "consistency/notice_log.h"
 #include "consistency/notices.h"
+#include "consistency/tags.h"
 #include "transport/transport.h"
 
 namespace gasp {
@@ -99,10 +100,6 @@ class Sync {
   uint64_t allgather_epoch_ = 0;
 };
 
-// Tag of barrier messages (reserved range 0xB000'0000-0xBFFF'FFFF).
-inline constexpr uint32_t kBarrierTag = 0xB0000001;
-// Tag of allgather messages.
-inline constexpr uint32_t kAllgatherTag = 0xB0000002;
 
 }  // namespace consistency
 }  // namespace gasp

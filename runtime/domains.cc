@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "base/log.h"
 #include "base/status.h"
+#include "consistency/tags.h"
 #include "gasp/gasp.h"
 #include "runtime/key_grant.h"
 #include "runtime/runtime_internal.h"
@@ -21,7 +22,7 @@ namespace {
 
 using protect::Rights;
 
-constexpr uint32_t kKeyGrantTag = 0xB0000003;
+using consistency::kKeyGrantTag;
 
 Rights ToRights(Access a) { return static_cast<Rights>(static_cast<uint8_t>(a)); }
 Access ToAccess(Rights r) { return static_cast<Access>(static_cast<uint8_t>(r)); }

@@ -274,6 +274,8 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   co.nranks = s.size;
   co.prefetch_pages = static_cast<int>(c.prefetch_pages);
   co.max_dirty_pages = static_cast<int>(c.max_dirty_pages);
+  co.packed_diffs = c.packed_diffs;
+  co.diff_direct_bytes = static_cast<uint32_t>(c.diff_direct_bytes);
   co.timeout = c.timeout;
   if (s.transport->capabilities().zero_copy_registered_local && c.cache_reg_chunk > 0) {
     co.cache_reg_chunk = c.cache_reg_chunk;
