@@ -214,9 +214,9 @@ class Coherence {
   absl::Status InvalidateLocked(uint64_t first_page, uint64_t end_page);
   // Diffs busy, write-protected dirty pages and writes the runs home.
   absl::Status WriteBackLocked(const uint64_t* pages, size_t n, bool may_pack = true);
-  // Packed diffs of the current write-back: adds a page's short runs to
-  // the message for `home`, sends full messages, waits for the replies.
-  absl::Status AddPacked(int home, uint64_t rkey, uint64_t page, const DiffRun* runs, size_t n);
+  // Packed diffs of the current write-back: the open message for `home`
+  // (sending a full one first), sending, waiting for the replies.
+  absl::StatusOr<DiffWriter*> PackedWriter(int home, uint64_t rkey);
   absl::Status SendPacked(int home);
   absl::Status FinishPacked();
   // Frees a written-back page's twin and clears its dirty bit.
@@ -277,6 +277,7 @@ class Coherence {
   std::vector<DiffRun> scratch_runs_;    // guarded by sync_mu_
   std::vector<transport::Op> scratch_ops_;  // guarded by sync_mu_
   std::vector<DiffRun> scratch_short_;      // guarded by sync_mu_
+  uint8_t scratch_masks_[gas::kPageSize / 8];  // guarded by sync_mu_
   struct PackedOut {
     DiffWriter writer;
     uint64_t rkey = 0;

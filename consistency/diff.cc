@@ -5,6 +5,79 @@
 namespace gasp {
 namespace consistency {
 
+namespace {
+// Bit i set iff byte i of x is not zero.
+inline unsigned ByteMask(uint64_t x) {
+  uint64_t t = x | (x >> 4);
+  t |= t >> 2;
+  t |= t >> 1;
+  return static_cast<unsigned>(((t & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56);
+}
+}  // namespace
+
+WordMaskSummary ComputeWordMasks(const uint8_t* page, const uint8_t* twin, size_t length,
+                                 uint8_t* masks) {
+  WordMaskSummary s;
+  unsigned prev_top = 0;  // whether the byte before this word differed
+  uint32_t full_run = 0;
+  bool any = false;
+  for (size_t w = 0; w < length / 8; ++w) {
+    uint64_t a, b;
+    std::memcpy(&a, page + w * 8, 8);
+    std::memcpy(&b, twin + w * 8, 8);
+    const unsigned m = (a ^ b) == 0 ? 0 : ByteMask(a ^ b);
+    masks[w] = static_cast<uint8_t>(m);
+    if (m == 0) {
+      prev_top = 0;
+      full_run = 0;
+      continue;
+    }
+    if (!any) s.first_word = static_cast<uint32_t>(w);
+    any = true;
+    s.last_word = static_cast<uint32_t>(w);
+    s.changed_bytes += static_cast<uint32_t>(__builtin_popcount(m));
+    // A run starts at every set bit whose lower neighbour is clear.
+    s.runs += static_cast<uint32_t>(__builtin_popcount(m & ~((m << 1) | prev_top) & 0xffu));
+    prev_top = (m >> 7) & 1;
+    full_run = m == 0xff ? full_run + 8 : 0;
+    if (full_run > s.longest_full) s.longest_full = full_run;
+  }
+  return s;
+}
+
+size_t RunsFromWordMasks(const uint8_t* masks, size_t words, DiffRun* out, size_t max_runs) {
+  size_t n = 0, start = 0;
+  bool open = false;
+  auto emit = [&](size_t end) {
+    if (n < max_runs) out[n] = DiffRun{static_cast<uint32_t>(start), static_cast<uint32_t>(end - start)};
+    ++n;
+    open = false;
+  };
+  for (size_t w = 0; w < words; ++w) {
+    const unsigned m = masks[w];
+    if (m == 0xff || m == 0) {  // whole words: extend or close without a byte walk
+      if (m == 0xff && !open) {
+        open = true;
+        start = w * 8;
+      } else if (m == 0 && open) {
+        emit(w * 8);
+      }
+      continue;
+    }
+    for (size_t i = 0; i < 8; ++i) {
+      const bool set = (m >> i) & 1;
+      if (set && !open) {
+        open = true;
+        start = w * 8 + i;
+      } else if (!set && open) {
+        emit(w * 8 + i);
+      }
+    }
+  }
+  if (open) emit(words * 8);
+  return n;
+}
+
 size_t ComputeDiff(const uint8_t* page, const uint8_t* twin, size_t length, DiffRun* out,
                    size_t max_runs) {
   size_t n = 0;
@@ -28,11 +101,7 @@ size_t ComputeDiff(const uint8_t* page, const uint8_t* twin, size_t length, Diff
     }
     // Which bytes differ, as 8 bits (little-endian: byte i is bits
     // 8i..8i+7): fold each byte onto its low bit, then gather the low bits.
-    uint64_t t = x | (x >> 4);
-    t |= t >> 2;
-    t |= t >> 1;
-    const unsigned mask =
-        static_cast<unsigned>(((t & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56);
+    const unsigned mask = ByteMask(x);
     if (mask == 0xff) {  // the whole word differs: the common dense case
       if (!open) {
         open = true;

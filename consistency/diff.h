@@ -28,6 +28,24 @@ struct DiffRun {
 size_t ComputeDiff(const uint8_t* page, const uint8_t* twin, size_t length, DiffRun* out,
                    size_t max_runs);
 
+// One pass over a page that finds, for each 8-byte word, which of its
+// bytes differ from the twin (bit i: byte i), without building runs: the
+// input of a packed diff when the page has no long run.
+struct WordMaskSummary {
+  uint32_t changed_bytes = 0;
+  uint32_t runs = 0;             // maximal runs of differing bytes
+  uint32_t longest_full = 0;     // bytes in the longest stretch of fully differing words
+  uint32_t first_word = 0;       // first and last word with a difference (if any)
+  uint32_t last_word = 0;
+};
+// `masks` receives length/8 bytes. REQUIRES: as ComputeDiff.
+WordMaskSummary ComputeWordMasks(const uint8_t* page, const uint8_t* twin, size_t length,
+                                 uint8_t* masks);
+
+// The runs of differing bytes that word masks describe (as ComputeDiff
+// would find them); returns their number, writing at most max_runs.
+size_t RunsFromWordMasks(const uint8_t* masks, size_t words, DiffRun* out, size_t max_runs);
+
 // The most runs a page of `length` bytes can have.
 inline constexpr size_t MaxDiffRuns(size_t length) { return (length + 1) / 2; }
 

@@ -87,6 +87,69 @@ void DiffWriter::AddPage(uint64_t page_offset, const uint8_t* page_bytes,
   }
 }
 
+void DiffWriter::AddPageMasks(uint64_t page_offset, const uint8_t* page_bytes,
+                              const uint8_t* masks, const WordMaskSummary& sum) {
+  if (sum.changed_bytes == 0) return;
+  const uint32_t words = sum.last_word - sum.first_word + 1;
+  const size_t as_runs = sum.runs * kDiffRecordHeaderBytes + sum.changed_bytes;
+  const size_t as_mask = kDiffRecordHeaderBytes + words + sum.changed_bytes;
+  size_t at = out_.size();
+  out_.resize(at + std::min(as_runs, as_mask));
+  uint8_t* o = out_.data();
+  auto header = [&](uint64_t offset, uint16_t length, RecordKind kind) {
+    std::memcpy(o + at, &offset, 8);
+    std::memcpy(o + at + 8, &length, 2);
+    o[at + 10] = static_cast<uint8_t>(kind);
+    o[at + 11] = 0;
+    at += kDiffRecordHeaderBytes;
+    ++records_;
+  };
+  if (as_runs <= as_mask) {
+    // Few runs: walk the byte masks for them.
+    uint32_t start = 0;
+    bool open = false;
+    auto close = [&](uint32_t end) {
+      header(page_offset + start, static_cast<uint16_t>(end - start), RecordKind::kBytes);
+      std::memcpy(o + at, page_bytes + start, end - start);
+      at += end - start;
+      open = false;
+    };
+    for (uint32_t w = sum.first_word; w <= sum.last_word; ++w) {
+      for (uint32_t i = 0; i < 8; ++i) {
+        const bool set = (masks[w] >> i) & 1;
+        if (set && !open) {
+          open = true;
+          start = w * 8 + i;
+        } else if (!set && open) {
+          close(w * 8 + i);
+        }
+      }
+    }
+    if (open) close((sum.last_word + 1) * 8);
+    return;
+  }
+  // One masked record over whole words: the word masks are the mask bytes.
+  header(page_offset + sum.first_word * 8, static_cast<uint16_t>(words * 8), RecordKind::kMasked);
+  std::memcpy(o + at, masks + sum.first_word, words);
+  at += words;
+  for (uint32_t w = sum.first_word; w <= sum.last_word; ++w) {
+    unsigned m = masks[w];
+    const uint8_t* src = page_bytes + w * 8;
+    if (m == 0xff) {
+      std::memcpy(o + at, src, 8);
+      at += 8;
+      continue;
+    }
+    while (m != 0) {  // each run of set bits is one copy
+      const int b = __builtin_ctz(m);
+      const int len = __builtin_ctz(~(m >> b));
+      std::memcpy(o + at, src + b, static_cast<size_t>(len));
+      at += static_cast<size_t>(len);
+      m &= ~(((1u << len) - 1) << b);
+    }
+  }
+}
+
 absl::Span<const uint8_t> DiffWriter::Finish() {
   std::memcpy(out_.data() + 4, &records_, 4);
   return out_;

@@ -48,6 +48,10 @@ class DiffWriter {
   // contents) at range offset `page_offset`; picks per page whichever of
   // run records or one masked record is smaller.
   void AddPage(uint64_t page_offset, const uint8_t* page_bytes, absl::Span<const DiffRun> runs);
+  // The same from per-word byte masks (ComputeWordMasks): `masks[w]` says
+  // which bytes of word w of the page changed. Faster for dense diffs.
+  void AddPageMasks(uint64_t page_offset, const uint8_t* page_bytes, const uint8_t* masks,
+                    const WordMaskSummary& summary);
   size_t size() const { return out_.size(); }
   uint32_t records() const { return records_; }
   // The finished message (valid until the next Start).
