@@ -71,6 +71,12 @@ const std::vector<Row>& Rows() {
         "invalid and homed at the same rank. 0 disables prefetch.",
         "", 0, 1024},
        &Config::prefetch_pages},
+      {{"GASP_PREFETCH_MAX_PAGES", SettingType::kInt, "64",
+        "Sequential read faults (each on the page after the previous fetch from the same home) "
+        "double the prefetch window up to this many pages; any other fault resets it to "
+        "GASP_PREFETCH_PAGES.",
+        "", 0, 1024},
+       &Config::prefetch_max_pages},
       {{"GASP_MAX_DIRTY_PAGES", SettingType::kInt, "65536",
         "Twins kept before dirty pages are written home early (a release of the oldest "
         "writes). Bounds the twin memory at this many pages.",
@@ -94,6 +100,13 @@ const std::vector<Row>& Rows() {
         "at the home); shorter ones are packed (GASP_PACKED_DIFFS).",
         "", 1, 1 << 20},
        &Config::diff_direct_bytes},
+      {{"GASP_HOME_OPEN_PAGES", SettingType::kInt, "64",
+        "A rank's own (home) pages are read-only until written after each release, so that "
+        "the write is noticed; one write fault opens this many aligned pages at once and "
+        "notes them all as written. Larger: fewer faults for codes that write their home data "
+        "densely; smaller: fewer needless invalidations at other ranks for sparse writers.",
+        "", 1, 512},
+       &Config::home_open_pages},
       {{"GASP_WAIT_MODE", SettingType::kChoice, "adaptive",
         "How waiting threads (completions, progress) wait: adaptive spins GASP_SPIN_US then "
         "blocks; poll never blocks (dedicated cores); block never spins (oversubscribed nodes).",

@@ -27,10 +27,12 @@ struct Config {
   std::string log_file;            // GASP_LOG_FILE
   bool stats = false;              // GASP_STATS
   int64_t prefetch_pages = 0;      // GASP_PREFETCH_PAGES
+  int64_t prefetch_max_pages = 0;  // GASP_PREFETCH_MAX_PAGES
   int64_t max_dirty_pages = 0;     // GASP_MAX_DIRTY_PAGES
   int64_t notice_log_entries = 0;  // GASP_NOTICE_LOG_ENTRIES
   bool packed_diffs = true;        // GASP_PACKED_DIFFS
   int64_t diff_direct_bytes = 0;   // GASP_DIFF_DIRECT_BYTES
+  int64_t home_open_pages = 0;     // GASP_HOME_OPEN_PAGES
   std::string wait_mode;           // GASP_WAIT_MODE
   int64_t spin_us = 0;             // GASP_SPIN_US
   std::string boot;                // GASP_BOOT

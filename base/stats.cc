@@ -15,7 +15,8 @@ const char* const kNames[kNum] = {
     "remote_ops",     "messages_sent",  "rpcs_shipped",  "pages_bundled", "pages_installed",
     "data_shipped",   "cache_chunks_registered",
     "dirty_invalidations", "home_write_faults", "notices_sent", "notices_received",
-    "notice_log_overflows", "diff_messages", "diff_message_bytes", "diff_messages_applied"};
+    "notice_log_overflows", "diff_messages", "diff_message_bytes", "diff_messages_applied",
+    "pages_refetched_ahead", "share_marks", "blocks_shared"};
 
 }  // namespace
 

@@ -40,6 +40,9 @@ enum class Counter : int {
   kDiffMessages,           // packed diff messages sent to homes
   kDiffMessageBytes,
   kDiffMessagesApplied,    // packed diff messages this rank applied as a home
+  kPagesRefetchedAhead,    // pages fetched beyond the window because an acquire had dropped them
+  kShareMarks,             // blocks this rank marked shared at their homes (first fetches)
+  kBlocksShared,           // blocks of this rank's home pages that others marked shared
   kCount
 };
 

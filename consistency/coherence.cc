@@ -56,6 +56,10 @@ Coherence::Coherence(gas::GlobalRange* range, const gas::SegmentTable* segments,
 absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
     gas::GlobalRange* range, const gas::SegmentTable* segments, transport::Transport* transport,
     std::vector<HomeInfo> homes, const CoherenceOptions& options, FatalHandler fatal) {
+  if (options.home_open_pages < 1 || options.home_open_pages > kMaxHomeOpenPages) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "GASP_HOME_OPEN_PAGES=%u: must be 1..%u", options.home_open_pages, kMaxHomeOpenPages));
+  }
   if (static_cast<int>(homes.size()) != options.nranks) {
     return absl::InvalidArgumentError("home table size differs from the number of ranks");
   }
@@ -68,6 +72,13 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   GASP_ASSIGN_OR_RETURN(c->cached_, PageBitmap::Create(pages));
   GASP_ASSIGN_OR_RETURN(c->epoch_written_, PageBitmap::Create(pages));
   GASP_ASSIGN_OR_RETURN(c->pending_, PageBitmap::Create(pages));
+  GASP_ASSIGN_OR_RETURN(c->dropped_, PageBitmap::Create(pages));
+  c->share_block_ = ShareBlockPages(pages);
+  const uint64_t blocks = (pages + c->share_block_ - 1) / c->share_block_;
+  GASP_ASSIGN_OR_RETURN(c->known_shared_, PageBitmap::Create(blocks));
+  GASP_ASSIGN_OR_RETURN(c->home_blocks_, PageBitmap::Create(blocks));
+  GASP_ASSIGN_OR_RETURN(c->marked_home_mem_, SparseArray::Create(blocks * sizeof(uint32_t)));
+  c->marked_home_ = static_cast<std::atomic<uint32_t>*>(c->marked_home_mem_.data());
   const uint32_t twins = static_cast<uint32_t>(options.max_dirty_pages);
   GASP_ASSIGN_OR_RETURN(c->twin_mem_, SparseArray::Create(uint64_t{twins} * kPageSize));
   c->twin_free_.reserve(twins);
@@ -78,6 +89,7 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   c->scratch_ops_.resize(kOpBatch);
   c->scratch_short_.resize(MaxDiffRuns(kPageSize));
   c->packed_.resize(options.nranks);
+  c->seq_ = std::vector<SeqState>(options.nranks);
   if (options.cache_reg_chunk > 0 && options.register_local) {
     if (options.cache_reg_chunk % kPageSize != 0) {
       return absl::InvalidArgumentError("GASP_CACHE_REG_CHUNK must be a multiple of 4 KiB");
@@ -160,17 +172,97 @@ absl::Status Coherence::Install() {
 }
 
 absl::Status Coherence::AddSegment(const gas::Segment& segment) {
-  // Home pages start closed (read-only): the first write faults them open
-  // and records the write notice.
+  // Home pages start open (read-write, untracked): no other rank has a copy
+  // yet. A block of them is closed once another rank marks it shared
+  // (ScanSharedLocked), and from then on every write to it is noticed.
+  std::lock_guard<std::mutex> lock(sync_mu_);
   absl::Status status;
   segment.ForEachHomeRun(options_.rank, [&](uint64_t first, uint64_t count) {
-    for (uint64_t p = first; p < first + count; ++p) state(p).store(MakeWord(kHome));
-    if (status.ok()) {
-      status = range_->Protect(first << kPageShift, count << kPageShift,
-                               Capped(Prot::kRead, segment));
+    for (uint64_t b = first / share_block_; b <= (first + count - 1) / share_block_; ++b) {
+      home_blocks_.Set(b);
+    }
+    for (uint64_t p = first; p < first + count;) {
+      const bool shared = known_shared_.Test(p / share_block_);
+      uint64_t q = p + 1;
+      while (q < first + count && known_shared_.Test(q / share_block_) == shared) ++q;
+      for (uint64_t i = p; i < q; ++i) state(i).store(MakeWord(kHome) | (shared ? 0 : kHomeOpen));
+      if (status.ok()) {
+        status = range_->Protect(p << kPageShift, (q - p) << kPageShift,
+                                 Capped(shared ? Prot::kRead : Prot::kReadWrite, segment));
+      }
+      p = q;
     }
   });
   return status;
+}
+
+void Coherence::SetShareMarks(uint64_t addr, uint64_t bytes_per_rank) {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  marks_addr_ = addr;
+  marks_bytes_per_rank_ = bytes_per_rank;
+}
+
+void Coherence::MarkShared(uint64_t page, uint64_t n, int home) {
+  // Once per block and home: FETCH_ADD on the block's counter at the home,
+  // completed before the READ is posted, so that any write the home makes
+  // after this READ is noticed at its next release (the home's scan then
+  // sees the mark). Signal context: fixed-size ops, no allocation.
+  if (marks_addr_ == 0) return;
+  for (uint64_t b = page / share_block_; b <= (page + n - 1) / share_block_; ++b) {
+    std::atomic<uint32_t>& at = marked_home_[b];
+    if (at.load(std::memory_order_relaxed) == static_cast<uint32_t>(home) + 1) continue;
+    const uint64_t addr = marks_addr_ + static_cast<uint64_t>(home) * marks_bytes_per_rank_ + b * 8;
+    Op op;
+    op.type = OpType::kFetchAdd;
+    op.peer = home;
+    op.remote_addr = HomeAddress(home, addr);
+    op.rkey = HomeKey(addr, home);
+    op.operand = 1;
+    op.wr_id = addr;
+    transport::CompletionCounter counter;
+    absl::Status s = transport_->Post(absl::MakeConstSpan(&op, 1), &counter);
+    if (s.ok()) s = transport_->Wait(&counter, absl::Now() + options_.timeout);
+    if (!s.ok()) {
+      std::string msg(s.message());
+      FatalPeer(absl::IsUnavailable(s), "marking global page %#lx shared at its home rank %d: %s",
+                static_cast<unsigned long>(range_->base() + (page << kPageShift)), home,
+                msg.c_str());
+    }
+    at.store(static_cast<uint32_t>(home) + 1, std::memory_order_relaxed);
+    StatAdd(Counter::kShareMarks);
+  }
+}
+
+void Coherence::ShareHomePages(const std::vector<uint64_t>& pages) {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  for (uint64_t page : pages) {
+    const uint64_t b = page / share_block_;
+    if (known_shared_.Set(b)) {
+      StatAdd(Counter::kBlocksShared);
+      const uint64_t end = std::min((b + 1) * share_block_, range_->num_pages());
+      for (uint64_t p = b * share_block_; p < end; ++p) {
+        if (StateOf(state(p).load(std::memory_order_acquire)) == kHome) NoteWritten(p);
+      }
+    }
+  }
+}
+
+void Coherence::ScanSharedLocked() {
+  if (marks_addr_ == 0) return;
+  const uint64_t mine = marks_addr_ - range_->base() +
+                        static_cast<uint64_t>(options_.rank) * marks_bytes_per_rank_;
+  const volatile uint64_t* marks = reinterpret_cast<const volatile uint64_t*>(range_->sys(mine));
+  home_blocks_.ForEach(0, (range_->num_pages() + share_block_ - 1) / share_block_, [&](uint64_t b) {
+    if (marks[b] == 0 || known_shared_.Test(b)) return;
+    known_shared_.Set(b);
+    StatAdd(Counter::kBlocksShared);
+    // Written while untracked, as far as anyone knows: noticed as a whole,
+    // and closed by the walk that takes the notices.
+    const uint64_t end = std::min((b + 1) * share_block_, range_->num_pages());
+    for (uint64_t p = b * share_block_; p < end; ++p) {
+      if (StateOf(state(p).load(std::memory_order_acquire)) == kHome) NoteWritten(p);
+    }
+  });
 }
 
 namespace {
@@ -445,16 +537,42 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   const int home = seg.HomeOfPage(page);
   // Prefetch: following pages with the same home are contiguous at the home
   // too (the backing store is indexed by range offset), so one READ does.
-  uint64_t limit = std::min<uint64_t>(1 + prefetch_pages_.load(std::memory_order_relaxed),
-                                     seg.SameHomeRun(page));
+  // Sequential faults widen the window (like the kernel's readahead): a
+  // fault on the page right after the last run fetched from this home
+  // doubles it, up to GASP_PREFETCH_MAX_PAGES; any other fault resets it.
+  const int base = prefetch_pages_.load(std::memory_order_relaxed);
+  uint64_t window = static_cast<uint64_t>(base);
+  if (base > 0) {
+    SeqState& sq = seq_[static_cast<size_t>(home)];
+    const uint32_t last = sq.window.load(std::memory_order_relaxed);
+    if (sq.next.load(std::memory_order_relaxed) == page) {
+      window = std::min<uint64_t>(std::max<uint64_t>(2 * (last + 1), base) - 1,
+                                  static_cast<uint64_t>(options_.prefetch_max_pages));
+    }
+  }
+  // Beyond the window, pages this rank had cached until an acquire dropped
+  // them are fetched too, up to the maximum window: iterative codes read
+  // again what they read before the barrier (a halo, a shared vector).
+  const uint64_t run = seg.SameHomeRun(page);
+  const uint64_t limit = std::min<uint64_t>(1 + window, run);
+  const uint64_t refetch_limit =
+      std::min<uint64_t>(1 + static_cast<uint64_t>(options_.prefetch_max_pages), run);
   uint64_t n = 1;
-  while (n < limit) {
+  uint64_t again = 0;
+  while (n < refetch_limit && (n < limit || dropped_.Test(page + n))) {
     uint32_t expected = MakeWord(kInvalid);
     if (!state(page + n).compare_exchange_strong(expected, kInvalid | kBusy,
                                                  std::memory_order_acq_rel)) {
       break;
     }
+    if (n >= limit) ++again;
     ++n;
+  }
+  StatAdd(Counter::kPagesRefetchedAhead, again);
+  if (base > 0) {
+    seq_[static_cast<size_t>(home)].next.store(page + n, std::memory_order_relaxed);
+    seq_[static_cast<size_t>(home)].window.store(static_cast<uint32_t>(window),
+                                                 std::memory_order_relaxed);
   }
   // Mark the pages cached before the READ is posted: an acquire by another
   // thread that has already taken its lock either sees the mark (and waits
@@ -464,7 +582,9 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   // fetched before its lock and keep it.
   for (uint64_t i = 0; i < n; ++i) {
     if (cached_.Set(page + i)) cached_count_.fetch_add(1, std::memory_order_seq_cst);
+    dropped_.Clear(page + i);
   }
+  MarkShared(page, n, home);
   const uint64_t offset = page << kPageShift;
   Op op;
   op.type = OpType::kRead;
@@ -521,18 +641,48 @@ void Coherence::HomeWriteFault(uint64_t page, const gas::Segment& seg) {
     if (StateOf(w) != kHome || (w & kHomeOpen)) return;  // opened meanwhile
     if (st.compare_exchange_weak(w, w | kBusy, std::memory_order_acq_rel)) break;
   }
+  // Open the whole aligned block of home pages around the faulting one
+  // (GASP_HOME_OPEN_PAGES), noting every page of it as written: a fault and
+  // an mprotect per page cost more than the occasional page another rank
+  // refetches because its neighbour was written. The other pages are taken
+  // only if free (never waiting while holding a busy bit).
+  const uint64_t block = options_.home_open_pages;
+  const uint64_t seg_first = seg.offset >> kPageShift;
+  uint64_t lo = std::max(seg_first, page - page % block);
+  uint64_t hi = std::min(page - page % block + block, seg.end_offset() >> kPageShift);
+  uint64_t taken[kMaxHomeOpenPages];
+  size_t n = 0;
+  for (uint64_t p = lo; p < hi; ++p) {
+    if (p == page) {
+      taken[n++] = p;
+      continue;
+    }
+    uint32_t expected = MakeWord(kHome);
+    if (seg.HomeOfPage(p) == options_.rank &&
+        state(p).compare_exchange_strong(expected, MakeWord(kHome) | kBusy,
+                                         std::memory_order_acq_rel)) {
+      taken[n++] = p;
+    }
+  }
   // Noticed before writable, for the reason given in WriteFault.
-  NoteWritten(page);
-  const uint64_t offset = page << kPageShift;
-  const int e = range_->ProtectRaw(offset, kPageSize, Capped(Prot::kReadWrite, seg));
-  if (e != 0) {
-    Fatal("mprotect(READ|WRITE) of home page %#lx failed: %s%s",
-          static_cast<unsigned long>(range_->base() + offset), strerror(e),
-          e == ENOMEM ? "; raise vm.max_map_count (sysctl -w vm.max_map_count=1048576)" : "");
+  for (size_t i = 0; i < n; ++i) NoteWritten(taken[i]);
+  for (size_t i = 0; i < n;) {
+    size_t j = i + 1;
+    while (j < n && taken[j] == taken[j - 1] + 1) ++j;
+    const uint64_t offset = taken[i] << kPageShift;
+    const int e = range_->ProtectRaw(offset, (j - i) << kPageShift, Capped(Prot::kReadWrite, seg));
+    if (e != 0) {
+      Fatal("mprotect(READ|WRITE) of home page %#lx failed: %s%s",
+            static_cast<unsigned long>(range_->base() + offset), strerror(e),
+            e == ENOMEM ? "; raise vm.max_map_count (sysctl -w vm.max_map_count=1048576)" : "");
+    }
+    i = j;
   }
   StatAdd(Counter::kHomeWriteFaults);
-  st.store(MakeWord(kHome) | kHomeOpen, std::memory_order_release);
-  WakePage(&st);
+  for (size_t i = 0; i < n; ++i) {
+    state(taken[i]).store(MakeWord(kHome) | kHomeOpen, std::memory_order_release);
+    WakePage(&state(taken[i]));
+  }
 }
 
 void Coherence::NoteWritten(uint64_t page) {
@@ -825,6 +975,7 @@ absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page)
   // that no stale byte of another rank's release stays readable and no
   // unreleased write of this process is lost.
   auto drop = [&](uint64_t p) {
+    dropped_.Set(p);
     if (cached_.Clear(p)) cached_count_.fetch_sub(1, std::memory_order_relaxed);
     state(p).store(MakeWord(kInvalid), std::memory_order_release);
     WakePage(&state(p));
@@ -925,6 +1076,7 @@ absl::Status Coherence::AcquireRange(uint64_t addr, uint64_t length) {
 
 absl::Status Coherence::TakeNotices(NoticeSet set, std::vector<PageRun>* runs) {
   std::lock_guard<std::mutex> lock(sync_mu_);
+  ScanSharedLocked();
   PageBitmap& bits = set == NoticeSet::kSinceBarrier ? epoch_written_ : pending_;
   if (set == NoticeSet::kSincePublished &&
       pending_count_.load(std::memory_order_seq_cst) <= 0) {

@@ -51,6 +51,7 @@ struct CoherenceOptions {
   int rank = 0;
   int nranks = 1;
   int prefetch_pages = 4;
+  int prefetch_max_pages = 64;  // the window sequential faults grow it to
   int max_dirty_pages = 65536;
   absl::Duration timeout = absl::Seconds(60);
   // Cache registration (GASP_CACHE_REG_CHUNK): when > 0 and
@@ -65,6 +66,9 @@ struct CoherenceOptions {
   // protection domain) go as one-sided WRITEs.
   bool packed_diffs = true;
   uint32_t diff_direct_bytes = 1024;
+  // Home pages opened together by one write fault (GASP_HOME_OPEN_PAGES),
+  // 1..kMaxHomeOpenPages.
+  uint32_t home_open_pages = 64;
   std::function<absl::Status(char* addr, uint64_t length)> register_local;
 };
 
@@ -76,6 +80,8 @@ using FatalHandler = void (*)(const char* message, bool peer_failed);
 // The most page protection (PROT_* bits) pages of protection domain
 // `domain` may have right now. Async-signal-safe.
 using ProtCapFn = int (*)(int domain, void* context);
+
+inline constexpr uint32_t kMaxHomeOpenPages = 512;
 
 class Coherence {
  public:
@@ -117,6 +123,24 @@ class Coherence {
   // pages are left alone. The acquire of a barrier or lock whose notices
   // name these pages.
   absl::Status AcquireRuns(absl::Span<const PageRun> runs);
+  // Sharing classification. Pages are grouped in blocks of
+  // ShareBlockPages(num_pages) pages; each rank keeps one 8-byte counter per
+  // block of the range in a collective allocation (`bytes_per_rank` per
+  // rank from `addr`, rank r's counters homed at r). A rank that fetches a
+  // page counts itself into its block at the page's home first (once per
+  // block and home); a home writes its unmarked blocks untracked and closes
+  // a block once it is marked. Call once, before any fetch.
+  static uint64_t ShareBlockPages(uint64_t num_pages) {
+    uint64_t b = 64;
+    while (num_pages / b > (uint64_t{1} << 18)) b *= 2;  // at most 2 MiB of counters
+    return b;
+  }
+  void SetShareMarks(uint64_t addr, uint64_t bytes_per_rank);
+  // This rank, as their home, is about to hand out copies of `pages`
+  // (function shipping): their blocks become shared now, their pages are
+  // noted as written (closed by the next walk). Call before copying them.
+  void ShareHomePages(const std::vector<uint64_t>& pages);
+
   // Invalidates every cached copy (an acquire when notices were lost).
   absl::Status InvalidateAll();
   uint64_t num_pages() const { return range_->num_pages(); }
@@ -198,6 +222,11 @@ class Coherence {
   void HomeWriteFault(uint64_t page, const gas::Segment& seg);
   // Records a write notice for `page` in both sets (signal-safe).
   void NoteWritten(uint64_t page);
+  // Counts this rank into the blocks of [page, page+n) at `home` (signal
+  // context; see SetShareMarks).
+  void MarkShared(uint64_t page, uint64_t n, int home);
+  // Notes and closes the home blocks other ranks marked since the last scan.
+  void ScanSharedLocked();
   // Waits until the page is not busy (or the deadline: fatal).
   void WaitNotBusy(uint64_t page, uint32_t seen);
   // Wakes the waiters of a page state word, with no system call when
@@ -238,6 +267,13 @@ class Coherence {
   const FatalHandler fatal_;
   bool installed_ = false;
   std::atomic<int> prefetch_pages_;
+  // Per home: the page after the last run fetched and the window used
+  // (sequential detection; relaxed, a heuristic shared by all threads).
+  struct SeqState {
+    std::atomic<uint64_t> next{~uint64_t{0}};
+    std::atomic<uint32_t> window{0};
+  };
+  std::vector<SeqState> seq_;
   ProtCapFn cap_ = nullptr;
   void* cap_context_ = nullptr;
 
@@ -260,6 +296,15 @@ class Coherence {
   PageBitmap cached_;
   PageBitmap epoch_written_;  // notices since the last barrier
   PageBitmap pending_;        // notices since the last publication
+  PageBitmap dropped_;        // cached until an acquire dropped them (prefetch hint)
+  // Sharing classification (SetShareMarks).
+  uint64_t share_block_ = 64;
+  uint64_t marks_addr_ = 0;            // set once before use
+  uint64_t marks_bytes_per_rank_ = 0;
+  PageBitmap known_shared_;            // home blocks seen marked; guarded by sync_mu_
+  PageBitmap home_blocks_;             // blocks with home pages here; guarded by sync_mu_
+  SparseArray marked_home_mem_;
+  std::atomic<uint32_t>* marked_home_ = nullptr;  // per block: home marked at + 1
   std::atomic<int64_t> pending_count_{0};  // set bits of pending_ (approximately)
   std::atomic<uint64_t> dirty_count_{0};
   std::atomic<uint64_t> cached_count_{0};  // pages in cached_ (skip empty walks)

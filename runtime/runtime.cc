@@ -273,9 +273,11 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   co.rank = s.rank;
   co.nranks = s.size;
   co.prefetch_pages = static_cast<int>(c.prefetch_pages);
+  co.prefetch_max_pages = static_cast<int>(std::max(c.prefetch_max_pages, c.prefetch_pages));
   co.max_dirty_pages = static_cast<int>(c.max_dirty_pages);
   co.packed_diffs = c.packed_diffs;
   co.diff_direct_bytes = static_cast<uint32_t>(c.diff_direct_bytes);
+  co.home_open_pages = static_cast<uint32_t>(c.home_open_pages);
   co.timeout = c.timeout;
   if (s.transport->capabilities().zero_copy_registered_local && c.cache_reg_chunk > 0) {
     co.cache_reg_chunk = c.cache_reg_chunk;
@@ -305,6 +307,15 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
     GASP_RETURN_IF_ERROR(AddSegment(s, seg));
   }
   s.heap = std::make_unique<gas::HeapAllocator>(c.base + my_heap, c.heap_bytes);
+  {
+    // Sharing marks: one counter per block of the range at each rank.
+    const uint64_t pages = s.range->num_pages();
+    const uint64_t block = consistency::Coherence::ShareBlockPages(pages);
+    const uint64_t per_rank = ((pages + block - 1) / block * 8 + kPageSize - 1) & ~(kPageSize - 1);
+    GASP_ASSIGN_OR_RETURN(uint64_t marks, CollectiveSegment(s, per_rank * s.size,
+                                                            Placement::Block(), Domain()));
+    s.coherence->SetShareMarks(marks, per_rank);
+  }
   if (c.notice_log_entries > 0) {
     // The write-notice log of lock and atomic hand-offs, homed at rank 0.
     const uint64_t entries = static_cast<uint64_t>(c.notice_log_entries);
