@@ -553,24 +553,44 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   // Beyond the window, pages this rank had cached until an acquire dropped
   // them are fetched too, up to the maximum window: iterative codes read
   // again what they read before the barrier (a halo, a shared vector).
-  const uint64_t run = seg.SameHomeRun(page);
-  const uint64_t limit = std::min<uint64_t>(1 + window, run);
+  // Pages already valid (and, past the window, pages not read before) are
+  // skipped rather than ending the window: the rest go as several READs in
+  // one batch (one round trip), so a strided reader (a column of a
+  // row-major matrix) is served in few faults.
+  const uint64_t same_home = seg.SameHomeRun(page);
+  const uint64_t limit = std::min<uint64_t>(1 + window, same_home);
   const uint64_t refetch_limit =
-      std::min<uint64_t>(1 + static_cast<uint64_t>(options_.prefetch_max_pages), run);
-  uint64_t n = 1;
-  uint64_t again = 0;
-  while (n < refetch_limit && (n < limit || dropped_.Test(page + n))) {
+      std::min<uint64_t>(1 + static_cast<uint64_t>(options_.prefetch_max_pages), same_home);
+  struct Run {
+    uint64_t first, count;
+  };
+  constexpr size_t kMaxRuns = 16;
+  Run runs[kMaxRuns] = {{page, 1}};
+  size_t n_runs = 1;
+  uint64_t total = 1, again = 0, end = 1;
+  for (uint64_t i = 1; i < refetch_limit; ++i) {
+    if (i >= limit && !dropped_.Test(page + i)) continue;  // not read before: skip it
     uint32_t expected = MakeWord(kInvalid);
-    if (!state(page + n).compare_exchange_strong(expected, kInvalid | kBusy,
+    if (!state(page + i).compare_exchange_strong(expected, kInvalid | kBusy,
                                                  std::memory_order_acq_rel)) {
+      continue;  // valid (or being fetched): skip it
+    }
+    if (runs[n_runs - 1].first + runs[n_runs - 1].count == page + i) {
+      ++runs[n_runs - 1].count;
+    } else if (n_runs < kMaxRuns) {
+      runs[n_runs++] = {page + i, 1};
+    } else {
+      state(page + i).store(MakeWord(kInvalid), std::memory_order_release);  // give it back
+      WakePage(&state(page + i));
       break;
     }
-    if (n >= limit) ++again;
-    ++n;
+    ++total;
+    if (i >= limit) ++again;
+    end = i + 1;
   }
   StatAdd(Counter::kPagesRefetchedAhead, again);
   if (base > 0) {
-    seq_[static_cast<size_t>(home)].next.store(page + n, std::memory_order_relaxed);
+    seq_[static_cast<size_t>(home)].next.store(page + end, std::memory_order_relaxed);
     seq_[static_cast<size_t>(home)].window.store(static_cast<uint32_t>(window),
                                                  std::memory_order_relaxed);
   }
@@ -580,54 +600,65 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   // and then this READ is posted after that lock was taken and returns
   // fresh data. Marking after the fetch would let an acquire miss a copy
   // fetched before its lock and keep it.
-  for (uint64_t i = 0; i < n; ++i) {
-    if (cached_.Set(page + i)) cached_count_.fetch_add(1, std::memory_order_seq_cst);
-    dropped_.Clear(page + i);
-  }
-  MarkShared(page, n, home);
-  const uint64_t offset = page << kPageShift;
-  Op op;
-  op.type = OpType::kRead;
-  op.peer = home;
-  op.local = range_->sys(offset);
-  op.length = n << kPageShift;
-  op.remote_addr = homes_[home].sys_base + offset;
-  op.rkey.packed = seg.rkeys[home];
-  op.wr_id = page;
-  if (registrar_.joinable()) {
-    RequestChunk(offset);
-    RequestChunk(offset + ((n - 1) << kPageShift));
+  Op ops[kMaxRuns];
+  for (size_t r = 0; r < n_runs; ++r) {
+    for (uint64_t p = runs[r].first; p < runs[r].first + runs[r].count; ++p) {
+      if (cached_.Set(p)) cached_count_.fetch_add(1, std::memory_order_seq_cst);
+      dropped_.Clear(p);
+    }
+    MarkShared(runs[r].first, runs[r].count, home);
+    const uint64_t offset = runs[r].first << kPageShift;
+    Op& op = ops[r];
+    op.type = OpType::kRead;
+    op.peer = home;
+    op.local = range_->sys(offset);
+    op.length = runs[r].count << kPageShift;
+    op.remote_addr = homes_[home].sys_base + offset;
+    op.rkey.packed = seg.rkeys[home];
+    op.wr_id = runs[r].first;
+    if (registrar_.joinable()) {
+      RequestChunk(offset);
+      RequestChunk(offset + ((runs[r].count - 1) << kPageShift));
+    }
   }
   transport::CompletionCounter counter;
-  absl::Status s = transport_->Post(absl::MakeConstSpan(&op, 1), &counter);
+  absl::Status s = transport_->Post(absl::MakeConstSpan(ops, n_runs), &counter);
   if (s.ok()) {
-    // While the request is on the wire, have the kernel allocate the
+    // While the requests are on the wire, have the kernel allocate the
     // destination pages (first touch of a cached page costs a shmem
     // allocation). Populating never changes contents, so it is harmless if
-    // the reply lands first. Kernels before 5.14 reject it: ignored.
-    if (!ChunkRegistered(offset) || !ChunkRegistered(offset + ((n - 1) << kPageShift))) {
-      madvise(range_->sys(offset), n << kPageShift, MADV_POPULATE_WRITE);
-    }  // a registered chunk is pinned, hence populated already
+    // a reply lands first. Kernels before 5.14 reject it: ignored.
+    for (size_t r = 0; r < n_runs; ++r) {
+      const uint64_t offset = runs[r].first << kPageShift;
+      if (!ChunkRegistered(offset) ||
+          !ChunkRegistered(offset + ((runs[r].count - 1) << kPageShift))) {
+        madvise(range_->sys(offset), runs[r].count << kPageShift, MADV_POPULATE_WRITE);
+      }  // a registered chunk is pinned, hence populated already
+    }
     s = transport_->Wait(&counter, absl::Now() + options_.timeout);
   }
   if (!s.ok()) {
     std::string msg(s.message());
     FatalPeer(absl::IsUnavailable(s), "fetching global page %#lx from its home rank %d failed: %s",
-          static_cast<unsigned long>(range_->base() + offset), home, msg.c_str());
+              static_cast<unsigned long>(range_->base() + (page << kPageShift)), home,
+              msg.c_str());
   }
-  int e = range_->ProtectRaw(offset, n << kPageShift, Capped(Prot::kRead, seg));
-  if (e != 0) {
-    Fatal("mprotect(READ) of global page %#lx failed: %s%s",
-          static_cast<unsigned long>(range_->base() + offset), strerror(e),
-          e == ENOMEM ? "; raise vm.max_map_count (sysctl -w vm.max_map_count=1048576)" : "");
+  for (size_t r = 0; r < n_runs; ++r) {
+    const uint64_t offset = runs[r].first << kPageShift;
+    const int e = range_->ProtectRaw(offset, runs[r].count << kPageShift, Capped(Prot::kRead, seg));
+    if (e != 0) {
+      Fatal("mprotect(READ) of global page %#lx failed: %s%s",
+            static_cast<unsigned long>(range_->base() + offset), strerror(e),
+            e == ENOMEM ? "; raise vm.max_map_count (sysctl -w vm.max_map_count=1048576)" : "");
+    }
+    for (uint64_t p = runs[r].first; p < runs[r].first + runs[r].count; ++p) {
+      state(p).store(MakeWord(kRead), std::memory_order_release);
+      WakePage(&state(p));
+    }
   }
-  for (uint64_t i = 0; i < n; ++i) {
-    state(page + i).store(MakeWord(kRead), std::memory_order_release);
-    WakePage(&state(page + i));
-  }
-  StatAdd(Counter::kPagesFetched, n);
-  StatAdd(Counter::kPagesPrefetched, n - 1);
-  StatAdd(Counter::kBytesFetched, n << kPageShift);
+  StatAdd(Counter::kPagesFetched, total);
+  StatAdd(Counter::kPagesPrefetched, total - 1);
+  StatAdd(Counter::kBytesFetched, total << kPageShift);
 }
 
 void Coherence::HomeWriteFault(uint64_t page, const gas::Segment& seg) {

@@ -279,15 +279,17 @@ absl::Status Sync::Acquire() {
 }
 
 absl::Status Sync::Barrier() {
-  // Release (and publish, so that the log stays complete for lock
-  // hand-offs by other threads of this rank during the barrier), then take
-  // the notices since the last barrier. The lock is not held during the
-  // rounds: other threads may take and free locks meanwhile.
-  GASP_RETURN_IF_ERROR(Release());
+  // Write dirty pages home and take the notices since the last barrier.
+  // The since-publication set is neither published nor cleared here: the
+  // next lock or atomic release of this rank publishes it before it frees
+  // anything, which is all a lock hand-off during or after this barrier
+  // needs; barrier-only codes never touch the log. The lock is not held
+  // during the rounds: other threads may take and free locks meanwhile.
   std::vector<Contribution> known(1);
   known[0].origin = rank_;
   {
     std::lock_guard<std::mutex> lock(notice_mu_);
+    GASP_RETURN_IF_ERROR(coherence_->Release());
     GASP_RETURN_IF_ERROR(
         coherence_->TakeNotices(Coherence::NoticeSet::kSinceBarrier, &known[0].runs));
   }
