@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace gasp {
@@ -36,6 +37,7 @@ class Reader {
   bool U32(uint32_t* v) { return Take(v, 4); }
   bool U64(uint64_t* v) { return Take(v, 8); }
   size_t left() const { return b_.size() - at_; }
+  void Skip(size_t n) { at_ += n; }
 
  private:
   template <typename T>
@@ -69,6 +71,7 @@ std::vector<uint8_t> EncodeBarrierMessage(const BarrierMessage& m) {
   Put64(&out, m.epoch);
   Put32(&out, m.distance);
   Put32(&out, static_cast<uint32_t>(m.contributions.size()));
+  AppendStamp(m.stamp, &out);
   for (const Contribution& c : m.contributions) {
     Put32(&out, static_cast<uint32_t>(c.origin));
     Put32(&out, static_cast<uint32_t>(c.runs.size()));
@@ -88,6 +91,10 @@ absl::StatusOr<BarrierMessage> DecodeBarrierMessage(absl::Span<const uint8_t> by
   if (!in.U64(&m.epoch) || !in.U32(&m.distance) || !in.U32(&n_contrib)) {
     return absl::InvalidArgumentError("barrier message: truncated header");
   }
+  absl::StatusOr<size_t> stamp =
+      DecodeStamp(bytes.subspan(bytes.size() - in.left()), &m.stamp);
+  if (!stamp.ok()) return absl::InvalidArgumentError(absl::StrCat("barrier message: ", stamp.status().message()));
+  in.Skip(*stamp);
   if (n_contrib > static_cast<uint32_t>(nranks)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("barrier message: %u contributions for %d ranks", n_contrib, nranks));

@@ -18,6 +18,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "consistency/collective.h"
 
 namespace gasp {
 namespace consistency {
@@ -45,11 +46,13 @@ struct Contribution {
 struct BarrierMessage {
   uint64_t epoch = 0;    // barrier number (both sides must agree)
   uint32_t distance = 0; // dissemination distance of the round
+  CollectiveStamp stamp; // the sender's collective calls so far
   std::vector<Contribution> contributions;
 };
 
-// Wire form: little-endian u64 epoch, u32 distance, u32 contributions;
-// each contribution u32 origin, u32 runs, then runs as u64 first, u64 count.
+// Wire form: little-endian u64 epoch, u32 distance, u32 contributions, the
+// collective stamp (consistency/collective.h); each contribution u32
+// origin, u32 runs, then runs as u64 first, u64 count.
 std::vector<uint8_t> EncodeBarrierMessage(const BarrierMessage& m);
 
 // Strict decoder: InvalidArgument (naming the defect) for a truncated or

@@ -53,6 +53,7 @@ extern "C" void GaspFuzzSeeds(void (*add)(void* ctx, const uint8_t* data, size_t
   m.epoch = 3;
   m.distance = 1;
   add(ctx, EncodeBarrierMessage(m).data(), EncodeBarrierMessage(m).size());
+  m.stamp.Note("CoAlloc(4096 bytes, block)");
   m.contributions.push_back({2, {{0, 4}, {100, 1}}});
   m.contributions.push_back({5, {{7, 9}}});
   const std::vector<uint8_t> two = EncodeBarrierMessage(m);

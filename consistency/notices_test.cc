@@ -19,6 +19,7 @@ BarrierMessage Sample() {
   BarrierMessage m;
   m.epoch = 42;
   m.distance = 2;
+  m.stamp.Note("CoAlloc(4096 bytes, block)");
   m.contributions.push_back({1, {{0, 3}, {10, 1}}});
   m.contributions.push_back({3, {}});
   m.contributions.push_back({0, {{99, 1}}});
@@ -36,6 +37,38 @@ TEST(NoticesTest, BarrierMessageRoundTrips) {
   EXPECT_EQ(m->contributions[0].runs, (std::vector<PageRun>{{0, 3}, {10, 1}}));
   EXPECT_TRUE(m->contributions[1].runs.empty());
   EXPECT_EQ(m->contributions[2].runs, (std::vector<PageRun>{{99, 1}}));
+  EXPECT_EQ(m->stamp.seq, 1u);
+  EXPECT_EQ(m->stamp.last, "CoAlloc(4096 bytes, block)");
+  EXPECT_TRUE(CompareStamps(m->stamp, Sample().stamp, 0, "rank 1").ok());
+}
+
+TEST(NoticesTest, StampsNameBothCalls) {
+  CollectiveStamp a, b;
+  for (int i = 0; i < 6; ++i) {
+    a.Note("Barrier()");
+    b.Note("Barrier()");
+  }
+  a.Note("CoAlloc(8192 bytes, block)");
+  b.Note("CoAlloc(4096 bytes, block)");
+  absl::Status s = CompareStamps(a, b, 0, "rank 1 (h:1)");
+  EXPECT_TRUE(absl::IsFailedPrecondition(s));
+  EXPECT_NE(s.message().find("rank 1 (h:1) called CoAlloc(4096 bytes, block) where this rank "
+                             "(rank 0) called CoAlloc(8192 bytes, block) (collective #7)"),
+            std::string::npos)
+      << s;
+  // An earlier difference is still caught by the running signature.
+  CollectiveStamp c, d;
+  c.Note("CoNewDomain(\"x\")");
+  d.Note("CoNewDomain(\"y\")");
+  c.Note("Barrier()");
+  d.Note("Barrier()");
+  EXPECT_FALSE(CompareStamps(c, d, 0, "rank 1").ok());
+  // Barrier against Finalize.
+  CollectiveStamp e, f;
+  e.Note("Barrier()");
+  f.Note("Finalize()");
+  EXPECT_NE(CompareStamps(e, f, 0, "rank 1").message().find("called Finalize()"),
+            std::string::npos);
 }
 
 TEST(NoticesTest, BarrierMessageRefusesBadInput) {

@@ -179,6 +179,7 @@ absl::Status Sync::Exchange(std::vector<Contribution>* known) {
     BarrierMessage out;
     out.epoch = epoch;
     out.distance = static_cast<uint32_t>(dist);
+    out.stamp = stamp_;
     out.contributions = *known;
     const std::vector<uint8_t> payload = EncodeBarrierMessage(out);
     GASP_RETURN_IF_ERROR(Annotate(transport_->Send(to, kBarrierTag, payload),
@@ -201,6 +202,7 @@ absl::Status Sync::Exchange(std::vector<Contribution>* known) {
                                                  epoch, describe_rank_(from),
                                                  in.status().message()));
     }
+    GASP_RETURN_IF_ERROR(CompareStamps(stamp_, in->stamp, rank_, describe_rank_(from)));
     if (in->epoch != epoch || in->distance != static_cast<uint32_t>(dist)) {
       return absl::FailedPreconditionError(absl::StrFormat(
           "barrier mismatch: this rank is at barrier %d, %s at barrier %d (every rank must call "
@@ -223,9 +225,10 @@ absl::StatusOr<std::vector<uint64_t>> Sync::AllgatherU64(uint64_t mine) {
   const absl::Time deadline = absl::Now() + timeout_;
   std::vector<uint64_t> all(nranks_, 0);
   all[rank_] = mine;
-  uint8_t payload[16];
-  std::memcpy(payload, &epoch, 8);
-  std::memcpy(payload + 8, &mine, 8);
+  std::vector<uint8_t> payload(16);
+  std::memcpy(payload.data(), &epoch, 8);
+  std::memcpy(payload.data() + 8, &mine, 8);
+  AppendStamp(stamp_, &payload);
   for (int r = 0; r < nranks_; ++r) {
     if (r == rank_) continue;
     GASP_RETURN_IF_ERROR(Annotate(transport_->Send(r, kAllgatherTag, payload),
@@ -241,10 +244,15 @@ absl::StatusOr<std::vector<uint64_t>> Sync::AllgatherU64(uint64_t mine) {
                                                   absl::FormatDuration(timeout_)));
     }
     uint64_t their_epoch = 0;
-    if (m->payload.size() != sizeof(payload)) {
+    CollectiveStamp theirs;
+    absl::StatusOr<size_t> stamp_bytes =
+        m->payload.size() < 16 ? absl::InvalidArgumentError("truncated")
+                               : DecodeStamp(absl::MakeConstSpan(m->payload).subspan(16), &theirs);
+    if (!stamp_bytes.ok() || 16 + *stamp_bytes != m->payload.size()) {
       return absl::DataLossError(absl::StrFormat("allgather %d: malformed message from %s",
                                                  epoch, describe_rank_(r)));
     }
+    GASP_RETURN_IF_ERROR(CompareStamps(stamp_, theirs, rank_, describe_rank_(r)));
     std::memcpy(&their_epoch, m->payload.data(), 8);
     if (their_epoch != epoch) {
       return absl::FailedPreconditionError(absl::StrFormat(

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "consistency/coherence.h"
+#include "consistency/collective.h"
 #include "consistency/notice_log.h"
 #include "consistency/notices.h"
 #include "consistency/tags.h"
@@ -76,6 +77,13 @@ class Sync {
 
   uint64_t barrier_epoch() const { return epoch_; }
 
+  // Records a collective call of this rank (its description names the call
+  // and its arguments, e.g. "CoAlloc(4096 bytes, block)"); the next
+  // barrier or allgather compares every rank's calls so far and fails with
+  // both calls named if they differ. Called by the thread that makes
+  // collective calls.
+  void NoteCollective(const std::string& description) { stamp_.Note(description); }
+
  private:
   absl::StatusOr<uint64_t> Atomic(transport::OpType type, uint64_t addr, uint64_t compare,
                                   uint64_t operand);
@@ -98,6 +106,7 @@ class Sync {
   std::mutex notice_mu_;
   std::unique_ptr<NoticeLog> log_;  // guarded by notice_mu_ (set before use)
   uint64_t allgather_epoch_ = 0;
+  CollectiveStamp stamp_;
 };
 
 

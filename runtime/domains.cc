@@ -193,6 +193,7 @@ using rt::State;
 absl::StatusOr<Domain> TryCoNewDomain(const std::string& name) {
   State& s = S();
   std::lock_guard<std::mutex> lock(s.alloc_mu);
+  s.sync->NoteCollective(absl::StrFormat("CoNewDomain(\"%s\")", name.substr(0, 60)));
   GASP_ASSIGN_OR_RETURN(protect::DomainId local, s.protection->CreateDomain(name));
   rt::DomainInfo d;
   d.name = name;
@@ -228,6 +229,9 @@ Domain CoNewDomain(const std::string& name) {
 absl::Status TryCoGrant(Domain domain, int rank, Access access, Trust trust) {
   State& s = S();
   std::lock_guard<std::mutex> lock(s.alloc_mu);
+  s.sync->NoteCollective(absl::StrFormat("CoGrant(domain %d, rank %d, %s, %s)", domain.id(), rank,
+                                         access == Access::kRead ? "read" : "read-write",
+                                         trust == Trust::kTrusted ? "trusted" : "untrusted"));
   GASP_ASSIGN_OR_RETURN(rt::DomainInfo * d, rt::Find(s, domain.id()));
   if (rank < 0 || rank >= s.size) {
     return absl::InvalidArgumentError(

@@ -107,9 +107,28 @@ absl::Status AddSegment(State& s, const gas::Segment& seg) {
   return s.coherence->AddSegment(*added);
 }
 
+// "block", "cyclic(4 pages)", "on rank 2", "default (block)": for the
+// collective-call check.
+std::string PlacementName(const State& s, Placement p) {
+  switch (p.policy) {
+    case Placement::Policy::kBlock: return "block";
+    case Placement::Policy::kCyclic:
+      return absl::StrFormat("cyclic(%u pages)", p.block_pages != 0
+                                                      ? p.block_pages
+                                                      : static_cast<uint32_t>(s.config.cyclic_block_pages));
+    case Placement::Policy::kRank: return absl::StrFormat("on rank %d", p.rank);
+    case Placement::Policy::kDefault: return "default (" + s.config.home_policy + ")";
+  }
+  return "?";
+}
+
 absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement placement,
-                                           Domain domain = {}) {
+                                           Domain domain = {}, const char* call = "CoAlloc") {
   std::lock_guard<std::mutex> lock(s.alloc_mu);
+  s.sync->NoteCollective(absl::StrFormat("%s(%u bytes, %s%s)", call, bytes,
+                                         PlacementName(s, placement),
+                                         domain.id() != 0 ? absl::StrFormat(", domain %d", domain.id())
+                                                          : std::string()));
   uint64_t pages = std::max<uint64_t>(1, (bytes + kPageSize - 1) >> kPageShift);
   uint64_t offset = s.next_collective;
   if (offset + (pages << kPageShift) > s.heap_area) {
@@ -313,14 +332,16 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
     const uint64_t block = consistency::Coherence::ShareBlockPages(pages);
     const uint64_t per_rank = ((pages + block - 1) / block * 8 + kPageSize - 1) & ~(kPageSize - 1);
     GASP_ASSIGN_OR_RETURN(uint64_t marks, CollectiveSegment(s, per_rank * s.size,
-                                                            Placement::Block(), Domain()));
+                                                            Placement::Block(), Domain(),
+                                                            "share marks"));
     s.coherence->SetShareMarks(marks, per_rank);
   }
   if (c.notice_log_entries > 0) {
     // The write-notice log of lock and atomic hand-offs, homed at rank 0.
     const uint64_t entries = static_cast<uint64_t>(c.notice_log_entries);
     GASP_ASSIGN_OR_RETURN(uint64_t log, CollectiveSegment(s, consistency::NoticeLog::BytesFor(entries),
-                                                          Placement::OnRank(0), Domain()));
+                                                          Placement::OnRank(0), Domain(),
+                                                          "notice log"));
     s.sync->SetNoticeLog(log, entries);
   }
   // End-to-end check of the transport (connects every ring neighbour).
@@ -368,6 +389,7 @@ int Size() { return S().size; }
 
 int Runtime::Finalize() {
   State& s = S();
+  s.sync->NoteCollective("Finalize()");
   absl::Status st = s.sync->Barrier();
   if (!st.ok()) Die(st, "final barrier");
   // Every rank is here: nobody calls this rank's services any more.
@@ -423,7 +445,10 @@ void Free(void* p) {
   Check(S().heap->Free(Addr(p)), "gasp::Free");
 }
 
-void Barrier() { Check(S().sync->Barrier(), "gasp::Barrier"); }
+void Barrier() {
+  S().sync->NoteCollective("Barrier()");
+  Check(S().sync->Barrier(), "gasp::Barrier");
+}
 void Release() { Check(S().sync->Release(), "gasp::Release"); }
 void Acquire() { Check(S().sync->Acquire(), "gasp::Acquire"); }
 void Release(const void* p, size_t n) {
@@ -446,11 +471,12 @@ bool GlobalLock::try_lock() {
 
 GlobalLock CoNewLock() {
   State& s = S();
+  s.sync->NoteCollective("CoNewLock()");
   const uint64_t per_segment = kLockPages * (kPageSize / 8);
   if (s.lock_segment == 0 || s.next_lock == per_segment) {
     // Cyclic with one-page blocks spreads lock homes over the ranks.
     absl::StatusOr<uint64_t> seg =
-        CollectiveSegment(s, kLockPages * kPageSize, Placement::Cyclic(1));
+        CollectiveSegment(s, kLockPages * kPageSize, Placement::Cyclic(1), Domain(), "CoNewLock");
     if (!seg.ok()) Die(seg.status(), "gasp::CoNewLock");
     s.lock_segment = *seg;
     s.next_lock = 0;

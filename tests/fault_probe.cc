@@ -42,6 +42,27 @@ int main(int argc, char** argv) {
     gasp::Barrier();
     return rt->Finalize();
   }
+  // Mismatched collective calls: the job must stop naming both calls.
+  if (mode == "mismatch-alloc") {
+    gasp::Barrier();
+    gasp::CoAlloc(me == 1 ? 4096 : 8192, gasp::Placement::Block());
+    std::printf("rank %d: CoAlloc returned (should not happen)\n", me);
+    return 3;
+  }
+  if (mode == "barrier-finalize") {
+    gasp::CoAlloc(4096);
+    if (me == 1) return rt->Finalize();
+    gasp::Barrier();
+    std::printf("rank %d: Barrier returned (should not happen)\n", me);
+    return 3;
+  }
+  if (mode == "mismatch-grant") {  // noticed at the next barrier
+    gasp::Domain d = gasp::CoNewDomain("probe");
+    gasp::CoGrant(d, me == 0 ? 1 : 0, gasp::Access::kRead);
+    gasp::Barrier();
+    std::printf("rank %d: Barrier returned (should not happen)\n", me);
+    return 3;
+  }
   if (mode == "kill") {
     const int victim = argc > 2 ? std::atoi(argv[2]) : 1;
     long* data = gasp::CoNewArray<long>(4096 * n);

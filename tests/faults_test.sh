@@ -12,6 +12,21 @@ run_job "$TMP/unalloc.log" 60 "$GASPRUN" -np 2 "$PROBE" unallocated
 expect_in "$TMP/unalloc.log" "load of address 0x[0-9a-f]+: inside the global range .* outside any allocation" \
   "unallocated load: message names the address"
 
+# 1b. Mismatched collective calls stop the job, naming both calls.
+run_job "$TMP/mm-alloc.log" 60 "$GASPRUN" -np 2 "$PROBE" mismatch-alloc
+[ "$RC" != 0 ] && ok "mismatched CoAlloc: job exits non-zero ($RC)" || bad "mismatched CoAlloc: rc=0"
+expect_in "$TMP/mm-alloc.log" "rank 1 \([^)]*\) called CoAlloc\(4096 bytes, block\) where this rank \(rank 0\) called CoAlloc\(8192 bytes, block\) \(collective #[0-9]+\)|rank 0 \([^)]*\) called CoAlloc\(8192 bytes, block\) where this rank \(rank 1\) called CoAlloc\(4096 bytes, block\) \(collective #[0-9]+\)" \
+  "mismatched CoAlloc: message names both calls"
+! grep -q "should not happen" "$TMP/mm-alloc.log" && ok "mismatched CoAlloc: no rank went on" || bad "a rank returned from a mismatched CoAlloc"
+run_job "$TMP/mm-fin.log" 60 "$GASPRUN" -np 2 "$PROBE" barrier-finalize
+[ "$RC" != 0 ] && ok "Barrier against Finalize: job exits non-zero ($RC)" || bad "Barrier against Finalize: rc=0"
+expect_in "$TMP/mm-fin.log" "called (Finalize\(\) where this rank \(rank 0\) called Barrier\(\)|Barrier\(\) where this rank \(rank 1\) called Finalize\(\))" \
+  "Barrier against Finalize: message names both calls"
+run_job "$TMP/mm-grant.log" 60 "$GASPRUN" -np 2 "$PROBE" mismatch-grant
+[ "$RC" != 0 ] && ok "mismatched CoGrant: job exits non-zero ($RC)" || bad "mismatched CoGrant: rc=0"
+expect_in "$TMP/mm-grant.log" "collective mismatch: .*called Barrier\(\) where this rank \(rank [01]\) called Barrier\(\) \(collective #[0-9]+; an earlier collective call differed\)" \
+  "mismatched CoGrant: caught at the next barrier"
+
 # 2. A rank killed with SIGKILL mid-run.
 export GASP_TIMEOUT=10s
 start=$(date +%s)
