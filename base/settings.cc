@@ -107,6 +107,12 @@ const std::vector<Row>& Rows() {
         "densely; smaller: fewer needless invalidations at other ranks for sparse writers.",
         "", 1, 512},
        &Config::home_open_pages},
+      {{"GASP_GUARD_PAGES", SettingType::kInt, "0",
+        "Debugging: leave this many unallocated pages after every collective allocation, so "
+        "that an access past the end of one faults with the allocation named instead of "
+        "silently landing in the next one. Every rank must use the same value.",
+        "", 0, 1 << 20},
+       &Config::guard_pages},
       {{"GASP_WAIT_MODE", SettingType::kChoice, "adaptive",
         "How waiting threads (completions, progress) wait: adaptive spins GASP_SPIN_US then "
         "blocks; poll never blocks (dedicated cores); block never spins (oversubscribed nodes).",

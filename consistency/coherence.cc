@@ -502,13 +502,7 @@ bool Coherence::HandleFault(siginfo_t* info, ucontext_t* uc) {
   uint64_t page = (addr - range_->base()) >> kPageShift;
   const gas::Segment* seg = segments_->FindPage(page);
   const bool write = gas::FaultIsWrite(uc);
-  if (seg == nullptr) {
-    Fatal("%s of address %#lx: inside the global range [%#lx, %#lx) but outside any allocation "
-          "(never allocated, or out of bounds of an array)",
-          write ? "store" : "load", static_cast<unsigned long>(addr),
-          static_cast<unsigned long>(range_->base()),
-          static_cast<unsigned long>(range_->base() + range_->size()));
-  }
+  if (seg == nullptr) OutsideAllocation(addr, write);
   if (StateOf(state(page).load(std::memory_order_acquire)) == kHome) {
     if (!write) return false;  // home pages are always readable: not a coherence miss
     HomeWriteFault(page, *seg);
@@ -520,6 +514,43 @@ bool Coherence::HandleFault(siginfo_t* info, ucontext_t* uc) {
     ReadFault(page, *seg);
   }
   return true;
+}
+
+void Coherence::OutsideAllocation(uint64_t addr, bool write) const {
+  // Name the allocations on either side (signal context: a scan of the
+  // append-only table, no allocation), so that an overflow into a guard
+  // page (GASP_GUARD_PAGES) says whose end it ran off.
+  const uint64_t offset = addr - range_->base();
+  const gas::Segment* below = nullptr;
+  const gas::Segment* above = nullptr;
+  for (size_t i = 0; i < segments_->count(); ++i) {
+    const gas::Segment& s = segments_->at(i);
+    if (s.end_offset() <= offset && (below == nullptr || s.end_offset() > below->end_offset())) {
+      below = &s;
+    }
+    if (s.offset > offset && (above == nullptr || s.offset < above->offset)) above = &s;
+  }
+  char near[320] = "";
+  if (below != nullptr && below->collective_seq != 0) {
+    snprintf(near, sizeof(near),
+             "; %lu bytes past the end of the collective allocation of %lu bytes at %#lx "
+             "(collective call #%lu)",
+             static_cast<unsigned long>(offset - (below->offset + below->requested_bytes)),
+             static_cast<unsigned long>(below->requested_bytes),
+             static_cast<unsigned long>(range_->base() + below->offset),
+             static_cast<unsigned long>(below->collective_seq));
+  } else if (above != nullptr && above->collective_seq != 0) {
+    snprintf(near, sizeof(near),
+             "; %lu bytes before the collective allocation at %#lx (collective call #%lu)",
+             static_cast<unsigned long>(above->offset - offset),
+             static_cast<unsigned long>(range_->base() + above->offset),
+             static_cast<unsigned long>(above->collective_seq));
+  }
+  Fatal("%s of address %#lx: inside the global range [%#lx, %#lx) but outside any allocation "
+        "(never allocated, or out of bounds of an array)%s",
+        write ? "store" : "load", static_cast<unsigned long>(addr),
+        static_cast<unsigned long>(range_->base()),
+        static_cast<unsigned long>(range_->base() + range_->size()), near);
 }
 
 void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {

@@ -217,6 +217,9 @@ class Coherence {
 
   std::atomic<uint32_t>& state(uint64_t page) const { return states_[page]; }
   void ReadFault(uint64_t page, const gas::Segment& seg);
+  // An access inside the range but outside every allocation: ends the job
+  // naming the address and the nearest allocations. Signal context.
+  [[noreturn]] void OutsideAllocation(uint64_t addr, bool write) const;
   void WriteFault(uint64_t page, const gas::Segment& seg);
   // First write to a closed home page: note it, open it.
   void HomeWriteFault(uint64_t page, const gas::Segment& seg);

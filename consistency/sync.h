@@ -83,6 +83,8 @@ class Sync {
   // both calls named if they differ. Called by the thread that makes
   // collective calls.
   void NoteCollective(const std::string& description) { stamp_.Note(description); }
+  // Collective calls made so far by this rank.
+  uint64_t collective_seq() const { return stamp_.seq; }
 
  private:
   absl::StatusOr<uint64_t> Atomic(transport::OpType type, uint64_t addr, uint64_t compare,

@@ -39,6 +39,10 @@ struct Segment {
   // to every thread). Enforced by protect/; the DSM only caps its own page
   // protections with it (Coherence::SetProtCap).
   int domain = 0;
+  // Number of the collective call that allocated it (0: not collective),
+  // and the bytes asked for, for error messages.
+  uint64_t collective_seq = 0;
+  uint64_t requested_bytes = 0;
 
   uint64_t end_offset() const { return offset + (num_pages << kPageShift); }
 

@@ -131,7 +131,7 @@ absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement p
                                                           : std::string()));
   uint64_t pages = std::max<uint64_t>(1, (bytes + kPageSize - 1) >> kPageShift);
   uint64_t offset = s.next_collective;
-  if (offset + (pages << kPageShift) > s.heap_area) {
+  if (offset + ((pages + static_cast<uint64_t>(s.config.guard_pages)) << kPageShift) > s.heap_area) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "global range exhausted: %d bytes requested, %d of %d bytes left for collective "
         "allocations; raise GASP_SIZE (or lower GASP_HEAP_SIZE)",
@@ -141,6 +141,8 @@ absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement p
   seg.offset = offset;
   seg.num_pages = pages;
   seg.nranks = s.size;
+  seg.collective_seq = s.sync->collective_seq();
+  seg.requested_bytes = bytes;
   Placement::Policy policy = placement.policy;
   if (policy == Placement::Policy::kDefault) {
     policy = s.config.home_policy == "cyclic" ? Placement::Policy::kCyclic
@@ -196,7 +198,10 @@ absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement p
     seg.rkeys = s.segment_keys.back().data();
     GASP_RETURN_IF_ERROR(AddSegment(s, seg));
   }
-  s.next_collective = offset + (pages << kPageShift);
+  // GASP_GUARD_PAGES: unallocated pages after each collective allocation,
+  // so that running off its end faults (naming it) instead of landing in
+  // the next one.
+  s.next_collective = offset + ((pages + static_cast<uint64_t>(s.config.guard_pages)) << kPageShift);
   return s.range->base() + offset;
 }
 

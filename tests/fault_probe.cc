@@ -63,6 +63,21 @@ int main(int argc, char** argv) {
     std::printf("rank %d: Barrier returned (should not happen)\n", me);
     return 3;
   }
+  // An off-by-1024 overflow of one collective array: with GASP_GUARD_PAGES
+  // it faults naming the array; without, it lands in the next array.
+  if (mode == "overflow") {
+    double* a = gasp::CoNewArray<double>(512, gasp::Placement::OnRank(0));
+    double* b = gasp::CoNewArray<double>(2048, gasp::Placement::OnRank(0));
+    gasp::Barrier();
+    if (me == 0) {
+      a[512 + 1024] = 1.0;  // the bug: past a's end
+      std::printf("rank %d: overflow of a landed silently (b[%ld] = %g)\n", me,
+                  static_cast<long>((a + 512 + 1024) - b), b[(a + 512 + 1024) - b]);
+      std::fflush(stdout);
+    }
+    gasp::Barrier();
+    return rt->Finalize();
+  }
   if (mode == "kill") {
     const int victim = argc > 2 ? std::atoi(argv[2]) : 1;
     long* data = gasp::CoNewArray<long>(4096 * n);

@@ -27,6 +27,17 @@ run_job "$TMP/mm-grant.log" 60 "$GASPRUN" -np 2 "$PROBE" mismatch-grant
 expect_in "$TMP/mm-grant.log" "collective mismatch: .*called Barrier\(\) where this rank \(rank [01]\) called Barrier\(\) \(collective #[0-9]+; an earlier collective call differed\)" \
   "mismatched CoGrant: caught at the next barrier"
 
+# 1c. An overflow past a collective array: silent without guard pages (the
+#     negative control), a fault naming the array with GASP_GUARD_PAGES=4 (2 pages past the end).
+run_job "$TMP/ovf0.log" 60 "$GASPRUN" -np 2 "$PROBE" overflow
+[ "$RC" = 0 ] && grep -q "landed silently" "$TMP/ovf0.log" && ok "overflow without guard pages lands in the next array" \
+  || { bad "overflow negative control (rc=$RC)"; tail -5 "$TMP/ovf0.log"; }
+run_job "$TMP/ovf1.log" 60 env GASP_GUARD_PAGES=4 "$GASPRUN" -np 2 "$PROBE" overflow
+[ "$RC" != 0 ] && ! grep -q "landed silently" "$TMP/ovf1.log" && ok "GASP_GUARD_PAGES=4: the overflow faults" \
+  || { bad "GASP_GUARD_PAGES=4: rc=$RC"; tail -5 "$TMP/ovf1.log"; }
+expect_in "$TMP/ovf1.log" "store of address 0x[0-9a-f]+: .*outside any allocation .*; 8192 bytes past the end of the collective allocation of 4096 bytes at 0x[0-9a-f]+ \(collective call #[0-9]+\)" \
+  "GASP_GUARD_PAGES=4: the message names the array overrun"
+
 # 2. A rank killed with SIGKILL mid-run.
 export GASP_TIMEOUT=10s
 start=$(date +%s)
