@@ -230,21 +230,89 @@ void Coherence::MarkShared(uint64_t page, uint64_t n, int home) {
     }
     at.store(static_cast<uint32_t>(home) + 1, std::memory_order_relaxed);
     StatAdd(Counter::kShareMarks);
+    // Remember it until the next barrier (see DropNewlyMarked).
+    while (epoch_marks_lock_.exchange(true, std::memory_order_acquire)) CpuRelax();
+    if (epoch_marks_n_ < kMaxEpochMarks) {
+      epoch_marks_[epoch_marks_n_++] = b;
+    } else {
+      epoch_marks_overflow_ = true;
+    }
+    epoch_marks_lock_.store(false, std::memory_order_release);
   }
 }
 
 void Coherence::ShareHomePages(const std::vector<uint64_t>& pages) {
   std::lock_guard<std::mutex> lock(sync_mu_);
-  for (uint64_t page : pages) {
-    const uint64_t b = page / share_block_;
-    if (known_shared_.Set(b)) {
-      StatAdd(Counter::kBlocksShared);
-      const uint64_t end = std::min((b + 1) * share_block_, range_->num_pages());
-      for (uint64_t p = b * share_block_; p < end; ++p) {
-        if (StateOf(state(p).load(std::memory_order_acquire)) == kHome) NoteWritten(p);
-      }
+  for (uint64_t page : pages) ShareBlockLocked(page / share_block_);
+}
+
+void Coherence::ShareBlockLocked(uint64_t b) {
+  if (!known_shared_.Set(b)) return;
+  StatAdd(Counter::kBlocksShared);
+  // Its home pages were written untracked, so another rank's copy may miss
+  // a write made after the copy was taken. Across a lock or atomic
+  // hand-off, the conservative notice given here (to the notice log only)
+  // covers it: the home's next release publishes it. Across a barrier, the
+  // fetcher covers itself: it drops the copies of every block it marked
+  // during the epoch right after the barrier's rounds (DropNewlyMarked),
+  // and every home scans at that same point, when every mark made before
+  // the barrier has landed, so the block is closed (its writes noticed)
+  // before the home writes again. The block is closed now.
+  const uint64_t end = std::min((b + 1) * share_block_, range_->num_pages());
+  const size_t cap = scratch_dirty_.size();
+  size_t n = 0;
+  auto close = [&]() {
+    const absl::Status st = ProtectRuns(scratch_dirty_.data(), n, Prot::kRead);
+    if (!st.ok()) {
+      // Left open, its writes would go unnoticed: not survivable.
+      std::string msg(st.message());
+      Fatal("closing a shared home block: %s (vm.max_map_count? sysctl -w "
+            "vm.max_map_count=1048576)", msg.c_str());
+    }
+    for (size_t i = 0; i < n; ++i) {
+      state(scratch_dirty_[i]).store(MakeWord(kHome), std::memory_order_release);
+      WakePage(&state(scratch_dirty_[i]));
+    }
+    n = 0;
+  };
+  for (uint64_t p = b * share_block_; p < end; ++p) {
+    if (StateOf(state(p).load(std::memory_order_acquire)) != kHome) continue;
+    if (pending_.Set(p)) pending_count_.fetch_add(1, std::memory_order_seq_cst);
+    if (TakeBusy(p) & kHomeOpen) {
+      scratch_dirty_[n++] = p;
+      if (n == cap) close();
+    } else {
+      state(p).store(MakeWord(kHome), std::memory_order_release);
+      WakePage(&state(p));
     }
   }
+  close();
+}
+
+absl::Status Coherence::DropNewlyMarked() {
+  uint64_t blocks[kMaxEpochMarks];
+  size_t n;
+  bool overflow;
+  while (epoch_marks_lock_.exchange(true, std::memory_order_acquire)) CpuRelax();
+  n = epoch_marks_n_;
+  overflow = epoch_marks_overflow_;
+  std::copy(epoch_marks_, epoch_marks_ + n, blocks);
+  epoch_marks_n_ = 0;
+  epoch_marks_overflow_ = false;
+  epoch_marks_lock_.store(false, std::memory_order_release);
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  if (overflow) return InvalidateLocked(0, range_->num_pages());
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t first = blocks[i] * share_block_;
+    GASP_RETURN_IF_ERROR(
+        InvalidateLocked(first, std::min(first + share_block_, range_->num_pages())));
+  }
+  return absl::OkStatus();
+}
+
+void Coherence::ScanShared() {
+  std::lock_guard<std::mutex> lock(sync_mu_);
+  ScanSharedLocked();
 }
 
 void Coherence::ScanSharedLocked() {
@@ -253,15 +321,7 @@ void Coherence::ScanSharedLocked() {
                         static_cast<uint64_t>(options_.rank) * marks_bytes_per_rank_;
   const volatile uint64_t* marks = reinterpret_cast<const volatile uint64_t*>(range_->sys(mine));
   home_blocks_.ForEach(0, (range_->num_pages() + share_block_ - 1) / share_block_, [&](uint64_t b) {
-    if (marks[b] == 0 || known_shared_.Test(b)) return;
-    known_shared_.Set(b);
-    StatAdd(Counter::kBlocksShared);
-    // Written while untracked, as far as anyone knows: noticed as a whole,
-    // and closed by the walk that takes the notices.
-    const uint64_t end = std::min((b + 1) * share_block_, range_->num_pages());
-    for (uint64_t p = b * share_block_; p < end; ++p) {
-      if (StateOf(state(p).load(std::memory_order_acquire)) == kHome) NoteWritten(p);
-    }
+    if (marks[b] != 0 && !known_shared_.Test(b)) ShareBlockLocked(b);
   });
 }
 

@@ -136,6 +136,15 @@ class Coherence {
     return b;
   }
   void SetShareMarks(uint64_t addr, uint64_t bytes_per_rank);
+  // Closes the home blocks other ranks marked since the last scan (noting
+  // them for the notice log). Sync calls it right after each barrier's
+  // rounds, when every mark made before the barrier has landed.
+  void ScanShared();
+  // Drops this rank's copies of the blocks it marked shared since the last
+  // call (their homes may have written them untracked after the copy was
+  // taken, in the same epoch). Sync calls it right after each barrier's
+  // rounds.
+  absl::Status DropNewlyMarked();
   // This rank, as their home, is about to hand out copies of `pages`
   // (function shipping): their blocks become shared now, their pages are
   // noted as written (closed by the next walk). Call before copying them.
@@ -230,6 +239,8 @@ class Coherence {
   void MarkShared(uint64_t page, uint64_t n, int home);
   // Notes and closes the home blocks other ranks marked since the last scan.
   void ScanSharedLocked();
+  // Makes home block `b` shared: noted for the notice log, closed.
+  void ShareBlockLocked(uint64_t b);
   // Waits until the page is not busy (or the deadline: fatal).
   void WaitNotBusy(uint64_t page, uint32_t seen);
   // Wakes the waiters of a page state word, with no system call when
@@ -306,6 +317,13 @@ class Coherence {
   uint64_t marks_bytes_per_rank_ = 0;
   PageBitmap known_shared_;            // home blocks seen marked; guarded by sync_mu_
   PageBitmap home_blocks_;             // blocks with home pages here; guarded by sync_mu_
+  // Blocks marked since the last barrier (MarkShared appends in signal
+  // context under a spin flag; DropNewlyMarked empties).
+  static constexpr size_t kMaxEpochMarks = 1024;
+  std::atomic<bool> epoch_marks_lock_{false};
+  uint64_t epoch_marks_[kMaxEpochMarks];
+  size_t epoch_marks_n_ = 0;
+  bool epoch_marks_overflow_ = false;
   SparseArray marked_home_mem_;
   std::atomic<uint32_t>* marked_home_ = nullptr;  // per block: home marked at + 1
   std::atomic<int64_t> pending_count_{0};  // set bits of pending_ (approximately)

@@ -314,6 +314,8 @@ absl::Status Sync::Barrier() {
   }
   StatAdd(Counter::kNoticesReceived, pages);
   std::lock_guard<std::mutex> lock(notice_mu_);
+  coherence_->ScanShared();
+  GASP_RETURN_IF_ERROR(coherence_->DropNewlyMarked());
   return coherence_->AcquireRuns(stale);
 }
 
