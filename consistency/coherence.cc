@@ -87,6 +87,7 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   c->scratch_dirty_.resize(twins);
   c->scratch_runs_.resize(MaxDiffRuns(kPageSize));
   c->scratch_ops_.resize(kOpBatch);
+  c->diff_service_ = std::make_unique<DiffService>(range, segments, transport, options.rank);
   c->scratch_short_.resize(MaxDiffRuns(kPageSize));
   c->packed_.resize(options.nranks);
   c->seq_ = std::vector<SeqState>(options.nranks);
@@ -166,7 +167,6 @@ absl::Status Coherence::Install() {
   GASP_RETURN_IF_ERROR(gas::RegisterFaultHandler(Trampoline, this));
   installed_ = true;
   // Started whatever this rank's own setting: other ranks may pack.
-  diff_service_ = std::make_unique<DiffService>(range_, segments_, transport_, options_.rank);
   diff_service_->Start();
   return absl::OkStatus();
 }

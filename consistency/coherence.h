@@ -100,6 +100,13 @@ class Coherence {
   // rank's home pages.
   absl::Status Install();
 
+  // Packed diffs may write [offset, offset+length) of the range under
+  // `rkey` (a registration with remote-write rights). Call before the key
+  // is handed to other ranks.
+  void AcceptDiffWrites(uint64_t offset, uint64_t length, uint64_t rkey) {
+    diff_service_->AcceptWrites(offset, length, rkey);
+  }
+
   // Opens this rank's home runs of `segment` read-write and marks them home.
   // Call on every rank right after the segment is added to the table.
   absl::Status AddSegment(const gas::Segment& segment);

@@ -25,28 +25,38 @@ void DiffService::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void DiffService::AcceptWrites(uint64_t offset, uint64_t length, uint64_t rkey) {
+  std::lock_guard<std::mutex> lock(regions_mu_);
+  regions_.push_back({offset, length, rkey});
+}
+
 absl::Status DiffService::Apply(int from, absl::Span<const uint8_t> message) {
   absl::StatusOr<DiffMessage> m = DecodeDiff(message, range_->size());
   if (!m.ok()) return m.status();
   // Check every record before writing any, so a refused message writes
   // nothing.
-  const gas::Segment* seg = nullptr;
-  for (const DiffRecord& r : m->records) {
-    const uint64_t page = r.offset >> gas::kPageShift;
-    if (seg == nullptr || page < (seg->offset >> gas::kPageShift) ||
-        page >= seg->end_offset() >> gas::kPageShift) {
-      seg = segments_->FindPage(page);
-    }
-    if (seg == nullptr) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "diff from rank %d: offset %#x is not in an allocation", from, r.offset));
-    }
-    if (seg->HomeOfPage(page) != rank_ || seg->domain != 0 || seg->rkeys == nullptr ||
-        seg->rkeys[rank_] != m->rkey) {
-      return absl::PermissionDeniedError(absl::StrFormat(
-          "diff from rank %d: offset %#x is not a default-domain page homed here, or the remote "
-          "key does not grant it",
-          from, r.offset));
+  {
+    std::lock_guard<std::mutex> lock(regions_mu_);
+    const Region* last = nullptr;
+    for (const DiffRecord& r : m->records) {
+      auto inside = [&](const Region* g) {
+        return g != nullptr && g->rkey == m->rkey && r.offset >= g->offset &&
+               r.offset + r.length <= g->offset + g->length;
+      };
+      if (inside(last)) continue;
+      last = nullptr;
+      for (const Region& g : regions_) {
+        if (inside(&g)) {
+          last = &g;
+          break;
+        }
+      }
+      if (last == nullptr) {
+        return absl::PermissionDeniedError(absl::StrFormat(
+            "diff from rank %d: %u bytes at offset %#x are not in a region this rank registered "
+            "for remote writes under the key the diff names",
+            from, r.length, r.offset));
+      }
     }
   }
   uint8_t* base = reinterpret_cast<uint8_t*>(range_->sys(0));

@@ -3,15 +3,19 @@
 // NIC checks a one-sided WRITE, writes them into this rank's home pages,
 // and replies. The application's threads never have to call gasp for it.
 //
-// Checks, for every record before anything is written: the pages are
-// allocated, homed at this rank, in the default protection domain (domain
-// pages take one-sided WRITEs, which the NIC checks against the domain's
-// own registration), and the message's remote key is this rank's key of
-// that segment. A refused message writes nothing; the reply names why.
+// Checks, for every record before anything is written, what a NIC checks
+// for a one-sided WRITE: the bytes lie inside a region this rank registered
+// with remote-write rights, under the message's remote key. The runtime
+// lists those regions (AcceptWrites) before it hands their keys out, so a
+// rank that holds a key can use it at once, even before this rank has
+// finished the collective allocation that made it. A refused message
+// writes nothing; the reply names why.
 #ifndef GASP_CONSISTENCY_DIFF_SERVICE_H_
 #define GASP_CONSISTENCY_DIFF_SERVICE_H_
 
 #include <atomic>
+#include <mutex>
+#include <vector>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -40,6 +44,10 @@ class DiffService {
   // shut down).
   void Stop();
 
+  // Diffs may write [offset, offset+length) of the range under `rkey`.
+  // Thread-safe.
+  void AcceptWrites(uint64_t offset, uint64_t length, uint64_t rkey);
+
   // Checks and applies one message from `from` (the thread's work; public
   // for tests). Returns the reason for refusing it; nothing is written then.
   absl::Status Apply(int from, absl::Span<const uint8_t> message);
@@ -51,6 +59,11 @@ class DiffService {
   const gas::SegmentTable* const segments_;
   transport::Transport* const transport_;
   const int rank_;
+  struct Region {
+    uint64_t offset, length, rkey;
+  };
+  std::mutex regions_mu_;
+  std::vector<Region> regions_;  // guarded by regions_mu_
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

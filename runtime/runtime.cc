@@ -73,6 +73,9 @@ absl::StatusOr<transport::Region> RegisterHome(State& s, uint64_t offset, uint64
         length, s.transport->name()));
   }
   s.regions.push_back(*r);
+  if (s.coherence != nullptr && (access & transport::kRemoteWrite)) {
+    s.coherence->AcceptDiffWrites(offset, length, r->rkey.packed);
+  }
   return *r;
 }
 
@@ -314,6 +317,14 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
                         consistency::Coherence::Create(s.range.get(), s.segments.get(),
                                                        s.transport.get(), std::move(homes), co,
                                                        FatalFromSignal));
+  // Registrations made before the coherence layer existed (the heap).
+  for (const transport::Region& region : s.regions) {
+    if (region.access & transport::kRemoteWrite) {
+      s.coherence->AcceptDiffWrites(
+          static_cast<uint64_t>(static_cast<char*>(region.addr) - s.range->sys_base()),
+          region.length, region.rkey.packed);
+    }
+  }
   rt::ConnectProtection(s);
   GASP_RETURN_IF_ERROR(s.coherence->Install());
   s.sync = std::make_unique<consistency::Sync>(s.coherence.get(), s.transport.get(), s.rank,
