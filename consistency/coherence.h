@@ -1,18 +1,25 @@
-// Home-based release consistency over one-sided operations.
+// Home-based release consistency over one-sided operations
+// (docs/protocol.md has the states, transitions and messages).
 //
-//   read fault   READ the page (and up to GASP_PREFETCH_PAGES following
-//                invalid pages with the same home) from its home into the
-//                system view, then open the app view for reading.
-//   write fault  copy the page into a twin, open it read-write, mark dirty.
-//   release      write-protect dirty pages, diff them against their twins and
-//                WRITE the byte-exact runs to the homes; pages become clean.
-//   acquire      release, then invalidate every cached non-home page
-//                (PROT_NONE) so later loads fetch fresh copies.
-// Home pages are mapped read-write from the backing store and never fault.
+//   read fault   READ the page and a prefetch window from its home into the
+//                system view (the first fetch from a block marks it shared
+//                at its home), then open the app view for reading.
+//   write fault  mark the page dirty, copy it into a twin, open it.
+//   release      write-protect dirty pages, diff them against their twins,
+//                send short runs in one packed message per home and long
+//                runs as WRITEs; note every page written (write notices).
+//   acquire      invalidate the cached pages other ranks' notices name
+//                (dirty ones are written home first).
+// Home pages are mapped from the backing store: open while private, closed
+// once shared so that their writes are noticed.
+//
+// Files: coherence.cc (creation, faults), coherence_release.cc (release,
+// invalidation, packed diffs), coherence_sharing.cc (notices, sharing).
 //
 // Thread safety: faults from several threads run concurrently (per-page
-// busy bits and futex waits); Release/Acquire are serialized by one mutex
-// that the fault path never holds while a page is busy.
+// busy bits and futex waits); release, invalidation and notice taking are
+// serialized by one mutex that the fault path never holds while a page is
+// busy.
 #ifndef GASP_CONSISTENCY_COHERENCE_H_
 #define GASP_CONSISTENCY_COHERENCE_H_
 

@@ -10,9 +10,8 @@
 namespace gasp {
 namespace consistency {
 
-DiffService::DiffService(gas::GlobalRange* range, const gas::SegmentTable* segments,
-                         transport::Transport* transport, int rank)
-    : range_(range), segments_(segments), transport_(transport), rank_(rank) {}
+DiffService::DiffService(gas::GlobalRange* range, transport::Transport* transport, int rank)
+    : range_(range), transport_(transport), rank_(rank) {}
 
 DiffService::~DiffService() { Stop(); }
 
@@ -79,12 +78,16 @@ void DiffService::Loop() {
     uint64_t sequence = 0;
     if (m->payload.size() >= 16) std::memcpy(&sequence, m->payload.data() + 8, 8);
     const absl::Status s = Apply(m->peer, m->payload);
-    if (!s.ok()) GASP_LOG(Warn) << "refused a diff: " << s;
+    if (!s.ok()) {
+      GASP_LOG(Warn) << "refused a diff: " << s;
+    }
     const std::vector<uint8_t> ack =
         EncodeDiffAck(sequence, s.ok() ? 0 : static_cast<uint32_t>(s.code()),
                       std::string(s.message()));
     const absl::Status sent = transport_->Send(m->peer, kDiffAckTag, ack);
-    if (!sent.ok() && !stop_.load()) GASP_LOG(Warn) << "diff service: reply: " << sent;
+    if (!sent.ok() && !stop_.load()) {
+      GASP_LOG(Warn) << "diff service: reply: " << sent;
+    }
   }
 }
 

@@ -25,7 +25,6 @@
 #include "consistency/diff_wire.h"
 #include "consistency/tags.h"
 #include "gas/range.h"
-#include "gas/segment.h"
 #include "transport/transport.h"
 
 namespace gasp {
@@ -34,8 +33,7 @@ namespace consistency {
 class DiffService {
  public:
   // All must outlive the service.
-  DiffService(gas::GlobalRange* range, const gas::SegmentTable* segments,
-              transport::Transport* transport, int rank);
+  DiffService(gas::GlobalRange* range, transport::Transport* transport, int rank);
   ~DiffService();  // Stop()
 
   // Starts the thread.
@@ -56,7 +54,6 @@ class DiffService {
   void Loop();
 
   gas::GlobalRange* const range_;
-  const gas::SegmentTable* const segments_;
   transport::Transport* const transport_;
   const int rank_;
   struct Region {
