@@ -255,6 +255,9 @@ class Coherence {
   void ScanSharedLocked();
   // Makes home block `b` shared: noted for the notice log, closed.
   void ShareBlockLocked(uint64_t b);
+  // Closes the open ones among home pages `pages` (ascending; not in
+  // scratch_dirty_), waiting for busy ones, so their next store faults.
+  absl::Status CloseHomePagesLocked(const uint64_t* pages, size_t n);
   // Waits until the page is not busy (or the deadline: fatal).
   void WaitNotBusy(uint64_t page, uint32_t seen);
   // Wakes the waiters of a page state word, with no system call when

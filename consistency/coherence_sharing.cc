@@ -85,34 +85,45 @@ void Coherence::ShareBlockLocked(uint64_t b) {
   // the barrier has landed, so the block is closed (its writes noticed)
   // before the home writes again. The block is closed now.
   const uint64_t end = std::min((b + 1) * share_block_, range_->num_pages());
-  const size_t cap = scratch_dirty_.size();
   size_t n = 0;
   auto close = [&]() {
-    const absl::Status st = ProtectRuns(scratch_dirty_.data(), n, Prot::kRead);
-    if (!st.ok()) {
-      // Left open, its writes would go unnoticed: not survivable.
+    const absl::Status st = CloseHomePagesLocked(scratch_pages_.data(), n);
+    if (!st.ok()) {  // left open, its writes would go unnoticed: not survivable
       std::string msg(st.message());
-      Fatal("closing a shared home block: %s (vm.max_map_count? sysctl -w "
-            "vm.max_map_count=1048576)", msg.c_str());
-    }
-    for (size_t i = 0; i < n; ++i) {
-      state(scratch_dirty_[i]).store(MakeWord(kHome), std::memory_order_release);
-      WakePage(&state(scratch_dirty_[i]));
+      Fatal("closing a shared home block: %s", msg.c_str());
     }
     n = 0;
   };
   for (uint64_t p = b * share_block_; p < end; ++p) {
     if (StateOf(state(p).load(std::memory_order_acquire)) != kHome) continue;
     if (pending_.Set(p)) pending_count_.fetch_add(1, std::memory_order_seq_cst);
-    if (TakeBusy(p) & kHomeOpen) {
-      scratch_dirty_[n++] = p;
-      if (n == cap) close();
-    } else {
-      state(p).store(MakeWord(kHome), std::memory_order_release);
-      WakePage(&state(p));
-    }
+    scratch_pages_[n++] = p;
+    if (n == scratch_pages_.size()) close();
   }
   close();
+}
+
+absl::Status Coherence::CloseHomePagesLocked(const uint64_t* pages, size_t n) {
+  // A home page may be in the middle of its write fault (busy, noted, not
+  // yet open): waiting for the busy bit before looking makes sure such a
+  // page is closed too, so that the faulting store, retried, faults again
+  // and is noted again.
+  size_t n_open = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (TakeBusy(pages[i]) & kHomeOpen) {
+      scratch_dirty_[n_open++] = pages[i];
+    } else {
+      state(pages[i]).store(MakeWord(kHome), std::memory_order_release);
+      WakePage(&state(pages[i]));
+    }
+  }
+  const absl::Status status = ProtectRuns(scratch_dirty_.data(), n_open, Prot::kRead);
+  for (size_t i = 0; i < n_open; ++i) {  // on failure they stay open (and noted)
+    std::atomic<uint32_t>& st = state(scratch_dirty_[i]);
+    st.store(status.ok() ? MakeWord(kHome) : (st.load() & ~kBusy), std::memory_order_release);
+    WakePage(&st);
+  }
+  return status;
 }
 
 absl::Status Coherence::DropNewlyMarked() {
@@ -166,27 +177,8 @@ absl::Status Coherence::TakeNotices(NoticeSet set, std::vector<PageRun>* runs) {
   size_t n_home = 0;
   const size_t cap = scratch_pages_.size();
   absl::Status status;
-  // A home page may be in the middle of its write fault (busy, its bit
-  // already set and now taken, not yet open): waiting for the busy bit
-  // before looking makes sure such a page is closed too, so that the
-  // faulting store, retried, faults again and is noticed again.
   auto close = [&]() {
-    size_t n_open = 0;
-    for (size_t i = 0; i < n_home; ++i) {
-      const uint64_t p = scratch_pages_[i];
-      if (TakeBusy(p) & kHomeOpen) {
-        scratch_dirty_[n_open++] = p;
-      } else {
-        state(p).store(MakeWord(kHome), std::memory_order_release);
-        WakePage(&state(p));
-      }
-    }
-    if (status.ok()) status = ProtectRuns(scratch_dirty_.data(), n_open, Prot::kRead);
-    for (size_t i = 0; i < n_open; ++i) {
-      std::atomic<uint32_t>& st = state(scratch_dirty_[i]);
-      st.store(status.ok() ? MakeWord(kHome) : (st.load() & ~kBusy), std::memory_order_release);
-      WakePage(&st);
-    }
+    status.Update(CloseHomePagesLocked(scratch_pages_.data(), n_home));
     n_home = 0;
   };
   uint64_t taken = 0;

@@ -20,6 +20,15 @@ T Load(const uint8_t* p) {
   return v;
 }
 
+// Writes a record header at o + *at and advances *at past it.
+void PutRecordHeader(uint8_t* o, size_t* at, uint64_t offset, uint16_t length, RecordKind kind) {
+  std::memcpy(o + *at, &offset, 8);
+  std::memcpy(o + *at + 8, &length, 2);
+  o[*at + 10] = static_cast<uint8_t>(kind);
+  o[*at + 11] = 0;
+  *at += kDiffRecordHeaderBytes;
+}
+
 }  // namespace
 
 void DiffWriter::Start(uint64_t sequence, uint64_t rkey) {
@@ -53,11 +62,7 @@ void DiffWriter::AddPage(uint64_t page_offset, const uint8_t* page_bytes,
   out_.resize(at + std::min(as_runs, as_mask));
   uint8_t* o = out_.data();
   auto header = [&](uint64_t offset, uint16_t length, RecordKind kind) {
-    std::memcpy(o + at, &offset, 8);
-    std::memcpy(o + at + 8, &length, 2);
-    o[at + 10] = static_cast<uint8_t>(kind);
-    o[at + 11] = 0;
-    at += kDiffRecordHeaderBytes;
+    PutRecordHeader(o, &at, offset, length, kind);
     ++records_;
   };
   if (as_runs <= as_mask) {
@@ -97,11 +102,7 @@ void DiffWriter::AddPageMasks(uint64_t page_offset, const uint8_t* page_bytes,
   out_.resize(at + std::min(as_runs, as_mask));
   uint8_t* o = out_.data();
   auto header = [&](uint64_t offset, uint16_t length, RecordKind kind) {
-    std::memcpy(o + at, &offset, 8);
-    std::memcpy(o + at + 8, &length, 2);
-    o[at + 10] = static_cast<uint8_t>(kind);
-    o[at + 11] = 0;
-    at += kDiffRecordHeaderBytes;
+    PutRecordHeader(o, &at, offset, length, kind);
     ++records_;
   };
   if (as_runs <= as_mask) {
