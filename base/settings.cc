@@ -164,9 +164,10 @@ const std::vector<Row>& Rows() {
         "", 0, 7},
        &Config::ib_retry_count},
       {{"GASP_HOME_POLICY", SettingType::kChoice, "block",
-        "Default home policy of collective allocations: block (contiguous share per rank) or "
-        "cyclic (blocks of GASP_CYCLIC_BLOCK_PAGES dealt round-robin).",
-        "block|cyclic", 0, 0},
+        "Default home policy of collective allocations: block (contiguous share per rank), "
+        "cyclic (blocks of GASP_CYCLIC_BLOCK_PAGES dealt round-robin) or first_touch (each "
+        "page's home is the first rank that writes it; docs/running.md).",
+        "block|cyclic|first_touch", 0, 0},
        &Config::home_policy},
       {{"GASP_CYCLIC_BLOCK_PAGES", SettingType::kInt, "16",
         "Pages per block of the cyclic home policy. Larger blocks mean fewer mappings "

@@ -309,6 +309,9 @@ absl::StatusOr<uint64_t> Coherence::InstallFromHome(uint64_t first,
           "bundled page %#x: not an allocated page of the global range",
           range_->base() + (p << kPageShift)));
     }
+    if (seg->policy == gas::HomePolicy::kFirstTouch && seg->HomeOfPage(p) < 0) {
+      LearnTouchHomes(p, *seg);  // first touch: ask the directory, do not trust the sender
+    }
     if (seg->HomeOfPage(p) != from_rank) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "bundled page %#x: sent by rank %d, but its home is rank %d",
@@ -364,13 +367,6 @@ transport::RemoteKey Coherence::HomeKey(uint64_t addr, int home) const {
   const gas::Segment* seg = segments_->FindPage((addr - range_->base()) >> kPageShift);
   if (seg != nullptr && seg->rkeys != nullptr) key.packed = seg->rkeys[home];
   return key;
-}
-
-int Coherence::HomeOf(uint64_t addr) const {
-  if (!range_->Contains(addr)) return -1;
-  uint64_t page = (addr - range_->base()) >> kPageShift;
-  const gas::Segment* seg = segments_->FindPage(page);
-  return seg == nullptr ? -1 : seg->HomeOfPage(page);
 }
 
 void Coherence::Fatal(const char* fmt, ...) const {
@@ -438,6 +434,10 @@ bool Coherence::HandleFault(siginfo_t* info, ucontext_t* uc) {
     if (!write) return false;  // home pages are always readable: not a coherence miss
     HomeWriteFault(page, *seg);
     return true;
+  }
+  if (seg->policy == gas::HomePolicy::kFirstTouch && seg->HomeOfPage(page) < 0) {
+    const int home = ResolveTouch(page, *seg, write);
+    if (home < 0 || home == options_.rank) return true;  // a zero copy or a home page now: retry
   }
   if (write) {
     WriteFault(page, *seg);

@@ -168,8 +168,14 @@ class Coherence {
   absl::Status InvalidateAll();
   uint64_t num_pages() const { return range_->num_pages(); }
 
-  // Home rank of a global address (-1 if outside every segment).
-  int HomeOf(uint64_t addr) const;
+  // Home rank of a global address (-1 if outside every segment, or a page
+  // of a first-touch segment that no rank has written yet; the directory is
+  // read, nothing is claimed).
+  int HomeOf(uint64_t addr);
+  // Home rank of the word at `addr` for an atomic or a lock: like HomeOf,
+  // but an atomic is a write, so an untouched first-touch page is claimed
+  // by this rank. Not for signal context.
+  int HomeForAtomic(uint64_t addr);
 
   // Remote address of `addr` at its home, for atomics and locks.
   uint64_t HomeAddress(int home, uint64_t addr) const {
@@ -244,6 +250,27 @@ class Coherence {
   // naming the address and the nearest allocations. Signal context.
   [[noreturn]] void OutsideAllocation(uint64_t addr, bool write) const;
   void WriteFault(uint64_t page, const gas::Segment& seg);
+  // First-touch placement (coherence_touch.cc). Finds the home of a page of
+  // a first-touch segment that is unknown here: reads the directory, and
+  // claims the page for this rank if `claim` (a write) and nobody has, or
+  // (a read of a page nobody wrote) installs a zero copy. Returns the home,
+  // or -1 for a zero copy. Signal-safe.
+  int ResolveTouch(uint64_t page, const gas::Segment& seg, bool claim);
+  void BecomeTouchHome(uint64_t page, const gas::Segment& seg, uint32_t before,
+                       bool read_by_others);
+  void InstallZeroCopy(uint64_t page, const gas::Segment& seg);
+  // Reads the directory words from `page` on (to the end of their
+  // directory page, at most 64), records the homes other ranks claimed, and
+  // returns the word of `page`.
+  uint64_t LearnTouchHomes(uint64_t page, const gas::Segment& seg);
+  uint64_t CompareSwapTouch(uint64_t page, const gas::Segment& seg, uint64_t expected,
+                            uint64_t desired);
+  uint64_t TouchWordAddr(const gas::Segment& seg, uint64_t page) const;
+  void TouchOp(transport::Op* op, uint64_t word_addr, uint64_t page);
+  void RunTouchOp(const transport::Op& op, uint64_t page);
+  int TouchHomeOfWord(uint64_t word, uint64_t page) const;
+  // HomeOf (claim: false) and HomeForAtomic (claim: true).
+  int HomeOfAddress(uint64_t addr, bool claim);
   // First write to a closed home page: note it, open it.
   void HomeWriteFault(uint64_t page, const gas::Segment& seg);
   // Records a write notice for `page` in both sets (signal-safe).

@@ -30,7 +30,7 @@ absl::Status Sync::CheckWord(uint64_t addr, int* home) const {
     return absl::InvalidArgumentError(
         absl::StrFormat("global atomic/lock word %#x is not 8-byte aligned", addr));
   }
-  *home = coherence_->HomeOf(addr);
+  *home = coherence_->HomeForAtomic(addr);
   if (*home < 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "global atomic/lock word %#x is not inside an allocation of the global range", addr));

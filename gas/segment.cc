@@ -12,6 +12,7 @@ const char* HomePolicyName(HomePolicy policy) {
     case HomePolicy::kBlock: return "block";
     case HomePolicy::kCyclic: return "cyclic";
     case HomePolicy::kExplicit: return "explicit";
+    case HomePolicy::kFirstTouch: return "first touch";
   }
   return "?";
 }
@@ -24,6 +25,16 @@ uint64_t Segment::SameHomeRun(uint64_t page) const {
   switch (policy) {
     case HomePolicy::kExplicit:
       break;
+    case HomePolicy::kFirstTouch: {
+      const int home = touch[i].load(std::memory_order_acquire);
+      uint64_t j = i + 1;
+      while (j < num_pages && j - i < kMaxTouchRun &&
+             touch[j].load(std::memory_order_acquire) == home) {
+        ++j;
+      }
+      run_end = first + j;
+      break;
+    }
     case HomePolicy::kCyclic:
       run_end = first + (i / block_pages + 1) * block_pages;
       break;

@@ -20,7 +20,16 @@ enum class HomePolicy : uint8_t {
   kBlock,     // pages split into size() contiguous shares, rank 0 first
   kCyclic,    // blocks of block_pages dealt round-robin over ranks
   kExplicit,  // every page at home_rank
+  kFirstTouch,  // the first rank to write a page (decided at run time, see touch)
 };
+
+// First-touch directory word of a page (one 8-byte word per page in a
+// collective allocation): the home rank + 1 in the low 32 bits (0: nobody
+// has written the page yet), and kTouchReadBit once a rank has read the
+// never-written page (its copy is zeros; the home that claims it later
+// must notice its writes).
+inline constexpr uint64_t kTouchReadBit = uint64_t{1} << 63;
+inline constexpr uint64_t kTouchHomeMask = 0xffffffffu;
 
 const char* HomePolicyName(HomePolicy policy);
 
@@ -43,13 +52,22 @@ struct Segment {
   // and the bytes asked for, for error messages.
   uint64_t collective_seq = 0;
   uint64_t requested_bytes = 0;
+  // kFirstTouch: the global address of the directory (one word per page,
+  // kTouch* above) and this rank's knowledge of it, per page: the home rank,
+  // or -1 while unknown here. Owned by the runtime; homes, once set, never
+  // change.
+  uint64_t touch_dir = 0;
+  std::atomic<int32_t>* touch = nullptr;
 
   uint64_t end_offset() const { return offset + (num_pages << kPageShift); }
 
-  // Home rank of the page at `page` (index within the range).
+  // Home rank of the page at `page` (index within the range); -1 for a
+  // first-touch page whose home this rank does not know yet.
   int HomeOfPage(uint64_t page) const {
     uint64_t i = page - (offset >> kPageShift);
     switch (policy) {
+      case HomePolicy::kFirstTouch:
+        return touch[i].load(std::memory_order_acquire);
       case HomePolicy::kExplicit:
         return home_rank;
       case HomePolicy::kCyclic:
@@ -62,11 +80,13 @@ struct Segment {
     return 0;
   }
 
-  // Number of pages from `page` on (within the segment) with the same home.
+  // Number of pages from `page` on (within the segment) with the same home
+  // (first touch: the same known home, counted up to kMaxTouchRun pages).
   uint64_t SameHomeRun(uint64_t page) const;
+  static constexpr uint64_t kMaxTouchRun = 1024;
 
-  // Calls fn(first_page, count) for every maximal run of pages homed at
-  // `rank` (page indices within the range).
+  // Calls fn(first_page, count) for every run of pages homed at `rank`
+  // (page indices within the range; first touch: the homes known here).
   template <typename Fn>
   void ForEachHomeRun(int rank, Fn fn) const {
     uint64_t first = offset >> kPageShift, end = first + num_pages;

@@ -32,6 +32,24 @@ TEST(SegmentTest, CyclicAndExplicit) {
   EXPECT_EQ(e.SameHomeRun(1), 4u);
 }
 
+TEST(SegmentTest, FirstTouchFollowsWhatIsKnown) {
+  std::atomic<int32_t> touch[6];
+  const int32_t homes[6] = {-1, 1, 1, 0, -1, 1};
+  for (int i = 0; i < 6; ++i) touch[i].store(homes[i]);
+  Segment f{.offset = 4 * kPageSize, .num_pages = 6, .policy = HomePolicy::kFirstTouch,
+            .nranks = 2};
+  f.touch = touch;
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(f.HomeOfPage(4 + i), homes[i]) << i;
+  EXPECT_EQ(f.SameHomeRun(4), 1u);  // unknown pages form their own runs
+  EXPECT_EQ(f.SameHomeRun(5), 2u);
+  EXPECT_EQ(f.SameHomeRun(9), 1u);
+  std::map<uint64_t, uint64_t> runs;
+  f.ForEachHomeRun(1, [&](uint64_t p, uint64_t n) { runs[p] = n; });
+  EXPECT_EQ(runs, (std::map<uint64_t, uint64_t>{{5, 2}, {9, 1}}));
+  touch[4].store(1);  // learned later: runs grow
+  EXPECT_EQ(f.SameHomeRun(8), 2u);
+}
+
 TEST(SegmentTest, TableFindsAndRejectsOverlap) {
   SegmentTable t(4);
   ASSERT_TRUE(t.Add({.offset = 0, .num_pages = 2, .nranks = 1}).ok());

@@ -120,13 +120,30 @@ std::string PlacementName(const State& s, Placement p) {
                                                       ? p.block_pages
                                                       : static_cast<uint32_t>(s.config.cyclic_block_pages));
     case Placement::Policy::kRank: return absl::StrFormat("on rank %d", p.rank);
+    case Placement::Policy::kFirstTouch: return "first touch";
     case Placement::Policy::kDefault: return "default (" + s.config.home_policy + ")";
   }
   return "?";
 }
 
+Placement::Policy EffectivePolicy(const State& s, Placement placement) {
+  if (placement.policy != Placement::Policy::kDefault) return placement.policy;
+  if (s.config.home_policy == "cyclic") return Placement::Policy::kCyclic;
+  if (s.config.home_policy == "first_touch") return Placement::Policy::kFirstTouch;
+  return Placement::Policy::kBlock;
+}
+
 absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement placement,
                                            Domain domain = {}, const char* call = "CoAlloc") {
+  uint64_t touch_dir = 0;
+  if (EffectivePolicy(s, placement) == Placement::Policy::kFirstTouch) {
+    // Its directory first: one word per page, spread over the ranks like a
+    // block allocation, so that a rank that touches "its" share of the
+    // array in order claims at a local word.
+    const uint64_t dir_pages = std::max<uint64_t>(1, (bytes + kPageSize - 1) >> kPageShift);
+    GASP_ASSIGN_OR_RETURN(touch_dir, CollectiveSegment(s, dir_pages * 8, Placement::Block(),
+                                                       Domain(), "first-touch directory"));
+  }
   std::lock_guard<std::mutex> lock(s.alloc_mu);
   s.sync->NoteCollective(absl::StrFormat("%s(%u bytes, %s%s)", call, bytes,
                                          PlacementName(s, placement),
@@ -146,12 +163,7 @@ absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement p
   seg.nranks = s.size;
   seg.collective_seq = s.sync->collective_seq();
   seg.requested_bytes = bytes;
-  Placement::Policy policy = placement.policy;
-  if (policy == Placement::Policy::kDefault) {
-    policy = s.config.home_policy == "cyclic" ? Placement::Policy::kCyclic
-                                              : Placement::Policy::kBlock;
-  }
-  switch (policy) {
+  switch (EffectivePolicy(s, placement)) {
     case Placement::Policy::kRank:
       if (placement.rank < 0 || placement.rank >= s.size) {
         return absl::InvalidArgumentError(absl::StrFormat(
@@ -166,18 +178,30 @@ absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement p
                             ? placement.block_pages
                             : static_cast<uint32_t>(s.config.cyclic_block_pages);
       break;
+    case Placement::Policy::kFirstTouch:
+      seg.policy = gas::HomePolicy::kFirstTouch;
+      seg.touch_dir = touch_dir;
+      s.touch_homes.emplace_back(new std::atomic<int32_t>[pages]);
+      for (uint64_t i = 0; i < pages; ++i) s.touch_homes.back()[i].store(-1);
+      seg.touch = s.touch_homes.back().get();
+      break;
     default:
       seg.policy = gas::HomePolicy::kBlock;
       break;
   }
   // Register this rank's home pages of the segment (the span from its first
   // to its last home page) and exchange the keys: a rank pins only what it
-  // is home of, when it is allocated.
+  // is home of, when it is allocated. Any page of a first-touch segment may
+  // become this rank's: all of it.
   uint64_t first = UINT64_MAX, end = 0;
   seg.ForEachHomeRun(s.rank, [&](uint64_t p, uint64_t n) {
     first = std::min(first, p);
     end = std::max(end, p + n);
   });
+  if (seg.policy == gas::HomePolicy::kFirstTouch) {
+    first = offset >> kPageShift;
+    end = first + pages;
+  }
   if (domain.id() != 0) {
     // A domain's pages: their own registrations, whose keys go only to the
     // ranks granted the domain (remote protection).

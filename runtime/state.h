@@ -58,6 +58,8 @@ struct State {
   // deque: segments point into it, so elements never move.
   std::vector<transport::Region> regions;
   std::deque<std::vector<uint64_t>> segment_keys;
+  // What this rank knows of each first-touch segment's homes (gas::Segment::touch).
+  std::deque<std::unique_ptr<std::atomic<int32_t>[]>> touch_homes;
   std::vector<boot::RankRecord> records;
   std::unique_ptr<gas::SegmentTable> segments;
   std::unique_ptr<protect::Protection> protection;

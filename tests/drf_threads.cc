@@ -138,8 +138,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "drf_threads: at most %d ranks and at least one thread\n", kMaxRanks);
     return 2;
   }
-  Shared* sh = gasp::CoNewArray<Shared>(1, gasp::Placement::Cyclic(1));
-  uint8_t* bytes = gasp::CoNewArray<uint8_t>(kBytes, gasp::Placement::Block());
+  // DRF_FIRST_TOUCH=1: both arrays first-touch (homes decided by the run).
+  const char* ft = std::getenv("DRF_FIRST_TOUCH");
+  const bool first_touch = ft != nullptr && std::strcmp(ft, "1") == 0;
+  Shared* sh = gasp::CoNewArray<Shared>(
+      1, first_touch ? gasp::Placement::FirstTouch() : gasp::Placement::Cyclic(1));
+  uint8_t* bytes = gasp::CoNewArray<uint8_t>(
+      kBytes, first_touch ? gasp::Placement::FirstTouch() : gasp::Placement::Block());
   std::vector<gasp::GlobalLock> locks;
   for (int l = 0; l < kLocks; ++l) locks.push_back(gasp::CoNewLock());
 

@@ -7,6 +7,7 @@ source "$(dirname "$0")/lib.sh"
 GASPRUN=$(bin tools/gasprun)
 LC=$(bin tests/lock_counters)
 DT=$(bin tests/drf_threads)
+FT=$(bin tests/first_touch)
 
 for np in 2 4; do
   for th in 2 4; do
@@ -32,5 +33,22 @@ if [ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/dt-2x8.log")" = 2 ]; then
   ok "drf_threads: 2 ranks x 8 threads matches the model"
 else
   bad "drf_threads 2x8 (rc=$RC)"; tail -n 15 "$TMP/dt-2x8.log" | sed 's/^/    | /'
+fi
+
+# First-touch placement (homes decided at run time), then the stress with
+# every array first-touch.
+for np in 2 4; do
+  run_job "$TMP/ft-$np.log" 240 "$GASPRUN" -np "$np" "$FT"
+  if [ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/ft-$np.log")" = "$np" ]; then
+    ok "first_touch: $np ranks x 2 threads: homes follow the writers, zero copies, racing claims"
+  else
+    bad "first_touch $np (rc=$RC)"; tail -n 15 "$TMP/ft-$np.log" | sed 's/^/    | /'
+  fi
+done
+run_job "$TMP/dt-ft.log" 400 env DRF_FIRST_TOUCH=1 "$GASPRUN" -np 4 "$DT" 4 4 5 60
+if [ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/dt-ft.log")" = 4 ]; then
+  ok "drf_threads: 4 ranks x 4 threads on first-touch arrays matches the model"
+else
+  bad "drf_threads first touch (rc=$RC)"; tail -n 15 "$TMP/dt-ft.log" | sed 's/^/    | /'
 fi
 finish

@@ -70,7 +70,7 @@ int Size();
 
 // Where the home copies of an allocation's pages live.
 struct Placement {
-  enum class Policy { kDefault, kBlock, kCyclic, kRank };
+  enum class Policy { kDefault, kBlock, kCyclic, kRank, kFirstTouch };
   Policy policy = Policy::kDefault;  // kDefault: GASP_HOME_POLICY
   int rank = 0;                      // kRank: the home of every page
   uint32_t block_pages = 0;          // kCyclic: pages per block (0: GASP_CYCLIC_BLOCK_PAGES)
@@ -78,6 +78,12 @@ struct Placement {
   static Placement Block() { return {Policy::kBlock, 0, 0}; }
   static Placement Cyclic(uint32_t block_pages = 0) { return {Policy::kCyclic, 0, block_pages}; }
   static Placement OnRank(int r) { return {Policy::kRank, r, 0}; }
+  // Each page's home is the first rank that writes it (decided at run time,
+  // once, by one atomic at a directory; docs/running.md, "Choosing a home
+  // policy"). For arrays each rank initializes its own part of, in any
+  // pattern. A load of a page nobody has written yet reads zeros and claims
+  // nothing.
+  static Placement FirstTouch() { return {Policy::kFirstTouch, 0, 0}; }
 };
 
 // A protection domain: a set of collective allocations that only the
@@ -339,7 +345,9 @@ void AtomicStore(uint64_t* p, uint64_t value, std::memory_order order = std::mem
 
 // True if `p` points into the global range.
 bool IsGlobal(const void* p);
-// Home rank of the page holding `p`; -1 if not allocated global memory.
+// Home rank of the page holding `p`; -1 if not allocated global memory, or
+// if `p` is in a first-touch allocation and no rank has written its page yet
+// (asking claims nothing).
 int HomeOf(const void* p);
 
 // Ends the whole job: prints `message`, every rank exits non-zero.

@@ -43,6 +43,8 @@ run "drf_random" "$B/tests/drf_random" 4
 run "lock_counters (2 threads per rank, one page)" "$B/tests/lock_counters" 300 2
 run "drf_threads (4 threads per rank, sequential model)" "$B/tests/drf_threads" 3 4 1 40
 run "selective release/acquire" "$B/tests/fault_probe" selective
+run "first_touch (claims at a directory over verbs atomics)" "$B/tests/first_touch"
+DRF_FIRST_TOUCH=1 run "drf_threads on first-touch arrays" "$B/tests/drf_threads" 3 4 2 40
 
 echo "== page-cache registration: fetches into registered chunks skip the bounce copy"
 if GASP_STATS=1 timeout 300 "$B/tools/gasprun" -np 2 "$B/examples/jacobi2d" 128 10 >"$T/creg.log" 2>&1 \
