@@ -17,7 +17,8 @@ const char* const kNames[kNum] = {
     "dirty_invalidations", "home_write_faults", "notices_sent", "notices_received",
     "notice_log_overflows", "diff_messages", "diff_message_bytes", "diff_messages_applied",
     "pages_refetched_ahead", "share_marks", "blocks_shared",
-    "pages_claimed", "zero_copies", "touch_directory_ops"};
+    "pages_claimed", "zero_copies", "touch_directory_ops",
+    "hot_blocks", "read_fault_ns", "fetch_wait_ns"};
 
 }  // namespace
 

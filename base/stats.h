@@ -46,6 +46,9 @@ enum class Counter : int {
   kPagesClaimed,           // first-touch pages this rank became the home of
   kZeroCopies,             // first-touch pages read before anyone wrote them (zeros, no home)
   kTouchDirectoryOps,      // first-touch directory READs and COMPARE_SWAPs
+  kHotBlocks,              // shared home blocks written in consecutive intervals: left open
+  kReadFaultNs,            // time in read faults that fetched (trap excluded)
+  kFetchWaitNs,            // of which waiting for the READs
   kCount
 };
 

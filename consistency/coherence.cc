@@ -77,6 +77,9 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   const uint64_t blocks = (pages + c->share_block_ - 1) / c->share_block_;
   GASP_ASSIGN_OR_RETURN(c->known_shared_, PageBitmap::Create(blocks));
   GASP_ASSIGN_OR_RETURN(c->home_blocks_, PageBitmap::Create(blocks));
+  GASP_ASSIGN_OR_RETURN(c->hot_blocks_, PageBitmap::Create(blocks));
+  GASP_ASSIGN_OR_RETURN(c->block_take_mem_, SparseArray::Create(blocks * sizeof(uint32_t)));
+  c->block_take_ = static_cast<std::atomic<uint32_t>*>(c->block_take_mem_.data());
   GASP_ASSIGN_OR_RETURN(c->marked_home_mem_, SparseArray::Create(blocks * sizeof(uint32_t)));
   c->marked_home_ = static_cast<std::atomic<uint32_t>*>(c->marked_home_mem_.data());
   const uint32_t twins = static_cast<uint32_t>(options.max_dirty_pages);
@@ -84,6 +87,7 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   c->twin_free_.reserve(twins);
   for (uint32_t i = twins; i > 0; --i) c->twin_free_.push_back(i);  // slot + 1
   c->scratch_pages_.resize(twins);
+  c->scratch_bridged_.reserve(kMaxBridged);
   c->scratch_dirty_.resize(twins);
   c->scratch_runs_.resize(MaxDiffRuns(kPageSize));
   c->scratch_ops_.resize(kOpBatch);
@@ -484,6 +488,15 @@ void Coherence::OutsideAllocation(uint64_t addr, bool write) const {
         static_cast<unsigned long>(range_->base() + range_->size()), near);
 }
 
+namespace {
+// Signal-safe monotonic clock (clock_gettime is async-signal-safe).
+uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+}  // namespace
+
 void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   std::atomic<uint32_t>& st = state(page);
   uint32_t w = st.load(std::memory_order_acquire);
@@ -496,6 +509,7 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
     if (st.compare_exchange_weak(w, w | kBusy, std::memory_order_acq_rel)) break;
   }
   StatAdd(Counter::kReadFaults);
+  const uint64_t t_start = MonotonicNs();
   const int home = seg.HomeOfPage(page);
   // Prefetch: following pages with the same home are contiguous at the home
   // too (the backing store is indexed by range offset), so one READ does.
@@ -513,20 +527,19 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
     }
   }
   // Beyond the window, pages this rank had cached until an acquire dropped
-  // them are fetched too, up to the maximum window: iterative codes read
+  // them are fetched too, up to kRefetchSpanPages ahead: iterative codes read
   // again what they read before the barrier (a halo, a shared vector).
   // Pages already valid (and, past the window, pages not read before) are
   // skipped rather than ending the window: the rest go as several READs in
-  // one batch (one round trip), so a strided reader (a column of a
-  // row-major matrix) is served in few faults.
+  // one batch (one round trip, up to 64 READs), so a strided reader (a
+  // column of a row-major matrix) is served in few faults.
   const uint64_t same_home = seg.SameHomeRun(page);
   const uint64_t limit = std::min<uint64_t>(1 + window, same_home);
-  const uint64_t refetch_limit =
-      std::min<uint64_t>(1 + static_cast<uint64_t>(options_.prefetch_max_pages), same_home);
+  const uint64_t refetch_limit = std::min<uint64_t>(1 + kRefetchSpanPages, same_home);
   struct Run {
     uint64_t first, count;
   };
-  constexpr size_t kMaxRuns = 16;
+  constexpr size_t kMaxRuns = 64;
   Run runs[kMaxRuns] = {{page, 1}};
   size_t n_runs = 1;
   uint64_t total = 1, again = 0, end = 1;
@@ -597,7 +610,9 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
         madvise(range_->sys(offset), runs[r].count << kPageShift, MADV_POPULATE_WRITE);
       }  // a registered chunk is pinned, hence populated already
     }
+    const uint64_t t_wait = MonotonicNs();
     s = transport_->Wait(&counter, absl::Now() + options_.timeout);
+    StatAdd(Counter::kFetchWaitNs, MonotonicNs() - t_wait);
   }
   if (!s.ok()) {
     std::string msg(s.message());
@@ -621,6 +636,7 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   StatAdd(Counter::kPagesFetched, total);
   StatAdd(Counter::kPagesPrefetched, total - 1);
   StatAdd(Counter::kBytesFetched, total << kPageShift);
+  StatAdd(Counter::kReadFaultNs, MonotonicNs() - t_start);
 }
 
 void Coherence::HomeWriteFault(uint64_t page, const gas::Segment& seg) {
@@ -659,6 +675,7 @@ void Coherence::HomeWriteFault(uint64_t page, const gas::Segment& seg) {
   }
   // Noticed before writable, for the reason given in WriteFault.
   for (size_t i = 0; i < n; ++i) NoteWritten(taken[i]);
+  NoteHomeWriteInterval(page);
   for (size_t i = 0; i < n;) {
     size_t j = i + 1;
     while (j < n && taken[j] == taken[j - 1] + 1) ++j;

@@ -89,6 +89,9 @@ using FatalHandler = void (*)(const char* message, bool peer_failed);
 using ProtCapFn = int (*)(int domain, void* context);
 
 inline constexpr uint32_t kMaxHomeOpenPages = 512;
+// How far ahead of a read fault pages that an acquire dropped are fetched
+// again with it (the halo or vector an iterative code re-reads).
+inline constexpr uint64_t kRefetchSpanPages = 1024;
 
 class Coherence {
  public:
@@ -275,6 +278,12 @@ class Coherence {
   void HomeWriteFault(uint64_t page, const gas::Segment& seg);
   // Records a write notice for `page` in both sets (signal-safe).
   void NoteWritten(uint64_t page);
+  // A home write fault on `page` in the current interval: promotes its
+  // block to hot if it faulted in one of the two before (signal-safe).
+  void NoteHomeWriteInterval(uint64_t page);
+  // Notes the open home pages of hot blocks in `bits` (one of the two
+  // notice sets) and demotes the blocks hot for kHotIntervals.
+  void NoteHotBlocksLocked(PageBitmap& bits, uint32_t interval);
   // Counts this rank into the blocks of [page, page+n) at `home` (signal
   // context; see SetShareMarks).
   void MarkShared(uint64_t page, uint64_t n, int home);
@@ -299,6 +308,13 @@ class Coherence {
   // where messages cannot be sent; runs then go as one-sided WRITEs.
   absl::Status ReleaseLocked(uint64_t first_page, uint64_t end_page, bool may_pack = true);
   absl::Status InvalidateLocked(uint64_t first_page, uint64_t end_page);
+  // Takes the pages [first, end) busy if every one is invalid (so already
+  // PROT_NONE), so that InvalidateLocked may close one run across them;
+  // false (none taken) otherwise, or past the bounds below.
+  bool BridgeGapLocked(uint64_t first, uint64_t end);
+  void ReleaseBridgedLocked();
+  static constexpr uint64_t kMaxBridgePages = 64;
+  static constexpr size_t kMaxBridged = 1 << 16;
   // Diffs busy, write-protected dirty pages and writes the runs home.
   absl::Status WriteBackLocked(const uint64_t* pages, size_t n, bool may_pack = true);
   // Packed diffs of the current write-back: the open message for `home`
@@ -361,6 +377,18 @@ class Coherence {
   uint64_t marks_bytes_per_rank_ = 0;
   PageBitmap known_shared_;            // home blocks seen marked; guarded by sync_mu_
   PageBitmap home_blocks_;             // blocks with home pages here; guarded by sync_mu_
+  // Hot blocks: shared home blocks written again within two notice
+  // intervals (takes of either notice set) stay open and have their open
+  // home pages noted at every take instead of faulting at every interval;
+  // after kHotIntervals they are closed again, to find out whether they
+  // are still written. Set from signal context, cleared under sync_mu_.
+  PageBitmap hot_blocks_;
+  SparseArray block_take_mem_;
+  // Per block: the interval of its last home write fault, or of its
+  // promotion while hot.
+  std::atomic<uint32_t>* block_take_ = nullptr;
+  std::atomic<uint32_t> take_interval_{2};
+  static constexpr uint32_t kHotIntervals = 16;
   // Blocks marked since the last barrier (MarkShared appends in signal
   // context under a spin flag; DropNewlyMarked empties).
   static constexpr size_t kMaxEpochMarks = 1024;
@@ -384,6 +412,7 @@ class Coherence {
   std::mutex sync_mu_;
   std::vector<uint64_t> scratch_pages_;  // guarded by sync_mu_
   std::vector<uint64_t> scratch_dirty_;  // guarded by sync_mu_
+  std::vector<uint64_t> scratch_bridged_;  // guarded by sync_mu_; capacity kMaxBridged
   std::vector<DiffRun> scratch_runs_;    // guarded by sync_mu_
   std::vector<transport::Op> scratch_ops_;  // guarded by sync_mu_
   std::vector<DiffRun> scratch_short_;      // guarded by sync_mu_

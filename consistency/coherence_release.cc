@@ -258,13 +258,21 @@ absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page)
     StatAdd(Counter::kDirtyInvalidations, n_dirty);
     StatAdd(Counter::kInvalidations, n + n_dirty);
     n_dirty = 0;
+    // One mprotect per run, runs joined across short gaps of pages that are
+    // invalid already (PROT_NONE): lowering a protection costs a TLB
+    // shootdown of every core running this process, far more than the call.
     for (size_t i = 0; i < n && status.ok();) {
       size_t j = i + 1;
-      while (j < n && scratch_pages_[j] == scratch_pages_[j - 1] + 1) ++j;
-      status = range_->Protect(scratch_pages_[i] << kPageShift, (j - i) << kPageShift,
+      while (j < n && (scratch_pages_[j] == scratch_pages_[j - 1] + 1 ||
+                       BridgeGapLocked(scratch_pages_[j - 1] + 1, scratch_pages_[j]))) {
+        ++j;
+      }
+      status = range_->Protect(scratch_pages_[i] << kPageShift,
+                               (scratch_pages_[j - 1] + 1 - scratch_pages_[i]) << kPageShift,
                                Prot::kNone);
       i = j;
     }
+    ReleaseBridgedLocked();
     for (size_t i = 0; i < n; ++i) drop(scratch_pages_[i]);
     n = 0;
   };
@@ -294,6 +302,39 @@ absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page)
   });
   flush();
   return status;
+}
+
+bool Coherence::BridgeGapLocked(uint64_t first, uint64_t end) {
+  if (end - first > kMaxBridgePages || scratch_bridged_.size() + (end - first) > kMaxBridged) {
+    return false;
+  }
+  const size_t mark = scratch_bridged_.size();
+  for (uint64_t p = first; p < end; ++p) {
+    // Only pages that are invalid, and stay so (busy) while the run's
+    // protection changes: a concurrent fetch would otherwise open a page
+    // that this mprotect closes again.
+    uint32_t expected = MakeWord(kInvalid);
+    if (!state(p).compare_exchange_strong(expected, MakeWord(kInvalid) | kBusy,
+                                          std::memory_order_acq_rel)) {
+      while (scratch_bridged_.size() > mark) {
+        const uint64_t q = scratch_bridged_.back();
+        scratch_bridged_.pop_back();
+        state(q).store(MakeWord(kInvalid), std::memory_order_release);
+        WakePage(&state(q));
+      }
+      return false;
+    }
+    scratch_bridged_.push_back(p);
+  }
+  return true;
+}
+
+void Coherence::ReleaseBridgedLocked() {
+  for (uint64_t p : scratch_bridged_) {
+    state(p).store(MakeWord(kInvalid), std::memory_order_release);
+    WakePage(&state(p));
+  }
+  scratch_bridged_.clear();
 }
 
 absl::Status Coherence::Release() {

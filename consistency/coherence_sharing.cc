@@ -162,14 +162,50 @@ void Coherence::ScanSharedLocked() {
   });
 }
 
+void Coherence::NoteHomeWriteInterval(uint64_t page) {
+  const uint64_t b = page / share_block_;
+  const uint32_t now = take_interval_.load(std::memory_order_acquire);
+  const uint32_t last = block_take_[b].exchange(now, std::memory_order_acq_rel);
+  // Also every other interval: codes that alternate two arrays (a
+  // transpose from a into b, then from b into a) write each one so.
+  if (last != 0 && now - last <= 2 && hot_blocks_.Set(b)) StatAdd(Counter::kHotBlocks);
+}
+
+void Coherence::NoteHotBlocksLocked(PageBitmap& bits, uint32_t interval) {
+  const uint64_t blocks = (range_->num_pages() + share_block_ - 1) / share_block_;
+  hot_blocks_.ForEach(0, blocks, [&](uint64_t b) {
+    // Demoted: noted in both sets (the other set's next take must cover
+    // writes made while the block was open), then closed by this take's
+    // walk like any noted home page; its next write faults again.
+    const bool demote = interval - block_take_[b].load(std::memory_order_acquire) >= kHotIntervals;
+    if (demote) {
+      hot_blocks_.Clear(b);
+      block_take_[b].store(0, std::memory_order_release);
+    }
+    const uint64_t end = std::min((b + 1) * share_block_, range_->num_pages());
+    for (uint64_t p = b * share_block_; p < end; ++p) {
+      // Closed pages are left out: their next write faults and is noted.
+      if (state(p).load(std::memory_order_acquire) != (MakeWord(kHome) | kHomeOpen)) continue;
+      if (demote) {
+        NoteWritten(p);
+      } else if (bits.Set(p) && &bits == &pending_) {
+        pending_count_.fetch_add(1, std::memory_order_seq_cst);
+      }
+    }
+  });
+}
+
 absl::Status Coherence::TakeNotices(NoticeSet set, std::vector<PageRun>* runs) {
   std::lock_guard<std::mutex> lock(sync_mu_);
   ScanSharedLocked();
   PageBitmap& bits = set == NoticeSet::kSinceBarrier ? epoch_written_ : pending_;
+  NoteHotBlocksLocked(bits, take_interval_.load(std::memory_order_acquire));
   if (set == NoticeSet::kSincePublished &&
       pending_count_.load(std::memory_order_seq_cst) <= 0) {
     return absl::OkStatus();
   }
+  // A new interval: home write faults from now on count towards it.
+  take_interval_.fetch_add(1, std::memory_order_acq_rel);
   // Walk and clear; home pages among them are closed again (read-only), so
   // that their next write is noticed. A write that lands on such a page
   // between the clear and the close is covered by the notice taken here:
@@ -186,7 +222,8 @@ absl::Status Coherence::TakeNotices(NoticeSet set, std::vector<PageRun>* runs) {
     bits.Clear(p);
     ++taken;
     AppendPage(p, runs);
-    if (StateOf(state(p).load(std::memory_order_acquire)) == kHome) {
+    if (StateOf(state(p).load(std::memory_order_acquire)) == kHome &&
+        !hot_blocks_.Test(p / share_block_)) {  // hot pages stay open
       scratch_pages_[n_home++] = p;
       if (n_home == cap) close();
     }
