@@ -71,7 +71,7 @@ absl::Status CompareStamps(const CollectiveStamp& mine, const CollectiveStamp& t
   }
   return absl::FailedPreconditionError(absl::StrFormat(
       "collective mismatch: %s called %s where this rank (rank %d) called %s (%s); every rank "
-      "must make the same collective calls (CoAlloc, CoNew*, CoGrant, Barrier, Finalize) with the "
+      "must make the same collective calls (CoAlloc, CoNew*, CoGrant, Barrier, Allreduce, Finalize) with the "
       "same arguments in the same order",
       peer, theirs.last.empty() ? "nothing yet" : theirs.last, rank,
       mine.last.empty() ? "nothing yet" : mine.last, where));

@@ -65,7 +65,9 @@ void AppendPage(uint64_t page, std::vector<PageRun>* runs) {
 
 std::vector<uint8_t> EncodeBarrierMessage(const BarrierMessage& m) {
   size_t bytes = 16;
-  for (const Contribution& c : m.contributions) bytes += 8 + c.runs.size() * kRunBytes;
+  for (const Contribution& c : m.contributions) {
+    bytes += 12 + c.runs.size() * kRunBytes + c.values.size() * 8;
+  }
   std::vector<uint8_t> out;
   out.reserve(bytes);
   Put64(&out, m.epoch);
@@ -75,9 +77,15 @@ std::vector<uint8_t> EncodeBarrierMessage(const BarrierMessage& m) {
   for (const Contribution& c : m.contributions) {
     Put32(&out, static_cast<uint32_t>(c.origin));
     Put32(&out, static_cast<uint32_t>(c.runs.size()));
+    Put32(&out, static_cast<uint32_t>(c.values.size()));
     for (const PageRun& r : c.runs) {
       Put64(&out, r.first);
       Put64(&out, r.count);
+    }
+    for (double v : c.values) {
+      uint64_t bits;
+      std::memcpy(&bits, &v, 8);
+      Put64(&out, bits);
     }
   }
   return out;
@@ -102,8 +110,8 @@ absl::StatusOr<BarrierMessage> DecodeBarrierMessage(absl::Span<const uint8_t> by
   std::vector<bool> seen(nranks, false);
   m.contributions.resize(n_contrib);
   for (Contribution& c : m.contributions) {
-    uint32_t origin = 0, n_runs = 0;
-    if (!in.U32(&origin) || !in.U32(&n_runs)) {
+    uint32_t origin = 0, n_runs = 0, n_values = 0;
+    if (!in.U32(&origin) || !in.U32(&n_runs) || !in.U32(&n_values)) {
       return absl::InvalidArgumentError("barrier message: truncated contribution");
     }
     if (origin >= static_cast<uint32_t>(nranks) || seen[origin]) {
@@ -124,6 +132,17 @@ absl::StatusOr<BarrierMessage> DecodeBarrierMessage(absl::Span<const uint8_t> by
             "barrier message: pages [%u, +%u) of rank %u outside the range of %u pages", r.first,
             r.count, origin, num_pages));
       }
+    }
+    if (n_values > kMaxReduceValues || n_values > in.left() / 8) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "barrier message: %u reduction values of rank %u (at most %u, or truncated)", n_values,
+          origin, kMaxReduceValues));
+    }
+    c.values.resize(n_values);
+    for (double& v : c.values) {
+      uint64_t bits = 0;
+      in.U64(&bits);
+      std::memcpy(&v, &bits, 8);
     }
   }
   if (in.left() != 0) {

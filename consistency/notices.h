@@ -36,11 +36,16 @@ struct PageRun {
 // Pages must come in ascending order for runs to merge.
 void AppendPage(uint64_t page, std::vector<PageRun>* runs);
 
-// The notices of one origin rank.
+// The notices of one origin rank, and its values for a reduction carried
+// by the same barrier (gasp::Allreduce; empty for a plain barrier).
 struct Contribution {
   int origin = 0;
   std::vector<PageRun> runs;
+  std::vector<double> values;
 };
+
+// Values one rank may contribute to a barrier's reduction.
+inline constexpr size_t kMaxReduceValues = 64;
 
 // One dissemination round of a barrier.
 struct BarrierMessage {
@@ -52,13 +57,14 @@ struct BarrierMessage {
 
 // Wire form: little-endian u64 epoch, u32 distance, u32 contributions, the
 // collective stamp (consistency/collective.h); each contribution u32
-// origin, u32 runs, then runs as u64 first, u64 count.
+// origin, u32 runs, u32 values, then runs as u64 first, u64 count, then
+// values as IEEE-754 doubles.
 std::vector<uint8_t> EncodeBarrierMessage(const BarrierMessage& m);
 
 // Strict decoder: InvalidArgument (naming the defect) for a truncated or
 // oversized message, an origin outside [0, nranks), an origin given twice,
-// an empty run, or a run that leaves [0, num_pages). Nothing is returned
-// on error.
+// an empty run, a run that leaves [0, num_pages), or more than
+// kMaxReduceValues values. Nothing is returned on error.
 absl::StatusOr<BarrierMessage> DecodeBarrierMessage(absl::Span<const uint8_t> bytes, int nranks,
                                                     uint64_t num_pages);
 

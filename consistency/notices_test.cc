@@ -1,5 +1,7 @@
 #include "consistency/notices.h"
 
+#include <cmath>
+
 #include "gtest/gtest.h"
 
 namespace gasp {
@@ -20,7 +22,7 @@ BarrierMessage Sample() {
   m.epoch = 42;
   m.distance = 2;
   m.stamp.Note("CoAlloc(4096 bytes, block)");
-  m.contributions.push_back({1, {{0, 3}, {10, 1}}});
+  m.contributions.push_back({1, {{0, 3}, {10, 1}}, {2.5, -0.0}});
   m.contributions.push_back({3, {}});
   m.contributions.push_back({0, {{99, 1}}});
   return m;
@@ -37,6 +39,10 @@ TEST(NoticesTest, BarrierMessageRoundTrips) {
   EXPECT_EQ(m->contributions[0].runs, (std::vector<PageRun>{{0, 3}, {10, 1}}));
   EXPECT_TRUE(m->contributions[1].runs.empty());
   EXPECT_EQ(m->contributions[2].runs, (std::vector<PageRun>{{99, 1}}));
+  ASSERT_EQ(m->contributions[0].values.size(), 2u);
+  EXPECT_EQ(m->contributions[0].values[0], 2.5);
+  EXPECT_TRUE(std::signbit(m->contributions[0].values[1]));  // bit-exact
+  EXPECT_TRUE(m->contributions[1].values.empty());
   EXPECT_EQ(m->stamp.seq, 1u);
   EXPECT_EQ(m->stamp.last, "CoAlloc(4096 bytes, block)");
   EXPECT_TRUE(CompareStamps(m->stamp, Sample().stamp, 0, "rank 1").ok());
@@ -94,6 +100,12 @@ TEST(NoticesTest, BarrierMessageRefusesBadInput) {
   m = Sample();
   m.contributions[0].runs[0] = {5, ~uint64_t{0}};
   EXPECT_FALSE(DecodeBarrierMessage(EncodeBarrierMessage(m), 4, 100).ok());
+  // Too many reduction values.
+  m = Sample();
+  m.contributions[2].values.assign(kMaxReduceValues + 1, 1.0);
+  EXPECT_FALSE(DecodeBarrierMessage(EncodeBarrierMessage(m), 4, 100).ok());
+  m.contributions[2].values.resize(kMaxReduceValues);
+  EXPECT_TRUE(DecodeBarrierMessage(EncodeBarrierMessage(m), 4, 100).ok());
 }
 
 TEST(NoticesTest, LogEntriesRoundTripAndSplitLongRuns) {

@@ -3,7 +3,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <functional>
 #include <random>
 
 #include "absl/strings/str_format.h"
@@ -286,7 +288,48 @@ absl::Status Sync::Acquire() {
   return log_->Collect();
 }
 
-absl::Status Sync::Barrier() {
+absl::Status Sync::Barrier() { return BarrierReduce({}, ReduceOp::kSum, nullptr); }
+
+namespace {
+
+// out[k] = values of rank 0, then each next rank combined in, in rank order.
+absl::Status Combine(const std::vector<Contribution>& known, size_t n, Sync::ReduceOp op,
+                     double* out, const std::function<std::string(int)>& describe) {
+  std::vector<const Contribution*> by_rank(known.size(), nullptr);
+  for (const Contribution& c : known) {
+    if (c.origin >= 0 && static_cast<size_t>(c.origin) < by_rank.size()) by_rank[c.origin] = &c;
+  }
+  for (size_t r = 0; r < by_rank.size(); ++r) {
+    if (by_rank[r] == nullptr || by_rank[r]->values.size() != n) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "Allreduce: %s contributed %d values where this rank contributed %d (every rank must "
+          "pass the same count)",
+          describe(static_cast<int>(r)), by_rank[r] == nullptr ? 0 : by_rank[r]->values.size(),
+          n));
+    }
+  }
+  for (size_t k = 0; k < n; ++k) {
+    double v = by_rank[0]->values[k];
+    for (size_t r = 1; r < by_rank.size(); ++r) {
+      const double x = by_rank[r]->values[k];
+      switch (op) {
+        case Sync::ReduceOp::kSum: v += x; break;
+        case Sync::ReduceOp::kMin: v = std::min(v, x); break;
+        case Sync::ReduceOp::kMax: v = std::max(v, x); break;
+      }
+    }
+    out[k] = v;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Sync::BarrierReduce(absl::Span<const double> values, ReduceOp op, double* out) {
+  if (values.size() > kMaxReduceValues) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "Allreduce of %d values: at most %d per call", values.size(), kMaxReduceValues));
+  }
   // Write dirty pages home and take the notices since the last barrier.
   // The since-publication set is neither published nor cleared here: the
   // next lock or atomic release of this rank publishes it before it frees
@@ -295,6 +338,7 @@ absl::Status Sync::Barrier() {
   // during the rounds: other threads may take and free locks meanwhile.
   std::vector<Contribution> known(1);
   known[0].origin = rank_;
+  known[0].values.assign(values.begin(), values.end());
   {
     std::lock_guard<std::mutex> lock(notice_mu_);
     GASP_RETURN_IF_ERROR(coherence_->Release());
@@ -305,6 +349,9 @@ absl::Status Sync::Barrier() {
   for (const PageRun& r : known[0].runs) pages += r.count;
   StatAdd(Counter::kNoticesSent, pages);
   GASP_RETURN_IF_ERROR(Exchange(&known));
+  if (out != nullptr) {
+    GASP_RETURN_IF_ERROR(Combine(known, values.size(), op, out, describe_rank_));
+  }
   std::vector<PageRun> stale;
   pages = 0;
   for (const Contribution& c : known) {

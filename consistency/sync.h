@@ -49,6 +49,10 @@ class Sync {
   // acquire that invalidates only the pages other ranks named. A rank that
   // does not arrive within GASP_TIMEOUT is named in the error.
   absl::Status Barrier();
+  // A barrier that also combines every rank's `values` (the same count on
+  // every rank, at most kMaxReduceValues) into `out`, in rank order.
+  enum class ReduceOp { kSum, kMin, kMax };
+  absl::Status BarrierReduce(absl::Span<const double> values, ReduceOp op, double* out);
   // The message rounds alone, without release/acquire.
   absl::Status BarrierOnly();
 

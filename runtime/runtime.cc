@@ -489,6 +489,27 @@ void Barrier() {
   S().sync->NoteCollective("Barrier()");
   Check(S().sync->Barrier(), "gasp::Barrier");
 }
+void Allreduce(const double* in, double* out, size_t n, ReduceOp op) {
+  const char* name = op == ReduceOp::kMin ? "min" : op == ReduceOp::kMax ? "max" : "sum";
+  if (n == 0 || n > kMaxAllreduceValues) {
+    Die(absl::InvalidArgumentError(absl::StrFormat(
+            "%d values: pass 1..%d per call (split larger reductions)", n, kMaxAllreduceValues)),
+        "gasp::Allreduce");
+  }
+  S().sync->NoteCollective(absl::StrFormat("Allreduce(n=%u, %s)", n, name));
+  const consistency::Sync::ReduceOp sop = op == ReduceOp::kMin   ? consistency::Sync::ReduceOp::kMin
+                                          : op == ReduceOp::kMax ? consistency::Sync::ReduceOp::kMax
+                                                                 : consistency::Sync::ReduceOp::kSum;
+  std::vector<double> mine(in, in + n);  // `out` may alias `in`
+  Check(S().sync->BarrierReduce(mine, sop, out), "gasp::Allreduce");
+}
+
+double Allreduce(double value, ReduceOp op) {
+  double out = 0;
+  Allreduce(&value, &out, 1, op);
+  return out;
+}
+
 void Release() { Check(S().sync->Release(), "gasp::Release"); }
 void Acquire() { Check(S().sync->Acquire(), "gasp::Acquire"); }
 void Release(const void* p, size_t n) {

@@ -49,6 +49,13 @@ int main(int argc, char** argv) {
     std::printf("rank %d: CoAlloc returned (should not happen)\n", me);
     return 3;
   }
+  if (mode == "mismatch-allreduce") {
+    gasp::Barrier();
+    double v[2] = {1, 2};
+    gasp::Allreduce(v, v, me == 1 ? 1 : 2);
+    std::printf("rank %d: Allreduce returned (should not happen)\n", me);
+    return 3;
+  }
   if (mode == "barrier-finalize") {
     gasp::CoAlloc(4096);
     if (me == 1) return rt->Finalize();
@@ -163,6 +170,33 @@ int main(int argc, char** argv) {
     }
     std::printf("rank %d: %d rounds of home writes read by others, %ld stale: %s\n", me, kRounds,
                 bad, bad == 0 ? "verified" : "FAILED");
+    const int rc = rt->Finalize();
+    return bad == 0 ? rc : 1;
+  }
+  // Allreduce: sum, min and max of the most values per call, in place,
+  // with every rank getting the same bits (sums of values that round).
+  if (mode == "allreduce") {
+    constexpr size_t kN = gasp::kMaxAllreduceValues;
+    long bad = 0;
+    for (int round = 0; round < 20; ++round) {
+      double v[kN], lo[kN], hi[kN];
+      for (size_t k = 0; k < kN; ++k) v[k] = lo[k] = hi[k] = (me + 1) * (k + round) + 0.1 * me;
+      gasp::Allreduce(v, v, kN);
+      gasp::Allreduce(lo, lo, kN, gasp::ReduceOp::kMin);
+      gasp::Allreduce(hi, hi, kN, gasp::ReduceOp::kMax);
+      for (size_t k = 0; k < kN; ++k) {
+        double want = 0;
+        for (int r = 0; r < n; ++r) want += (r + 1) * (k + round) + 0.1 * r;  // rank order
+        bad += v[k] != want;
+        bad += lo[k] != static_cast<double>(k + round);
+        bad += hi[k] != n * static_cast<double>(k + round) + 0.1 * (n - 1);
+      }
+      // The same bits on every rank: rank 0's sums, compared everywhere.
+      const double check = gasp::Allreduce(me == 0 ? v[kN - 1] : 0.0);
+      bad += check != v[kN - 1];
+    }
+    std::printf("rank %d: 60 Allreduce calls of %zu values, %ld wrong: %s\n", me, kN, bad,
+                bad == 0 ? "verified" : "FAILED");
     const int rc = rt->Finalize();
     return bad == 0 ? rc : 1;
   }

@@ -18,6 +18,11 @@ run_job "$TMP/mm-alloc.log" 60 "$GASPRUN" -np 2 "$PROBE" mismatch-alloc
 expect_in "$TMP/mm-alloc.log" "rank 1 \([^)]*\) called CoAlloc\(4096 bytes, block\) where this rank \(rank 0\) called CoAlloc\(8192 bytes, block\) \(collective #[0-9]+\)|rank 0 \([^)]*\) called CoAlloc\(8192 bytes, block\) where this rank \(rank 1\) called CoAlloc\(4096 bytes, block\) \(collective #[0-9]+\)" \
   "mismatched CoAlloc: message names both calls"
 ! grep -q "should not happen" "$TMP/mm-alloc.log" && ok "mismatched CoAlloc: no rank went on" || bad "a rank returned from a mismatched CoAlloc"
+run_job "$TMP/mm-ar.log" 60 "$GASPRUN" -np 2 "$PROBE" mismatch-allreduce
+[ "$RC" != 0 ] && ok "mismatched Allreduce: job exits non-zero ($RC)" || bad "mismatched Allreduce: rc=0"
+expect_in "$TMP/mm-ar.log" "called Allreduce\(n=(1|2), sum\) where this rank \(rank [01]\) called Allreduce\(n=(2|1), sum\)" \
+  "mismatched Allreduce: message names both calls"
+! grep -q "should not happen" "$TMP/mm-ar.log" && ok "mismatched Allreduce: no rank went on" || bad "a rank returned from a mismatched Allreduce"
 run_job "$TMP/mm-fin.log" 60 "$GASPRUN" -np 2 "$PROBE" barrier-finalize
 [ "$RC" != 0 ] && ok "Barrier against Finalize: job exits non-zero ($RC)" || bad "Barrier against Finalize: rc=0"
 expect_in "$TMP/mm-fin.log" "called (Finalize\(\) where this rank \(rank 0\) called Barrier\(\)|Barrier\(\) where this rank \(rank 1\) called Finalize\(\))" \

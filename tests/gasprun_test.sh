@@ -5,7 +5,8 @@ GASPRUN=$(bin tools/gasprun)
 for np in 2 4; do
   for prog in "examples/hello" "examples/counter 100" "examples/jacobi2d 128 20" \
               "examples/shared_tree 20000" "examples/ledger 50" "tests/drf_random 6" "tests/fault_probe threads" "tests/fault_probe memory" "tests/fault_probe selective" \
-              "tests/fault_probe falseshare" "tests/fault_probe hot"; do
+              "tests/fault_probe falseshare" "tests/fault_probe hot" \
+              "tests/fault_probe allreduce"; do
     set -- $prog
     b=$(bin "$1"); shift
     log="$TMP/$(basename "$b")-$np.log"

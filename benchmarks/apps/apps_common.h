@@ -104,48 +104,26 @@ inline Range HomeRange(const void* base, size_t count, size_t stride) {
   return {lo, hi};
 }
 
-// Cross-rank sum of a few doubles through a small shared array: one page
-// per rank (Placement::Cyclic(1) makes page r homed at rank r, so each rank
-// writes only its home page). A Barrier publishes the slots, then every
-// rank adds them in rank order, so all ranks get the same bits.
-// Consecutive calls alternate between two halves of each page: a rank may
-// write the next sum's slot while a slower rank still reads this one.
+// Cross-rank sum of a few doubles, added in rank order on every rank (the
+// same bits everywhere). A Barrier as well.
 class Reducer {
  public:
   static constexpr int kMaxValues = 256;
-  static constexpr size_t kPageDoubles = 4096 / sizeof(double);
 
   // Collective.
-  static Reducer Create() {
-    Reducer r;
-    r.slots_ = gasp::CoNewArray<double>(kPageDoubles * gasp::Size(), gasp::Placement::Cyclic(1));
-    return r;
-  }
+  static Reducer Create() { return Reducer(); }
 
-  // out[k] = sum over ranks of mine[k], k < count. Collective.
+  // out[k] = sum over ranks of mine[k], k < count: gasp::Allreduce, which
+  // carries the values in its barrier's messages. Collective.
   void Sum(const double* mine, double* out, int count) {
     if (count > kMaxValues) gasp::Abort(1, "Reducer::Sum: too many values");
-    const size_t half = parity_ * kMaxValues;
-    parity_ ^= 1;
-    double* my_slot = slots_ + kPageDoubles * gasp::Rank() + half;
-    std::memcpy(my_slot, mine, count * sizeof(double));
-    gasp::Barrier();
-    std::fill(out, out + count, 0.0);
-    for (int r = 0; r < gasp::Size(); ++r) {
-      const double* slot = slots_ + kPageDoubles * r + half;
-      for (int k = 0; k < count; ++k) out[k] += slot[k];
+    for (int k = 0; k < count; k += static_cast<int>(gasp::kMaxAllreduceValues)) {
+      const size_t n = std::min<size_t>(gasp::kMaxAllreduceValues, static_cast<size_t>(count - k));
+      gasp::Allreduce(mine + k, out + k, n);
     }
   }
 
-  double Sum(double mine) {
-    double out = 0;
-    Sum(&mine, &out, 1);
-    return out;
-  }
-
- private:
-  double* slots_ = nullptr;
-  int parity_ = 0;
+  double Sum(double mine) { return gasp::Allreduce(mine); }
 };
 
 // A value rank 0 posts and the other ranks wait for, e.g. "the reference

@@ -14,9 +14,9 @@
 // gasp version: rows are split in blocks over the ranks (the rows whose p
 // entries are homed at the rank, Placement::Block). Only the search
 // direction p is shared: every rank reads p at its rows' columns, which
-// straddle all homes. Dot products go through a one-page-per-rank shared
-// array (apps::Reducer) and a Barrier; each inner step has three barriers
-// (p . q, r . r, and publishing the new p).
+// straddle all homes. Dot products are gasp::Allreduce calls (apps::Reducer),
+// each a Barrier carrying the partial sums; each inner step has three
+// barriers (p . q, r . r, and publishing the new p).
 //
 // Sparse products add in CSR order in every version (identical bits);
 // dot products add in different orders, so zeta is compared to a relative

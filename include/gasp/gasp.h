@@ -313,6 +313,19 @@ void Acquire();
 void Release(const void* p, size_t n);
 void Acquire(const void* p, size_t n);
 
+// How Allreduce combines values.
+enum class ReduceOp { kSum, kMin, kMax };
+// Collective: a Barrier that also combines `n` doubles from every rank:
+// on every rank, out[k] = in[k] of rank 0 op in[k] of rank 1 op ... (in
+// rank order, so every rank gets the same bits). The values ride in the
+// barrier's own messages: no round trip beyond the barrier's. Every rank
+// passes the same n and op (a mismatch stops the job, naming both calls).
+// 0 < n <= kMaxAllreduceValues; `in` and `out` may be the same array.
+inline constexpr size_t kMaxAllreduceValues = 64;
+void Allreduce(const double* in, double* out, size_t n, ReduceOp op = ReduceOp::kSum);
+// One value: the combined value.
+double Allreduce(double value, ReduceOp op = ReduceOp::kSum);
+
 // A lock on a global word; usable with std::lock_guard / std::unique_lock.
 // lock() has acquire semantics, unlock() release semantics. Not recursive.
 // Copies refer to the same lock.
