@@ -538,9 +538,10 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   const uint64_t refetch_limit = std::min<uint64_t>(1 + kRefetchSpanPages, same_home);
   struct Run {
     uint64_t first, count;
+    bool fresh;  // holds a page never cached here (its backing may be unallocated)
   };
   constexpr size_t kMaxRuns = 64;
-  Run runs[kMaxRuns] = {{page, 1}};
+  Run runs[kMaxRuns] = {{page, 1, !dropped_.Test(page)}};
   size_t n_runs = 1;
   uint64_t total = 1, again = 0, end = 1;
   for (uint64_t i = 1; i < refetch_limit; ++i) {
@@ -550,10 +551,12 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
                                                  std::memory_order_acq_rel)) {
       continue;  // valid (or being fetched): skip it
     }
+    const bool fresh = !dropped_.Test(page + i);
     if (runs[n_runs - 1].first + runs[n_runs - 1].count == page + i) {
       ++runs[n_runs - 1].count;
+      runs[n_runs - 1].fresh |= fresh;
     } else if (n_runs < kMaxRuns) {
-      runs[n_runs++] = {page + i, 1};
+      runs[n_runs++] = {page + i, 1, fresh};
     } else {
       state(page + i).store(MakeWord(kInvalid), std::memory_order_release);  // give it back
       WakePage(&state(page + i));
@@ -603,8 +606,11 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
     // destination pages (first touch of a cached page costs a shmem
     // allocation). Populating never changes contents, so it is harmless if
     // a reply lands first. Kernels before 5.14 reject it: ignored.
+    // Pages an acquire dropped are allocated already (dropping only closes
+    // the application view): only runs with a fresh page are populated.
     for (size_t r = 0; r < n_runs; ++r) {
       const uint64_t offset = runs[r].first << kPageShift;
+      if (!runs[r].fresh) continue;
       if (!ChunkRegistered(offset) ||
           !ChunkRegistered(offset + ((runs[r].count - 1) << kPageShift))) {
         madvise(range_->sys(offset), runs[r].count << kPageShift, MADV_POPULATE_WRITE);

@@ -31,7 +31,7 @@ namespace tcp {
 namespace {
 
 // Ops sent with one writev (and one send-mutex hold).
-constexpr size_t kChunkOps = 16;
+constexpr size_t kChunkOps = 64;
 // Payload remainders at least this large bypass the input buffer.
 constexpr uint64_t kDirectRecvBytes = 16 << 10;
 // recv() calls per connection per wake-up, so one busy peer cannot starve
