@@ -16,7 +16,7 @@ const char* const kNames[kNum] = {
     "data_shipped",   "cache_chunks_registered",
     "dirty_invalidations", "home_write_faults", "notices_sent", "notices_received",
     "notice_log_overflows", "diff_messages", "diff_message_bytes", "diff_messages_applied",
-    "pages_refetched_ahead", "share_marks", "blocks_shared",
+    "pages_refetched_ahead",
     "pages_claimed", "zero_copies", "touch_directory_ops",
     "hot_blocks", "read_fault_ns", "fetch_wait_ns"};
 

@@ -41,8 +41,6 @@ enum class Counter : int {
   kDiffMessageBytes,
   kDiffMessagesApplied,    // packed diff messages this rank applied as a home
   kPagesRefetchedAhead,    // pages fetched beyond the window because an acquire had dropped them
-  kShareMarks,             // blocks this rank marked shared at their homes (first fetches)
-  kBlocksShared,           // blocks of this rank's home pages that others marked shared
   kPagesClaimed,           // first-touch pages this rank became the home of
   kZeroCopies,             // first-touch pages read before anyone wrote them (zeros, no home)
   kTouchDirectoryOps,      // first-touch directory READs and COMPARE_SWAPs

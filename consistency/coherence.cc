@@ -73,15 +73,13 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   GASP_ASSIGN_OR_RETURN(c->epoch_written_, PageBitmap::Create(pages));
   GASP_ASSIGN_OR_RETURN(c->pending_, PageBitmap::Create(pages));
   GASP_ASSIGN_OR_RETURN(c->dropped_, PageBitmap::Create(pages));
-  c->share_block_ = ShareBlockPages(pages);
-  const uint64_t blocks = (pages + c->share_block_ - 1) / c->share_block_;
-  GASP_ASSIGN_OR_RETURN(c->known_shared_, PageBitmap::Create(blocks));
-  GASP_ASSIGN_OR_RETURN(c->home_blocks_, PageBitmap::Create(blocks));
+  c->hot_block_ = HotBlockPages(pages);
+  const uint64_t blocks = (pages + c->hot_block_ - 1) / c->hot_block_;
   GASP_ASSIGN_OR_RETURN(c->hot_blocks_, PageBitmap::Create(blocks));
   GASP_ASSIGN_OR_RETURN(c->block_take_mem_, SparseArray::Create(blocks * sizeof(uint32_t)));
   c->block_take_ = static_cast<std::atomic<uint32_t>*>(c->block_take_mem_.data());
-  GASP_ASSIGN_OR_RETURN(c->marked_home_mem_, SparseArray::Create(blocks * sizeof(uint32_t)));
-  c->marked_home_ = static_cast<std::atomic<uint32_t>*>(c->marked_home_mem_.data());
+  GASP_ASSIGN_OR_RETURN(c->block_hot_mem_, SparseArray::Create(blocks * sizeof(uint64_t)));
+  c->block_hot_ = static_cast<std::atomic<uint64_t>*>(c->block_hot_mem_.data());
   const uint32_t twins = static_cast<uint32_t>(options.max_dirty_pages);
   GASP_ASSIGN_OR_RETURN(c->twin_mem_, SparseArray::Create(uint64_t{twins} * kPageSize));
   c->twin_free_.reserve(twins);
@@ -176,25 +174,16 @@ absl::Status Coherence::Install() {
 }
 
 absl::Status Coherence::AddSegment(const gas::Segment& segment) {
-  // Home pages start open (read-write, untracked): no other rank has a copy
-  // yet. A block of them is closed once another rank marks it shared
-  // (ScanSharedLocked), and from then on every write to it is noticed.
+  // Home pages start closed (read-only): the first write to a block of them
+  // in each notice interval faults and is noted (HomeWriteFault), so every
+  // write a home makes reaches the next notices of both sets.
   std::lock_guard<std::mutex> lock(sync_mu_);
   absl::Status status;
   segment.ForEachHomeRun(options_.rank, [&](uint64_t first, uint64_t count) {
-    for (uint64_t b = first / share_block_; b <= (first + count - 1) / share_block_; ++b) {
-      home_blocks_.Set(b);
-    }
-    for (uint64_t p = first; p < first + count;) {
-      const bool shared = known_shared_.Test(p / share_block_);
-      uint64_t q = p + 1;
-      while (q < first + count && known_shared_.Test(q / share_block_) == shared) ++q;
-      for (uint64_t i = p; i < q; ++i) state(i).store(MakeWord(kHome) | (shared ? 0 : kHomeOpen));
-      if (status.ok()) {
-        status = range_->Protect(p << kPageShift, (q - p) << kPageShift,
-                                 Capped(shared ? Prot::kRead : Prot::kReadWrite, segment));
-      }
-      p = q;
+    for (uint64_t p = first; p < first + count; ++p) state(p).store(MakeWord(kHome));
+    if (status.ok()) {
+      status = range_->Protect(first << kPageShift, count << kPageShift,
+                               Capped(Prot::kRead, segment));
     }
   });
   return status;
@@ -584,7 +573,6 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
       if (cached_.Set(p)) cached_count_.fetch_add(1, std::memory_order_seq_cst);
       dropped_.Clear(p);
     }
-    MarkShared(runs[r].first, runs[r].count, home);
     const uint64_t offset = runs[r].first << kPageShift;
     Op& op = ops[r];
     op.type = OpType::kRead;

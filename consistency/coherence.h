@@ -2,19 +2,21 @@
 // (docs/protocol.md has the states, transitions and messages).
 //
 //   read fault   READ the page and a prefetch window from its home into the
-//                system view (the first fetch from a block marks it shared
-//                at its home), then open the app view for reading.
+//                system view, then open the app view for reading.
 //   write fault  mark the page dirty, copy it into a twin, open it.
 //   release      write-protect dirty pages, diff them against their twins,
 //                send short runs in one packed message per home and long
 //                runs as WRITEs; note every page written (write notices).
 //   acquire      invalidate the cached pages other ranks' notices name
 //                (dirty ones are written home first).
-// Home pages are mapped from the backing store: open while private, closed
-// once shared so that their writes are noticed.
+// Home pages are mapped from the backing store, closed until written: the
+// first write to a block of them in each notice interval faults and is
+// noted; blocks written interval after interval stay open ("hot") and are
+// noted wholesale at every take.
 //
 // Files: coherence.cc (creation, faults), coherence_release.cc (release,
-// invalidation, packed diffs), coherence_sharing.cc (notices, sharing).
+// invalidation, packed diffs), coherence_sharing.cc (notices, hot blocks),
+// coherence_touch.cc (first-touch placement).
 //
 // Thread safety: faults from several threads run concurrently (per-page
 // busy bits and futex waits); release, invalidation and notice taking are
@@ -140,32 +142,13 @@ class Coherence {
   // pages are left alone. The acquire of a barrier or lock whose notices
   // name these pages.
   absl::Status AcquireRuns(absl::Span<const PageRun> runs);
-  // Sharing classification. Pages are grouped in blocks of
-  // ShareBlockPages(num_pages) pages; each rank keeps one 8-byte counter per
-  // block of the range in a collective allocation (`bytes_per_rank` per
-  // rank from `addr`, rank r's counters homed at r). A rank that fetches a
-  // page counts itself into its block at the page's home first (once per
-  // block and home); a home writes its unmarked blocks untracked and closes
-  // a block once it is marked. Call once, before any fetch.
-  static uint64_t ShareBlockPages(uint64_t num_pages) {
+  // Hot-block classification: pages are grouped in blocks of
+  // HotBlockPages(num_pages) pages (at most 2^18 blocks).
+  static uint64_t HotBlockPages(uint64_t num_pages) {
     uint64_t b = 64;
-    while (num_pages / b > (uint64_t{1} << 18)) b *= 2;  // at most 2 MiB of counters
+    while (num_pages / b > (uint64_t{1} << 18)) b *= 2;
     return b;
   }
-  void SetShareMarks(uint64_t addr, uint64_t bytes_per_rank);
-  // Closes the home blocks other ranks marked since the last scan (noting
-  // them for the notice log). Sync calls it right after each barrier's
-  // rounds, when every mark made before the barrier has landed.
-  void ScanShared();
-  // Drops this rank's copies of the blocks it marked shared since the last
-  // call (their homes may have written them untracked after the copy was
-  // taken, in the same epoch). Sync calls it right after each barrier's
-  // rounds.
-  absl::Status DropNewlyMarked();
-  // This rank, as their home, is about to hand out copies of `pages`
-  // (function shipping): their blocks become shared now, their pages are
-  // noted as written (closed by the next walk). Call before copying them.
-  void ShareHomePages(const std::vector<uint64_t>& pages);
 
   // Invalidates every cached copy (an acquire when notices were lost).
   absl::Status InvalidateAll();
@@ -259,8 +242,7 @@ class Coherence {
   // (a read of a page nobody wrote) installs a zero copy. Returns the home,
   // or -1 for a zero copy. Signal-safe.
   int ResolveTouch(uint64_t page, const gas::Segment& seg, bool claim);
-  void BecomeTouchHome(uint64_t page, const gas::Segment& seg, uint32_t before,
-                       bool read_by_others);
+  void BecomeTouchHome(uint64_t page, const gas::Segment& seg, uint32_t before);
   void InstallZeroCopy(uint64_t page, const gas::Segment& seg);
   // Reads the directory words from `page` on (to the end of their
   // directory page, at most 64), records the homes other ranks claimed, and
@@ -284,13 +266,6 @@ class Coherence {
   // Notes the open home pages of hot blocks in `bits` (one of the two
   // notice sets) and demotes the blocks hot for kHotIntervals.
   void NoteHotBlocksLocked(PageBitmap& bits, uint32_t interval);
-  // Counts this rank into the blocks of [page, page+n) at `home` (signal
-  // context; see SetShareMarks).
-  void MarkShared(uint64_t page, uint64_t n, int home);
-  // Notes and closes the home blocks other ranks marked since the last scan.
-  void ScanSharedLocked();
-  // Makes home block `b` shared: noted for the notice log, closed.
-  void ShareBlockLocked(uint64_t b);
   // Closes the open ones among home pages `pages` (ascending; not in
   // scratch_dirty_), waiting for busy ones, so their next store faults.
   absl::Status CloseHomePagesLocked(const uint64_t* pages, size_t n);
@@ -371,13 +346,8 @@ class Coherence {
   PageBitmap epoch_written_;  // notices since the last barrier
   PageBitmap pending_;        // notices since the last publication
   PageBitmap dropped_;        // cached until an acquire dropped them (prefetch hint)
-  // Sharing classification (SetShareMarks).
-  uint64_t share_block_ = 64;
-  uint64_t marks_addr_ = 0;            // set once before use
-  uint64_t marks_bytes_per_rank_ = 0;
-  PageBitmap known_shared_;            // home blocks seen marked; guarded by sync_mu_
-  PageBitmap home_blocks_;             // blocks with home pages here; guarded by sync_mu_
-  // Hot blocks: shared home blocks written again within two notice
+  uint64_t hot_block_ = 64;  // pages per block (HotBlockPages)
+  // Hot blocks: home blocks written again within two notice
   // intervals (takes of either notice set) stay open and have their open
   // home pages noted at every take instead of faulting at every interval;
   // after kHotIntervals they are closed again, to find out whether they
@@ -387,17 +357,15 @@ class Coherence {
   // Per block: the interval of its last home write fault, or of its
   // promotion while hot.
   std::atomic<uint32_t>* block_take_ = nullptr;
+  // Per block: (level << 32) | interval of its last demotion. A block
+  // promoted again right after a demotion stays hot twice as long next
+  // time (kHotIntervals << level, level <= kMaxHotLevel), so data written
+  // every interval pays ever fewer faults to check whether it still is.
+  SparseArray block_hot_mem_;
+  std::atomic<uint64_t>* block_hot_ = nullptr;
   std::atomic<uint32_t> take_interval_{2};
   static constexpr uint32_t kHotIntervals = 16;
-  // Blocks marked since the last barrier (MarkShared appends in signal
-  // context under a spin flag; DropNewlyMarked empties).
-  static constexpr size_t kMaxEpochMarks = 1024;
-  std::atomic<bool> epoch_marks_lock_{false};
-  uint64_t epoch_marks_[kMaxEpochMarks];
-  size_t epoch_marks_n_ = 0;
-  bool epoch_marks_overflow_ = false;
-  SparseArray marked_home_mem_;
-  std::atomic<uint32_t>* marked_home_ = nullptr;  // per block: home marked at + 1
+  static constexpr uint32_t kMaxHotLevel = 6;
   std::atomic<int64_t> pending_count_{0};  // set bits of pending_ (approximately)
   std::atomic<uint64_t> dirty_count_{0};
   std::atomic<uint64_t> cached_count_{0};  // pages in cached_ (skip empty walks)

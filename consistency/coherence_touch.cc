@@ -5,10 +5,10 @@
 // other ranks claimed with one READ of the directory words around a fault.
 //
 // A load of a page nobody has written yet sees zeros without claiming it:
-// the reader sets the directory word's read bit and keeps a zero copy (state
-// READ). The rank that claims such a page later starts it closed, so every
-// write it makes is noticed and the zero copies are invalidated by the
-// ordinary notices of barriers and lock hand-offs.
+// the reader keeps a zero copy (state READ). The rank that claims the page
+// later starts it closed, like every home page, so its writes are noticed
+// and the zero copies invalidated by the ordinary notices of barriers and
+// lock hand-offs.
 #include <sys/mman.h>
 
 #include <cstring>
@@ -66,11 +66,12 @@ void Coherence::RunTouchOp(const Op& op, uint64_t page) {
 
 int Coherence::TouchHomeOfWord(uint64_t word, uint64_t page) const {
   const uint64_t h = word & gas::kTouchHomeMask;
-  if (h == 0) return -1;
-  if (h > static_cast<uint64_t>(options_.nranks)) {
-    Fatal("first-touch directory word of global page %#lx names rank %lu of %d (corrupt)",
-          static_cast<unsigned long>(range_->base() + (page << kPageShift)),
-          static_cast<unsigned long>(h - 1), options_.nranks);
+  if (h == 0 && word == 0) return -1;
+  if (h == 0 || h > static_cast<uint64_t>(options_.nranks) || (word & ~gas::kTouchHomeMask) != 0) {
+    Fatal("first-touch directory word %#lx of global page %#lx is not a rank of %d (the "
+          "directory was overwritten)",
+          static_cast<unsigned long>(word),
+          static_cast<unsigned long>(range_->base() + (page << kPageShift)), options_.nranks);
   }
   return static_cast<int>(h - 1);
 }
@@ -128,27 +129,14 @@ int Coherence::ResolveTouch(uint64_t page, const gas::Segment& seg, bool claim) 
     if (!claim && StateOf(w) == kRead) return -1;  // a zero copy is here already
     if (st.compare_exchange_weak(w, w | kBusy, std::memory_order_acq_rel)) break;
   }
-  // Before the claim can be seen by others: this rank may now be a home in
-  // the page's block, and its scans must look there (ScanSharedLocked).
-  if (claim) home_blocks_.Set(page / share_block_);
   uint64_t word = claim ? 0 : LearnTouchHomes(page, seg);
-  int home = -1;
-  for (;;) {
-    home = TouchHomeOfWord(word, page);
-    if (home >= 0) break;
-    if (!claim && (word & gas::kTouchReadBit)) break;
-    const uint64_t want = claim ? (word | static_cast<uint64_t>(options_.rank + 1))
-                                : (word | gas::kTouchReadBit);
-    const uint64_t old = CompareSwapTouch(page, seg, word, want);
-    if (old == word) {
-      word = want;
-      home = claim ? options_.rank : -1;
-      break;
-    }
-    word = old;
+  int home = TouchHomeOfWord(word, page);
+  while (claim && home < 0) {
+    const uint64_t old = CompareSwapTouch(page, seg, 0, static_cast<uint64_t>(options_.rank + 1));
+    home = old == 0 ? options_.rank : TouchHomeOfWord(old, page);
   }
   if (home == options_.rank) {
-    BecomeTouchHome(page, seg, w, (word & gas::kTouchReadBit) != 0);
+    BecomeTouchHome(page, seg, w);
     StatAdd(Counter::kPagesClaimed);
   } else if (home >= 0) {
     if (claim) LearnTouchHomes(page, seg);  // the neighbours too, for prefetch
@@ -162,26 +150,23 @@ int Coherence::ResolveTouch(uint64_t page, const gas::Segment& seg, bool claim) 
   return home;
 }
 
-void Coherence::BecomeTouchHome(uint64_t page, const gas::Segment& seg, uint32_t before,
-                                bool read_by_others) {
+void Coherence::BecomeTouchHome(uint64_t page, const gas::Segment& seg, uint32_t before) {
   // A zero copy of this rank becomes its home copy: the same bytes of the
   // backing store, never written by anyone (the claim is the first write).
   if (StateOf(before) == kRead && cached_.Clear(page)) {
     cached_count_.fetch_sub(1, std::memory_order_seq_cst);
   }
-  // Open (private) unless another rank holds a zero copy or its block is
-  // already shared: then its writes must be noticed, so it starts closed.
-  const bool open = !read_by_others && !known_shared_.Test(page / share_block_);
+  // Closed like every home page (AddSegment): the write that claimed it
+  // faults once more and is noted, so other ranks' zero copies are dropped.
   seg.touch[page - (seg.offset >> kPageShift)].store(options_.rank, std::memory_order_release);
   const uint64_t offset = page << kPageShift;
-  const int e = range_->ProtectRaw(offset, gas::kPageSize,
-                                   Capped(open ? Prot::kReadWrite : Prot::kRead, seg));
+  const int e = range_->ProtectRaw(offset, gas::kPageSize, Capped(Prot::kRead, seg));
   if (e != 0) {
     Fatal("mprotect of first-touch home page %#lx failed: %s%s",
           static_cast<unsigned long>(range_->base() + offset), strerror(e),
           e == ENOMEM ? "; raise vm.max_map_count (sysctl -w vm.max_map_count=1048576)" : "");
   }
-  state(page).store(MakeWord(kHome) | (open ? kHomeOpen : 0), std::memory_order_release);
+  state(page).store(MakeWord(kHome), std::memory_order_release);
   WakePage(&state(page));
 }
 

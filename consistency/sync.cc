@@ -361,8 +361,6 @@ absl::Status Sync::BarrierReduce(absl::Span<const double> values, ReduceOp op, d
   }
   StatAdd(Counter::kNoticesReceived, pages);
   std::lock_guard<std::mutex> lock(notice_mu_);
-  coherence_->ScanShared();
-  GASP_RETURN_IF_ERROR(coherence_->DropNewlyMarked());
   return coherence_->AcquireRuns(stale);
 }
 

@@ -25,10 +25,7 @@ enum class HomePolicy : uint8_t {
 
 // First-touch directory word of a page (one 8-byte word per page in a
 // collective allocation): the home rank + 1 in the low 32 bits (0: nobody
-// has written the page yet), and kTouchReadBit once a rank has read the
-// never-written page (its copy is zeros; the home that claims it later
-// must notice its writes).
-inline constexpr uint64_t kTouchReadBit = uint64_t{1} << 63;
+// has written the page yet); the other bits are zero.
 inline constexpr uint64_t kTouchHomeMask = 0xffffffffu;
 
 const char* HomePolicyName(HomePolicy policy);

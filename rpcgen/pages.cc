@@ -43,8 +43,6 @@ std::string BundleHomePages(const std::vector<Ref>& refs, int to_rank, uint64_t*
   for (const Ref& r : refs) coh->HomePagesIn(r.address, r.length, &pages);
   std::sort(pages.begin(), pages.end());
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
-  // Copies leave this home: from now on its writes to them are noticed.
-  coh->ShareHomePages(pages);
   consistency::BundleWriter w(pages.size());
   *full = *unchanged = 0;
   for (uint64_t p : pages) {

@@ -366,16 +366,6 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
     GASP_RETURN_IF_ERROR(AddSegment(s, seg));
   }
   s.heap = std::make_unique<gas::HeapAllocator>(c.base + my_heap, c.heap_bytes);
-  {
-    // Sharing marks: one counter per block of the range at each rank.
-    const uint64_t pages = s.range->num_pages();
-    const uint64_t block = consistency::Coherence::ShareBlockPages(pages);
-    const uint64_t per_rank = ((pages + block - 1) / block * 8 + kPageSize - 1) & ~(kPageSize - 1);
-    GASP_ASSIGN_OR_RETURN(uint64_t marks, CollectiveSegment(s, per_rank * s.size,
-                                                            Placement::Block(), Domain(),
-                                                            "share marks"));
-    s.coherence->SetShareMarks(marks, per_rank);
-  }
   if (c.notice_log_entries > 0) {
     // The write-notice log of lock and atomic hand-offs, homed at rank 0.
     const uint64_t entries = static_cast<uint64_t>(c.notice_log_entries);

@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
     for (int round = 0; round < kRounds; ++round) {
       uint8_t* page = a + static_cast<size_t>(round) * 64 * 4096;  // a fresh 64-page block
       if (me == 1 % n && n > 1) {
-        volatile uint8_t first = page[100];  // first fetch: marks the block shared
+        volatile uint8_t first = page[100];  // first fetch of the block
         (void)first;
         gasp::AtomicStore(flag, round + 1, std::memory_order_relaxed);
       }
@@ -134,7 +134,7 @@ int main(int argc, char** argv) {
     const int rc = rt->Finalize();
     return bad == 0 ? rc : 1;
   }
-  // Hot home blocks (docs/protocol.md, "Sharing classification"): rank 0
+  // Hot home blocks (docs/protocol.md, "Home pages: closed until written"): rank 0
   // rewrites 64 pages of its home every round, so their block is promoted
   // (left open, noted at every take), demoted after 16 intervals and
   // promoted again; the other ranks must see every round's values, after

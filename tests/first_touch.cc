@@ -69,9 +69,8 @@ void Placement() {
 }
 
 void Zero() {
-  // Page 0: handed over by a barrier; page 1: by a lock. Both in a share
-  // block (64 aligned pages) of their own: a block others already share
-  // would start its home pages closed anyway.
+  // Page 0: handed over by a barrier; page 1: by a lock. Both in a block
+  // (64 aligned pages) of their own, that nobody has written before.
   constexpr uintptr_t kBlock = 64 * kPage;
   char* area = static_cast<char*>(gasp::CoAlloc(3 * kBlock, gasp::Placement::FirstTouch()));
   long* z = reinterpret_cast<long*>((reinterpret_cast<uintptr_t>(area) + kBlock) & ~(kBlock - 1));
