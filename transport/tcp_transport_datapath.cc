@@ -403,8 +403,13 @@ void TcpTransport::ProgressLoop() {
       }
     }
     if (stop_.load(std::memory_order_acquire)) break;
-    // Blocks until there is work: no spinning, even with idle peers.
-    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, -1);
+    // Blocks until there is work: no spinning, even with idle peers. With
+    // connections whose HELLO is due, wakes for the next deadline.
+    const absl::Duration next = ExpireUnauthenticated();
+    const int wait_ms = next == absl::InfiniteDuration()
+                            ? -1
+                            : static_cast<int>(absl::ToInt64Milliseconds(next)) + 1;
+    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       GASP_LOG(Error) << "tcp transport: " << ErrnoError("epoll_wait", errno);
@@ -454,8 +459,12 @@ void TcpTransport::AcceptAll() {
       if ((err == EMFILE || err == ENFILE) && reserve_fd_ >= 0) {
         // Shed the connection (rather than spinning on a listener that
         // stays readable) using the spare descriptor.
-        GASP_LOG(Error) << "tcp transport: out of file descriptors, refusing a connection "
-                           "(raise `ulimit -n`)";
+        uint64_t held = 0;
+        if (shed_log_.Allow(&held)) {
+          GASP_LOG(Error) << "tcp transport: out of file descriptors, refusing a connection "
+                             "(raise `ulimit -n`; "
+                          << held << " connections refused without a line since the last one)";
+        }
         close(reserve_fd_);
         const int shed = accept(listen_fd_, nullptr, nullptr);
         if (shed >= 0) close(shed);
@@ -474,11 +483,31 @@ void TcpTransport::AcceptAll() {
       GASP_LOG(Error) << "tcp transport: " << ErrnoError("accept", err);
       return;
     }
+    const uint32_t ip = ntohl(a.sin_addr.s_addr);
+    if (!AdmitUnauthenticated(ip)) {
+      close(fd);
+      uint64_t held = 0;
+      if (shed_log_.Allow(&held)) {
+        GASP_LOG(Warn) << "tcp transport: refusing a connection from "
+                       << FormatAddress(ip, ntohs(a.sin_port)) << ": " << unauth_total_
+                       << " connections (" << unauth_by_source_[ip]
+                       << " from that address) have not sent a HELLO yet (" << held
+                       << " refused without a line since the last one)";
+      }
+      continue;
+    }
     SetNoDelay(fd);
-    auto owned = std::make_unique<Conn>(
-        Conn::Kind::kIncoming, fd, -1,
-        FormatAddress(ntohl(a.sin_addr.s_addr), ntohs(a.sin_port)));
-    owned->inbuf.reset(new uint8_t[kInBufBytes]);
+    auto owned = std::make_unique<Conn>(Conn::Kind::kIncoming, fd, -1,
+                                        FormatAddress(ip, ntohs(a.sin_port)));
+    // A header's worth until its HELLO is accepted: idle strangers cost
+    // little memory.
+    owned->inbuf_cap = kFrameHeaderSize;
+    owned->inbuf.reset(new uint8_t[owned->inbuf_cap]);
+    owned->unauth = true;
+    owned->source_ip = ip;
+    owned->hello_deadline = absl::Now() + kHelloTimeout;
+    ++unauth_total_;
+    ++unauth_by_source_[ip];
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.ptr = owned.get();
@@ -506,7 +535,7 @@ void TcpTransport::HandleReadable(Conn* c) {
         c->in_end -= c->in_begin;
         c->in_begin = 0;
       }
-      n = WireRecv(c->fd, c->inbuf.get() + c->in_end, kInBufBytes - c->in_end);
+      n = WireRecv(c->fd, c->inbuf.get() + c->in_end, c->inbuf_cap - c->in_end);
       if (n > 0) c->in_end += static_cast<size_t>(n);
     }
     if (n > 0) continue;
@@ -589,6 +618,13 @@ bool TcpTransport::OnHello(Conn* c, const FrameHeader& h) {
   }
   c->peer = peer;
   peers_[peer].in = c;
+  ForgetUnauthenticated(c);
+  std::unique_ptr<uint8_t[]> bigger(new uint8_t[kInBufBytes]);
+  std::memcpy(bigger.get(), c->inbuf.get() + c->in_begin, c->in_end - c->in_begin);
+  c->in_end -= c->in_begin;
+  c->in_begin = 0;
+  c->inbuf = std::move(bigger);
+  c->inbuf_cap = kInBufBytes;
   QueueResponse(c, HelloFrame(rank_, size_, nonce_), nullptr, 0, 0);
   GASP_LOG(Debug) << "tcp transport: accepted " << PeerName(peer) << " from " << c->remote;
   return true;
@@ -942,6 +978,7 @@ void TcpTransport::CloseOutgoingFd(Conn* c) {
 
 void TcpTransport::CloseIncomingFd(Conn* c) {
   if (c->closed) return;
+  ForgetUnauthenticated(c);
   ReleaseConnResources(c);
   if (c->fd >= 0) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
@@ -963,8 +1000,12 @@ void TcpTransport::CloseConn(Conn* c, CompletionCode code, const absl::Status& w
   if (c->closed) return;
   const int peer = c->peer;
   if (peer < 0) {
-    GASP_LOG(Warn) << "tcp transport: dropping " << ConnName(c)
-                   << " that did not open with a valid HELLO: " << why.message();
+    uint64_t held = 0;
+    if (refused_log_.Allow(&held)) {
+      GASP_LOG(Warn) << "tcp transport: dropping " << ConnName(c)
+                     << " that did not open with a valid HELLO: " << why.message() << " ("
+                     << held << " more dropped without a line since the last one)";
+    }
     CloseIncomingFd(c);
     return;
   }
@@ -996,6 +1037,38 @@ void TcpTransport::CloseConn(Conn* c, CompletionCode code, const absl::Status& w
   } else {
     CloseIncomingFd(c);
   }
+}
+
+bool TcpTransport::AdmitUnauthenticated(uint32_t ip) const {
+  if (unauth_total_ >= std::max(kMaxUnauthTotal, 2 * size_)) return false;
+  const auto it = unauth_by_source_.find(ip);
+  return it == unauth_by_source_.end() || it->second < std::max(kMaxUnauthPerSource, size_);
+}
+
+void TcpTransport::ForgetUnauthenticated(Conn* c) {
+  if (!c->unauth) return;
+  c->unauth = false;
+  --unauth_total_;
+  auto it = unauth_by_source_.find(c->source_ip);
+  if (it != unauth_by_source_.end() && --it->second <= 0) unauth_by_source_.erase(it);
+}
+
+absl::Duration TcpTransport::ExpireUnauthenticated() {
+  if (unauth_total_ == 0) return absl::InfiniteDuration();
+  const absl::Time now = absl::Now();
+  absl::Time next = absl::InfiniteFuture();
+  for (const std::unique_ptr<Conn>& c : incoming_) {
+    if (c->closed || !c->unauth) continue;
+    if (c->hello_deadline <= now) {
+      CloseConn(c.get(), CompletionCode::kProtocolError,
+                absl::DeadlineExceededError(absl::StrFormat(
+                    "no HELLO within %s of connecting", absl::FormatDuration(kHelloTimeout))));
+    } else {
+      next = std::min(next, c->hello_deadline);
+    }
+  }
+  ReapClosedIncoming();
+  return next == absl::InfiniteFuture() ? absl::InfiniteDuration() : next - now;
 }
 
 void TcpTransport::ReapClosedIncoming() {

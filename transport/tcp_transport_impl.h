@@ -25,12 +25,14 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/log_limit.h"
 #include "transport/tcp_op_table.h"
 #include "transport/tcp_region_table.h"
 #include "transport/tcp_transport.h"
@@ -46,6 +48,14 @@ namespace tcp {
 inline constexpr size_t kInBufBytes = 64 << 10;
 // Where discarded payload bytes are received.
 inline constexpr size_t kScratchBytes = 64 << 10;
+// Connections that have not sent a valid HELLO yet (anyone on the network
+// can open one): closed after kHelloTimeout; at most kMaxUnauthPerSource
+// from one address and kMaxUnauthTotal in all (both at least the job size),
+// beyond which new ones are closed at once. They get a header-sized input
+// buffer until their HELLO is accepted.
+inline constexpr absl::Duration kHelloTimeout = absl::Seconds(1);
+inline constexpr int kMaxUnauthPerSource = 32;
+inline constexpr int kMaxUnauthTotal = 256;
 
 // A response waiting in a connection's output ring.
 struct OutFrame {
@@ -77,6 +87,11 @@ struct Conn {
   bool said_bye = false;  // the peer sent BYE on this connection
   uint32_t epoll_events = 0;
   std::unique_ptr<uint8_t[]> inbuf;  // coalesces small frames
+  size_t inbuf_cap = kInBufBytes;
+  // Incoming, before its HELLO: counted in the unauthenticated caps.
+  bool unauth = false;
+  uint32_t source_ip = 0;
+  absl::Time hello_deadline = absl::InfiniteFuture();
   size_t in_begin = 0;
   size_t in_end = 0;
   bool in_payload = false;  // header done, payload in progress
@@ -214,6 +229,12 @@ class TcpTransport final : public Transport {
   // Peer lost or said goodbye: close its connections, fail its ops.
   void DropPeer(int peer, CompletionCode code);
   void ReapClosedIncoming();
+  // Closes incoming connections whose HELLO is overdue; returns the time
+  // until the next deadline (InfiniteDuration when none is pending).
+  absl::Duration ExpireUnauthenticated();
+  // True when one more unauthenticated connection from `ip` is allowed.
+  bool AdmitUnauthenticated(uint32_t ip) const;
+  void ForgetUnauthenticated(Conn* c);
   std::string ConnName(const Conn* c) const;
 
   const int rank_;
@@ -250,6 +271,11 @@ class TcpTransport final : public Transport {
   // Incoming connections: progress thread only (and Shutdown after join).
   std::vector<std::unique_ptr<Conn>> incoming_;
   bool reap_incoming_ = false;
+  // Unauthenticated incoming connections (progress thread only).
+  std::unordered_map<uint32_t, int> unauth_by_source_;
+  int unauth_total_ = 0;
+  LogLimiter shed_log_;     // connections refused at the caps or at EMFILE
+  LogLimiter refused_log_;  // connections closed for a bad or missing HELLO
   std::unique_ptr<uint8_t[]> scratch_;  // discarded payload bytes land here
 
   // Messages.
