@@ -1,6 +1,7 @@
 #include "boot/coordinator.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -24,6 +25,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "base/log.h"
+#include "base/log_limit.h"
 #include "base/status.h"
 #include "base/thread.h"
 #include "boot/coordinator_wire.h"
@@ -120,6 +122,11 @@ struct Coordinator::Impl {
   CoordinatorOptions opts;
   UniqueFd listen_fd;
   UniqueFd wake_fd;
+  // A spare descriptor: at EMFILE it is closed to accept and drop the
+  // waiting connection, so the listener does not stay readable and spin.
+  UniqueFd reserve_fd{open("/dev/null", O_RDONLY | O_CLOEXEC)};
+  LogLimiter accept_log;  // accept failures and refusals an outsider can repeat
+  absl::Time accept_resume = absl::InfinitePast();  // listener not polled before
   int port = 0;
   std::string address;
   std::thread thread;
@@ -648,15 +655,37 @@ struct Coordinator::Impl {
       int fd = accept4(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), &len,
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-          GASP_LOG(Warn) << "coordinator " << address << ": accept: " << std::strerror(errno);
+        const int err = errno;
+        if (err == EINTR || err == ECONNABORTED) continue;
+        if (err == EAGAIN || err == EWOULDBLOCK) return;
+        uint64_t held = 0;
+        if (accept_log.Allow(&held)) {
+          GASP_LOG(Warn) << "coordinator " << address << ": accept: " << std::strerror(err)
+                         << (err == EMFILE || err == ENFILE ? " (raise `ulimit -n`)" : "") << " ("
+                         << held << " more without a line since the last one)";
+        }
+        if ((err == EMFILE || err == ENFILE) && reserve_fd.valid()) {
+          reserve_fd.reset(-1);  // shed the waiting connection with the spare descriptor
+          const int shed = accept(listen_fd.get(), nullptr, nullptr);
+          reserve_fd.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+          // accept reports EMFILE before it looks at the queue: nothing
+          // may be waiting at all.
+          if (shed < 0) return;
+          close(shed);
+          continue;
+        }
+        if (err == EMFILE || err == ENFILE) {
+          accept_resume = absl::Now() + absl::Milliseconds(100);  // no spare: back off
         }
         return;
       }
       if (pending >= kMaxPendingConnections + slots.size()) {
-        GASP_LOG(Warn) << "coordinator " << address << ": too many connections without HELLO; "
-                       << "dropping one from " << FormatAddress(addr);
+        uint64_t held = 0;
+        if (accept_log.Allow(&held)) {
+          GASP_LOG(Warn) << "coordinator " << address << ": too many connections without HELLO; "
+                         << "dropping one from " << FormatAddress(addr) << " (" << held
+                         << " more without a line since the last one)";
+        }
         close(fd);
         continue;
       }
@@ -753,7 +782,8 @@ struct Coordinator::Impl {
         if (stop) break;
         pfds.clear();
         ids.clear();
-        pfds.push_back({listen_fd.get(), POLLIN, 0});
+        const bool accepting = absl::Now() >= accept_resume;
+        pfds.push_back({listen_fd.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
         pfds.push_back({wake_fd.get(), POLLIN, 0});
         for (auto& [id, c] : conns) {
           short ev = 0;
@@ -763,6 +793,7 @@ struct Coordinator::Impl {
           ids.push_back(id);
         }
         next = NextTimer();
+        if (!accepting) next = std::min(next, accept_resume);
       }
       int rc = poll(pfds.data(), pfds.size(), PollTimeoutMs(next));
       if (rc < 0 && errno != EINTR) {

@@ -467,8 +467,11 @@ void TcpTransport::AcceptAll() {
         }
         close(reserve_fd_);
         const int shed = accept(listen_fd_, nullptr, nullptr);
-        if (shed >= 0) close(shed);
         reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        // accept reports EMFILE before it looks at the queue: nothing may
+        // be waiting at all.
+        if (shed < 0) return;
+        close(shed);
         continue;
       }
       if (err == EMFILE || err == ENFILE) {
