@@ -135,8 +135,10 @@ const std::vector<Row>& Rows() {
         "", 0, 0},
        &Config::coordinator},
       {{"GASP_TCP_ADDR", SettingType::kString, "",
-        "IPv4 address the tcp transport listens on and advertises. Default: the address this "
-        "rank uses to reach the coordinator, else the host name's address.",
+        "IPv4 address the tcp transport and the function-shipping server listen on and "
+        "advertise. Default: the address this rank uses to reach the coordinator, else the "
+        "first non-loopback interface's (127.0.0.1 without one). 0.0.0.0: listen on every "
+        "interface (advertising the default).",
         "", 0, 0},
        &Config::tcp_addr},
       {{"GASP_TCP_PORT", SettingType::kInt, "0", "TCP port of the tcp transport (0: any free port).",

@@ -135,8 +135,10 @@ absl::StatusOr<std::string> Host::Endpoint() {
   service_ = std::make_unique<ShippingServiceImpl>(tls);
   grpc::ServerBuilder builder;
   int port = 0;
+  // Where the other ranks reach this one, not every interface
+  // (GASP_TCP_ADDR=0.0.0.0 asks for every one).
   builder.AddListeningPort(
-      "0.0.0.0:0", tls != nullptr ? tls->ServerCredentials() : grpc::InsecureServerCredentials(),
+      absl::StrCat(internal::ListenHost(), ":0"), tls != nullptr ? tls->ServerCredentials() : grpc::InsecureServerCredentials(),
       &port);
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(512 << 20);

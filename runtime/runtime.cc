@@ -261,7 +261,10 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   topts.size = s.size;
   topts.timeout = c.timeout;
   topts.tcp_addr = c.tcp_addr.empty() ? s.boot->LocalAddressHint() : c.tcp_addr;
-  s.advertised_host = topts.tcp_addr.empty() ? "127.0.0.1" : topts.tcp_addr;
+  s.advertised_host = topts.tcp_addr.empty() || topts.tcp_addr == "0.0.0.0"
+                          ? transport::DefaultHostAddress()
+                          : topts.tcp_addr;
+  s.bind_all = topts.tcp_addr == "0.0.0.0";
   topts.tcp_port = static_cast<int>(c.tcp_port);
   topts.local_rank = s.boot->local_rank();
   topts.local_size = s.boot->local_size();
@@ -590,6 +593,7 @@ std::string JobId() {
 }
 void AtFinalize(std::function<void()> fn) { S().at_finalize.push_back(std::move(fn)); }
 std::string AdvertisedHost() { return S().advertised_host; }
+std::string ListenHost() { return S().bind_all ? "0.0.0.0" : S().advertised_host; }
 std::string DescribeRank(int rank) { return Describe(rank); }
 }  // namespace internal
 

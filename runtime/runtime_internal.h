@@ -28,6 +28,9 @@ std::string DescribeRank(int rank);
 
 // The address other ranks reach this rank at (the transport's address).
 std::string AdvertisedHost();
+// The host part listeners of this rank bind: AdvertisedHost(), or 0.0.0.0
+// when GASP_TCP_ADDR=0.0.0.0 asks for every interface.
+std::string ListenHost();
 
 // Trusted binding (name server): gives this process `rights` on collective
 // domain `domain` (a process grant) and records the grant in this rank's

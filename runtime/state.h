@@ -75,6 +75,7 @@ struct State {
   uint64_t key_epoch = 0;          // key exchanges so far (collective order)
   std::vector<std::function<void()>> at_finalize;
   std::string advertised_host;  // where other ranks reach this one (transport address)
+  bool bind_all = false;        // GASP_TCP_ADDR=0.0.0.0: listeners bind every interface
   int rank = 0;
   int size = 1;
 };

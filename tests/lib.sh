@@ -28,6 +28,16 @@ run_job() {
   RC=$?
 }
 
+# watch_listeners NAME SECONDS: the listening addresses of processes named
+# NAME, sampled every 0.1 s for SECONDS (one per line, sorted, unique).
+watch_listeners() {
+  local name=$1 n=$(( $2 * 10 ))
+  for _ in $(seq "$n"); do
+    ss -ltnpH 2>/dev/null | grep "((\"$name\"" | awk '{print $4}'
+    sleep 0.1
+  done | sort -u
+}
+
 finish() {
   echo "$PASSES passed, $FAILS failed"
   [ "$FAILS" = 0 ]

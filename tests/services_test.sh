@@ -57,4 +57,16 @@ fi
 run_job "$TMP/dict.log" 180 "$GASPRUN" -np 3 "$DICT"
 [ "$RC" = 0 ] && grep -q "verified" "$TMP/dict.log" && ok "examples/dictionary under gasprun -np 3" || { bad "dictionary: rc=$RC"; tail -20 "$TMP/dict.log"; }
 expect_in "$TMP/dict.log" "InsertTree passed a 1000-node tree by reference in one call" "dictionary: a whole tree by reference"
+# The function-shipping servers listen where the peers are, not on every
+# interface (GASP_TCP_ADDR=0.0.0.0 would ask for that).
+"$GASPRUN" -np 3 "$DICT" 2000 >"$TMP/dict-bind.log" 2>&1 &
+job=$!
+addrs=$(watch_listeners dictionary 4)
+wait "$job"
+echo "$addrs" | sed 's/^/    listening: /'
+if [ "$(echo "$addrs" | grep -c .)" -gt 3 ] && ! echo "$addrs" | grep -qE '^(0\.0\.0\.0|\*|\[::\]):'; then
+  ok "function-shipping servers and transports listen on the ranks' address only"
+else
+  bad "a dictionary rank listens on every interface (or its servers were not seen)"
+fi
 finish

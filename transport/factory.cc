@@ -1,5 +1,8 @@
 #include "transport/factory.h"
 
+#include "transport/tcp_socket.h"
+#include "transport/tcp_wire.h"
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -9,6 +12,12 @@
 
 namespace gasp {
 namespace transport {
+
+std::string DefaultHostAddress() {
+  const std::string a = tcp::FormatAddress(tcp::DefaultAdvertiseAddress(), 0);
+  return a.substr(0, a.rfind(':'));
+}
+
 
 std::vector<std::string> AvailableTransports() {
   std::vector<std::string> names = {"tcp"};

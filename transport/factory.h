@@ -28,6 +28,11 @@ namespace transport {
 absl::StatusOr<std::unique_ptr<Transport>> CreateTransport(const std::string& name,
                                                            const TransportOptions& options);
 
+// The IPv4 address (dotted) this host advertises to peers when
+// GASP_TCP_ADDR is empty: its first non-loopback interface that is up, else
+// 127.0.0.1. Listeners bind it rather than every interface.
+std::string DefaultHostAddress();
+
 // Backend names CreateTransport can create here, besides "auto" ("verbs"
 // only when an RDMA device with an active port exists).
 std::vector<std::string> AvailableTransports();

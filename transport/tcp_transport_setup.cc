@@ -116,9 +116,14 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(
 }
 
 absl::Status TcpTransport::Listen(const TransportOptions& options) {
+  // Listen where peers reach this rank: the advertised address, never every
+  // interface unless GASP_TCP_ADDR=0.0.0.0 says so.
   uint32_t bind_ip = INADDR_ANY;
   uint32_t advertise_ip = 0;
-  if (options.tcp_addr.empty() || options.tcp_addr == "0.0.0.0") {
+  if (options.tcp_addr.empty()) {
+    advertise_ip = DefaultAdvertiseAddress();
+    bind_ip = advertise_ip;
+  } else if (options.tcp_addr == "0.0.0.0") {
     advertise_ip = DefaultAdvertiseAddress();
   } else {
     GASP_ASSIGN_OR_RETURN(bind_ip, ResolveIpv4(options.tcp_addr));
