@@ -38,6 +38,17 @@ watch_listeners() {
   done | sort -u
 }
 
+# expect_own_address ADDRS MIN WHAT: at least MIN listeners were seen, and
+# none on every interface (0.0.0.0, *, [::]).
+expect_own_address() {
+  echo "$1" | sed 's/^/    listening: /'
+  if [ "$(echo "$1" | grep -c .)" -ge "$2" ] && ! echo "$1" | grep -qE '^(0\.0\.0\.0|\*|\[::\]):'; then
+    ok "$3 listen on the rank's own address, not on every interface"
+  else
+    bad "$3: a listener on every interface, or fewer than $2 seen"
+  fi
+}
+
 finish() {
   echo "$PASSES passed, $FAILS failed"
   [ "$FAILS" = 0 ]
