@@ -77,7 +77,10 @@ void Coherence::NoteHotBlocksLocked(PageBitmap& bits, uint32_t interval) {
     const uint64_t end = std::min((b + 1) * hot_block_, range_->num_pages());
     for (uint64_t p = b * hot_block_; p < end; ++p) {
       // Closed pages are left out: their next write faults and is noted.
-      if (state(p).load(std::memory_order_acquire) != (MakeWord(kHome) | kHomeOpen)) continue;
+      // Open ones count even while busy (a protection change holds the
+      // busy bit of an open page that may have been written).
+      const uint32_t w = state(p).load(std::memory_order_acquire) & ~kBusy;
+      if (w != (MakeWord(kHome) | kHomeOpen)) continue;
       if (demote) {
         NoteWritten(p);
       } else if (bits.Set(p) && &bits == &pending_) {
