@@ -199,6 +199,11 @@ class Coherence {
     return page < range_->num_pages() &&
            state(page).load(std::memory_order_acquire) == MakeWord(kRead);
   }
+  // The word at global address `addr` in the system view (the home copy,
+  // where one-sided operations land), for words only this rank writes.
+  uint64_t* SysWord(uint64_t addr) const {
+    return reinterpret_cast<uint64_t*>(range_->sys(addr - range_->base()));
+  }
   // The 4 KiB of `page` (index in the range) in the system view.
   const uint8_t* PageBytes(uint64_t page) const {
     return reinterpret_cast<const uint8_t*>(range_->sys(page << gas::kPageShift));

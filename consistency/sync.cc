@@ -171,6 +171,8 @@ absl::Status Sync::Exchange(std::vector<Contribution>* known) {
   const uint64_t epoch = ++epoch_;
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + timeout_;
+  NoteArrival(epoch);
+  last_missing_.clear();
   std::vector<bool> have(nranks_, false);
   for (const Contribution& c : *known) have[c.origin] = true;
   for (int dist = 1; dist < nranks_; dist <<= 1) {
@@ -187,12 +189,15 @@ absl::Status Sync::Exchange(std::vector<Contribution>* known) {
     GASP_RETURN_IF_ERROR(Annotate(transport_->Send(to, kBarrierTag, payload),
                                   absl::StrFormat("barrier %d: notifying %s", epoch,
                                                   describe_rank_(to))));
-    absl::StatusOr<transport::Message> m = transport_->Recv(kBarrierTag, from, deadline);
+    absl::StatusOr<transport::Message> m = RecvRound(from, epoch, start, deadline);
     if (!m.ok()) {
       if (absl::IsDeadlineExceeded(m.status())) {
+        std::string missing = MissingRanks(epoch);
+        if (missing.empty()) missing = last_missing_;
         return absl::DeadlineExceededError(absl::StrFormat(
-            "barrier %d: %s did not arrive within GASP_TIMEOUT=%s", epoch, describe_rank_(from),
-            absl::FormatDuration(timeout_)));
+            "barrier %d: no barrier message from %s within GASP_TIMEOUT=%s%s", epoch,
+            describe_rank_(from), absl::FormatDuration(timeout_),
+            missing.empty() ? "" : absl::StrCat(": ", missing)));
       }
       return Annotate(m.status(), absl::StrFormat("barrier %d: waiting for %s", epoch,
                                                   describe_rank_(from)));

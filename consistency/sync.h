@@ -66,6 +66,11 @@ class Sync {
   // `entries` bytes, zero-filled, allocated on every rank) for lock and
   // atomic hand-offs. Without it, every acquire drops the whole cache.
   void SetNoticeLog(uint64_t addr, uint64_t entries);
+  // Where each rank keeps the number of the barrier it is in (one 8-byte
+  // word per rank, rank r's at addr + r * stride, homed at r), so that a
+  // long barrier wait names the ranks that have not arrived
+  // (sync_probe.cc). Call once at Init, before the first barrier to probe.
+  void SetArrivalWords(uint64_t addr, uint64_t stride);
 
   // Atomics on an 8-byte aligned global word, executed at its home.
   absl::StatusOr<uint64_t> FetchAdd(uint64_t addr, uint64_t value, Ordering order);
@@ -97,6 +102,14 @@ class Sync {
   // entry and every rank's on return.
   absl::Status Exchange(std::vector<Contribution>* known);
   absl::Status CheckWord(uint64_t addr, int* home) const;
+  // Arrival words (sync_probe.cc): this rank's barrier number; the ranks
+  // missing at barrier `epoch` ("" when all answer and have arrived);
+  // Recv of a barrier round that warns once, naming them, after
+  // GASP_TIMEOUT/6 (at least 10 s).
+  void NoteArrival(uint64_t epoch);
+  std::string MissingRanks(uint64_t epoch);
+  absl::StatusOr<transport::Message> RecvRound(int from, uint64_t epoch, absl::Time start,
+                                               absl::Time deadline);
 
   Coherence* const coherence_;
   transport::Transport* const transport_;
@@ -112,6 +125,9 @@ class Sync {
   std::mutex notice_mu_;
   std::unique_ptr<NoticeLog> log_;  // guarded by notice_mu_ (set before use)
   uint64_t allgather_epoch_ = 0;
+  uint64_t arrival_addr_ = 0;
+  uint64_t arrival_stride_ = 0;
+  std::string last_missing_;  // what the last warning named (for the timeout error)
   CollectiveStamp stamp_;
 };
 

@@ -377,6 +377,13 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
                                                           "notice log"));
     s.sync->SetNoticeLog(log, entries);
   }
+  {
+    // Arrival words: a page per rank, page r homed at rank r (sync_probe.cc).
+    GASP_ASSIGN_OR_RETURN(uint64_t words, CollectiveSegment(s, kPageSize * s.size,
+                                                            Placement::Cyclic(1), Domain(),
+                                                            "arrival words"));
+    s.sync->SetArrivalWords(words, kPageSize);
+  }
   // End-to-end check of the transport (connects every ring neighbour).
   GASP_RETURN_IF_ERROR(s.sync->BarrierOnly());
   GASP_LOG(Info) << "initialized: " << s.size << " ranks, boot=" << s.boot->method()

@@ -200,6 +200,15 @@ int main(int argc, char** argv) {
     const int rc = rt->Finalize();
     return bad == 0 ? rc : 1;
   }
+  // A rank stopped (SIGSTOP) before a barrier: the others warn, naming it,
+  // and go on once the test continues it (faults_test).
+  if (mode == "stop") {
+    gasp::Barrier();
+    if (me == n - 1) raise(SIGSTOP);
+    gasp::Barrier();
+    std::printf("rank %d: barrier after a stopped rank: verified\n", me);
+    return rt->Finalize();
+  }
   if (mode == "threads") {
     const size_t kPerRank = 64 * 512;  // 64 pages of longs per rank
     long* data = gasp::CoNewArray<long>(kPerRank * n);

@@ -68,4 +68,26 @@ run_job "$TMP/badsize.log" 30 env GASP_SIZE=lots "$GASPRUN" -np 2 "$HELLO"
 expect_in "$TMP/badsize.log" "GASP_SIZE=lots is not valid" "GASP_SIZE=lots: message names the setting"
 run_job "$TMP/badto.log" 30 env GASP_TIMEOUT=-1s "$GASPRUN" -np 2 "$HELLO"
 expect_in "$TMP/badto.log" "GASP_TIMEOUT=-1s is not valid" "GASP_TIMEOUT=-1s: message names the setting"
+# A stopped rank is named by the others while they wait (after
+# GASP_TIMEOUT/6, at least 10 s), not their dissemination partner; once it
+# is continued the job completes.
+GASP_TIMEOUT=60s "$GASPRUN" -np 3 "$PROBE" stop >"$TMP/stop.log" 2>&1 &
+job=$!
+stopped=""
+for _ in $(seq 100); do
+  for p in $(pgrep -P "$job" fault_probe || true); do
+    [ "$(ps -o stat= -p "$p" | cut -c1)" = T ] && stopped=$p
+  done
+  [ -n "$stopped" ] && break
+  sleep 0.1
+done
+if [ -n "$stopped" ]; then
+  sleep 13
+  kill -CONT "$stopped"
+fi
+wait "$job"; RC=$?
+expect_in "$TMP/stop.log" "still waiting at barrier #[0-9]+ for 1[0-9]s: rank 2 \\([^)]*:$stopped\\) does not answer" \
+  "a stopped rank is named by the ranks waiting for it"
+[ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/stop.log")" = 3 ] &&
+  ok "the job completes once the stopped rank is continued" || { bad "stop/continue: rc=$RC"; tail -n 20 "$TMP/stop.log"; }
 finish
