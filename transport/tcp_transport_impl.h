@@ -1,7 +1,8 @@
 // Internal to the tcp backend: the TcpTransport class, split over
 // tcp_transport_setup.cc (listening, endpoints, connection set-up,
-// handshake, shutdown) and tcp_transport_datapath.cc (posting, the progress
-// thread, the target-side service, messages).
+// handshake, shutdown), tcp_transport_datapath.cc (posting, the progress
+// thread, the target-side service, messages) and tcp_transport_conns.cc
+// (accepting, the incoming HELLO, closing connections, dropping peers).
 //
 // Threads and ownership:
 //  * Application threads post requests and messages on the outgoing

@@ -1,0 +1,294 @@
+// tcp backend, connections: accepting them (with the caps on strangers that
+// have not sent a HELLO), the HELLO handshake on incoming connections, and
+// closing connections and dropping peers. Progress thread only.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "base/log.h"
+#include "base/stats.h"
+#include "base/status.h"
+#include "base/thread.h"
+#include "base/wait.h"
+#include "transport/deadline_wait.h"
+#include "transport/tcp_socket.h"
+#include "transport/tcp_transport_impl.h"
+namespace gasp {
+namespace transport {
+namespace tcp {
+
+void TcpTransport::AcceptAll() {
+  while (true) {
+    sockaddr_in a{};
+    socklen_t len = sizeof(a);
+    const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len,
+                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == EINTR || err == ECONNABORTED) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) return;
+      if ((err == EMFILE || err == ENFILE) && reserve_fd_ >= 0) {
+        // Shed the connection (rather than spinning on a listener that
+        // stays readable) using the spare descriptor.
+        uint64_t held = 0;
+        if (shed_log_.Allow(&held)) {
+          GASP_LOG(Error) << "tcp transport: out of file descriptors, refusing a connection "
+                             "(raise `ulimit -n`; "
+                          << held << " connections refused without a line since the last one)";
+        }
+        close(reserve_fd_);
+        const int shed = accept(listen_fd_, nullptr, nullptr);
+        reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        // accept reports EMFILE before it looks at the queue: nothing may
+        // be waiting at all.
+        if (shed < 0) return;
+        close(shed);
+        continue;
+      }
+      if (err == EMFILE || err == ENFILE) {
+        // No spare descriptor left to shed with: stop listening rather
+        // than spin on a listener that stays readable. Established
+        // connections keep working.
+        GASP_LOG(Error) << "tcp transport: out of file descriptors; no longer accepting "
+                           "connections (raise `ulimit -n`)";
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+        return;
+      }
+      GASP_LOG(Error) << "tcp transport: " << ErrnoError("accept", err);
+      return;
+    }
+    const uint32_t ip = ntohl(a.sin_addr.s_addr);
+    if (!AdmitUnauthenticated(ip)) {
+      close(fd);
+      uint64_t held = 0;
+      if (shed_log_.Allow(&held)) {
+        GASP_LOG(Warn) << "tcp transport: refusing a connection from "
+                       << FormatAddress(ip, ntohs(a.sin_port)) << ": " << unauth_total_
+                       << " connections (" << unauth_by_source_[ip]
+                       << " from that address) have not sent a HELLO yet (" << held
+                       << " refused without a line since the last one)";
+      }
+      continue;
+    }
+    SetNoDelay(fd);
+    auto owned = std::make_unique<Conn>(Conn::Kind::kIncoming, fd, -1,
+                                        FormatAddress(ip, ntohs(a.sin_port)));
+    // A header's worth until its HELLO is accepted: idle strangers cost
+    // little memory.
+    owned->inbuf_cap = kFrameHeaderSize;
+    owned->inbuf.reset(new uint8_t[owned->inbuf_cap]);
+    owned->unauth = true;
+    owned->source_ip = ip;
+    owned->hello_deadline = absl::Now() + kHelloTimeout;
+    ++unauth_total_;
+    ++unauth_by_source_[ip];
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.ptr = owned.get();
+    owned->epoll_events = ev.events;
+    if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      GASP_LOG(Error) << "tcp transport: " << ErrnoError("epoll_ctl(add incoming)", errno);
+      close(fd);
+      continue;
+    }
+    incoming_.push_back(std::move(owned));
+  }
+}
+
+bool TcpTransport::OnHello(Conn* c, const FrameHeader& h) {
+  const auto reject = [&](const std::string& why) {
+    CloseConn(c, CompletionCode::kProtocolError, absl::FailedPreconditionError(why));
+    return false;
+  };
+  if (h.type != FrameType::kHello) {
+    return reject(absl::StrFormat("first frame is %s, not HELLO", FrameTypeName(h.type)));
+  }
+  const int peer = static_cast<int>(h.operand);
+  if (h.remote_addr != static_cast<uint64_t>(size_)) {
+    return reject(absl::StrFormat(
+        "HELLO from rank %d of a %d-rank job, this job has %d ranks (another job on this port?)",
+        peer, h.remote_addr, size_));
+  }
+  if (peer == rank_) return reject("HELLO claims to come from this very rank");
+  if (connected_.load(std::memory_order_acquire) && h.compare != peers_[peer].endpoint.nonce) {
+    return reject(absl::StrFormat(
+        "HELLO from rank %d carries session %x, its endpoint blob says %x (a stale process?)",
+        peer, h.compare, peers_[peer].endpoint.nonce));
+  }
+  if (PeerFailCode(peer) != CompletionCode::kSuccess) {
+    return reject(absl::StrFormat("%s already failed or said goodbye", PeerName(peer)));
+  }
+  if (peers_[peer].in != nullptr) {
+    return reject(absl::StrFormat("second connection from %s", PeerName(peer)));
+  }
+  c->peer = peer;
+  peers_[peer].in = c;
+  ForgetUnauthenticated(c);
+  std::unique_ptr<uint8_t[]> bigger(new uint8_t[kInBufBytes]);
+  std::memcpy(bigger.get(), c->inbuf.get() + c->in_begin, c->in_end - c->in_begin);
+  c->in_end -= c->in_begin;
+  c->in_begin = 0;
+  c->inbuf = std::move(bigger);
+  c->inbuf_cap = kInBufBytes;
+  QueueResponse(c, HelloFrame(rank_, size_, nonce_), nullptr, 0, 0);
+  GASP_LOG(Debug) << "tcp transport: accepted " << PeerName(peer) << " from " << c->remote;
+  return true;
+}
+
+std::string TcpTransport::ConnName(const Conn* c) const {
+  if (c->peer < 0) return absl::StrCat("unidentified connection from ", c->remote);
+  return absl::StrCat(PeerName(c->peer),
+                      c->kind == Conn::Kind::kIncoming ? " (its requests)" : " (our requests)");
+}
+
+void TcpTransport::ReleaseConnResources(Conn* c) {
+  for (size_t k = 0; k < c->ring_count; ++k) {
+    OutFrame& f = c->ring[(c->ring_head + k) & (c->ring.size() - 1)];
+    if (f.pin != 0) regions_.Unpin(f.pin);
+    f.pin = 0;
+  }
+  c->ring_count = 0;
+  c->ring_head = 0;
+  if (c->target_pin != 0) regions_.Unpin(c->target_pin);
+  c->target_pin = 0;
+  c->target = nullptr;
+  c->in_payload = false;
+  c->msg = std::vector<uint8_t>();
+}
+
+void TcpTransport::CloseOutgoingFd(Conn* c) {
+  if (c->closed) return;
+  // Wake a sender blocked on this socket before taking its mutex.
+  if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR);
+  int fd;
+  {
+    std::lock_guard<std::mutex> l(c->send_mu);
+    fd = c->fd;
+    c->fd = -1;
+    c->send_closed = true;
+  }
+  if (fd >= 0) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    close(fd);
+  }
+  ReleaseConnResources(c);
+  c->closed = true;
+}
+
+void TcpTransport::CloseIncomingFd(Conn* c) {
+  if (c->closed) return;
+  ForgetUnauthenticated(c);
+  ReleaseConnResources(c);
+  if (c->fd >= 0) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+    close(c->fd);
+    c->fd = -1;
+  }
+  if (c->peer >= 0 && peers_[c->peer].in == c) peers_[c->peer].in = nullptr;
+  c->closed = true;
+  reap_incoming_ = true;
+}
+
+void TcpTransport::DropPeer(int peer, CompletionCode code) {
+  if (Conn* out = peers_[peer].out.load(std::memory_order_acquire)) CloseOutgoingFd(out);
+  if (Conn* in = peers_[peer].in) CloseIncomingFd(in);
+  ops_.FailPeer(peer, code);
+}
+
+void TcpTransport::CloseConn(Conn* c, CompletionCode code, const absl::Status& why) {
+  if (c->closed) return;
+  const int peer = c->peer;
+  if (peer < 0) {
+    uint64_t held = 0;
+    if (refused_log_.Allow(&held)) {
+      GASP_LOG(Warn) << "tcp transport: dropping " << ConnName(c)
+                     << " that did not open with a valid HELLO: " << why.message() << " ("
+                     << held << " more dropped without a line since the last one)";
+    }
+    CloseIncomingFd(c);
+    return;
+  }
+  if (!c->said_bye && PeerFailCode(peer) == CompletionCode::kSuccess) {
+    // Lost without goodbye: the peer is gone for good.
+    absl::Status cause = why;
+    if (c->kind == Conn::Kind::kOutgoing) {
+      std::lock_guard<std::mutex> l(c->send_mu);
+      if (!c->broken.ok()) cause = Detached(c->broken);
+    }
+    absl::Status status;
+    if (code == CompletionCode::kProtocolError) {
+      status = absl::DataLossError(absl::StrFormat("protocol error from %s: %s", PeerName(peer),
+                                                   cause.message()));
+    } else {
+      status = absl::UnavailableError(absl::StrFormat(
+          "lost connection to %s without goodbye: %s", PeerName(peer), cause.message()));
+    }
+    MarkPeerFailed(peer, code, status);
+    DropPeer(peer, code);
+    return;
+  }
+  // Expected close (goodbye said, or the peer already failed). On our
+  // request connection, ops still waiting for a reply will never get one.
+  if (c->kind == Conn::Kind::kOutgoing) {
+    CloseOutgoingFd(c);
+    const CompletionCode left = PeerFailCode(peer);
+    ops_.FailPeer(peer, left == CompletionCode::kSuccess ? CompletionCode::kPeerUnreachable : left);
+  } else {
+    CloseIncomingFd(c);
+  }
+}
+
+bool TcpTransport::AdmitUnauthenticated(uint32_t ip) const {
+  if (unauth_total_ >= std::max(kMaxUnauthTotal, 2 * size_)) return false;
+  const auto it = unauth_by_source_.find(ip);
+  return it == unauth_by_source_.end() || it->second < std::max(kMaxUnauthPerSource, size_);
+}
+
+void TcpTransport::ForgetUnauthenticated(Conn* c) {
+  if (!c->unauth) return;
+  c->unauth = false;
+  --unauth_total_;
+  auto it = unauth_by_source_.find(c->source_ip);
+  if (it != unauth_by_source_.end() && --it->second <= 0) unauth_by_source_.erase(it);
+}
+
+absl::Duration TcpTransport::ExpireUnauthenticated() {
+  if (unauth_total_ == 0) return absl::InfiniteDuration();
+  const absl::Time now = absl::Now();
+  absl::Time next = absl::InfiniteFuture();
+  for (const std::unique_ptr<Conn>& c : incoming_) {
+    if (c->closed || !c->unauth) continue;
+    if (c->hello_deadline <= now) {
+      CloseConn(c.get(), CompletionCode::kProtocolError,
+                absl::DeadlineExceededError(absl::StrFormat(
+                    "no HELLO within %s of connecting", absl::FormatDuration(kHelloTimeout))));
+    } else {
+      next = std::min(next, c->hello_deadline);
+    }
+  }
+  ReapClosedIncoming();
+  return next == absl::InfiniteFuture() ? absl::InfiniteDuration() : next - now;
+}
+
+void TcpTransport::ReapClosedIncoming() {
+  if (!reap_incoming_) return;
+  reap_incoming_ = false;
+  incoming_.erase(std::remove_if(incoming_.begin(), incoming_.end(),
+                                 [](const std::unique_ptr<Conn>& c) { return c->closed; }),
+                  incoming_.end());
+}
+
+}  // namespace tcp
+}  // namespace transport
+}  // namespace gasp
