@@ -311,7 +311,7 @@ const SettingSpec* FindSetting(const std::string& name) {
 const std::vector<std::string>& LauncherVariables() {
   static const std::vector<std::string>* v = new std::vector<std::string>{
       "GASP_RANK", "GASP_NRANKS", "GASP_LOCAL_RANK", "GASP_LOCAL_NRANKS", "GASP_LAUNCHER",
-      "GASP_JOB_ID"};
+      "GASP_JOB_ID", "GASP_JOB_SECRET_FD"};
   return *v;
 }
 

@@ -255,6 +255,9 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   s.size = s.boot->size();
   SetLogRank(s.rank, s.size);
   const absl::Time deadline = absl::Now() + c.timeout;
+  GASP_ASSIGN_OR_RETURN(s.secret, boot::ObtainJobSecret(*s.boot, [](const char* name) {
+                          return std::getenv(name);
+                        }, deadline));
 
   transport::TransportOptions topts;
   topts.rank = s.rank;
@@ -272,6 +275,8 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   topts.ib_gid_index = static_cast<int>(c.ib_gid_index);
   topts.ib_timeout = static_cast<int>(c.ib_timeout);
   topts.ib_retry_count = static_cast<int>(c.ib_retry_count);
+  topts.job_secret.assign(reinterpret_cast<const char*>(s.secret.bytes.data()),
+                          s.secret.bytes.size());
   GASP_ASSIGN_OR_RETURN(s.transport, transport::CreateTransport(c.transport, topts));
 
   // Per-rank heaps at the top of the range, each homed at its rank.
@@ -601,6 +606,7 @@ std::string JobId() {
 void AtFinalize(std::function<void()> fn) { S().at_finalize.push_back(std::move(fn)); }
 std::string AdvertisedHost() { return S().advertised_host; }
 std::string ListenHost() { return S().bind_all ? "0.0.0.0" : S().advertised_host; }
+const boot::JobSecret& JobSecret() { return S().secret; }
 std::string DescribeRank(int rank) { return Describe(rank); }
 }  // namespace internal
 

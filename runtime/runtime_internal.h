@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/settings.h"
+#include "boot/job_secret.h"
 #include "consistency/coherence.h"
 #include "consistency/sync.h"
 #include "gas/range.h"
@@ -31,6 +32,8 @@ std::string AdvertisedHost();
 // The host part listeners of this rank bind: AdvertisedHost(), or 0.0.0.0
 // when GASP_TCP_ADDR=0.0.0.0 asks for every interface.
 std::string ListenHost();
+// The job secret (boot/job_secret.h): the key of shipped calls' credentials.
+const boot::JobSecret& JobSecret();
 
 // Trusted binding (name server): gives this process `rights` on collective
 // domain `domain` (a process grant) and records the grant in this rank's

@@ -16,6 +16,7 @@
 #include "base/settings.h"
 #include "boot/bootstrap.h"
 #include "boot/endpoint_exchange.h"
+#include "boot/job_secret.h"
 #include "consistency/coherence.h"
 #include "consistency/sync.h"
 #include "gas/heap.h"
@@ -52,6 +53,8 @@ struct State {
   Config config;
   std::unique_ptr<gas::GlobalRange> range;
   std::unique_ptr<boot::Bootstrap> boot;
+  // Keys the tcp handshake and shipped calls' credentials; never logged.
+  boot::JobSecret secret;
   std::unique_ptr<transport::Transport> transport;
   // Registrations of this rank's home pages (its heap, its share of each
   // collective segment) and every rank's keys for them, per segment. A

@@ -63,6 +63,7 @@
 #include "base/log.h"
 #include "base/settings.h"
 #include "boot/coordinator.h"
+#include "boot/job_secret.h"
 #include "boot/net.h"
 #include "tools/local_nameserver.h"
 
@@ -492,6 +493,13 @@ int RunLocal(const Options& o) {
   if (nameserver != nullptr) base_env["GASP_NAMESERVER"] = nameserver->address();
   if (o.timeout) base_env["GASP_TIMEOUT"] = o.timeout_text;
   for (const auto& [k, v] : o.exports) base_env[k] = v;
+  // The job secret (boot/job_secret.h): in a sealed memfd every rank
+  // inherits, never in the environment, on disk or in a log.
+  absl::StatusOr<boot::JobSecret> secret = boot::DrawJobSecret("gasprun");
+  absl::StatusOr<int> secret_fd =
+      secret.ok() ? boot::JobSecretToFd(*secret) : absl::StatusOr<int>(secret.status());
+  if (!secret_fd.ok()) Die(1, absl::StrCat("job secret: ", secret_fd.status().message()));
+  base_env[boot::kJobSecretFdVariable] = absl::StrCat(*secret_fd);
 
   std::vector<std::string> argv_store = o.program;
   std::vector<char*> child_argv;

@@ -805,37 +805,11 @@ TEST_P(ConformanceTest, UnreachablePeerAfterConnectRetries) {
 
 // --- Malformed input from the network (tcp wire format) -------------------
 
-// Connects a raw socket to the tcp listener advertised in `blob`.
-int RawConnect(const EndpointBlob& blob) {
-  absl::StatusOr<tcp::TcpEndpoint> e = tcp::DecodeEndpoint(blob);
-  if (!e.ok()) return -1;
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(e->ipv4);
-  a.sin_port = htons(e->port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  timeval tv{20, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  return fd;
-}
+using testing::ClosedByPeer;
+using testing::RawConnect;
 
 void WriteBytes(int fd, const void* data, size_t n) {
-  ASSERT_EQ(send(fd, data, n, MSG_NOSIGNAL), static_cast<ssize_t>(n));
-}
-
-// True when the other end closed the connection (EOF or reset), reading
-// and discarding anything it sent first (e.g. a HELLO reply).
-bool ClosedByPeer(int fd) {
-  uint8_t buf[256];
-  while (true) {
-    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n == 0) return true;
-    if (n < 0) return errno == ECONNRESET;  // EAGAIN: timed out, still open
-  }
+  ASSERT_TRUE(testing::RawSend(fd, data, n));
 }
 
 TEST_P(ConformanceTest, MalformedBytesDropTheConnectionOnly) {
@@ -850,14 +824,31 @@ TEST_P(ConformanceTest, MalformedBytesDropTheConnectionOnly) {
     tcp::EncodeHeader(tcp::ByeFrame(), h);
     attacks.emplace_back(h, h + sizeof(h));
   }
-  // HELLO with the wrong job size, HELLO with a wrong session nonce, HELLO
-  // claiming to be a rank that is already connected.
-  for (const tcp::FrameHeader& hello :
-       {tcp::HelloFrame(1, kRanks + 1, 1), tcp::HelloFrame(2, kRanks, 12345),
-        tcp::HelloFrame(1, kRanks, tcp::DecodeEndpoint(cluster_.blobs[1])->nonce)}) {
-    uint8_t h[tcp::kFrameHeaderSize];
-    tcp::EncodeHeader(hello, h);
-    attacks.emplace_back(h, h + sizeof(h));
+  // HELLO with the wrong job size, HELLO with a wrong session nonce, a
+  // right HELLO followed by a request instead of a PROOF, and by a PROOF
+  // that is not a MAC with the job's secret.
+  const uint64_t session1 = tcp::DecodeEndpoint(cluster_.blobs[1])->nonce;
+  tcp::FrameHeader read_req;
+  read_req.type = tcp::FrameType::kReadReq;
+  read_req.req_id = 1;
+  read_req.remote_addr = RAddr(0, 0);
+  read_req.rkey = Key(0).packed;
+  read_req.operand = 8;
+  Mac forged{};
+  forged[0] = 1;
+  for (const std::vector<tcp::FrameHeader>& frames :
+       std::vector<std::vector<tcp::FrameHeader>>{
+           {tcp::HelloFrame(1, kRanks + 1, 1, 7)},
+           {tcp::HelloFrame(2, kRanks, 12345, 7)},
+           {tcp::HelloFrame(1, kRanks, session1, 7), read_req},
+           {tcp::HelloFrame(1, kRanks, session1, 7), tcp::ProofFrame(forged)}}) {
+    std::vector<uint8_t> bytes;
+    for (const tcp::FrameHeader& f : frames) {
+      uint8_t h[tcp::kFrameHeaderSize];
+      tcp::EncodeHeader(f, h);
+      bytes.insert(bytes.end(), h, h + sizeof(h));
+    }
+    attacks.push_back(bytes);
   }
   // A header whose length field is far beyond the limit.
   {
@@ -873,6 +864,16 @@ TEST_P(ConformanceTest, MalformedBytesDropTheConnectionOnly) {
     const int fd = RawConnect(cluster_.blobs[0]);
     ASSERT_GE(fd, 0);
     WriteBytes(fd, attacks[i].data(), attacks[i].size());
+    // Nothing but the acceptor's own HELLO and PROOF may come back (no
+    // READ_RESP: the request before a valid PROOF is never served).
+    uint8_t got[4 * tcp::kFrameHeaderSize];
+    size_t n = 0;
+    while (n < sizeof(got)) {
+      const ssize_t k = recv(fd, got + n, sizeof(got) - n, 0);
+      if (k <= 0) break;
+      n += static_cast<size_t>(k);
+    }
+    EXPECT_LE(n, 2 * tcp::kFrameHeaderSize) << "the transport answered a stranger's request";
     EXPECT_TRUE(ClosedByPeer(fd)) << "the transport kept a connection that sent bad bytes";
     close(fd);
   }
@@ -896,12 +897,11 @@ TEST_P(ConformanceTest, ProtocolErrorFromAKnownPeerFailsItsOps) {
 
   const int fd = RawConnect(cluster_.blobs[0]);
   ASSERT_GE(fd, 0);
-  uint8_t h[tcp::kFrameHeaderSize];
-  tcp::EncodeHeader(tcp::HelloFrame(2, kRanks, tcp::DecodeEndpoint(cluster_.blobs[2])->nonce), h);
-  WriteBytes(fd, h, sizeof(h));
-  uint8_t reply[tcp::kFrameHeaderSize];
-  ASSERT_EQ(recv(fd, reply, sizeof(reply), MSG_WAITALL), static_cast<ssize_t>(sizeof(reply)));
-  ASSERT_TRUE(tcp::DecodeHeader(absl::MakeConstSpan(reply)).ok());
+  tcp::HandshakeTranscript t;
+  bool acceptor_ok = false;
+  ASSERT_TRUE(testing::RawHandshake(fd, 2, kRanks, tcp::DecodeEndpoint(cluster_.blobs[2])->nonce,
+                                    0, testing::TestJobSecret(), true, &t, &acceptor_ok));
+  EXPECT_TRUE(acceptor_ok);
   const uint8_t garbage[tcp::kFrameHeaderSize] = {0x53, 0x47, 1, 200};
   WriteBytes(fd, garbage, sizeof(garbage));
   EXPECT_TRUE(ClosedByPeer(fd));

@@ -1,4 +1,5 @@
 #include "transport/factory.h"
+#include "transport/transport_test_util.h"
 #include "transport/verbs_transport.h"
 
 #include "gmock/gmock.h"
@@ -14,6 +15,7 @@ using ::testing::HasSubstr;
 TransportOptions Loopback() {
   TransportOptions o;
   o.tcp_addr = "127.0.0.1";
+  o.job_secret = testing::TestJobSecret();
   return o;
 }
 

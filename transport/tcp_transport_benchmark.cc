@@ -37,6 +37,7 @@ struct Pair {
       o.size = 2;
       o.tcp_addr = "127.0.0.1";
       o.timeout = absl::Seconds(30);
+      o.job_secret = std::string(32, 'k');  // both ends of one process
       auto created = CreateTcpTransport(o);
       if (!created.ok()) Die(created.status());
       t[r] = std::move(*created);

@@ -76,7 +76,7 @@ void TcpTransport::AcceptAll() {
         GASP_LOG(Warn) << "tcp transport: refusing a connection from "
                        << FormatAddress(ip, ntohs(a.sin_port)) << ": " << unauth_total_
                        << " connections (" << unauth_by_source_[ip]
-                       << " from that address) have not sent a HELLO yet (" << held
+                       << " from that address) have not completed the handshake yet (" << held
                        << " refused without a line since the last one)";
       }
       continue;
@@ -111,6 +111,7 @@ bool TcpTransport::OnHello(Conn* c, const FrameHeader& h) {
     CloseConn(c, CompletionCode::kProtocolError, absl::FailedPreconditionError(why));
     return false;
   };
+  if (c->claimed >= 0) return OnProof(c, h);
   if (h.type != FrameType::kHello) {
     return reject(absl::StrFormat("first frame is %s, not HELLO", FrameTypeName(h.type)));
   }
@@ -125,6 +126,42 @@ bool TcpTransport::OnHello(Conn* c, const FrameHeader& h) {
     return reject(absl::StrFormat(
         "HELLO from rank %d carries session %x, its endpoint blob says %x (a stale process?)",
         peer, h.compare, peers_[peer].endpoint.nonce));
+  }
+  HandshakeTranscript t;
+  t.size = static_cast<uint64_t>(size_);
+  t.connector_rank = static_cast<uint64_t>(peer);
+  t.acceptor_rank = static_cast<uint64_t>(rank_);
+  t.connector_session = h.compare;
+  t.acceptor_session = nonce_;
+  t.connector_nonce = h.req_id;
+  t.acceptor_nonce = RandomU64();
+  const absl::Span<const uint8_t> key(reinterpret_cast<const uint8_t*>(secret_.data()),
+                                      secret_.size());
+  c->claimed = peer;
+  c->expected_proof = HandshakeMac(key, /*acceptor=*/false, t);
+  // Answering proves nothing the connector did not already know except
+  // that this side holds the secret; no request is served before its PROOF.
+  QueueResponse(c, HelloFrame(rank_, size_, nonce_, t.acceptor_nonce), nullptr, 0, 0);
+  QueueResponse(c, ProofFrame(HandshakeMac(key, /*acceptor=*/true, t)), nullptr, 0, 0);
+  return true;
+}
+
+bool TcpTransport::OnProof(Conn* c, const FrameHeader& h) {
+  const auto reject = [&](const std::string& why) {
+    CloseConn(c, CompletionCode::kProtocolError, absl::PermissionDeniedError(why));
+    return false;
+  };
+  const int peer = c->claimed;
+  if (h.type != FrameType::kProof) {
+    return reject(absl::StrFormat("HELLO from rank %d followed by %s, not PROOF", peer,
+                                  FrameTypeName(h.type)));
+  }
+  const Mac theirs = ProofOf(h);
+  if (!MacEqual(theirs.data(), c->expected_proof.data())) {
+    return reject(absl::StrFormat(
+        "HELLO as rank %d with a PROOF that does not match this job's secret (a process of "
+        "another job, or not started by this job's launcher)",
+        peer));
   }
   if (PeerFailCode(peer) != CompletionCode::kSuccess) {
     return reject(absl::StrFormat("%s already failed or said goodbye", PeerName(peer)));
@@ -141,7 +178,6 @@ bool TcpTransport::OnHello(Conn* c, const FrameHeader& h) {
   c->in_begin = 0;
   c->inbuf = std::move(bigger);
   c->inbuf_cap = kInBufBytes;
-  QueueResponse(c, HelloFrame(rank_, size_, nonce_), nullptr, 0, 0);
   GASP_LOG(Debug) << "tcp transport: accepted " << PeerName(peer) << " from " << c->remote;
   return true;
 }
@@ -213,7 +249,7 @@ void TcpTransport::CloseConn(Conn* c, CompletionCode code, const absl::Status& w
     uint64_t held = 0;
     if (refused_log_.Allow(&held)) {
       GASP_LOG(Warn) << "tcp transport: dropping " << ConnName(c)
-                     << " that did not open with a valid HELLO: " << why.message() << " ("
+                     << " that did not complete the handshake: " << why.message() << " ("
                      << held << " more dropped without a line since the last one)";
     }
     CloseIncomingFd(c);
@@ -272,7 +308,7 @@ absl::Duration TcpTransport::ExpireUnauthenticated() {
     if (c->hello_deadline <= now) {
       CloseConn(c.get(), CompletionCode::kProtocolError,
                 absl::DeadlineExceededError(absl::StrFormat(
-                    "no HELLO within %s of connecting", absl::FormatDuration(kHelloTimeout))));
+                    "no HELLO and PROOF within %s of connecting", absl::FormatDuration(kHelloTimeout))));
     } else {
       next = std::min(next, c->hello_deadline);
     }

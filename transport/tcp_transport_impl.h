@@ -49,8 +49,8 @@ namespace tcp {
 inline constexpr size_t kInBufBytes = 64 << 10;
 // Where discarded payload bytes are received.
 inline constexpr size_t kScratchBytes = 64 << 10;
-// Connections that have not sent a valid HELLO yet (anyone on the network
-// can open one): closed after kHelloTimeout; at most kMaxUnauthPerSource
+// Connections that have not completed the handshake yet (anyone on the
+// network can open one): closed after kHelloTimeout; at most kMaxUnauthPerSource
 // from one address and kMaxUnauthTotal in all (both at least the job size),
 // beyond which new ones are closed at once. They get a header-sized input
 // buffer until their HELLO is accepted.
@@ -89,10 +89,14 @@ struct Conn {
   uint32_t epoll_events = 0;
   std::unique_ptr<uint8_t[]> inbuf;  // coalesces small frames
   size_t inbuf_cap = kInBufBytes;
-  // Incoming, before its HELLO: counted in the unauthenticated caps.
+  // Incoming, before its PROOF checked out: counted in the unauthenticated
+  // caps. After its HELLO, `claimed` is the rank it says it is and
+  // `expected_proof` the PROOF that rank must send (tcp_wire.h).
   bool unauth = false;
   uint32_t source_ip = 0;
   absl::Time hello_deadline = absl::InfiniteFuture();
+  int claimed = -1;
+  Mac expected_proof{};
   size_t in_begin = 0;
   size_t in_end = 0;
   bool in_payload = false;  // header done, payload in progress
@@ -208,7 +212,9 @@ class TcpTransport final : public Transport {
   bool OnHeader(Conn* c, const FrameHeader& h);
   bool OnIncomingHeader(Conn* c, const FrameHeader& h);
   bool OnOutgoingHeader(Conn* c, const FrameHeader& h);
+  // The acceptor's side of the handshake (tcp_wire.h): HELLO, then PROOF.
   bool OnHello(Conn* c, const FrameHeader& h);
+  bool OnProof(Conn* c, const FrameHeader& h);
   // Writes payload bytes [from, from+n) into the sink (memcpy path).
   void SinkBytes(Conn* c, const uint8_t* data, size_t n);
   // Reads payload straight from the socket into the sink; returns recv's
@@ -242,6 +248,7 @@ class TcpTransport final : public Transport {
   const int size_;
   const absl::Duration timeout_;
   const uint64_t nonce_;
+  const std::string secret_;  // the job secret: keys the handshake MACs
   std::atomic<int> state_{static_cast<int>(TransportState::kRunning)};
   std::atomic<bool> connected_{false};
 

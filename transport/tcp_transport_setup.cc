@@ -81,6 +81,7 @@ TcpTransport::TcpTransport(const TransportOptions& options, const TcpTransportOp
       size_(options.size),
       timeout_(options.timeout),
       nonce_(RandomNonce()),
+      secret_(options.job_secret),
       peers_(new Peer[static_cast<size_t>(options.size)]),
       ops_(tcp.max_outstanding_ops),
       regions_(tcp.max_regions),
@@ -98,6 +99,12 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(
   }
   if (options.timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("the transport timeout (GASP_TIMEOUT) must be positive");
+  }
+  if (options.job_secret.size() < 16) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the tcp transport needs the job secret (boot/job_secret.h) to authenticate its "
+        "connections; got %d bytes, need at least 16",
+        options.job_secret.size()));
   }
   if (options.tcp_port < 0 || options.tcp_port > 65535) {
     return absl::InvalidArgumentError(
@@ -337,21 +344,30 @@ absl::StatusOr<int> TcpTransport::Dial(int peer, absl::Time deadline) {
 
 absl::Status TcpTransport::Handshake(int peer, int fd, absl::Time deadline) {
   SetNoDelay(fd);
+  HandshakeTranscript t;
+  t.size = static_cast<uint64_t>(size_);
+  t.connector_rank = static_cast<uint64_t>(rank_);
+  t.acceptor_rank = static_cast<uint64_t>(peer);
+  t.connector_session = nonce_;
+  t.connector_nonce = RandomU64();
   uint8_t hello[kFrameHeaderSize];
-  EncodeHeader(HelloFrame(rank_, size_, nonce_), hello);
+  EncodeHeader(HelloFrame(rank_, size_, nonce_, t.connector_nonce), hello);
   iovec iov{hello, sizeof(hello)};
   GASP_RETURN_IF_ERROR(SendAll(fd, &iov, 1, deadline));
-  uint8_t reply[kFrameHeaderSize];
+  // The acceptor answers with its HELLO and its PROOF at once.
+  uint8_t reply[2 * kFrameHeaderSize];
   absl::Status s = RecvExact(fd, reply, sizeof(reply), deadline);
   if (!s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("no HELLO reply (", s.message(),
+    return absl::Status(s.code(), absl::StrCat("no HELLO and PROOF in reply (", s.message(),
                                                 "); the peer refused the connection, see its log"));
   }
-  GASP_ASSIGN_OR_RETURN(FrameHeader h, DecodeHeader(absl::MakeConstSpan(reply)));
+  GASP_ASSIGN_OR_RETURN(FrameHeader h, DecodeHeader(absl::MakeConstSpan(reply, kFrameHeaderSize)));
+  GASP_ASSIGN_OR_RETURN(FrameHeader p,
+                        DecodeHeader(absl::MakeConstSpan(reply + kFrameHeaderSize, kFrameHeaderSize)));
   const TcpEndpoint& e = peers_[peer].endpoint;
-  if (h.type != FrameType::kHello) {
-    return absl::DataLossError(
-        absl::StrFormat("expected a HELLO reply, got %s", FrameTypeName(h.type)));
+  if (h.type != FrameType::kHello || p.type != FrameType::kProof) {
+    return absl::DataLossError(absl::StrFormat("expected HELLO and PROOF in reply, got %s and %s",
+                                               FrameTypeName(h.type), FrameTypeName(p.type)));
   }
   if (h.operand != static_cast<uint64_t>(peer) || h.remote_addr != static_cast<uint64_t>(size_) ||
       h.compare != e.nonce) {
@@ -360,7 +376,22 @@ absl::Status TcpTransport::Handshake(int peer, int fd, absl::Time deadline) {
         "expected session %x): a stale process may hold the port",
         FormatAddress(e.ipv4, e.port), peer, h.operand, h.remote_addr, h.compare, e.nonce));
   }
-  return absl::OkStatus();
+  t.acceptor_session = h.compare;
+  t.acceptor_nonce = h.req_id;
+  const absl::Span<const uint8_t> key(reinterpret_cast<const uint8_t*>(secret_.data()),
+                                      secret_.size());
+  const Mac theirs = ProofOf(p);
+  if (!MacEqual(theirs.data(), HandshakeMac(key, /*acceptor=*/true, t).data())) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "the process at %s answers as rank %d but does not know this job's secret (a process "
+        "of another job holds the port, or the ranks were not started by one launcher: start "
+        "every rank with the same gasprun, mpirun or srun)",
+        FormatAddress(e.ipv4, e.port), peer));
+  }
+  uint8_t proof[kFrameHeaderSize];
+  EncodeHeader(ProofFrame(HandshakeMac(key, /*acceptor=*/false, t)), proof);
+  iovec piov{proof, sizeof(proof)};
+  return SendAll(fd, &piov, 1, deadline);
 }
 
 absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {

@@ -30,7 +30,10 @@ struct TypeRule {
 bool RuleFor(FrameType type, TypeRule* rule) {
   switch (type) {
     case FrameType::kHello:
-      *rule = {kFRemoteAddr | kFOperand | kFCompare, 0};
+      *rule = {kFReqId | kFRemoteAddr | kFOperand | kFCompare, 0};
+      return true;
+    case FrameType::kProof:
+      *rule = {kFReqId | kFRemoteAddr | kFRkey | kFOperand, 0};
       return true;
     case FrameType::kBye:
       *rule = {0, 0};
@@ -104,6 +107,7 @@ const char* FrameTypeName(FrameType type) {
     case FrameType::kFaaReq: return "FAA_REQ";
     case FrameType::kAtomicResp: return "ATOMIC_RESP";
     case FrameType::kMsg: return "MSG";
+    case FrameType::kProof: return "PROOF";
   }
   return "UNKNOWN";
 }
@@ -226,13 +230,43 @@ absl::StatusOr<FrameHeader> DecodeHeader(absl::Span<const uint8_t> bytes) {
   return h;
 }
 
-FrameHeader HelloFrame(int rank, int size, uint64_t nonce) {
+FrameHeader HelloFrame(int rank, int size, uint64_t session, uint64_t nonce) {
   FrameHeader h;
   h.type = FrameType::kHello;
+  h.req_id = nonce;
   h.operand = static_cast<uint64_t>(rank);
   h.remote_addr = static_cast<uint64_t>(size);
-  h.compare = nonce;
+  h.compare = session;
   return h;
+}
+
+FrameHeader ProofFrame(const Mac& mac) {
+  FrameHeader h;
+  h.type = FrameType::kProof;
+  h.req_id = GetLe64(mac.data());
+  h.remote_addr = GetLe64(mac.data() + 8);
+  h.rkey = GetLe64(mac.data() + 16);
+  h.operand = GetLe64(mac.data() + 24);
+  return h;
+}
+
+Mac ProofOf(const FrameHeader& proof) {
+  Mac mac;
+  PutLe64(mac.data(), proof.req_id);
+  PutLe64(mac.data() + 8, proof.remote_addr);
+  PutLe64(mac.data() + 16, proof.rkey);
+  PutLe64(mac.data() + 24, proof.operand);
+  return mac;
+}
+
+Mac HandshakeMac(absl::Span<const uint8_t> secret, bool acceptor,
+                 const HandshakeTranscript& t) {
+  // Fixed-size fields after a fixed-size label: no two transcripts encode
+  // to the same bytes.
+  return HmacSha256(secret, {acceptor ? "gasp-tcp-v2 acceptor " : "gasp-tcp-v2 connector",
+                             Le64(t.size), Le64(t.connector_rank), Le64(t.acceptor_rank),
+                             Le64(t.connector_session), Le64(t.acceptor_session),
+                             Le64(t.connector_nonce), Le64(t.acceptor_nonce)});
 }
 
 FrameHeader ByeFrame() {

@@ -15,15 +15,28 @@
 //     5    3 reserved     zero
 //     8    4 length       payload bytes that follow the header
 //    12    4 tag          MSG: message tag; else zero
-//    16    8 req_id       requester's id, echoed in the response
+//    16    8 req_id       requester's id, echoed in the response;
+//                         HELLO: the sender's fresh connection nonce
 //    24    8 remote_addr  target virtual address (HELLO: job size)
 //    32    8 rkey         RemoteKey::packed
 //    40    8 operand      READ_REQ: bytes to read; CAS: new value;
 //                         FETCH_ADD: addend; ATOMIC_RESP: old value;
 //                         HELLO: sender rank
 //    48    8 compare      CAS: expected value; HELLO: session nonce
+// PROOF carries its 32-byte HMAC in req_id, remote_addr, rkey and operand
+// (in that order, byte for byte); every other field is zero.
 // A field a frame type does not use must be zero, so every accepted header
 // has exactly one encoding.
+//
+// Handshake (docs/protocol.md, "tcp handshake"), keyed by the job secret:
+//   connector -> acceptor  HELLO{rank, size, session, nonce Nc}
+//   acceptor -> connector  HELLO{rank, size, session, nonce Ns}
+//                          PROOF{HMAC(secret, "acceptor", transcript)}
+//   connector -> acceptor  PROOF{HMAC(secret, "connector", transcript)}
+// where the transcript is both ranks, the job size, both sessions and both
+// nonces. Each side's fresh nonce makes a recorded PROOF useless on any
+// other connection; only then does the acceptor act on requests, and the
+// connector sends none before the acceptor's PROOF checked out.
 #ifndef GASP_TRANSPORT_TCP_WIRE_H_
 #define GASP_TRANSPORT_TCP_WIRE_H_
 
@@ -34,6 +47,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "base/crypto.h"
 #include "transport/transport.h"
 
 namespace gasp {
@@ -41,7 +55,7 @@ namespace transport {
 namespace tcp {
 
 inline constexpr uint16_t kFrameMagic = 0x4753;  // bytes "SG" on the wire
-inline constexpr uint8_t kWireVersion = 1;
+inline constexpr uint8_t kWireVersion = 2;  // 2: HMAC handshake (PROOF)
 inline constexpr size_t kFrameHeaderSize = 56;
 
 // Largest READ/WRITE payload (also Capabilities::max_op_bytes).
@@ -60,6 +74,7 @@ enum class FrameType : uint8_t {
   kFaaReq = 8,
   kAtomicResp = 9,  // operand: the old value
   kMsg = 10,        // two-sided message: tag + payload
+  kProof = 11,      // handshake: HMAC over the transcript (see above)
 };
 
 // "READ_REQ", "MSG", ...; "UNKNOWN" for other values.
@@ -93,9 +108,32 @@ void EncodeHeader(const FrameHeader& h, uint8_t out[kFrameHeaderSize]);
 // HELLO naming an impossible rank or job size.
 absl::StatusOr<FrameHeader> DecodeHeader(absl::Span<const uint8_t> bytes);
 
-// Convenience constructors for the frames the transport sends.
-FrameHeader HelloFrame(int rank, int size, uint64_t nonce);
+// Convenience constructors for the frames the transport sends. `session`
+// is the sender's transport-instance nonce (its endpoint blob's), `nonce`
+// fresh per connection.
+FrameHeader HelloFrame(int rank, int size, uint64_t session, uint64_t nonce);
 FrameHeader ByeFrame();
+FrameHeader ProofFrame(const Mac& mac);
+// The HMAC a PROOF header carries.
+Mac ProofOf(const FrameHeader& proof);
+
+// What both sides of a handshake MAC: identical on both ends of one
+// connection, different on every other connection.
+struct HandshakeTranscript {
+  uint64_t size = 0;
+  uint64_t connector_rank = 0;
+  uint64_t acceptor_rank = 0;
+  uint64_t connector_session = 0;
+  uint64_t acceptor_session = 0;
+  uint64_t connector_nonce = 0;
+  uint64_t acceptor_nonce = 0;
+};
+
+// HMAC-SHA256 with the job secret over a role label ("connector" or
+// "acceptor", so one side's PROOF never passes as the other's) and the
+// transcript.
+Mac HandshakeMac(absl::Span<const uint8_t> secret, bool acceptor,
+                 const HandshakeTranscript& transcript);
 
 // ---------------------------------------------------------------------------
 // Endpoint blob (transport.h's EndpointBlob, 128 bytes):

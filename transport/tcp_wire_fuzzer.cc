@@ -107,7 +107,9 @@ extern "C" void GaspFuzzSeeds(void (*add)(void* ctx, const uint8_t* data, size_t
     out->insert(out->end(), b, b + kFrameHeaderSize);
   };
   std::vector<FrameHeader> frames;
-  frames.push_back(HelloFrame(1, 4, 0x1234));
+  frames.push_back(HelloFrame(1, 4, 0x1234, 0x5678));
+  frames.push_back(ProofFrame(gasp::Mac{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                  17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32}));
   frames.push_back(ByeFrame());
   for (FrameType t : {FrameType::kReadReq, FrameType::kReadResp, FrameType::kWriteReq,
                       FrameType::kWriteResp, FrameType::kCasReq, FrameType::kFaaReq,

@@ -68,7 +68,10 @@ TEST(TcpWireTest, HeaderLayoutIsFixed) {
 // One valid header of every type.
 std::vector<FrameHeader> ValidHeaders() {
   std::vector<FrameHeader> v;
-  v.push_back(HelloFrame(3, 8, 0xfeedface12345678ull));
+  v.push_back(HelloFrame(3, 8, 0xfeedface12345678ull, 0x1122334455667788ull));
+  Mac mac;
+  for (size_t i = 0; i < mac.size(); ++i) mac[i] = static_cast<uint8_t>(i * 7 + 1);
+  v.push_back(ProofFrame(mac));
   v.push_back(ByeFrame());
   FrameHeader h = Make(FrameType::kReadReq);
   h.req_id = 1;
@@ -168,8 +171,8 @@ TEST(TcpWireTest, RejectsOversizedPayloads) {
 TEST(TcpWireTest, RejectsPayloadWhereNoneIsAllowed) {
   for (FrameType t : {FrameType::kHello, FrameType::kBye, FrameType::kReadReq,
                       FrameType::kWriteResp, FrameType::kCasReq, FrameType::kFaaReq,
-                      FrameType::kAtomicResp}) {
-    FrameHeader h = t == FrameType::kHello ? HelloFrame(0, 1, 1) : Make(t);
+                      FrameType::kAtomicResp, FrameType::kProof}) {
+    FrameHeader h = t == FrameType::kHello ? HelloFrame(0, 1, 1, 2) : Make(t);
     ExpectRejected(h, [](uint8_t* b) { PutLe32(b + 8, 1); }, "length must be zero");
   }
 }
@@ -205,12 +208,50 @@ TEST(TcpWireTest, RejectsBadStatusAndFailedResponsesWithData) {
 }
 
 TEST(TcpWireTest, RejectsImpossibleHello) {
-  ExpectRejected(HelloFrame(4, 4, 1), nullptr, "rank 4 out of range");
-  FrameHeader h = HelloFrame(0, 1, 1);
+  ExpectRejected(HelloFrame(4, 4, 1, 2), nullptr, "rank 4 out of range");
+  FrameHeader h = HelloFrame(0, 1, 1, 2);
   h.remote_addr = 0;
   ExpectRejected(h, nullptr, "job size 0");
   h.remote_addr = kMaxRanks + 1;
   ExpectRejected(h, nullptr, "job size");
+}
+
+TEST(TcpWireTest, ProofCarriesTheMacByteForByte) {
+  Mac mac;
+  for (size_t i = 0; i < mac.size(); ++i) mac[i] = static_cast<uint8_t>(0xa0 + i);
+  FrameHeader h = ProofFrame(mac);
+  uint8_t b[kFrameHeaderSize];
+  EncodeHeader(h, b);
+  EXPECT_EQ(std::memcmp(b + 16, mac.data(), mac.size()), 0);
+  absl::StatusOr<FrameHeader> back = DecodeHeader(absl::MakeConstSpan(b));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(ProofOf(*back), mac);
+  ExpectRejected(h, [](uint8_t* p) { PutLe64(p + 48, 1); }, "compare must be zero");
+  ExpectRejected(h, [](uint8_t* p) { PutLe32(p + 12, 1); }, "tag must be zero");
+}
+
+// Every field of the transcript, the role and the key change the MAC: a
+// PROOF is good for one side of one connection of one job only.
+TEST(TcpWireTest, HandshakeMacBindsEverything) {
+  const std::string key(32, 'k');
+  const auto span = [](const std::string& k) {
+    return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(k.data()), k.size());
+  };
+  HandshakeTranscript t{4, 1, 2, 11, 22, 33, 44};
+  const Mac base = HandshakeMac(span(key), false, t);
+  EXPECT_EQ(HandshakeMac(span(key), false, t), base);
+  EXPECT_NE(HandshakeMac(span(key), true, t), base) << "roles must differ";
+  EXPECT_NE(HandshakeMac(span(std::string(32, 'K')), false, t), base) << "another job's key";
+  uint64_t HandshakeTranscript::*fields[] = {
+      &HandshakeTranscript::size,           &HandshakeTranscript::connector_rank,
+      &HandshakeTranscript::acceptor_rank,  &HandshakeTranscript::connector_session,
+      &HandshakeTranscript::acceptor_session, &HandshakeTranscript::connector_nonce,
+      &HandshakeTranscript::acceptor_nonce};
+  for (auto f : fields) {
+    HandshakeTranscript u = t;
+    u.*f += 1;
+    EXPECT_NE(HandshakeMac(span(key), false, u), base);
+  }
 }
 
 TcpEndpoint SampleEndpoint() {

@@ -181,6 +181,9 @@ struct TransportOptions {
   int ib_gid_index = -1;   // -1: auto, RoCE v2 IPv4 first (GASP_IB_GID_INDEX)
   int ib_timeout = 14;     // local ACK timeout exponent, 4.096us*2^n (GASP_IB_TIMEOUT)
   int ib_retry_count = 7;  // transport retries before "peer unreachable" (GASP_IB_RETRY_COUNT)
+  // The job secret (boot/job_secret.h, 32 bytes): keys the tcp handshake,
+  // so only processes of this job get a connection served. Required by tcp.
+  std::string job_secret;
 };
 
 // Called (from a transport thread) when a peer is lost without saying

@@ -1,9 +1,18 @@
 #include "transport/transport_test_util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "base/crypto.h"
 #include "base/status.h"
 #include "transport/faulty_transport.h"
 #include "transport/tcp_transport.h"
@@ -57,7 +66,90 @@ TransportOptions LoopbackOptions(int rank, int size, absl::Duration timeout) {
   o.timeout = timeout;
   o.tcp_addr = "127.0.0.1";
   o.tcp_port = 0;
+  o.job_secret = TestJobSecret();
   return o;
+}
+
+int RawConnect(const EndpointBlob& blob) {
+  absl::StatusOr<tcp::TcpEndpoint> e = tcp::DecodeEndpoint(blob);
+  if (!e.ok()) return -1;
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(e->ipv4);
+  a.sin_port = htons(e->port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{20, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+bool ClosedByPeer(int fd) {
+  uint8_t buf[256];
+  while (true) {
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n == 0) return true;
+    if (n < 0) return errno == ECONNRESET;  // EAGAIN: timed out, still open
+  }
+}
+
+bool RawSend(int fd, const void* data, size_t n) {
+  return send(fd, data, n, MSG_NOSIGNAL) == static_cast<ssize_t>(n);
+}
+
+bool RawSendHeader(int fd, const tcp::FrameHeader& header) {
+  uint8_t b[tcp::kFrameHeaderSize];
+  tcp::EncodeHeader(header, b);
+  return RawSend(fd, b, sizeof(b));
+}
+
+bool RawRecvHeader(int fd, tcp::FrameHeader* header) {
+  uint8_t b[tcp::kFrameHeaderSize];
+  if (recv(fd, b, sizeof(b), MSG_WAITALL) != static_cast<ssize_t>(sizeof(b))) return false;
+  absl::StatusOr<tcp::FrameHeader> h = tcp::DecodeHeader(absl::MakeConstSpan(b));
+  if (!h.ok()) return false;
+  *header = *h;
+  return true;
+}
+
+bool RawHandshake(int fd, int rank, int size, uint64_t session, int acceptor_rank,
+                  const std::string& secret, bool send_proof,
+                  tcp::HandshakeTranscript* transcript, bool* acceptor_ok) {
+  tcp::HandshakeTranscript& t = *transcript;
+  t = tcp::HandshakeTranscript{};
+  t.size = static_cast<uint64_t>(size);
+  t.connector_rank = static_cast<uint64_t>(rank);
+  t.acceptor_rank = static_cast<uint64_t>(acceptor_rank);
+  t.connector_session = session;
+  t.connector_nonce = RandomU64();
+  *acceptor_ok = false;
+  if (!RawSendHeader(fd, tcp::HelloFrame(rank, size, session, t.connector_nonce))) return false;
+  tcp::FrameHeader hello, proof;
+  if (!RawRecvHeader(fd, &hello) || !RawRecvHeader(fd, &proof)) return false;
+  if (hello.type != tcp::FrameType::kHello || proof.type != tcp::FrameType::kProof) return false;
+  t.acceptor_session = hello.compare;
+  t.acceptor_nonce = hello.req_id;
+  const absl::Span<const uint8_t> key(reinterpret_cast<const uint8_t*>(secret.data()),
+                                      secret.size());
+  const Mac theirs = tcp::ProofOf(proof);
+  *acceptor_ok = MacEqual(theirs.data(), tcp::HandshakeMac(key, true, t).data());
+  if (!send_proof) return true;
+  return RawSendHeader(fd, tcp::ProofFrame(tcp::HandshakeMac(key, false, t)));
+}
+
+const std::string& TestJobSecret() {
+  static const std::string* secret = [] {
+    auto* s = new std::string(32, '\0');
+    for (size_t i = 0; i < s->size(); i += 8) {
+      const uint64_t v = RandomU64();
+      std::memcpy(s->data() + i, &v, 8);
+    }
+    return s;
+  }();
+  return *secret;
 }
 
 namespace {

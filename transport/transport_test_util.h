@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "transport/tcp_wire.h"
 #include "transport/transport.h"
 
 namespace gasp {
@@ -33,6 +34,32 @@ std::string VmNetDevices();
 
 // Options for rank `rank` of `size` on loopback with `timeout`.
 TransportOptions LoopbackOptions(int rank, int size, absl::Duration timeout);
+
+// A job secret for the transports of one test process (random, drawn once;
+// every LoopbackOptions carries it).
+const std::string& TestJobSecret();
+
+// ---- An outsider's raw view of the tcp wire (tcp_wire.h) ----
+// Connects a blocking socket (20 s receive timeout) to the tcp listener of
+// `blob`; -1 on failure.
+int RawConnect(const EndpointBlob& blob);
+// True when the other end closed the connection (EOF or reset), reading
+// and discarding anything it sent first (e.g. a HELLO reply).
+bool ClosedByPeer(int fd);
+// send() of all `n` bytes; false when the socket refused them.
+bool RawSend(int fd, const void* data, size_t n);
+// Sends `header` (encoded); false when the socket refused it.
+bool RawSendHeader(int fd, const tcp::FrameHeader& header);
+// Reads one header (blocking); false on EOF, error or a malformed header.
+bool RawRecvHeader(int fd, tcp::FrameHeader* header);
+// The handshake a connector claiming `rank` of `size` runs, with `secret`:
+// HELLO, read HELLO + PROOF, then PROOF. `send_proof` false stops after
+// reading the acceptor's reply. On return *transcript holds the
+// connection's transcript and *acceptor_ok whether the acceptor's PROOF
+// matched `secret`. False when the connection failed on the way.
+bool RawHandshake(int fd, int rank, int size, uint64_t session, int acceptor_rank,
+                  const std::string& secret, bool send_proof,
+                  tcp::HandshakeTranscript* transcript, bool* acceptor_ok);
 
 // Stops (true) / resumes (false) a rank's progress, like a hung process.
 // Unwraps decorators. Unimplemented when the backend has no such hook

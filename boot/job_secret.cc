@@ -1,0 +1,96 @@
+#include "boot/job_secret.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "base/crypto.h"
+#include "base/status.h"
+
+namespace gasp {
+namespace boot {
+
+absl::StatusOr<JobSecret> DrawJobSecret(std::string source) {
+  JobSecret s;
+  s.source = std::move(source);
+  GASP_RETURN_IF_ERROR(RandomBytes(s.bytes.data(), s.bytes.size()));
+  return s;
+}
+
+absl::StatusOr<int> JobSecretToFd(const JobSecret& secret) {
+  // memfd: the secret lives in memory only; sealed so a rank cannot change
+  // what its siblings read.
+  int fd = memfd_create("gasp-job-secret", MFD_ALLOW_SEALING);
+  if (fd < 0) return absl::InternalError(absl::StrCat("memfd_create: ", std::strerror(errno)));
+  ssize_t w = pwrite(fd, secret.bytes.data(), secret.bytes.size(), 0);
+  if (w != static_cast<ssize_t>(secret.bytes.size()) ||
+      fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0) {
+    int e = errno;
+    close(fd);
+    return absl::InternalError(absl::StrCat("cannot write the job secret to a memfd: ",
+                                            std::strerror(e)));
+  }
+  return fd;
+}
+
+absl::StatusOr<JobSecret> JobSecretFromFd(const char* fd_text) {
+  int fd = -1;
+  if (fd_text == nullptr || !absl::SimpleAtoi(fd_text, &fd) || fd < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kJobSecretFdVariable, "=", fd_text == nullptr ? "(unset)" : fd_text,
+        " is not a descriptor number; it is set by gasprun, do not set it by hand"));
+  }
+  JobSecret s;
+  s.source = "gasprun";
+  ssize_t got = pread(fd, s.bytes.data(), s.bytes.size(), 0);
+  int e = errno;
+  close(fd);
+  if (got != static_cast<ssize_t>(s.bytes.size())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kJobSecretFdVariable, "=", fd_text, ": cannot read the job secret (",
+        got < 0 ? std::strerror(e) : absl::StrCat(got, " bytes").c_str(),
+        "); start the ranks with gasprun, or without ", kJobSecretFdVariable));
+  }
+  return s;
+}
+
+absl::StatusOr<JobSecret> ObtainJobSecret(Bootstrap& boot, const GetenvFn& getenv_fn,
+                                          absl::Time deadline) {
+  const std::string method = boot.method();
+  if (method == "single") return DrawJobSecret("this rank (single)");
+  if (method == "gasprun") {
+    const char* fd = getenv_fn(kJobSecretFdVariable);
+    if (fd == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "started by gasprun, but ", kJobSecretFdVariable,
+          " is not set: this gasprun is older than the program's gasp library; use the "
+          "gasprun of the same installation"));
+    }
+    return JobSecretFromFd(fd);
+  }
+  // Rank 0 draws; everyone else contributes zeros of the same size.
+  std::string mine(kJobSecretBytes, '\0');
+  if (boot.rank() == 0) {
+    GASP_ASSIGN_OR_RETURN(JobSecret drawn, DrawJobSecret(""));
+    mine.assign(reinterpret_cast<const char*>(drawn.bytes.data()), drawn.bytes.size());
+  }
+  absl::StatusOr<std::vector<std::string>> all = boot.Allgather(mine, deadline);
+  if (!all.ok()) return Annotate(all.status(), "while distributing the job secret");
+  if (all->empty() || (*all)[0].size() != kJobSecretBytes) {
+    return absl::DataLossError(absl::StrCat("rank 0's job secret arrived with ",
+                                            all->empty() ? 0 : (*all)[0].size(),
+                                            " bytes instead of ", kJobSecretBytes));
+  }
+  JobSecret s;
+  s.source = absl::StrCat("rank 0 (", method, ")");
+  std::memcpy(s.bytes.data(), (*all)[0].data(), kJobSecretBytes);
+  return s;
+}
+
+}  // namespace boot
+}  // namespace gasp

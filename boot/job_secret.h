@@ -1,0 +1,64 @@
+// The job secret: 32 random bytes every rank of a job holds and nobody else
+// does. It keys the tcp transport's HELLO challenge-response and the
+// credentials of function-shipped calls (docs/protection.md, "Threat
+// model"). It is never written to disk, to the environment or to a log.
+//
+// Where it comes from, decided by the bootstrap method (the same on every
+// rank, so every rank takes the same path):
+//   gasprun  gasprun draws it and hands each rank an inherited memfd
+//            holding it; GASP_JOB_SECRET_FD names the descriptor, which the
+//            rank reads and closes at Init.
+//   pmix,    rank 0 draws it and the bootstrap's allgather carries it (PMIx
+//   tcp      job-level data through the local PMIx server under mpirun and
+//            srun; the job's coordinator, which admits one process per rank,
+//            under the tcp rendezvous).
+//   single   drawn locally.
+#ifndef GASP_BOOT_JOB_SECRET_H_
+#define GASP_BOOT_JOB_SECRET_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "boot/bootstrap.h"
+#include "boot/launch_env.h"
+
+namespace gasp {
+namespace boot {
+
+inline constexpr size_t kJobSecretBytes = 32;
+// Set by gasprun: the number of an inherited descriptor holding the secret.
+inline constexpr char kJobSecretFdVariable[] = "GASP_JOB_SECRET_FD";
+
+struct JobSecret {
+  std::array<uint8_t, kJobSecretBytes> bytes{};
+  std::string source;  // "gasprun", "rank 0 (pmix)", ... for messages
+
+  absl::Span<const uint8_t> key() const { return absl::MakeConstSpan(bytes); }
+};
+
+// A fresh secret from the kernel's CSPRNG.
+absl::StatusOr<JobSecret> DrawJobSecret(std::string source);
+
+// Writes `secret` into a sealed memfd that survives exec (no CLOEXEC) and
+// returns its descriptor, for gasprun to hand to the ranks it forks.
+absl::StatusOr<int> JobSecretToFd(const JobSecret& secret);
+
+// Reads the secret from the descriptor named by `fd_text` (the value of
+// GASP_JOB_SECRET_FD) and closes it. Errors name the variable: not a
+// descriptor number, not open, too short.
+absl::StatusOr<JobSecret> JobSecretFromFd(const char* fd_text);
+
+// The secret of this job, from the source the header comment gives for
+// `boot.method()`; a collective for the pmix and tcp methods (one
+// allgather, bounded by `deadline`).
+absl::StatusOr<JobSecret> ObtainJobSecret(Bootstrap& boot, const GetenvFn& getenv_fn,
+                                          absl::Time deadline);
+
+}  // namespace boot
+}  // namespace gasp
+
+#endif  // GASP_BOOT_JOB_SECRET_H_
