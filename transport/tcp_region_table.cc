@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "absl/strings/str_format.h"
+#include "base/crypto.h"
 #include "base/wait.h"
 
 namespace gasp {
@@ -39,8 +40,9 @@ absl::StatusOr<Region> RegionTable::Register(void* addr, size_t length, uint32_t
   const uint32_t id = free_ids_.back();
   free_ids_.pop_back();
   Entry& e = entries_[id - 1];
-  uint32_t key = 0;
-  while (key == 0) key = absl::Uniform<uint32_t>(bitgen_);
+  uint64_t key = 0;
+  while (key == 0 || ids_.contains(key)) key = RandomU64();
+  ids_[key] = id;
   e.valid = true;
   e.key = key;
   e.base = base;
@@ -51,7 +53,7 @@ absl::StatusOr<Region> RegionTable::Register(void* addr, size_t length, uint32_t
   r.addr = addr;
   r.length = length;
   r.access = access;
-  r.rkey.packed = (uint64_t{id} << 32) | key;
+  r.rkey.packed = key;
   return r;
 }
 
@@ -63,12 +65,13 @@ absl::Status RegionTable::Deregister(const Region& region, absl::Time deadline, 
       return absl::NotFoundError(absl::StrFormat("region id %d is not a tcp registration", region.id));
     }
     e = &entries_[region.id - 1];
-    if (!e->valid || (uint64_t{region.id} << 32 | e->key) != region.rkey.packed) {
+    if (!e->valid || e->key != region.rkey.packed) {
       return absl::NotFoundError(absl::StrFormat(
           "region id %d (rkey 0x%x) is not registered (deregistered twice?)", region.id,
           region.rkey.packed));
     }
     e->valid = false;  // from here on every request on it is refused
+    ids_.erase(e->key);
   }
   if (wait) {
     for (uint32_t pins = e->pins.load(std::memory_order_acquire); pins != 0;
@@ -91,10 +94,10 @@ absl::Status RegionTable::Deregister(const Region& region, absl::Time deadline, 
 
 RegionTable::Entry* RegionTable::Check(uint64_t rkey, uint64_t addr, uint64_t length,
                                        uint32_t access) {
-  const uint64_t id = rkey >> 32;
-  if (id == 0 || id > capacity_) return nullptr;
-  Entry* e = &entries_[id - 1];
-  if (!e->valid || e->key != static_cast<uint32_t>(rkey)) return nullptr;
+  const auto it = ids_.find(rkey);
+  if (it == ids_.end()) return nullptr;
+  Entry* e = &entries_[it->second - 1];
+  if (!e->valid || e->key != rkey) return nullptr;
   if ((e->access & access) != access) return nullptr;
   // Overflow-safe: addr in [base, base+len] and length <= base+len-addr.
   if (addr < e->base) return nullptr;
@@ -110,7 +113,7 @@ CompletionCode RegionTable::Pin(uint64_t rkey, uint64_t addr, uint64_t length, u
   if (e == nullptr) return CompletionCode::kRemoteAccessError;
   e->pins.fetch_add(1, std::memory_order_acq_rel);
   *ptr = reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(addr));
-  *pin = static_cast<uint32_t>(rkey >> 32);
+  *pin = static_cast<uint32_t>(e - entries_.get()) + 1;  // the region id
   return CompletionCode::kSuccess;
 }
 

@@ -1,9 +1,10 @@
 // Internal to the tcp backend: this rank's registered regions, checked on
 // every incoming request the way a NIC checks its memory translation table.
 //
-// rkey = (region id << 32) | random 32-bit key. The random part changes with
-// every registration, so a stale rkey of a deregistered (or re-registered)
-// region is refused. Requests that touch memory over several progress-loop
+// rkey = 64 random bits from the kernel's CSPRNG, fresh for every
+// registration and mapped to the region's slot here: a peer that was not
+// handed a key cannot guess one (2^64 tries per region), and a stale rkey
+// of a deregistered (or re-registered) region is refused. Requests that touch memory over several progress-loop
 // iterations (a WRITE payload arriving in pieces, a READ response waiting in
 // an output queue) pin the region; Deregister waits for the pins to drain,
 // like deregistering memory waits for in-flight DMA.
@@ -17,7 +18,7 @@
 #include <shared_mutex>
 #include <vector>
 
-#include "absl/random/random.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -61,7 +62,7 @@ class RegionTable {
  private:
   struct Entry {
     bool valid = false;
-    uint32_t key = 0;
+    uint64_t key = 0;
     uintptr_t base = 0;
     size_t length = 0;
     uint32_t access = 0;
@@ -77,7 +78,8 @@ class RegionTable {
   std::unique_ptr<Entry[]> entries_;  // region id = index + 1
   std::shared_mutex mu_;  // readers: request checks; writer: (de)registration
   std::vector<uint32_t> free_ids_ ABSL_GUARDED_BY(mu_);
-  absl::BitGen bitgen_ ABSL_GUARDED_BY(mu_);
+  // rkey -> region id of every valid entry.
+  absl::flat_hash_map<uint64_t, uint32_t> ids_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tcp
