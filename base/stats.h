@@ -47,6 +47,7 @@ enum class Counter : int {
   kHotBlocks,              // shared home blocks written in consecutive intervals: left open
   kReadFaultNs,            // time in read faults that fetched (trap excluded)
   kFetchWaitNs,            // of which waiting for the READs
+  kRpcsRefused,            // shipped calls refused for a missing, wrong or replayed credential
   kCount
 };
 

@@ -14,6 +14,7 @@
 #include "base/stats.h"
 #include "base/status.h"
 #include "rpcgen/auto_policy.h"
+#include "rpcgen/call_credential.h"
 #include "rpcgen/code.h"
 #include "rpcgen/global_refs.h"
 #include "rpcgen/host.h"
@@ -295,6 +296,11 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
   *req.mutable_pages() = BundleHomePages(refs, reply_.home_rank(), bundled, &unchanged);
   req.set_caller_rank(Rank());
   req.set_principal(reply_.principal());
+  GASP_ASSIGN_OR_RETURN(const ShippingTls* tls, JobShippingTls());
+  if (tls == nullptr) {
+    // No mutual TLS: prove membership of the job instead (call_credential.h).
+    SignJobCall(reply_.home_rank(), &req);
+  }
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + internal::GetConfig().timeout));
   CallReply rep;

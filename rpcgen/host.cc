@@ -5,8 +5,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
+#include "base/log_limit.h"
 #include "base/stats.h"
 #include "base/status.h"
+#include "rpcgen/call_credential.h"
 #include "rpcgen/global_refs.h"
 #include "rpcgen/ns.h"
 #include "rpcgen/pages.h"
@@ -28,8 +30,9 @@ grpc::Status ToGrpc(const absl::Status& s) {
 // The Shipping gRPC service: one handler for every published method.
 class ShippingServiceImpl final : public Shipping::Service {
  public:
-  // `tls` null: calls carry no credentials (insecure development mode).
-  explicit ShippingServiceImpl(const ShippingTls* tls) : tls_(tls) {}
+  // `tls` null: no mutual TLS; every call must then carry a credential
+  // made with the job secret (call_credential.h), checked here.
+  explicit ShippingServiceImpl(const ShippingTls* tls) : tls_(tls), replays_(Size()) {}
 
   grpc::Status Call(grpc::ServerContext* context, const CallRequest* request,
                     CallReply* reply) override {
@@ -45,6 +48,19 @@ class ShippingServiceImpl final : public Shipping::Service {
         return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
                             absl::StrCat("the call claims principal '", request->principal(),
                                          "' but its certificate is '", *caller, "'"));
+      }
+    } else {
+      const boot::JobSecret& secret = internal::JobSecret();
+      absl::Status auth = CheckCallCredential(secret.key(), Rank(), *request, &replays_);
+      if (!auth.ok()) {
+        StatAdd(Counter::kRpcsRefused);
+        uint64_t held = 0;
+        if (refused_log_.Allow(&held)) {
+          GASP_LOG(Warn) << "shipped call " << request->service() << "." << request->method()
+                         << " from " << context->peer() << " refused: " << auth.message() << " ("
+                         << held << " more refused without a line since the last one)";
+        }
+        return ToGrpc(auth);
       }
     }
     std::string reply_bytes, reply_pages;
@@ -63,6 +79,8 @@ class ShippingServiceImpl final : public Shipping::Service {
 
  private:
   const ShippingTls* const tls_;
+  ReplayGuard replays_;
+  LogLimiter refused_log_;
 };
 
 absl::Status RunShippedCall(const std::string& service, const std::string& method,
@@ -114,6 +132,11 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
     return absl::InternalError(absl::StrCat("cannot serialize the reply of ", service, ".", method));
   }
   return absl::OkStatus();
+}
+
+void SignJobCall(int callee, CallRequest* request) {
+  static CallCounters* counters = new CallCounters(Size());
+  SignCall(internal::JobSecret().key(), callee, counters->Next(callee), request);
 }
 
 Host& Host::Get() {

@@ -19,6 +19,7 @@ class Server;
 namespace gasp {
 namespace rpc {
 
+class CallRequest;
 class ShippingServiceImpl;
 
 struct PublishedService {
@@ -64,6 +65,12 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
                             const std::string& request_bytes, const std::string& pages,
                             int caller_rank, std::string* reply_bytes,
                             std::string* reply_pages);
+
+// Signs `request` for `callee` with this job's secret and this rank's next
+// counter for that callee (call_credential.h): what every shipped call
+// without mutual TLS carries. Exposed so that tests can hand-make calls as
+// a rank of the job would.
+void SignJobCall(int callee, CallRequest* request);
 
 }  // namespace rpc
 }  // namespace gasp

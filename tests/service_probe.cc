@@ -24,6 +24,8 @@
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -33,6 +35,8 @@
 #include "consistency/bundle.h"
 #include "gasp/gasp.h"
 #include "nameserver/pem.h"
+#include "rpcgen/call_credential.h"
+#include "rpcgen/host.h"
 #include "rpcgen/ns.h"
 #include "rpcgen/service.h"
 #include "base/stats.h"
@@ -256,6 +260,9 @@ int Bad() {
       w.Add((reinterpret_cast<uint64_t>(mine) - base) >> 12, reinterpret_cast<const uint8_t*>(page.data()));
       std::string good = w.Finish();
       req.set_pages(good.substr(0, good.size() - 100));
+      // Signed like any call of this job's ranks: the server's own checks
+      // are what is tested here, from a rank that holds the job secret.
+      gasp::rpc::SignJobCall(bound->home_rank(), &req);
       gasp::rpc::CallReply rep;
       grpc::ClientContext c1;
       grpc::Status t = raw->Call(&c1, req, &rep);
@@ -266,6 +273,7 @@ int Bad() {
       w2.Add((reinterpret_cast<uint64_t>(s.secret_words) - base) >> 12,
              reinterpret_cast<const uint8_t*>(page.data()));
       req.set_pages(w2.Finish());
+      gasp::rpc::SignJobCall(bound->home_rank(), &req);
       grpc::ClientContext c2;
       t = raw->Call(&c2, req, &rep);
       EXPECT(t.error_code() == grpc::StatusCode::INVALID_ARGUMENT, "forged page: %d %s",
@@ -273,6 +281,7 @@ int Bad() {
       // A request that does not parse.
       req.set_pages("");
       req.set_request("\xff\xff\xff");
+      gasp::rpc::SignJobCall(bound->home_rank(), &req);
       grpc::ClientContext c3;
       t = raw->Call(&c3, req, &rep);
       EXPECT(t.error_code() == grpc::StatusCode::INVALID_ARGUMENT, "garbage request: %d %s",
@@ -410,6 +419,136 @@ int Tls() {
   return 0;
 }
 
+// Without mutual TLS every shipped call carries a credential made with the
+// job secret. Rank 1 hand-makes calls to rank 0's server: without one,
+// with another job's secret, one made for another rank, then the proper
+// call (it runs: the refusals are the credential's doing) and the same
+// call again (a replay).
+int Creds() {
+  const int me = gasp::Rank();
+  Start();  // publishes on rank 0
+  uint64_t* mine = static_cast<uint64_t*>(gasp::Alloc(4096, 4096));
+  if (me == 1) {
+    auto ns = gasp::rpc::NameServer();
+    gasp::nameserver::v1::BindRequest breq;
+    breq.set_service(Probe::kServiceName);
+    auto bound = (*ns)->Bind(breq);
+    EXPECT(bound.ok(), "raw bind");
+    if (!bound.ok()) return 1;
+    auto raw = gasp::rpc::Shipping::NewStub(
+        grpc::CreateChannel(bound->endpoint(), grpc::InsecureChannelCredentials()));
+    gasp::rpc::CallRequest req = FillCall(mine, 7);
+    // The page of `mine`, as a caller bundles the pages it is home of.
+    gasp::consistency::BundleWriter bundle;
+    bundle.Add((reinterpret_cast<uint64_t>(mine) - gasp::internal::GetConfig().base) >> 12,
+               reinterpret_cast<const uint8_t*>(mine));
+    req.set_pages(bundle.Finish());
+    const auto call = [&](const gasp::rpc::CallRequest& r) {
+      gasp::rpc::CallReply rep;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      return raw->Call(&ctx, r, &rep);
+    };
+    const auto untouched = [&] {
+      int n = 0;
+      for (int i = 0; i < 512; ++i) n += mine[i] == 0 ? 1 : 0;
+      return n;
+    };
+    grpc::Status t = call(req);
+    EXPECT(t.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+               t.error_message().find("GASP_NS_CA") != std::string::npos,
+           "no credential: %d %s", t.error_code(), t.error_message().c_str());
+    gasp::rpc::CallRequest other = req;
+    const std::string other_secret(32, 'o');
+    gasp::rpc::SignCall(absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(other_secret.data()),
+                                            other_secret.size()),
+                        0, 1, &other);
+    t = call(other);
+    EXPECT(t.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+               t.error_message().find("does not match this job's secret") != std::string::npos,
+           "another job's secret: %d %s", t.error_code(), t.error_message().c_str());
+    gasp::rpc::CallRequest elsewhere = req;
+    gasp::rpc::SignJobCall(2, &elsewhere);  // made for rank 2
+    t = call(elsewhere);
+    EXPECT(t.error_code() == grpc::StatusCode::UNAUTHENTICATED,
+           "a call made for rank 2: %d %s", t.error_code(), t.error_message().c_str());
+    const int before = untouched();
+    EXPECT(before == 512, "a refused call ran: %d/512 words untouched", before);
+    gasp::rpc::CallRequest proper = req;
+    gasp::rpc::SignJobCall(bound->home_rank(), &proper);
+    t = call(proper);
+    EXPECT(t.ok(), "the proper call: %d %s", t.error_code(), t.error_message().c_str());
+    const int filled = 512 - untouched();
+    EXPECT(filled == 512, "the proper call filled %d/512 words", filled);
+    for (int i = 0; i < 512; ++i) mine[i] = 0;
+    t = call(proper);
+    EXPECT(t.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+               t.error_message().find("replayed") != std::string::npos,
+           "the replayed call: %d %s", t.error_code(), t.error_message().c_str());
+    const int after = untouched();
+    EXPECT(after == 512, "the replayed call ran: %d/512 words untouched", after);
+    std::printf("rank 1: no credential, another job's secret, a call made for rank 2 and a "
+                "replay all refused UNAUTHENTICATED (%d and %d words untouched); the proper "
+                "call ran (%d filled)\n",
+                before, after, filled);
+  }
+  gasp::Barrier();
+  if (me == 0) {
+    const uint64_t refused = gasp::StatGet(gasp::Counter::kRpcsRefused);
+    EXPECT(refused == 4, "rank 0 counted %lu refused calls, expected 4", (unsigned long)refused);
+    std::printf("rank 0: rpcs_refused=%lu\n", (unsigned long)refused);
+  }
+  return 0;
+}
+
+// Two jobs on one name server: `serve` (job A) publishes on its rank 0 and
+// waits for PROBE_DONE_FILE; `outsider` (job B) binds A's service and
+// calls it. Without mutual TLS, job B's calls carry job B's secret: A
+// refuses them and runs nothing.
+int Serve() {
+  const int me = gasp::Rank();
+  Setup s = Start();
+  const char* done = std::getenv("PROBE_DONE_FILE");
+  EXPECT(done != nullptr, "PROBE_DONE_FILE not set");
+  if (done == nullptr) return 1;
+  if (me == 0) {
+    std::printf("rank 0: serving\n");
+    std::fflush(stdout);
+    const absl::Time until = absl::Now() + absl::Seconds(60);
+    while (access(done, F_OK) != 0 && absl::Now() < until) absl::SleepFor(absl::Milliseconds(20));
+    const uint64_t refused = gasp::StatGet(gasp::Counter::kRpcsRefused);
+    int intact = 0;
+    for (int i = 0; i < 512; ++i) intact += s.secret_words[i] == uint64_t(0x5ec0000 + i) ? 1 : 0;
+    EXPECT(refused >= 2, "job A refused %lu calls of job B", (unsigned long)refused);
+    EXPECT(intact == 512, "secret words intact: %d/512", intact);
+    std::printf("rank 0: refused %lu calls from another job; data intact (%d words)\n",
+                (unsigned long)refused, intact);
+  }
+  gasp::Barrier();
+  return 0;
+}
+
+int Outsider() {
+  absl::StatusOr<Probe::Stub> stub = Probe::Stub::Bind();
+  EXPECT(stub.ok(), "bind across jobs: %s", Msg(stub.status()).c_str());
+  if (!stub.ok()) return 1;
+  gasp::tests::WhereRequest w;
+  auto f = stub->WhereFunction(w);
+  EXPECT(absl::IsUnauthenticated(f.status()), "WhereFunction from another job: %s",
+         f.ok() ? "ran" : Msg(f.status()).c_str());
+  uint64_t* mine = static_cast<uint64_t*>(gasp::Alloc(4096, 4096));
+  gasp::tests::FillRequest fr;
+  fr.mutable_buf()->set_address(reinterpret_cast<uint64_t>(mine));
+  fr.mutable_buf()->set_length(4096);
+  fr.set_value(9);
+  auto g = stub->Fill(fr);
+  EXPECT(absl::IsUnauthenticated(g.status()), "Fill from another job: %s",
+         g.ok() ? "ran" : Msg(g.status()).c_str());
+  std::printf("rank %d of another job: WhereFunction and Fill refused: %s\n", gasp::Rank(),
+              absl::StatusCodeToString(f.status().code()).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -425,7 +564,12 @@ int main(int argc, char** argv) {
   if (mode == "bad") rc = Bad();
   if (mode == "nons") rc = NoNameServer();
   if (mode == "tls") rc = Tls();
-  if (rc == 2) std::fprintf(stderr, "usage: service_probe paths|refs|bad|nons|tls\n");
+  if (mode == "creds") rc = Creds();
+  if (mode == "serve") rc = Serve();
+  if (mode == "outsider") rc = Outsider();
+  if (rc == 2) {
+    std::fprintf(stderr, "usage: service_probe paths|refs|bad|nons|tls|creds|serve|outsider\n");
+  }
   gasp::Barrier();
   const int fin = rt->Finalize();
   if (rc != 0 || gasp::tests::ProbeFailures() != 0 || fin != 0) return 1;

@@ -25,9 +25,40 @@ run_job "$TMP/nons.log" 60 env GASP_TIMEOUT=5s GASP_NAMESERVER=127.0.0.1:1 "$GAS
 [ "$RC" = 0 ] && ok "no name server: Bind fails UNAVAILABLE, bounded" || { bad "no name server: rc=$RC"; tail -20 "$TMP/nons.log"; }
 expect_in "$TMP/nons.log" "Bind with the name server gone: UNAVAILABLE" "no name server: the code is UNAVAILABLE"
 
+# Without mutual TLS, calls carry a credential made with the job secret:
+# hand-made calls without one, with another job's secret, made for another
+# rank, and a replay are refused; the proper call runs.
+run_job "$TMP/creds.log" 120 "$GASPRUN" -np 3 "$PROBE" creds
+[ "$RC" = 0 ] && [ "$(grep -c '^PASS creds' "$TMP/creds.log")" = 3 ] && ok "credentials: all 3 ranks pass" || { bad "credentials: rc=$RC"; tail -20 "$TMP/creds.log"; }
+expect_in "$TMP/creds.log" "no credential, another job's secret, a call made for rank 2 and a replay all refused UNAUTHENTICATED \(512 and 512 words untouched\); the proper call ran \(512 filled\)" "credentials: outsiders and replays refused, data unchanged"
+
+# Two jobs on one (insecure, loopback) name server: job B binds job A's
+# service and calls it; A refuses (B's secret is not A's) and runs nothing.
+NS=$(bin nameserver/gasp_nameserver)
+rm -f "$TMP/ns2.port" "$TMP/done"
+"$NS" --listen 127.0.0.1:0 --insecure --port-file "$TMP/ns2.port" >"$TMP/ns2.log" 2>&1 &
+NS2=$!
+for _ in $(seq 100); do [ -s "$TMP/ns2.port" ] && break; sleep 0.1; done
+if [ -s "$TMP/ns2.port" ]; then
+  export GASP_NAMESERVER="127.0.0.1:$(cat "$TMP/ns2.port")"
+  PROBE_DONE_FILE="$TMP/done" timeout -k 5 120 "$GASPRUN" -np 2 "$PROBE" serve >"$TMP/jobA.log" 2>&1 &
+  JOBA=$!
+  for _ in $(seq 300); do grep -q "rank 0: serving" "$TMP/jobA.log" && break; sleep 0.1; done
+  run_job "$TMP/jobB.log" 60 "$GASPRUN" -np 2 "$PROBE" outsider
+  touch "$TMP/done"
+  wait "$JOBA"; RCA=$?
+  unset GASP_NAMESERVER
+  [ "$RC" = 0 ] && ok "another job: its calls fail UNAUTHENTICATED" || { bad "another job: rc=$RC"; tail -20 "$TMP/jobB.log"; }
+  expect_in "$TMP/jobB.log" "of another job: WhereFunction and Fill refused: UNAUTHENTICATED" "another job: the caller sees UNAUTHENTICATED"
+  [ "$RCA" = 0 ] && ok "another job: the serving job finishes cleanly" || { bad "serving job: rc=$RCA"; tail -20 "$TMP/jobA.log"; }
+  expect_in "$TMP/jobA.log" "rank 0: refused [0-9]+ calls from another job; data intact \(512 words\)" "another job: refused, data intact"
+else
+  bad "another job: the name server did not start"; cat "$TMP/ns2.log"
+fi
+kill "$NS2" 2>/dev/null; wait "$NS2" 2>/dev/null
+
 # Mutual TLS: a name server with certificates (made by openssl now), and
 # ranks that use theirs for the name server and for function shipping.
-NS=$(bin nameserver/gasp_nameserver)
 CERTS=$TMP/certs
 for c in "${TEST_SRCDIR:-}/gasp" "${RUNFILES_DIR:-}/gasp" "$(dirname "$0")/.." .; do
   [ -r "$c/nameserver/testing/make_test_certs.sh" ] && { MKCERTS=$c/nameserver/testing/make_test_certs.sh; break; }
