@@ -9,6 +9,7 @@
 #include <random>
 
 #include "absl/strings/str_format.h"
+#include "base/log.h"
 #include "base/stats.h"
 #include "base/status.h"
 
@@ -123,6 +124,9 @@ absl::Status Sync::Lock(uint64_t word_addr) {
   const uint64_t mine = Holder(rank_);
   absl::Duration backoff = absl::Microseconds(2);
   std::minstd_rand jitter(static_cast<unsigned>(rank_ * 7919 + 17));
+  // One warning per wait, after GASP_TIMEOUT/6 (at least 10 s), naming the
+  // holder and whether it still answers.
+  absl::Time warn_at = start + std::max(timeout_ / 6, absl::Seconds(10));
   for (;;) {
     GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, word_addr, 0, mine));
     if (old == 0) break;
@@ -131,10 +135,18 @@ absl::Status Sync::Lock(uint64_t word_addr) {
           "global lock %#x is already held by this thread (locks are not recursive)", word_addr));
     }
     StatAdd(Counter::kLockRetries);
-    if (absl::Now() >= deadline) {
+    const absl::Time now = absl::Now();
+    if (now >= deadline) {
       return absl::DeadlineExceededError(absl::StrFormat(
           "global lock %#x still held by %s after GASP_TIMEOUT=%s", word_addr,
-          describe_rank_(HolderRank(old)), absl::FormatDuration(timeout_)));
+          DescribeHolder(HolderRank(old)), absl::FormatDuration(timeout_)));
+    }
+    if (now >= warn_at) {
+      warn_at = absl::InfiniteFuture();
+      GASP_LOG(Warn) << absl::StrFormat(
+          "still waiting for global lock %#x for %s: held by %s", word_addr,
+          absl::FormatDuration(absl::Trunc(now - start, absl::Seconds(1))),
+          DescribeHolder(HolderRank(old)));
     }
     // Randomized exponential backoff keeps contending ranks from hammering
     // the home with CAS (queue-based locks come with the directory work).

@@ -108,6 +108,11 @@ class Sync {
   // GASP_TIMEOUT/6 (at least 10 s).
   void NoteArrival(uint64_t epoch);
   std::string MissingRanks(uint64_t epoch);
+  // READs rank r's arrival word into *seen; false when r does not answer
+  // within a short time (stopped, or gone).
+  bool ProbeRank(int r, uint64_t* seen);
+  // "rank 2 (host:pid), which does not answer (...)" for a lock's holder.
+  std::string DescribeHolder(int holder);
   absl::StatusOr<transport::Message> RecvRound(int from, uint64_t epoch, absl::Time start,
                                                absl::Time deadline);
 

@@ -39,24 +39,26 @@ void Sync::NoteArrival(uint64_t epoch) {
       ->store(epoch, std::memory_order_release);
 }
 
+bool Sync::ProbeRank(int r, uint64_t* seen) {
+  const uint64_t addr = arrival_addr_ + static_cast<uint64_t>(r) * arrival_stride_;
+  Op op;
+  op.type = OpType::kRead;
+  op.peer = r;
+  op.local = seen;
+  op.length = 8;
+  op.remote_addr = coherence_->HomeAddress(r, addr);
+  op.rkey = coherence_->HomeKey(addr, r);
+  op.wr_id = addr;
+  return transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + kProbeAnswer).ok();
+}
+
 std::string Sync::MissingRanks(uint64_t epoch) {
   if (arrival_addr_ == 0) return "";
   std::vector<std::string> silent, behind;
   for (int r = 0; r < nranks_; ++r) {
     if (r == rank_) continue;
-    const uint64_t addr = arrival_addr_ + static_cast<uint64_t>(r) * arrival_stride_;
     uint64_t seen = 0;
-    Op op;
-    op.type = OpType::kRead;
-    op.peer = r;
-    op.local = &seen;
-    op.length = 8;
-    op.remote_addr = coherence_->HomeAddress(r, addr);
-    op.rkey = coherence_->HomeKey(addr, r);
-    op.wr_id = addr;
-    const absl::Status s = transport_->Execute(absl::MakeConstSpan(&op, 1),
-                                               absl::Now() + kProbeAnswer);
-    if (!s.ok()) {
+    if (!ProbeRank(r, &seen)) {
       silent.push_back(describe_rank_(r));
     } else if (seen < epoch) {
       behind.push_back(absl::StrFormat("%s (at barrier #%d)", describe_rank_(r), seen));
@@ -74,6 +76,18 @@ std::string Sync::MissingRanks(uint64_t epoch) {
                         behind.size() == 1 ? " has" : " have", " not reached it");
   }
   return out;
+}
+
+std::string Sync::DescribeHolder(int holder) {
+  if (holder < 0 || holder >= nranks_) return absl::StrFormat("an unknown rank (%d)", holder);
+  if (holder == rank_) return "another thread of this rank";
+  uint64_t seen = 0;
+  if (arrival_addr_ != 0 && !ProbeRank(holder, &seen)) {
+    return absl::StrCat(describe_rank_(holder),
+                        ", which does not answer (stopped, hung in the kernel, or its host is "
+                        "down)");
+  }
+  return absl::StrCat(describe_rank_(holder), ", which answers: it has held the lock that long");
 }
 
 absl::StatusOr<transport::Message> Sync::RecvRound(int from, uint64_t epoch, absl::Time start,

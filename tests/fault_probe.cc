@@ -209,6 +209,36 @@ int main(int argc, char** argv) {
     std::printf("rank %d: barrier after a stopped rank: verified\n", me);
     return rt->Finalize();
   }
+  // The last rank stops (SIGSTOP) while it holds a lock the others wait
+  // for: they warn, naming it as the holder that does not answer, and go on
+  // once the test continues it (faults_test).
+  if (mode == "lockstop") {
+    gasp::GlobalLock lock = gasp::CoNewLock();
+    long* count = gasp::CoNewArray<long>(1, gasp::Placement::OnRank(0));
+    gasp::Barrier();
+    if (me == n - 1) {
+      lock.lock();
+      ++*count;
+    }
+    gasp::Barrier();  // n-1 holds the lock from here until it is continued
+    if (me == n - 1) {
+      raise(SIGSTOP);
+      lock.unlock();
+    } else {
+      std::lock_guard<gasp::GlobalLock> g(lock);
+      ++*count;
+    }
+    gasp::Barrier();
+    long seen = 0;
+    {
+      std::lock_guard<gasp::GlobalLock> g(lock);
+      seen = *count;
+    }
+    std::printf("rank %d: lock held by a stopped rank, then %ld increments: %s\n", me, seen,
+                seen == n ? "verified" : "FAILED");
+    const int rc = rt->Finalize();
+    return seen == n ? rc : 1;
+  }
   if (mode == "threads") {
     const size_t kPerRank = 64 * 512;  // 64 pages of longs per rank
     long* data = gasp::CoNewArray<long>(kPerRank * n);

@@ -71,23 +71,27 @@ expect_in "$TMP/badto.log" "GASP_TIMEOUT=-1s is not valid" "GASP_TIMEOUT=-1s: me
 # A stopped rank is named by the others while they wait (after
 # GASP_TIMEOUT/6, at least 10 s), not their dissemination partner; once it
 # is continued the job completes.
-GASP_TIMEOUT=60s "$GASPRUN" -np 3 "$PROBE" stop >"$TMP/stop.log" 2>&1 &
+GASP_TIMEOUT=60s stop_and_continue "$TMP/stop.log" "$GASPRUN" -np 3
+
+# The same for a lock whose holder is stopped: the waiters name the holder
+# and say it does not answer.
+GASP_TIMEOUT=60s run_stopped "$TMP/lockstop.log" lockstop "$GASPRUN" -np 3
+expect_in "$TMP/lockstop.log" "still waiting for global lock 0x[0-9a-f]+ for 1[0-9]s: held by rank 2 \\([^)]*:$STOPPED\\), which does not answer" \
+  "a stopped lock holder is named by the ranks waiting for the lock"
+[ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/lockstop.log")" = 3 ] &&
+  ok "the lock is handed on once its holder is continued" || { bad "lockstop: rc=$RC"; tail -n 20 "$TMP/lockstop.log"; }
+
+# A rank stopped and never continued: gasprun says so at once, the others
+# give up at GASP_TIMEOUT naming it, and gasprun blames it (not the first
+# survivor to exit).
+start=$(date +%s)
+GASP_TIMEOUT=12s "$GASPRUN" -np 3 "$PROBE" stop >"$TMP/stopped.log" 2>&1 &
 job=$!
-stopped=""
-for _ in $(seq 100); do
-  for p in $(pgrep -P "$job" fault_probe || true); do
-    [ "$(ps -o stat= -p "$p" | cut -c1)" = T ] && stopped=$p
-  done
-  [ -n "$stopped" ] && break
-  sleep 0.1
-done
-if [ -n "$stopped" ]; then
-  sleep 13
-  kill -CONT "$stopped"
-fi
+stopped=$(wait_stopped_named fault_probe)
 wait "$job"; RC=$?
-expect_in "$TMP/stop.log" "still waiting at barrier #[0-9]+ for 1[0-9]s: rank 2 \\([^)]*:$stopped\\) does not answer" \
-  "a stopped rank is named by the ranks waiting for it"
-[ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/stop.log")" = 3 ] &&
-  ok "the job completes once the stopped rank is continued" || { bad "stop/continue: rc=$RC"; tail -n 20 "$TMP/stop.log"; }
+took=$(( $(date +%s) - start ))
+[ "$RC" != 0 ] && [ "$took" -le 40 ] && ok "stopped for good: the job ends (rc $RC, ${took}s)" || bad "stopped for good: rc=$RC after ${took}s"
+expect_in "$TMP/stopped.log" "gasprun: rank 2 \\([^)]*:$stopped\\) is stopped \\(signal 19" "stopped for good: gasprun says so at once"
+expect_in "$TMP/stopped.log" "gasprun: rank 2 \\([^)]*:$stopped\\) was stopped \\(signal 19, [^)]*\\) and never continued" "stopped for good: gasprun blames the stopped rank"
+expect_in "$TMP/stopped.log" "E .*barrier.*rank 2 \\([^)]*:$stopped\\) does not answer" "stopped for good: the survivors' errors name it"
 finish

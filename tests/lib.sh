@@ -49,6 +49,46 @@ expect_own_address() {
   fi
 }
 
+# wait_stopped_named NAME: prints the pid of a process NAME once it is
+# stopped (state T), within 20 s; nothing when none is. Any process of that
+# name: ranks started by mpirun or srun are not our children.
+wait_stopped_named() {
+  local p
+  for _ in $(seq 200); do
+    for p in $(pgrep -x "$1" || true); do
+      [ "$(ps -o stat= -p "$p" | cut -c1)" = T ] && { echo "$p"; return; }
+    done
+    sleep 0.1
+  done
+}
+
+# run_stopped LOG MODE LAUNCHER...: runs `LAUNCHER... fault_probe MODE` in
+# the background (a mode in which the last rank stops itself), continues the
+# stopped rank after 13 s and waits; sets STOPPED (its pid) and RC.
+run_stopped() {
+  local log=$1 mode=$2; shift 2
+  "$@" "$(bin tests/fault_probe)" "$mode" >"$log" 2>&1 &
+  local job=$!
+  STOPPED=$(wait_stopped_named fault_probe)
+  if [ -n "$STOPPED" ]; then
+    sleep 13
+    kill -CONT "$STOPPED"
+  fi
+  wait "$job"; RC=$?
+}
+
+# stop_and_continue LOG LAUNCHER...: `fault_probe stop` on 3 ranks (the last
+# stops before a barrier); checks that the others named it while they
+# waited and that the job completes once it is continued.
+stop_and_continue() {
+  local log=$1
+  run_stopped "$log" stop "${@:2}"
+  expect_in "$log" "still waiting at barrier #[0-9]+ for 1[0-9]s: rank 2 \\([^)]*:$STOPPED\\) does not answer" \
+    "$2: a stopped rank is named by the ranks waiting for it"
+  [ "$RC" = 0 ] && [ "$(grep -c verified "$log")" = 3 ] &&
+    ok "$2: the job completes once the stopped rank is continued" || { bad "$2 stop/continue: rc=$RC"; tail -n 20 "$log"; }
+}
+
 finish() {
   echo "$PASSES passed, $FAILS failed"
   [ "$FAILS" = 0 ]

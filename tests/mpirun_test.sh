@@ -27,4 +27,7 @@ job=$!
 addrs=$(watch_listeners jacobi2d 3)
 wait "$job"
 expect_own_address "$addrs" 2 "mpirun: the ranks"
+
+# A rank stopped (SIGSTOP) under mpirun: the others name it (host:pid).
+GASP_TIMEOUT=60s stop_and_continue "$TMP/stop.log" mpirun --oversubscribe -np 3 -x GASP_TIMEOUT
 finish

@@ -73,4 +73,7 @@ for prog in "examples/jacobi2d 128 20" "examples/counter 100"; do
     bad "srun --mpi=pmix -n 4 $prog (rc=$RC)"; tail -n 20 "$log" | sed 's/^/    | /'
   fi
 done
+
+# A rank stopped (SIGSTOP) under srun: the others name it (host:pid).
+GASP_TIMEOUT=60s stop_and_continue "$TMP/stop.log" srun --mpi=pmix -K -O -n 3
 finish

@@ -384,7 +384,29 @@ struct Rank {
   pid_t pid = -1;
   bool running = false;
   int status = 0;
+  int stopped_by = 0;  // the signal that stopped it, 0 while it runs
 };
+
+// "SIGSTOP" for 19.
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? absl::StrCat("SIG", abbrev) : absl::StrCat("signal ", sig);
+}
+
+// A rank stopped (SIGSTOP, SIGTSTP, a debugger) or continued: said at once,
+// since the others will wait for it (and name it after GASP_TIMEOUT/6).
+void NoteStopOrContinue(Rank& k, int status, const std::string& host) {
+  if (WIFSTOPPED(status)) {
+    k.stopped_by = WSTOPSIG(status);
+    std::fprintf(stderr,
+                 "gasprun: rank %d (%s:%d) is stopped (signal %d, %s); the other ranks wait "
+                 "for it until GASP_TIMEOUT\n",
+                 k.rank, host.c_str(), k.pid, k.stopped_by, SignalName(k.stopped_by).c_str());
+  } else if (k.stopped_by != 0) {
+    k.stopped_by = 0;
+    std::fprintf(stderr, "gasprun: rank %d (%s:%d) continued\n", k.rank, host.c_str(), k.pid);
+  }
+}
 
 std::string DescribeStatus(int status) {
   if (WIFSIGNALED(status)) {
@@ -604,7 +626,12 @@ int RunLocal(const Options& o) {
     }
     int status;
     pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+    while ((pid = waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED)) > 0) {
+      if (WIFSTOPPED(status) || WIFCONTINUED(status)) {
+        auto st = rank_of_pid.find(pid);
+        if (st != rank_of_pid.end()) NoteStopOrContinue(ranks[st->second], status, host);
+        continue;
+      }
       if (nameserver != nullptr && pid == nameserver->pid()) {
         nameserver->MarkExited();
         std::fprintf(stderr, "gasprun: warning: the name server %s %s during the job\n",
@@ -646,6 +673,17 @@ int RunLocal(const Options& o) {
         if (origin >= 0 && origin != k.rank) {
           first_failure = origin;
           cause = (*coord)->FailureReason();
+        }
+        // A rank still stopped is what the others gave up waiting for.
+        for (const Rank& s : ranks) {
+          if (s.running && s.stopped_by != 0) {
+            first_failure = s.rank;
+            cause = absl::StrFormat(
+                "rank %d (%s:%d) was stopped (signal %d, %s) and never continued: the other "
+                "ranks gave up waiting for it (first: %s)",
+                s.rank, host, s.pid, s.stopped_by, SignalName(s.stopped_by), reason);
+            break;
+          }
         }
         std::string rest = running > 0 ? absl::StrFormat("; stopping the other %d rank%s", running,
                                                          running == 1 ? "" : "s")

@@ -649,6 +649,52 @@ TEST_P(ConformanceTest, RecvTimeoutNamesTagAndPeer) {
 
 // --- Endpoints ----------------------------------------------------------
 
+// Two "jobs" whose blobs got mixed up (a stale address, a reused port):
+// their job secrets differ, so no operation crosses, in either direction,
+// and each side's error says the other is not of its job.
+TEST_P(ConformanceTest, RanksOfAnotherJobAreRefused) {
+  std::vector<std::unique_ptr<Transport>> t;
+  for (int r = 0; r < 2; ++r) {
+    // The refusal ends the wait at once; the timeout only bounds a first
+    // connection that is slow to resolve (rxe in the guest).
+    TransportOptions o = testing::LoopbackOptions(r, 2, absl::Seconds(10));
+    if (r == 1) o.job_secret = std::string(32, 'B');
+    absl::StatusOr<std::unique_ptr<Transport>> created =
+        testing::TransportFactoryForTest(GetParam(), o);
+    ASSERT_TRUE(created.ok()) << created.status();
+    t.push_back(std::move(*created));
+  }
+  std::vector<EndpointBlob> blobs = {t[0]->LocalEndpoint(), t[1]->LocalEndpoint()};
+  FailureLog logs[2];
+  std::unique_ptr<uint64_t[]> words(new uint64_t[2]{0x1111, 0x2222});
+  Region regions[2];
+  for (int r = 0; r < 2; ++r) {
+    ASSERT_TRUE(t[r]->Connect(blobs).ok());
+    t[r]->SetPeerFailureHandler(logs[r].Handler());
+    absl::StatusOr<Region> reg = t[r]->Register(&words[r], 8, kRemoteAll);
+    ASSERT_TRUE(reg.ok());
+    regions[r] = *reg;
+  }
+  for (int r = 0; r < 2; ++r) {
+    SCOPED_TRACE(absl::StrCat("rank ", r, " reads and writes the other job's rank"));
+    const int other = 1 - r;
+    uint64_t v = 0, w = 0xbad;
+    CompletionCounter counter;
+    absl::Status s = testing::PostAndWait(
+        *t[r],
+        {ReadOp(other, &v, 8, Addr(&words[other]), regions[other].rkey),
+         WriteOp(other, &w, 8, Addr(&words[other]), regions[other].rkey)},
+        &counter);
+    EXPECT_NE(counter.first_error(), CompletionCode::kSuccess) << s;
+    EXPECT_EQ(v, 0u);
+    ASSERT_TRUE(logs[r].WaitFor(1, absl::Seconds(20)));
+    EXPECT_THAT(logs[r].calls()[0].second, HasSubstr("job"));
+  }
+  EXPECT_EQ(words[0], 0x1111u);
+  EXPECT_EQ(words[1], 0x2222u);
+  for (auto& x : t) (void)x->Shutdown(absl::Now() + absl::Seconds(5));
+}
+
 TEST_P(ConformanceTest, ConnectRefusesForeignBlobs) {
   absl::StatusOr<std::unique_ptr<Transport>> fresh = testing::TransportFactoryForTest(
       GetParam(), testing::LoopbackOptions(0, kRanks, absl::Seconds(5)));

@@ -1,9 +1,16 @@
 // Latency of the tcp backend between two transports in one process (rank 0
 // -> rank 1 over loopback): one op per Post+Wait, so the time per
 // iteration is the round trip; plus a batched READ for per-op throughput
-// and a message ping-pong.
+// and a message ping-pong; and the cost of a new connection's handshake
+// beside a bare TCP connect.
 //   bazel run -c opt //transport:tcp_transport_benchmark --
 //       --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -12,6 +19,7 @@
 
 #include "benchmark/benchmark.h"
 #include "transport/tcp_transport.h"
+#include "transport/tcp_wire.h"
 #include "transport/transport.h"
 
 namespace gasp {
@@ -30,15 +38,20 @@ struct Pair {
   Region region[2];
   std::thread echo;
 
+  // Rank r of 2 on loopback; both ends of one process share a secret.
+  static TransportOptions Options(int r) {
+    TransportOptions o;
+    o.rank = r;
+    o.size = 2;
+    o.tcp_addr = "127.0.0.1";
+    o.timeout = absl::Seconds(30);
+    o.job_secret = std::string(32, 'k');
+    return o;
+  }
+
   Pair() {
     for (int r = 0; r < 2; ++r) {
-      TransportOptions o;
-      o.rank = r;
-      o.size = 2;
-      o.tcp_addr = "127.0.0.1";
-      o.timeout = absl::Seconds(30);
-      o.job_secret = std::string(32, 'k');  // both ends of one process
-      auto created = CreateTcpTransport(o);
+      auto created = CreateTcpTransport(Options(r));
       if (!created.ok()) Die(created.status());
       t[r] = std::move(*created);
       mem[r].reset(new uint8_t[kMem]());
@@ -132,6 +145,108 @@ void BM_PingPong(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// Connection set-up, side by side: the first READ on a fresh pair of
+// transports (TCP connect, HELLO both ways with the acceptor's PROOF, the
+// connector's PROOF sent with the READ, the READ's reply) against a bare
+// TCP connect with two 56-byte round trips (what the handshake plus the
+// READ would be without the MACs and the transport).
+void BM_FirstReadOnNewConnection(benchmark::State& state) {
+  for (auto _ : state) {
+    state.PauseTiming();
+    std::unique_ptr<Transport> t[2];
+    std::unique_ptr<uint64_t> word(new uint64_t(7));
+    for (int r = 0; r < 2; ++r) {
+      auto created = CreateTcpTransport(Pair::Options(r));
+      if (!created.ok()) Pair::Die(created.status());
+      t[r] = std::move(*created);
+    }
+    std::vector<EndpointBlob> blobs = {t[0]->LocalEndpoint(), t[1]->LocalEndpoint()};
+    for (auto& x : t) (void)x->Connect(blobs);
+    auto reg = t[1]->Register(word.get(), 8, kRemoteAll);
+    if (!reg.ok()) Pair::Die(reg.status());
+    uint64_t v = 0;
+    Op op;
+    op.type = OpType::kRead;
+    op.peer = 1;
+    op.local = &v;
+    op.length = 8;
+    op.remote_addr = reinterpret_cast<uint64_t>(word.get());
+    op.rkey = reg->rkey;
+    state.ResumeTiming();
+    CompletionCounter counter;
+    if (!t[0]->Post({op}, &counter).ok() ||
+        !t[0]->Wait(&counter, absl::Now() + absl::Seconds(30)).ok() || v != 7) {
+      state.SkipWithError("first READ failed");
+      break;
+    }
+    state.PauseTiming();
+    for (auto& x : t) x->Shutdown(absl::Now() + absl::Seconds(10)).IgnoreError();
+    state.ResumeTiming();
+  }
+}
+
+void BM_BareTcpConnectTwoRoundTrips(benchmark::State& state) {
+  const int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 || listen(listener, 64) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    state.SkipWithError("listen failed");
+    return;
+  }
+  std::atomic<bool> stop{false};
+  std::thread server([&] {
+    uint8_t buf[56];
+    while (!stop.load()) {
+      const int c = accept(listener, nullptr, nullptr);
+      if (c < 0) return;
+      const int one = 1;
+      setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      for (int i = 0; i < 2; ++i) {
+        if (recv(c, buf, sizeof(buf), MSG_WAITALL) != sizeof(buf)) break;
+        (void)!send(c, buf, sizeof(buf), MSG_NOSIGNAL);
+      }
+      close(c);
+    }
+  });
+  uint8_t buf[56] = {};
+  for (auto _ : state) {
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+      state.SkipWithError("connect failed");
+      close(fd);
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      (void)!send(fd, buf, sizeof(buf), MSG_NOSIGNAL);
+      (void)!recv(fd, buf, sizeof(buf), MSG_WAITALL);
+    }
+    close(fd);
+  }
+  stop = true;
+  shutdown(listener, SHUT_RDWR);
+  close(listener);
+  server.join();
+}
+
+// One HMAC-SHA256 of a handshake transcript (each side computes two).
+void BM_HandshakeMac(benchmark::State& state) {
+  const std::string key(32, 'k');
+  tcp::HandshakeTranscript t{2, 0, 1, 11, 22, 33, 44};
+  for (auto _ : state) {
+    ++t.connector_nonce;
+    benchmark::DoNotOptimize(tcp::HandshakeMac(
+        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(key.data()), key.size()), false, t));
+  }
+}
+
+BENCHMARK(BM_FirstReadOnNewConnection)->UseRealTime();
+BENCHMARK(BM_BareTcpConnectTwoRoundTrips)->UseRealTime();
+BENCHMARK(BM_HandshakeMac);
 BENCHMARK(BM_Read)->Arg(8)->Arg(4096)->UseRealTime();
 BENCHMARK(BM_Write)->Arg(8)->Arg(4096)->UseRealTime();
 BENCHMARK(BM_FetchAdd)->UseRealTime();

@@ -1,9 +1,10 @@
-// Internals of the verbs backend (shared by verbs_transport_setup.cc and
-// verbs_transport_datapath.cc). See verbs_transport.h for the design.
+// Internals of the verbs backend (shared by verbs_transport_setup.cc,
+// verbs_transport_cm.cc and verbs_transport_datapath.cc). See verbs_transport.h for the design.
 #ifndef GASP_TRANSPORT_VERBS_TRANSPORT_IMPL_H_
 #define GASP_TRANSPORT_VERBS_TRANSPORT_IMPL_H_
 
 #include <infiniband/verbs.h>
+#include <netinet/in.h>
 #include <rdma/rdma_cma.h>
 
 #include <atomic>
@@ -17,7 +18,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+#include "base/log_limit.h"
 #include "transport/transport.h"
+#include "transport/verbs_cm_proof.h"
 #include "transport/verbs_transport.h"
 
 namespace gasp {
@@ -47,6 +51,19 @@ struct Endpoint {
 EndpointBlob EncodeVerbsEndpoint(const Endpoint& e);
 // Errors name `rank` (the blob's index) and what is wrong.
 absl::StatusOr<Endpoint> DecodeVerbsEndpoint(const EndpointBlob& blob, int rank);
+
+// "10.0.0.5" for an address in host order; a sockaddr for it.
+std::string Ip(uint32_t host_order);
+sockaddr_in SockAddr(uint32_t ip, uint16_t port);
+
+// Devices one rank uses at most (GASP_NET_DEVICES lists more only for the
+// ranks of a host to spread over).
+inline constexpr int kMaxDevices = 4;
+
+// Connection set-up (verbs_transport_cm.cc).
+inline constexpr int kCmResolveTimeoutMs = 2000;  // address and route resolution
+inline constexpr int kMaxRdAtomic = 16;           // READs/atomics in flight per QP
+inline constexpr uint8_t kRnrRetryInfinite = 7;   // 7 = retry forever on RNR NAK
 
 // --- Device discovery (verbs_device.cc) ---
 const char* PortStateName(int state);
@@ -128,6 +145,12 @@ struct Conn {
   uint32_t max_inline = 0;  // the QP's max_inline_data
   // Passive ops QPs: attributes saved while paused (test hook).
   std::unique_ptr<ibv_qp_attr> saved;
+  // Active: what this connection's REQ proved (verbs_cm_proof.h); the REP
+  // must carry the acceptor's MAC over the same transcript.
+  CmTranscript cm;
+  // Active: the other side is not of this job (it said so, or its REP
+  // failed the check): the peer is failed at once, without retries.
+  bool refused = false;
 };
 
 struct RegionEntry {
@@ -213,8 +236,22 @@ class VerbsTransport : public Transport {
   void TearDown(Lock& l, Conn* c, CompletionCode code = CompletionCode::kFlushed);
   void SetAckTimeout(rdma_cm_id* id);  // GASP_IB_TIMEOUT
   void ProgressLoop();
+  // rdma_cm events (verbs_transport_cm.cc); REQUIRES nothing held.
   void HandleCmEvent(rdma_cm_event* ev);
+  // The steps of HandleCmEvent; REQUIRE mu_.
+  void OnRouteResolved(Conn* c);
+  void OnEstablished(Conn* c, absl::Span<const uint8_t> reply);
+  void OnDisconnected(Lock& l, Conn* c);
+  void FailConn(Conn* c, std::string why);
+  // Connection parameters of both sides (REQ and REP), carrying
+  // `private_data`.
+  rdma_conn_param ConnParams(rdma_cm_id* id, const void* private_data, size_t private_len) const;
   void OnConnectRequest(rdma_cm_id* id, const void* pdata, size_t plen);
+  // The job secret, the key of the CM handshake (verbs_cm_proof.h).
+  absl::Span<const uint8_t> SecretKey() const {
+    return absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(options_.job_secret.data()),
+                                     options_.job_secret.size());
+  }
   void MarkPeer(int peer, PeerState state, const absl::Status& why);  // REQUIRES mu_
   void FireFailures();  // calls queued handlers; REQUIRES !mu_
 
@@ -257,7 +294,7 @@ class VerbsTransport : public Transport {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Dev>> devs_;
   std::atomic<int> ndevs_{0};
-  Dev* devs_fast_[4] = {};
+  Dev* devs_fast_[kMaxDevices] = {};
   std::unique_ptr<uint8_t[]> pool_;
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
@@ -267,6 +304,9 @@ class VerbsTransport : public Transport {
   bool connected_ = false;
   std::vector<PeerState> peer_state_;
   std::vector<bool> bye_seen_;
+  // Nonces of connection requests accepted (a replayed REQ is refused).
+  absl::flat_hash_set<uint64_t> cm_nonces_;
+  LogLimiter cm_refused_log_;
   std::map<uint32_t, RegionEntry> regions_;
   uint32_t next_region_ = 1;
   bool shut_down_ = false;

@@ -1,5 +1,5 @@
 // The verbs backend: device / port / GID selection, endpoint blob, memory
-// registration, rdma_cm connection management, progress thread, shutdown.
+// registration, progress thread, shutdown. Connections: verbs_transport_cm.cc.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,8 +35,6 @@ using tcp::PutLe64;
 
 namespace verbs {
 
-namespace {
-
 std::string Ip(uint32_t host_order) {
   in_addr a{};
   a.s_addr = htonl(host_order);
@@ -45,19 +43,21 @@ std::string Ip(uint32_t host_order) {
   return buf;
 }
 
-bool ParseIp(const std::string& s, uint32_t* out) {
-  in_addr a{};
-  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return false;
-  *out = ntohl(a.s_addr);
-  return true;
-}
-
 sockaddr_in SockAddr(uint32_t ip, uint16_t port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(ip);
   a.sin_port = htons(port);
   return a;
+}
+
+namespace {
+
+bool ParseIp(const std::string& s, uint32_t* out) {
+  in_addr a{};
+  if (inet_pton(AF_INET, s.c_str(), &a) != 1) return false;
+  *out = ntohl(a.s_addr);
+  return true;
 }
 
 }  // namespace
@@ -251,7 +251,9 @@ absl::StatusOr<Dev*> VerbsTransport::GetDev(ibv_context* ctx) {
   for (auto& d : devs_) {
     if (d->ctx == ctx) return d.get();
   }
-  if (devs_.size() >= 4) return absl::InternalError("too many RDMA devices in use");
+  if (devs_.size() >= static_cast<size_t>(kMaxDevices)) {
+    return absl::InternalError(absl::StrFormat("more than %d RDMA devices in use", kMaxDevices));
+  }
   auto d = std::make_unique<Dev>();
   d->ctx = ctx;
   ibv_device_attr attr{};
@@ -479,260 +481,6 @@ void VerbsTransport::FireFailures() {
 }
 
 // Connects (or returns) this rank's outgoing QP of `kind` to `peer`.
-absl::StatusOr<Conn*> VerbsTransport::EnsureConn(Lock& l, int peer, ConnKind kind,
-                                                 absl::Time deadline) {
-  std::string last_error = "no attempt";
-  while (true) {
-    if (shut_down_) return absl::FailedPreconditionError("the verbs transport is shut down");
-    if (peer_state_[static_cast<size_t>(peer)] != PeerState::kAlive) {
-      return absl::UnavailableError(absl::StrFormat("rank %d is gone", peer));
-    }
-    Conn* c = active_[kind][static_cast<size_t>(peer)];
-    if (c != nullptr && c->state == Conn::kUp) return c;
-    // Post passes InfinitePast: read the clock only when a connection has
-    // to be waited for (the data path's usual case above takes no time).
-    if (deadline == absl::InfinitePast()) deadline = absl::Now() + options_.timeout;
-    if (c != nullptr && c->state == Conn::kConnecting) {
-      if (absl::Now() >= deadline) {
-        c->state = Conn::kFailed;
-        c->error = "connection set-up did not finish";
-        continue;
-      }
-      cv_.wait_for(l, std::chrono::milliseconds(5));
-      continue;
-    }
-    if (c != nullptr) {  // failed attempt or QP in error: tear down, retry
-      if (!c->error.empty()) last_error = c->error;
-      const bool retry_pause = c->state == Conn::kFailed;
-      TearDown(l, c);
-      active_[kind][static_cast<size_t>(peer)] = nullptr;
-      if (retry_pause) {
-        if (absl::Now() >= deadline) {
-          const absl::Status st = absl::UnavailableError(absl::StrFormat(
-              "rank %d unreachable: could not connect to %s:%d before the deadline "
-              "(GASP_TIMEOUT): %s",
-              peer, Ip(peers_[static_cast<size_t>(peer)].ipv4),
-              peers_[static_cast<size_t>(peer)].port, last_error));
-          MarkPeer(peer, PeerState::kFailed, st);
-          return st;
-        }
-        cv_.wait_for(l, std::chrono::milliseconds(20));
-        continue;
-      }
-    }
-    // New attempt.
-    auto owned = std::make_unique<Conn>();
-    c = owned.get();
-    c->serial = static_cast<uint32_t>(conns_.size());
-    c->peer = peer;
-    c->kind = kind;
-    conns_.push_back(std::move(owned));
-    active_[kind][static_cast<size_t>(peer)] = c;
-    if (rdma_create_id(cm_ch_, &c->id, c, RDMA_PS_TCP) != 0) {
-      c->state = Conn::kFailed;
-      c->error = absl::StrCat("rdma_create_id: ", strerror(errno));
-      continue;
-    }
-    SetAckTimeout(c->id);
-    const Endpoint& e = peers_[static_cast<size_t>(peer)];
-    const uint32_t src_ip = (e.ipv4 == self_.ipv4 && alt_ip_ != 0) ? alt_ip_ : self_.ipv4;
-    sockaddr_in src = SockAddr(src_ip, 0);
-    sockaddr_in dst = SockAddr(e.ipv4, e.port);
-    // Always bind the source (soft-RoCE pitfall: else the loopback path).
-    if (rdma_resolve_addr(c->id, reinterpret_cast<sockaddr*>(&src),
-                          reinterpret_cast<sockaddr*>(&dst), 2000) != 0) {
-      c->state = Conn::kFailed;
-      c->error = absl::StrCat("rdma_resolve_addr: ", strerror(errno));
-      continue;
-    }
-  }
-}
-
-// REQUIRES mu_ via l; releases it while destroying the QP / id.
-void VerbsTransport::TearDown(Lock& l, Conn* c, CompletionCode code) {
-  rdma_cm_id* id = c->id;
-  c->id = nullptr;
-  c->we_disconnected = true;
-  const Conn::State old = c->state;
-  c->state = Conn::kClosed;
-  // Ops still bound to it will never complete through the CQ.
-  for (uint32_t i = 0; i < slots_.size(); ++i) {
-    if (slots_[i].in_use && slots_[i].conn == c) FinishSlot(i, code);
-  }
-  c->head = c->tail = kNoSlot;
-  cv_.notify_all();
-  if (id == nullptr) return;
-  l.unlock();
-  if (old == Conn::kUp || old == Conn::kError) rdma_disconnect(id);
-  if (id->qp) rdma_destroy_qp(id);
-  rdma_destroy_id(id);
-  l.lock();
-}
-
-void VerbsTransport::SetAckTimeout(rdma_cm_id* id) {
-  uint8_t t = static_cast<uint8_t>(std::min(std::max(verbs_.ib_timeout, 1), 31));
-  if (rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &t, sizeof(t)) != 0) {
-    GASP_LOG(Debug) << "verbs: rdma_set_option(RDMA_OPTION_ID_ACK_TIMEOUT, " << int{t}
-                    << "): " << strerror(errno) << " (the kernel default is used)";
-  }
-}
-
-void VerbsTransport::OnConnectRequest(rdma_cm_id* id, const void* pdata, size_t plen) {
-  uint8_t pd[16] = {};
-  std::memcpy(pd, pdata, std::min(plen, sizeof(pd)));
-  const uint32_t magic = GetLe32(pd);
-  const int peer = static_cast<int>(GetLe32(pd + 4));
-  const int kind = static_cast<int>(GetLe32(pd + 8));
-  Lock l(mu_);
-  if (magic != tcp::kBlobMagic || peer < 0 || peer >= options_.size || (kind != 0 && kind != 1) ||
-      shut_down_) {
-    l.unlock();
-    rdma_reject(id, nullptr, 0);
-    rdma_destroy_id(id);
-    return;
-  }
-  auto owned = std::make_unique<Conn>();
-  Conn* c = owned.get();
-  c->serial = static_cast<uint32_t>(conns_.size());
-  c->peer = peer;
-  c->kind = static_cast<ConnKind>(kind);
-  c->passive = true;
-  c->id = id;
-  id->context = c;
-  conns_.push_back(std::move(owned));
-  absl::Status s = CreateQp(c);
-  if (!s.ok()) {
-    GASP_LOG(Warn) << "verbs: refusing a connection from rank " << peer << ": " << s;
-    c->state = Conn::kClosed;
-    c->id = nullptr;
-    l.unlock();
-    if (id->qp) rdma_destroy_qp(id);
-    rdma_reject(id, nullptr, 0);
-    rdma_destroy_id(id);
-    return;
-  }
-  SetAckTimeout(id);
-  ibv_device_attr attr{};
-  ibv_query_device(id->verbs, &attr);
-  rdma_conn_param cp{};
-  cp.responder_resources = static_cast<uint8_t>(std::min(attr.max_qp_rd_atom, 16));
-  cp.initiator_depth = static_cast<uint8_t>(std::min(attr.max_qp_init_rd_atom, 16));
-  cp.rnr_retry_count = 7;
-  cp.retry_count = static_cast<uint8_t>(std::min(std::max(verbs_.ib_retry_count, 0), 7));
-  if (rdma_accept(id, &cp) != 0) {
-    GASP_LOG(Warn) << "verbs: rdma_accept: " << strerror(errno);
-  }
-}
-
-void VerbsTransport::HandleCmEvent(rdma_cm_event* ev) {
-  const rdma_cm_event_type type = ev->event;
-  const int status = ev->status;
-  rdma_cm_id* id = ev->id;
-  if (type == RDMA_CM_EVENT_CONNECT_REQUEST) {
-    uint8_t pd[16] = {};
-    const size_t plen = std::min<size_t>(ev->param.conn.private_data_len, sizeof(pd));
-    if (ev->param.conn.private_data) std::memcpy(pd, ev->param.conn.private_data, plen);
-    rdma_ack_cm_event(ev);
-    OnConnectRequest(id, pd, plen);
-    return;
-  }
-  Conn* c = static_cast<Conn*>(id->context);
-  rdma_ack_cm_event(ev);
-  if (c == nullptr) return;
-  if (type == RDMA_CM_EVENT_DISCONNECTED) {
-    // Process what the peer sent before it left (a goodbye, say).
-    std::lock_guard<std::mutex> cq(cq_mu_);
-    for (int i = 0; i < ndevs_.load(); ++i) DrainCq(devs_fast_[i]);
-  }
-  Lock l(mu_);
-  if (c->id != id) return;  // torn down already
-  switch (type) {
-    case RDMA_CM_EVENT_ADDR_RESOLVED:
-      if (rdma_resolve_route(id, 2000) != 0) {
-        c->state = Conn::kFailed;
-        c->error = absl::StrCat("rdma_resolve_route: ", strerror(errno));
-      }
-      break;
-    case RDMA_CM_EVENT_ROUTE_RESOLVED: {
-      absl::Status s = CreateQp(c);
-      if (!s.ok()) {
-        c->state = Conn::kFailed;
-        c->error = std::string(s.message());
-        break;
-      }
-      uint8_t pd[16] = {};
-      PutLe32(pd, tcp::kBlobMagic);
-      PutLe32(pd + 4, static_cast<uint32_t>(options_.rank));
-      PutLe32(pd + 8, static_cast<uint32_t>(c->kind));
-      ibv_device_attr attr{};
-      ibv_query_device(id->verbs, &attr);
-      rdma_conn_param cp{};
-      cp.private_data = pd;
-      cp.private_data_len = sizeof(pd);
-      cp.responder_resources = static_cast<uint8_t>(std::min(attr.max_qp_rd_atom, 16));
-      cp.initiator_depth = static_cast<uint8_t>(std::min(attr.max_qp_init_rd_atom, 16));
-      cp.rnr_retry_count = 7;
-      cp.retry_count = static_cast<uint8_t>(std::min(std::max(verbs_.ib_retry_count, 0), 7));
-      if (rdma_connect(id, &cp) != 0) {
-        c->state = Conn::kFailed;
-        c->error = absl::StrCat("rdma_connect: ", strerror(errno));
-      }
-      break;
-    }
-    case RDMA_CM_EVENT_ESTABLISHED: {
-      c->state = Conn::kUp;
-      ibv_qp_attr qa{};
-      ibv_qp_init_attr qi{};
-      if (id->qp != nullptr && ibv_query_qp(id->qp, &qa, IBV_QP_PATH_MTU, &qi) == 0) {
-        GASP_LOG(Debug) << "verbs rank " << options_.rank << ": "
-                        << (c->kind == kOpsConn ? "ops" : "msg") << " QP "
-                        << (c->passive ? "from" : "to") << " rank " << c->peer
-                        << " up, path MTU " << MtuBytes(qa.path_mtu) << " (local active MTU "
-                        << active_mtu_ << ")";
-      }
-      break;
-    }
-    case RDMA_CM_EVENT_ADDR_ERROR:
-    case RDMA_CM_EVENT_ROUTE_ERROR:
-    case RDMA_CM_EVENT_CONNECT_ERROR:
-    case RDMA_CM_EVENT_UNREACHABLE:
-    case RDMA_CM_EVENT_REJECTED:
-      if (c->passive) {
-        c->state = Conn::kClosed;
-      } else {
-        c->state = Conn::kFailed;
-        c->error = absl::StrFormat("%s (status %d)", rdma_event_str(type), status);
-      }
-      break;
-    case RDMA_CM_EVENT_DISCONNECTED:
-    case RDMA_CM_EVENT_DEVICE_REMOVAL: {
-      const int peer = c->peer;
-      const bool counts = !c->passive || c->kind == kMsgConn;
-      if (counts && !c->we_disconnected && !bye_seen_[static_cast<size_t>(peer)] && !shut_down_) {
-        MarkPeer(peer, PeerState::kFailed,
-                 absl::UnavailableError(absl::StrFormat(
-                     "rank %d lost without goodbye (RDMA connection disconnected)", peer)));
-      }
-      if (c->passive) {
-        TearDown(l, c);
-      } else if (c->state == Conn::kUp) {
-        c->state = Conn::kError;  // reconnected (or refused) by the next user
-        if (peer_state_[static_cast<size_t>(peer)] == PeerState::kFailed && id->qp != nullptr) {
-          // Outstanding ops flush now (as kPeerUnreachable) instead of
-          // waiting for the transport retries.
-          ibv_qp_attr qa{};
-          qa.qp_state = IBV_QPS_ERR;
-          ibv_modify_qp(id->qp, &qa, IBV_QP_STATE);
-        }
-      }
-      break;
-    }
-    default:
-      break;
-  }
-  cv_.notify_all();
-}
-
 void VerbsTransport::ProgressLoop() {
   SetThreadName("gasp-verbs");
   uint64_t seen_epoch = spin_epoch_.load(std::memory_order_relaxed);
@@ -764,7 +512,7 @@ void VerbsTransport::ProgressLoop() {
       }
       parked_ = false;
     }
-    pollfd fds[6];
+    pollfd fds[2 + kMaxDevices];  // wake-up, CM channel, one CQ channel per device
     int n = 0;
     fds[n++] = {wake_fd_, POLLIN, 0};
     fds[n++] = {cm_ch_->fd, POLLIN, 0};
@@ -1031,6 +779,12 @@ absl::Status VerbsTransport::PauseForTesting(bool paused) {
 
 absl::StatusOr<std::unique_ptr<Transport>> CreateVerbsTransport(const TransportOptions& options,
                                                                 const VerbsOptions& verbs) {
+  if (options.job_secret.size() < 16) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the verbs transport needs the job secret (boot/job_secret.h) to authenticate its "
+        "connections; got %d bytes, need at least 16",
+        options.job_secret.size()));
+  }
   auto t = std::make_unique<verbs::VerbsTransport>(options, verbs);
   GASP_RETURN_IF_ERROR(t->Init());
   return std::unique_ptr<Transport>(std::move(t));
