@@ -190,6 +190,13 @@ const std::vector<Row>& Rows() {
         "kernel support it). See docs/protection.md.",
         "auto|pkeys|mprotect", 0, 0},
        &Config::protect},
+      {{"GASP_PKEYS_STRICT", SettingType::kBool, "0",
+        "With the pkeys backend, refuse to start when executable code outside gasp's gate "
+        "can write PKRU (a WRPKRU or XRSTOR byte sequence, ERIM's check; the C library's "
+        "pkey_set and the loader's trampolines excepted). 0: report such code as a warning. "
+        "See docs/protection.md.",
+        "", 0, 0},
+       &Config::pkeys_strict},
       {{"GASP_NAMESERVER", SettingType::kString, "",
         "host:port of the name server (services register and bind there). gasprun starts one on "
         "127.0.0.1 and sets it unless it is already set or --no-nameserver is given. Empty: no "

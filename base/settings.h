@@ -46,6 +46,7 @@ struct Config {
   int64_t ib_retry_count = 0;      // GASP_IB_RETRY_COUNT
   std::string home_policy;         // GASP_HOME_POLICY
   std::string protect;             // GASP_PROTECT
+  bool pkeys_strict = false;       // GASP_PKEYS_STRICT
   uint64_t cache_reg_chunk = 0;    // GASP_CACHE_REG_CHUNK
   int64_t cyclic_block_pages = 0;  // GASP_CYCLIC_BLOCK_PAGES
   std::string nameserver;          // GASP_NAMESERVER

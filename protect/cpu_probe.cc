@@ -114,5 +114,27 @@ bool SetFramePkru(void* ucontext, uint32_t value) {
   return true;
 }
 
+__attribute__((noinline, section("gasp_pkru"))) void WritePkru(uint32_t value) {
+  __asm__ volatile(".byte 0x0f,0x01,0xef" : : "a"(value), "c"(0), "d"(0) : "memory");
+}
+
+}  // namespace protect
+}  // namespace gasp
+
+// Defined by the linker around the section, in the object that holds
+// WritePkru (this one), whether it is linked statically or as a library.
+extern "C" {
+extern const char __start_gasp_pkru[];
+extern const char __stop_gasp_pkru[];
+}
+
+namespace gasp {
+namespace protect {
+
+void PkruGateBounds(uintptr_t* begin, uintptr_t* end) {
+  *begin = reinterpret_cast<uintptr_t>(__start_gasp_pkru);
+  *end = reinterpret_cast<uintptr_t>(__stop_gasp_pkru);
+}
+
 }  // namespace protect
 }  // namespace gasp

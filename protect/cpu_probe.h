@@ -38,9 +38,12 @@ inline uint32_t ReadPkru() {
   __asm__ volatile(".byte 0x0f,0x01,0xee" : "=a"(eax), "=d"(edx) : "c"(0));
   return eax;
 }
-inline void WritePkru(uint32_t value) {
-  __asm__ volatile(".byte 0x0f,0x01,0xef" : : "a"(value), "c"(0), "d"(0) : "memory");
-}
+// The only WRPKRU in gasp: one out-of-line function in its own section
+// ("gasp_pkru"), so that the code scan (code_scan.h) can tell gasp's gate
+// from a WRPKRU anywhere else in the process.
+void WritePkru(uint32_t value);
+// [*begin, *end): the addresses of the "gasp_pkru" section holding it.
+void PkruGateBounds(uintptr_t* begin, uintptr_t* end);
 
 // Raw syscalls (no glibc wrappers needed). Return -1 and set errno on error.
 int SysPkeyAlloc(unsigned int flags, unsigned int init_rights);

@@ -12,6 +12,7 @@
 #include "base/status.h"
 #include "consistency/tags.h"
 #include "gasp/gasp.h"
+#include "protect/code_scan.h"
 #include "runtime/key_grant.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/state.h"
@@ -138,6 +139,11 @@ absl::Status InitProtection(State& s) {
                                      "; set GASP_PROTECT=auto or mprotect (works on every CPU)"));
   }
   s.protection = std::move(*p);
+  if (s.protection->backend() == protect::BackendKind::kPkeys) {
+    // ERIM's check: code that can change PKRU behind the gates.
+    GASP_RETURN_IF_ERROR(
+        protect::CheckLoadedCode(protect::ScanLoadedCode(), s.config.pkeys_strict));
+  }
   DomainInfo def;
   def.name = "default";
   def.local = protect::kDefaultDomain;

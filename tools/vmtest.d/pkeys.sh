@@ -43,6 +43,21 @@ dom stray "protection violation: write to 0x[0-9a-f]+ in domain 1 \(server\) by 
   "stray write outside the gate killed its process \(SIGSEGV\), data intact \[pkeys\]"
 dom coherence "2 ranks x 4 threads x 50 gated writes all home \[pkeys\]"
 dom remote "rank 0: all 2560 words of both domains intact"
+
+echo "== ERIM's code scan at Init: what can write PKRU besides gasp's gate"
+if GASP_PKEYS_STRICT=1 GASP_LOG_LEVEL=info timeout 120 "$B/tools/gasprun" -np 2 "$B/examples/hello" \
+     >"$T/scan.log" 2>&1 && grep -q "pkeys code scan: .*pkey_set" "$T/scan.log" &&
+   ! grep -q "outside gasp's gate" "$T/scan.log"; then
+  ok "GASP_PKEYS_STRICT=1: hello starts; only the C library's and loader's sequences found"
+else
+  bad "code scan at Init"; tail -n 20 "$T/scan.log"
+fi
+grep -m1 "pkeys code scan" "$T/scan.log"
+if timeout 60 "$B/protect/code_scan_test" >"$T/cs.log" 2>&1; then
+  ok "code_scan_test (a planted WRPKRU found, gasp's gate not reported)"
+else
+  bad "code_scan_test"; tail -n 20 "$T/cs.log"
+fi
 unset GASP_PROTECT GASP_TRANSPORT GASP_SIZE GASP_HEAP_SIZE GASP_TIMEOUT
 
 echo "== gate_benchmark (TCG: correctness smoke, not hardware timings)"
