@@ -35,6 +35,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "boot/bootstrap.h"
+#include "boot/coordinator_wire.h"
 
 namespace gasp {
 namespace boot {
@@ -183,9 +184,10 @@ class CoordinatorClient {
  private:
   struct State;
   explicit CoordinatorClient(std::shared_ptr<State> state);
-  // Allgather with the collective kind (wire::CollectiveKind) for messages.
+  // Allgather with the collective kind, for messages.
   absl::StatusOr<std::vector<std::string>> AllgatherKind(absl::string_view mine,
-                                                         absl::Time deadline, int kind);
+                                                         absl::Time deadline,
+                                                         wire::CollectiveKind kind);
   std::shared_ptr<State> state_;
 };
 

@@ -48,8 +48,8 @@ std::string MsgTypeName(uint16_t type) {
   return absl::StrCat("type ", type);
 }
 
-const char* CollectiveName(uint8_t kind) {
-  switch (static_cast<CollectiveKind>(kind)) {
+const char* CollectiveName(CollectiveKind kind) {
+  switch (kind) {
     case CollectiveKind::kAllgather:
       return "allgather";
     case CollectiveKind::kBarrier:
@@ -173,7 +173,7 @@ std::string EncodeAllgather(const Allgather& m) {
   std::string out;
   ByteWriter w(&out);
   w.U64(m.seq);
-  w.U8(m.kind);
+  w.U8(static_cast<uint8_t>(m.kind));
   w.I64(m.wait_ms);
   w.Bytes(m.blob);
   return out;
@@ -182,13 +182,14 @@ std::string EncodeAllgather(const Allgather& m) {
 absl::StatusOr<Allgather> DecodeAllgather(absl::string_view payload) {
   ByteReader r(payload);
   Allgather m;
+  uint8_t kind = 0;
   r.U64(&m.seq);
-  r.U8(&m.kind);
+  r.U8(&kind);
   r.I64(&m.wait_ms);
   r.Bytes(kMaxBlobBytes, &m.blob);
   if (absl::Status s = Finish(r, "ALLGATHER", payload); !s.ok()) return s;
-  if (m.kind > static_cast<uint8_t>(CollectiveKind::kBarrier))
-    return Malformed("ALLGATHER", payload);
+  if (kind > static_cast<uint8_t>(CollectiveKind::kBarrier)) return Malformed("ALLGATHER", payload);
+  m.kind = static_cast<CollectiveKind>(kind);
   return m;
 }
 

@@ -115,12 +115,12 @@ absl::StatusOr<Error> DecodeError(absl::string_view payload);
 
 enum class CollectiveKind : uint8_t { kAllgather = 0, kBarrier = 1 };
 // "allgather" / "barrier"; "collective" for unknown values.
-const char* CollectiveName(uint8_t kind);
+const char* CollectiveName(CollectiveKind kind);
 
 // ALLGATHER / BARRIER contribution of one rank to round `seq`.
 struct Allgather {
   uint64_t seq = 0;
-  uint8_t kind = 0;     // CollectiveKind, for messages only
+  CollectiveKind kind = CollectiveKind::kAllgather;  // for messages only
   int64_t wait_ms = 0;  // time the rank still waits; the coordinator fails the round then
   std::string blob;
 };

@@ -104,7 +104,7 @@ extern "C" void GaspFuzzSeeds(void (*add)(void* ctx, const uint8_t* data, size_t
   put(MsgType::kError, EncodeError({9, "rank 1 is already connected"}));
   Allgather a;
   a.seq = 2;
-  a.kind = 1;
+  a.kind = CollectiveKind::kBarrier;
   a.wait_ms = 2000;
   a.blob = std::string(40, 'x');
   put(MsgType::kAllgather, EncodeAllgather(a));

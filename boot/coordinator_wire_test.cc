@@ -136,16 +136,17 @@ TEST(CoordinatorWireTest, AllgatherResultRoundTripAndHugeCounts) {
 TEST(CoordinatorWireTest, AllgatherKindIsValidated) {
   Allgather a;
   a.seq = 1;
-  a.kind = 1;
+  a.kind = CollectiveKind::kBarrier;
   a.wait_ms = 5;
   a.blob = "b";
-  auto d = DecodeAllgather(EncodeAllgather(a));
+  std::string bytes = EncodeAllgather(a);
+  auto d = DecodeAllgather(bytes);
   ASSERT_TRUE(d.ok());
-  EXPECT_EQ(d->kind, 1);
-  a.kind = 7;
-  EXPECT_FALSE(DecodeAllgather(EncodeAllgather(a)).ok());
-  EXPECT_STREQ(CollectiveName(0), "allgather");
-  EXPECT_STREQ(CollectiveName(1), "barrier");
+  EXPECT_EQ(d->kind, CollectiveKind::kBarrier);
+  bytes[8] = 7;  // the kind byte, after the 8-byte sequence number
+  EXPECT_FALSE(DecodeAllgather(bytes).ok());
+  EXPECT_STREQ(CollectiveName(CollectiveKind::kAllgather), "allgather");
+  EXPECT_STREQ(CollectiveName(CollectiveKind::kBarrier), "barrier");
 }
 
 TEST(CoordinatorWireTest, FailAbortRankDiedRoundTrip) {
