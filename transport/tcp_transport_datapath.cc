@@ -394,12 +394,12 @@ void TcpTransport::ProgressLoop() {
   thread_id_.store(std::this_thread::get_id());
   epoll_event events[kMaxEvents];
   while (!stop_.load(std::memory_order_acquire)) {
-    {
+    if (pause_requested_.load(std::memory_order_acquire)) {
       std::unique_lock<std::mutex> l(pause_mu_);
-      if (pause_requested_) {
+      if (pause_requested_.load(std::memory_order_relaxed)) {
         parked_ = true;
         pause_cv_.notify_all();
-        pause_cv_.wait(l, [this] { return !pause_requested_; });
+        pause_cv_.wait(l, [this] { return !pause_requested_.load(std::memory_order_relaxed); });
         parked_ = false;
       }
     }

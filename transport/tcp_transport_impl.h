@@ -270,7 +270,9 @@ class TcpTransport final : public Transport {
   // Pausing (test hook).
   std::mutex pause_mu_;
   std::condition_variable pause_cv_;
-  bool pause_requested_ ABSL_GUARDED_BY(pause_mu_) = false;
+  // Test hook (PauseForTest): written under pause_mu_, atomic so that the
+  // progress loop tests it without taking the lock on every iteration.
+  std::atomic<bool> pause_requested_{false};
   bool parked_ ABSL_GUARDED_BY(pause_mu_) = false;
 
   // Outgoing connections (never freed before the destructor).

@@ -646,7 +646,7 @@ absl::Status TcpTransport::PauseProgress(bool paused) {
     return absl::FailedPreconditionError("tcp transport is not running");
   }
   std::unique_lock<std::mutex> l(pause_mu_);
-  pause_requested_ = paused;
+  pause_requested_.store(paused, std::memory_order_release);
   if (!paused) {
     pause_cv_.notify_all();
     return absl::OkStatus();
