@@ -59,6 +59,11 @@ class Bootstrap {
   // network namespaces) can reach this rank.
   virtual std::string LocalAddressHint() const = 0;
 
+  // The job secret the launcher handed this rank (gasprun; 32 raw bytes),
+  // "" when the launcher hands none (then ObtainJobSecret draws and
+  // distributes one).
+  virtual std::string LauncherSecret() const { return ""; }
+
   // Installs the handler for failures reported by the launcher/coordinator.
   // Without one, a failure logs and exits the process with status 1.
   virtual void SetJobFailureHandler(JobFailureHandler handler) = 0;

@@ -12,6 +12,7 @@
 #include "base/settings.h"
 #include "boot/bootstrap_internal.h"
 #include "boot/coordinator.h"
+#include "boot/job_secret.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -169,9 +170,14 @@ TEST(BootstrapTest, TcpWithRankZeroHostingTheCoordinator) {
 }
 
 TEST(BootstrapTest, GasprunRanksUseTheLaunchersCoordinator) {
+  // gasprun hands each rank the job secret in a memfd (job_secret.h); its
+  // coordinator checks the HELLOs' proofs.
+  absl::StatusOr<JobSecret> secret = DrawJobSecret("gasprun");
+  ASSERT_TRUE(secret.ok());
   CoordinatorOptions o;
   o.size = 2;
   o.owner = "gasprun (test)";
+  o.secret.assign(reinterpret_cast<const char*>(secret->bytes.data()), kJobSecretBytes);
   auto coord = Coordinator::Start(o);
   ASSERT_TRUE(coord.ok());
   Config config = MakeConfig({{"GASP_COORDINATOR", (*coord)->address()}, {"GASP_TIMEOUT", "20s"}});
@@ -181,6 +187,7 @@ TEST(BootstrapTest, GasprunRanksUseTheLaunchersCoordinator) {
     envs[r] = {{"GASP_RANK", absl::StrCat(r)},       {"GASP_NRANKS", "2"},
                {"GASP_LOCAL_RANK", absl::StrCat(r)}, {"GASP_LOCAL_NRANKS", "2"},
                {"GASP_LAUNCHER", "gasprun"},         {"GASP_JOB_ID", "j"}};
+    envs[r][kJobSecretFdVariable] = absl::StrCat(*JobSecretToFd(*secret));
     threads.emplace_back([&, r] {
       auto b = CreateBootstrapWithEnv(config, EnvOf(&envs[r]));
       ASSERT_TRUE(b.ok()) << b.status();

@@ -3,11 +3,12 @@
 // rank 0 runs one at GASP_COORDINATOR (boot/tcp_bootstrap.cc).
 //
 // Protocol (frames in boot/coordinator_wire.h): each rank connects and sends
-// HELLO{protocol version, rank, size, pid, job id, host, GASP_TIMEOUT}; the
-// coordinator refuses (ERROR, then close) another protocol version, another
-// job size or job id, an out-of-range or duplicate rank, and any rank of a
-// job that already failed. Collectives are rounds numbered by a per-rank
-// sequence: ALLGATHER{seq, blob} from every rank -> ALLGATHER_RESULT with
+// HELLO{protocol version, rank, size, pid, job id, host, GASP_TIMEOUT,
+// proof}; the coordinator refuses (ERROR, then close) another protocol
+// version, a missing or wrong proof of the job secret (when it knows the
+// secret: gasprun's), another job size or job id, an out-of-range or
+// duplicate rank, and any rank of a job that already failed. Collectives
+// are rounds numbered by a per-rank sequence: ALLGATHER{seq, blob} from every rank -> ALLGATHER_RESULT with
 // every blob, indexed by rank; BARRIER is an allgather of empty blobs.
 // ABORT from a rank is broadcast to every other rank. FINALIZE is a clean
 // leave. A connection that drops without FINALIZE (or a death reported by
@@ -49,6 +50,10 @@ struct CoordinatorOptions {
   // Address quoted in messages and returned by address(); default
   // "<bind_host>:<port>".
   std::string advertised_address;
+  // The job secret (boot/job_secret.h) when the coordinator's owner drew it
+  // (gasprun): HELLOs without its proof are refused, so that nobody but
+  // the ranks gasprun started can take a rank's place. Empty: no check.
+  std::string secret;
   // Number of ranks in the job (>= 1); HELLOs claiming another size are refused.
   int size = 0;
   // Job identity; "" adopts the job id of the first accepted HELLO.
@@ -130,6 +135,9 @@ struct CoordinatorClientOptions {
   // Who is expected to listen at `coordinator`, for connection errors:
   // "gasprun" or "rank 0".
   std::string expected_owner = "rank 0";
+  // The job secret from the launcher (gasprun), proving the HELLO; empty:
+  // no proof is sent.
+  std::string secret;
 };
 
 // One rank's connection to the coordinator. A monitor thread reads every

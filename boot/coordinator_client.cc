@@ -311,6 +311,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
   h.timeout_ms = absl::ToInt64Milliseconds(o.timeout);
   h.job_id = o.job_id;
   h.host = o.host;
+  if (!o.secret.empty()) {
+    h.proof = wire::HelloProof(
+        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(o.secret.data()), o.secret.size()), h);
+  }
   GASP_RETURN_IF_ERROR(st->SendFrame(wire::MsgType::kHello, wire::EncodeHello(h), deadline));
 
   // Wait for WELCOME or ERROR.

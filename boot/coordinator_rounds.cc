@@ -27,6 +27,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "base/crypto.h"
 #include "base/log.h"
 #include "base/log_limit.h"
 #include "base/status.h"
@@ -286,6 +287,21 @@ void Coordinator::Impl::HandleHello(Conn* c, const wire::Frame& f) {
   }
   if (!h.ok()) return ProtocolError(c, std::string(h.status().message()));
   std::string who = absl::StrFormat("rank %d (%s:%d)", h->rank, h->host, h->pid);
+  if (!opts.secret.empty()) {
+    const std::string want = wire::HelloProof(
+        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(opts.secret.data()),
+                            opts.secret.size()),
+        *h);
+    if (h->proof.size() != want.size() ||
+        !MacEqual(reinterpret_cast<const uint8_t*>(h->proof.data()),
+                  reinterpret_cast<const uint8_t*>(want.data()))) {
+      return Refuse(c, absl::StatusCode::kPermissionDenied,
+                    absl::StrFormat("%s at %s is not a process %s started: its HELLO %s the job "
+                                    "secret (start the ranks with that gasprun)",
+                                    who, c->peer, opts.owner,
+                                    h->proof.empty() ? "carries no proof of" : "does not prove"));
+    }
+  }
   if (h->size != opts.size) {
     return Refuse(c, absl::StatusCode::kInvalidArgument,
                   absl::StrFormat("%s was launched as one of %d ranks but the coordinator at %s "

@@ -258,18 +258,44 @@ TEST(CoordinatorTest, VersionMismatchIsRefused) {
     p.SendFrame(wire::MsgType::kHello, wire::EncodeHello(h));
     EXPECT_THAT(ErrorMessage(p.Read()),
                 AllOf(HasSubstr("rank 1 (rawhost:4001) speaks coordinator protocol version 99"),
-                      HasSubstr("speaks version 1"), HasSubstr("rebuild every rank")));
+                      HasSubstr("speaks version 2"), HasSubstr("rebuild every rank")));
     EXPECT_TRUE(p.ClosedWithin(absl::Seconds(5)));
   }
   {
     // A newer frame header whose HELLO layout is unknown: still a clear refusal.
     RawPeer p(*coord);
-    p.SendFrame(wire::MsgType::kHello, std::string("\x02\x00garbage", 9), 2);
-    EXPECT_THAT(ErrorMessage(p.Read()), HasSubstr("speaks coordinator protocol version 2"));
+    p.SendFrame(wire::MsgType::kHello, std::string("\x03\x00garbage", 9), 3);
+    EXPECT_THAT(ErrorMessage(p.Read()), HasSubstr("speaks coordinator protocol version 3"));
   }
   // The slot was not taken: a good rank 1 still joins.
   auto c1 = ConnectOrDie(*coord, 1, 2);
   EXPECT_NE(c1, nullptr);
+}
+
+// A coordinator that knows the job secret (gasprun's) refuses a HELLO
+// without its proof or with a forged one, keeps the rank's slot free, and
+// admits the rank that proves it.
+TEST(CoordinatorTest, HelloMustProveTheJobSecret) {
+  const std::string secret(32, 's');
+  CoordinatorOptions o;
+  o.secret = secret;
+  auto coord = StartCoordinator(2, o);
+  ASSERT_NE(coord, nullptr);
+  for (const char* proof : {"", "forged: 32 bytes of nothing....."}) {
+    RawPeer p(*coord);
+    wire::Hello h = MakeHello(1, 2);
+    h.proof = proof;
+    p.SendFrame(wire::MsgType::kHello, wire::EncodeHello(h));
+    EXPECT_THAT(ErrorMessage(p.Read()),
+                AllOf(HasSubstr("rank 1 (rawhost:4001)"), HasSubstr("is not a process test started"),
+                      HasSubstr("job secret")));
+    EXPECT_TRUE(p.ClosedWithin(absl::Seconds(5)));
+  }
+  CoordinatorClientOptions co = ClientOptions(*coord, 1, 2);
+  co.secret = secret;
+  auto c1 = CoordinatorClient::Connect(co, In(absl::Seconds(10)));
+  ASSERT_TRUE(c1.ok()) << c1.status();
+  (*c1)->SetJobFailureHandler([](int, const std::string&) {});
 }
 
 TEST(CoordinatorTest, DuplicateRankIsRefused) {
@@ -453,7 +479,7 @@ TEST(CoordinatorTest, MalformedFramesDoNotCrashTheServer) {
   }
   {
     RawPeer p(*coord);  // truncated HELLO payload
-    p.SendFrame(wire::MsgType::kHello, std::string("\x01\x00\x01", 3));
+    p.SendFrame(wire::MsgType::kHello, std::string("\x02\x00\x01", 3));
     EXPECT_THAT(ErrorMessage(p.Read()), HasSubstr("malformed HELLO"));
   }
   {

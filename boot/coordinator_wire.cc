@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/crypto.h"
 #include "boot/byte_io.h"
 
 namespace gasp {
@@ -111,7 +112,17 @@ std::string EncodeHello(const Hello& m) {
   w.I64(m.timeout_ms);
   w.Bytes(m.job_id);
   w.Bytes(m.host);
+  w.Bytes(m.proof);
   return out;
+}
+
+std::string HelloProof(absl::Span<const uint8_t> secret, const Hello& m) {
+  const Mac mac = HmacSha256(
+      secret, {"gasp-coordinator-v2", Le64(m.protocol_version), Le64(static_cast<uint32_t>(m.rank)),
+               Le64(static_cast<uint32_t>(m.size)), Le64(static_cast<uint32_t>(m.pid)),
+               Le64(static_cast<uint64_t>(m.timeout_ms)), Le64(m.job_id.size()), m.job_id,
+               Le64(m.host.size()), m.host});
+  return std::string(mac.begin(), mac.end());
 }
 
 absl::StatusOr<uint16_t> PeekHelloVersion(absl::string_view payload) {
@@ -131,6 +142,7 @@ absl::StatusOr<Hello> DecodeHello(absl::string_view payload) {
   r.I64(&m.timeout_ms);
   r.Bytes(kMaxStringBytes, &m.job_id);
   r.Bytes(kMaxStringBytes, &m.host);
+  r.Bytes(kMacBytes, &m.proof);
   if (absl::Status s = Finish(r, "HELLO", payload); !s.ok()) return s;
   return m;
 }

@@ -24,13 +24,14 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace gasp {
 namespace boot {
 namespace wire {
 
 inline constexpr uint32_t kMagic = 0x43505347;  // "GSPC" in little-endian bytes
-inline constexpr uint16_t kProtocolVersion = 1;
+inline constexpr uint16_t kProtocolVersion = 2;  // 2: HELLO carries a proof
 inline constexpr size_t kHeaderBytes = 12;
 
 // Frames a rank may send to the coordinator (bounded by the largest blob).
@@ -89,9 +90,16 @@ struct Hello {
   int64_t timeout_ms = 0;  // the rank's GASP_TIMEOUT, quoted in messages
   std::string job_id;
   std::string host;
+  // HelloProof() with the job secret when the launcher gave the rank one
+  // (gasprun), else empty; a coordinator that knows the secret admits only
+  // HELLOs with the right proof.
+  std::string proof;
 };
 std::string EncodeHello(const Hello& m);
 absl::StatusOr<Hello> DecodeHello(absl::string_view payload);
+
+// HMAC-SHA256 with the job secret over every other field of `m`.
+std::string HelloProof(absl::Span<const uint8_t> secret, const Hello& m);
 
 // First field of a HELLO payload of any version (for a precise refusal).
 absl::StatusOr<uint16_t> PeekHelloVersion(absl::string_view payload);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "base/crypto.h"
 #include "base/status.h"
 
@@ -59,19 +60,23 @@ absl::StatusOr<JobSecret> JobSecretFromFd(const char* fd_text) {
   return s;
 }
 
-absl::StatusOr<JobSecret> ObtainJobSecret(Bootstrap& boot, const GetenvFn& getenv_fn,
-                                          absl::Time deadline) {
+absl::StatusOr<JobSecret> ObtainJobSecret(Bootstrap& boot, absl::Time deadline) {
   const std::string method = boot.method();
   if (method == "single") return DrawJobSecret("this rank (single)");
-  if (method == "gasprun") {
-    const char* fd = getenv_fn(kJobSecretFdVariable);
-    if (fd == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "started by gasprun, but ", kJobSecretFdVariable,
-          " is not set: this gasprun is older than the program's gasp library; use the "
-          "gasprun of the same installation"));
+  if (const std::string given = boot.LauncherSecret(); !given.empty()) {
+    if (given.size() != kJobSecretBytes) {
+      return absl::InternalError(absl::StrFormat("the launcher's job secret has %d bytes, not %d",
+                                                 given.size(), kJobSecretBytes));
     }
-    return JobSecretFromFd(fd);
+    JobSecret s;
+    s.source = method;
+    std::memcpy(s.bytes.data(), given.data(), kJobSecretBytes);
+    return s;
+  }
+  if (method == "gasprun") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "started by gasprun, but no job secret came with it (", kJobSecretFdVariable,
+        "): use the gasprun of the same installation"));
   }
   // Rank 0 draws; everyone else contributes zeros of the same size.
   std::string mine(kJobSecretBytes, '\0');

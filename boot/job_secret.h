@@ -7,7 +7,9 @@
 // rank, so every rank takes the same path):
 //   gasprun  gasprun draws it and hands each rank an inherited memfd
 //            holding it; GASP_JOB_SECRET_FD names the descriptor, which the
-//            rank reads and closes at Init.
+//            rank reads and closes when it connects to gasprun's
+//            coordinator (whose HELLO it proves: nobody else can take a
+//            rank's place).
 //   pmix,    rank 0 draws it and the bootstrap's allgather carries it (PMIx
 //   tcp      job-level data through the local PMIx server under mpirun and
 //            srun; the job's coordinator, which admits one process per rank,
@@ -24,7 +26,6 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "boot/bootstrap.h"
-#include "boot/launch_env.h"
 
 namespace gasp {
 namespace boot {
@@ -52,11 +53,10 @@ absl::StatusOr<int> JobSecretToFd(const JobSecret& secret);
 // descriptor number, not open, too short.
 absl::StatusOr<JobSecret> JobSecretFromFd(const char* fd_text);
 
-// The secret of this job, from the source the header comment gives for
-// `boot.method()`; a collective for the pmix and tcp methods (one
-// allgather, bounded by `deadline`).
-absl::StatusOr<JobSecret> ObtainJobSecret(Bootstrap& boot, const GetenvFn& getenv_fn,
-                                          absl::Time deadline);
+// The secret of this job: the launcher's (boot.LauncherSecret(), gasprun),
+// else drawn by rank 0 and carried by one allgather of the bootstrap
+// (bounded by `deadline`), else, for a single rank, drawn here.
+absl::StatusOr<JobSecret> ObtainJobSecret(Bootstrap& boot, absl::Time deadline);
 
 }  // namespace boot
 }  // namespace gasp

@@ -79,7 +79,7 @@ TEST(JobSecretTest, SingleRankDrawsItsOwn) {
   Vars env;
   auto b = CreateBootstrapWithEnv(MakeConfig({}), EnvOf(&env));
   ASSERT_TRUE(b.ok());
-  auto s = ObtainJobSecret(**b, EnvOf(&env), absl::Now() + absl::Seconds(1));
+  auto s = ObtainJobSecret(**b, absl::Now() + absl::Seconds(1));
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->source, "this rank (single)");
 }
@@ -108,7 +108,7 @@ TEST(JobSecretTest, TcpRanksShareRankZerosSecret) {
       threads.emplace_back([&, r] {
         auto b = CreateBootstrapWithEnv(config, EnvOf(&envs[r]));
         ASSERT_TRUE(b.ok()) << b.status();
-        auto s = ObtainJobSecret(**b, EnvOf(&envs[r]), absl::Now() + absl::Seconds(20));
+        auto s = ObtainJobSecret(**b, absl::Now() + absl::Seconds(20));
         ASSERT_TRUE(s.ok()) << s.status();
         EXPECT_EQ(s->source, "rank 0 (tcp)");
         got[r] = s->bytes;
@@ -125,23 +125,40 @@ TEST(JobSecretTest, TcpRanksShareRankZerosSecret) {
   }
 }
 
-TEST(JobSecretTest, GasprunWithoutTheDescriptorIsAnError) {
+// Under gasprun the secret comes from its memfd, and gasprun's coordinator
+// admits only HELLOs that prove it: a rank without the descriptor, or with
+// another job's secret, cannot take a rank's place.
+TEST(JobSecretTest, GasprunsCoordinatorAdmitsOnlyItsRanks) {
+  absl::StatusOr<JobSecret> secret = DrawJobSecret("gasprun");
+  ASSERT_TRUE(secret.ok());
   CoordinatorOptions o;
   o.size = 1;
+  o.owner = "gasprun (test)";
+  o.secret.assign(reinterpret_cast<const char*>(secret->bytes.data()), kJobSecretBytes);
   auto coord = Coordinator::Start(o);
   ASSERT_TRUE(coord.ok());
   Config config = MakeConfig({{"GASP_COORDINATOR", (*coord)->address()}, {"GASP_TIMEOUT", "5s"}});
   Vars env = {{"GASP_RANK", "0"},       {"GASP_NRANKS", "1"},         {"GASP_LOCAL_RANK", "0"},
               {"GASP_LOCAL_NRANKS", "1"}, {"GASP_LAUNCHER", "gasprun"}, {"GASP_JOB_ID", "j"}};
-  auto b = CreateBootstrapWithEnv(config, EnvOf(&env));
-  ASSERT_TRUE(b.ok()) << b.status();
-  auto s = ObtainJobSecret(**b, EnvOf(&env), absl::Now() + absl::Seconds(5));
-  EXPECT_THAT(s.status().message(), HasSubstr("GASP_JOB_SECRET_FD is not set"));
-  auto fd = JobSecretToFd(*DrawJobSecret("gasprun"));
+  auto none = CreateBootstrapWithEnv(config, EnvOf(&env));
+  EXPECT_THAT(none.status().message(), HasSubstr("GASP_JOB_SECRET_FD is not set"));
+
+  auto other_fd = JobSecretToFd(*DrawJobSecret("another job"));
+  ASSERT_TRUE(other_fd.ok());
+  env[kJobSecretFdVariable] = absl::StrCat(*other_fd);
+  auto other = CreateBootstrapWithEnv(config, EnvOf(&env));
+  EXPECT_EQ(other.status().code(), absl::StatusCode::kPermissionDenied) << other.status();
+  EXPECT_THAT(other.status().message(), HasSubstr("is not a process gasprun (test) started"));
+
+  auto fd = JobSecretToFd(*secret);
   ASSERT_TRUE(fd.ok());
   env[kJobSecretFdVariable] = absl::StrCat(*fd);
-  s = ObtainJobSecret(**b, EnvOf(&env), absl::Now() + absl::Seconds(5));
-  EXPECT_TRUE(s.ok()) << s.status();
+  auto b = CreateBootstrapWithEnv(config, EnvOf(&env));
+  ASSERT_TRUE(b.ok()) << b.status();
+  auto s = ObtainJobSecret(**b, absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->bytes, secret->bytes);
+  EXPECT_EQ(s->source, "gasprun");
   EXPECT_TRUE((*b)->Finalize(absl::Now() + absl::Seconds(5)).ok());
 }
 

@@ -128,6 +128,7 @@ absl::StatusOr<LaunchEnv> FromGasprun(const GetenvFn& getenv_fn) {
   }
   env.launcher = r.Str("GASP_LAUNCHER");
   env.job_id = r.Str("GASP_JOB_ID");
+  env.secret_fd = r.Str("GASP_JOB_SECRET_FD");
   return env;
 }
 

@@ -42,6 +42,7 @@ struct LaunchEnv {
   int local_size = 1;
   std::string launcher;  // GASP_LAUNCHER ("gasprun" when gasprun started us), else ""
   std::string job_id;    // GASP_JOB_ID, else SLURM_JOB_ID, else OMPI_MCA_ess_base_jobid, else ""
+  std::string secret_fd;  // GASP_JOB_SECRET_FD (gasprun: boot/job_secret.h), else ""
 };
 
 // Returns the value of an environment variable or nullptr when unset.

@@ -20,6 +20,7 @@
 #include "base/status.h"
 #include "boot/bootstrap_internal.h"
 #include "boot/coordinator.h"
+#include "boot/job_secret.h"
 #include "boot/net.h"
 
 namespace gasp {
@@ -44,6 +45,18 @@ class TcpBootstrap : public Bootstrap {
     bool gasprun = env_.launcher == "gasprun";
     if (env_.rank == 0 && !gasprun) GASP_RETURN_IF_ERROR(HostCoordinator());
     CoordinatorClientOptions o;
+    if (gasprun) {
+      // gasprun's coordinator admits only HELLOs proving the job secret.
+      if (env_.secret_fd.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "started by gasprun, but ", kJobSecretFdVariable,
+            " is not set: this gasprun is older than the program's gasp library; use the "
+            "gasprun of the same installation"));
+      }
+      GASP_ASSIGN_OR_RETURN(JobSecret secret, JobSecretFromFd(env_.secret_fd.c_str()));
+      secret_.assign(reinterpret_cast<const char*>(secret.bytes.data()), secret.bytes.size());
+      o.secret = secret_;
+    }
     o.coordinator = config_.coordinator;
     o.rank = env_.rank;
     o.size = env_.size;
@@ -68,6 +81,7 @@ class TcpBootstrap : public Bootstrap {
   int local_rank() const override { return local_rank_; }
   int local_size() const override { return local_size_; }
   std::string method() const override { return env_.launcher == "gasprun" ? "gasprun" : "tcp"; }
+  std::string LauncherSecret() const override { return secret_; }
 
   absl::StatusOr<std::vector<std::string>> Allgather(absl::string_view mine,
                                                      absl::Time deadline) override {
@@ -185,6 +199,7 @@ class TcpBootstrap : public Bootstrap {
   std::string address_;  // this end of the coordinator connection
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<CoordinatorClient> client_;
+  std::string secret_;  // from gasprun (LauncherSecret)
 };
 
 }  // namespace

@@ -255,9 +255,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   s.size = s.boot->size();
   SetLogRank(s.rank, s.size);
   const absl::Time deadline = absl::Now() + c.timeout;
-  GASP_ASSIGN_OR_RETURN(s.secret, boot::ObtainJobSecret(*s.boot, [](const char* name) {
-                          return std::getenv(name);
-                        }, deadline));
+  GASP_ASSIGN_OR_RETURN(s.secret, boot::ObtainJobSecret(*s.boot, deadline));
 
   transport::TransportOptions topts;
   topts.rank = s.rank;

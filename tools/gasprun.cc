@@ -496,6 +496,14 @@ int RunLocal(const Options& o) {
   // We learn exit statuses from waitpid: give them a moment to arrive
   // before the coordinator reports a dropped connection generically.
   co.death_report_delay = std::min(absl::Seconds(1), config->timeout);
+  // The job secret (boot/job_secret.h): in a sealed memfd every rank
+  // inherits, never in the environment, on disk or in a log. The
+  // coordinator admits only HELLOs that prove it.
+  absl::StatusOr<boot::JobSecret> secret = boot::DrawJobSecret("gasprun");
+  absl::StatusOr<int> secret_fd =
+      secret.ok() ? boot::JobSecretToFd(*secret) : absl::StatusOr<int>(secret.status());
+  if (!secret_fd.ok()) Die(1, absl::StrCat("job secret: ", secret_fd.status().message()));
+  co.secret.assign(reinterpret_cast<const char*>(secret->bytes.data()), secret->bytes.size());
   absl::StatusOr<std::unique_ptr<boot::Coordinator>> coord = boot::Coordinator::Start(co);
   if (!coord.ok()) Die(1, absl::StrCat("cannot start the coordinator: ", coord.status().message()));
   std::unique_ptr<LocalNameServer> nameserver =
@@ -515,12 +523,6 @@ int RunLocal(const Options& o) {
   if (nameserver != nullptr) base_env["GASP_NAMESERVER"] = nameserver->address();
   if (o.timeout) base_env["GASP_TIMEOUT"] = o.timeout_text;
   for (const auto& [k, v] : o.exports) base_env[k] = v;
-  // The job secret (boot/job_secret.h): in a sealed memfd every rank
-  // inherits, never in the environment, on disk or in a log.
-  absl::StatusOr<boot::JobSecret> secret = boot::DrawJobSecret("gasprun");
-  absl::StatusOr<int> secret_fd =
-      secret.ok() ? boot::JobSecretToFd(*secret) : absl::StatusOr<int>(secret.status());
-  if (!secret_fd.ok()) Die(1, absl::StrCat("job secret: ", secret_fd.status().message()));
   base_env[boot::kJobSecretFdVariable] = absl::StrCat(*secret_fd);
 
   std::vector<std::string> argv_store = o.program;
