@@ -8,8 +8,9 @@
 // version, a missing or wrong proof of the job secret (when it knows the
 // secret: gasprun's), another job size or job id, an out-of-range or
 // duplicate rank, and any rank of a job that already failed. Collectives
-// are rounds numbered by a per-rank sequence: ALLGATHER{seq, blob} from every rank -> ALLGATHER_RESULT with
-// every blob, indexed by rank; BARRIER is an allgather of empty blobs.
+// are rounds numbered by a per-rank sequence: ALLGATHER{seq, blob} from
+// every rank -> ALLGATHER_RESULT with every blob, indexed by rank; BARRIER
+// is an allgather of empty blobs.
 // ABORT from a rank is broadcast to every other rank. FINALIZE is a clean
 // leave. A connection that drops without FINALIZE (or a death reported by
 // the launcher through NotifyRankDied) is broadcast as RANK_DIED to every
