@@ -121,7 +121,9 @@ TEST(JobSecretTest, TcpRanksShareRankZerosSecret) {
     EXPECT_EQ(got[1], got[0]);
     EXPECT_EQ(got[2], got[0]);
     if (job == 0) first = got;
-    if (job == 1) EXPECT_NE(got[0], first[0]) << "two jobs must not share a secret";
+    if (job == 1) {
+      EXPECT_NE(got[0], first[0]) << "two jobs must not share a secret";
+    }
   }
 }
 
