@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "transport/tcp_transport.h"
@@ -180,10 +181,16 @@ TEST(HandshakeJobsTest, AnotherJobsRankIsNeverServed) {
       *t[0], {testing::ReadOp(1, &v, 8, testing::Addr(&word), reg->rkey)}, &counter);
   EXPECT_EQ(counter.first_error(), CompletionCode::kPeerUnreachable) << s;
   EXPECT_EQ(v, 0u);
-  {
-    std::lock_guard<std::mutex> l(mu);
-    EXPECT_THAT(why, HasSubstr("does not know this job's secret"));
+  // The failure handler runs on the progress thread, after the op failed.
+  std::string seen;
+  for (int i = 0; i < 2000 && seen.empty(); ++i) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      seen = why;
+    }
+    if (seen.empty()) absl::SleepFor(absl::Milliseconds(10));
   }
+  EXPECT_THAT(seen, HasSubstr("does not know this job's secret"));
   for (auto& x : t) (void)x->Shutdown(absl::Now() + absl::Seconds(5));
 }
 
