@@ -175,7 +175,7 @@ int main(int argc, char** argv) {
   if (!records.ok()) Fail(me, absl::StrCat("records: ", records.status().message()));
   for (int r = 0; r < b.size(); ++r) {
     std::string want = absl::StrCat("probe-endpoint-", r);
-    if (std::memcmp((*records)[r].transport_blob, want.data(), want.size()) != 0) {
+    if ((*records)[r].transport_blob() != want) {
       Fail(me, absl::StrFormat("record of rank %d carries the wrong endpoint", r));
     }
   }

@@ -120,21 +120,20 @@ struct CoordinatorClient::State {
         absl::StatusOr<wire::AllgatherResult> m = wire::DecodeAllgatherResult(f.payload);
         if (!m.ok()) return Fail(-1, BadFrame(m.status()));
         std::unique_lock<std::mutex> lock(mu);
-        Reply& r = replies[m->seq];
+        Reply& r = replies[m->seq()];
         r.ok = true;
-        r.blobs = std::move(m->blobs);
+        r.blobs.assign(std::make_move_iterator(m->mutable_blobs()->begin()),
+                       std::make_move_iterator(m->mutable_blobs()->end()));
         cv.notify_all();
         return;
       }
       case wire::MsgType::kAllgatherFail: {
         absl::StatusOr<wire::AllgatherFail> m = wire::DecodeAllgatherFail(f.payload);
         if (!m.ok()) return Fail(-1, BadFrame(m.status()));
-        absl::StatusCode code = static_cast<absl::StatusCode>(m->code);
-        if (code == absl::StatusCode::kOk) code = absl::StatusCode::kUnknown;
         std::unique_lock<std::mutex> lock(mu);
-        Reply& r = replies[m->seq];
+        Reply& r = replies[m->seq()];
         r.ok = false;
-        r.error = absl::Status(code, m->message);
+        r.error = absl::Status(wire::ErrorCode(m->code()), m->message());
         cv.notify_all();
         return;
       }
@@ -147,21 +146,21 @@ struct CoordinatorClient::State {
       case wire::MsgType::kRankDied: {
         absl::StatusOr<wire::RankDied> m = wire::DecodeRankDied(f.payload);
         if (!m.ok()) return Fail(-1, BadFrame(m.status()));
-        return Fail(m->rank, m->reason);
+        return Fail(m->rank(), m->reason());
       }
       case wire::MsgType::kAbort: {
         absl::StatusOr<wire::Abort> m = wire::DecodeAbort(f.payload);
         if (!m.ok()) return Fail(-1, BadFrame(m.status()));
-        std::string who = m->rank < 0
+        std::string who = m->rank() < 0
                               ? std::string("the launcher")
-                              : absl::StrFormat("rank %d (%s:%d)", m->rank, m->host, m->pid);
-        return Fail(m->rank, absl::StrFormat("%s aborted the job (exit code %d): %s", who, m->code,
-                                             m->message));
+                              : absl::StrFormat("rank %d (%s:%d)", m->rank(), m->host(), m->pid());
+        return Fail(m->rank(), absl::StrFormat("%s aborted the job (exit code %d): %s", who,
+                                               m->code(), m->message()));
       }
       case wire::MsgType::kError: {
         absl::StatusOr<wire::Error> m = wire::DecodeError(f.payload);
         if (!m.ok()) return Fail(-1, BadFrame(m.status()));
-        return Fail(-1, absl::StrCat(Where(), " reported: ", m->message));
+        return Fail(-1, absl::StrCat(Where(), " reported: ", m->message()));
       }
       default:
         return Fail(-1, absl::StrCat(Where(), " sent an unexpected ", wire::MsgTypeName(f.type)));
@@ -305,17 +304,19 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
   st->local_address = LocalIPv4(st->fd.get());
 
   wire::Hello h;
-  h.rank = o.rank;
-  h.size = o.size;
-  h.pid = o.pid;
-  h.timeout_ms = absl::ToInt64Milliseconds(o.timeout);
-  h.job_id = o.job_id;
-  h.host = o.host;
+  h.set_protocol_version(wire::kProtocolVersion);
+  h.set_rank(o.rank);
+  h.set_size(o.size);
+  h.set_pid(o.pid);
+  h.set_timeout_ms(absl::ToInt64Milliseconds(o.timeout));
+  h.set_job_id(o.job_id);
+  h.set_host(o.host);
   if (!o.secret.empty()) {
-    h.proof = wire::HelloProof(
-        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(o.secret.data()), o.secret.size()), h);
+    h.set_proof(wire::HelloProof(
+        absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(o.secret.data()), o.secret.size()),
+        h));
   }
-  GASP_RETURN_IF_ERROR(st->SendFrame(wire::MsgType::kHello, wire::EncodeHello(h), deadline));
+  GASP_RETURN_IF_ERROR(st->SendFrame(wire::MsgType::kHello, h.SerializeAsString(), deadline));
 
   // Wait for WELCOME or ERROR.
   char buf[kReadChunk];
@@ -330,11 +331,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
       if (fr.type == static_cast<uint16_t>(wire::MsgType::kError)) {
         absl::StatusOr<wire::Error> e = wire::DecodeError(fr.payload);
         if (!e.ok()) return absl::InternalError(st->BadFrame(e.status()));
-        absl::StatusCode code = static_cast<absl::StatusCode>(e->code);
-        if (code == absl::StatusCode::kOk) code = absl::StatusCode::kUnknown;
-        return absl::Status(code,
+        return absl::Status(wire::ErrorCode(e->code()),
                             absl::StrCat("the coordinator at GASP_COORDINATOR=", o.coordinator,
-                                         " refused rank ", o.rank, ": ", e->message));
+                                         " refused rank ", o.rank, ": ", e->message()));
       }
       if (fr.type != static_cast<uint16_t>(wire::MsgType::kWelcome) ||
           fr.version != wire::kProtocolVersion) {
@@ -344,7 +343,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
       }
       absl::StatusOr<wire::Welcome> w = wire::DecodeWelcome(fr.payload);
       if (!w.ok()) return absl::InternalError(st->BadFrame(w.status()));
-      st->owner = w->owner;
+      st->owner = w->owner();
       break;
     }
     GASP_ASSIGN_OR_RETURN(short rev, PollOne(st->fd.get(), POLLIN, deadline));
@@ -369,7 +368,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
 
 absl::StatusOr<std::vector<std::string>> CoordinatorClient::Allgather(absl::string_view mine,
                                                                       absl::Time deadline) {
-  return AllgatherKind(mine, deadline, wire::CollectiveKind::kAllgather);
+  return AllgatherKind(mine, deadline, wire::COLLECTIVE_ALLGATHER);
 }
 
 absl::StatusOr<std::vector<std::string>> CoordinatorClient::AllgatherKind(
@@ -390,14 +389,14 @@ absl::StatusOr<std::vector<std::string>> CoordinatorClient::AllgatherKind(
     }
   }
   wire::Allgather m;
-  m.seq = seq;
-  m.kind = kind;
-  m.wait_ms = std::max<int64_t>(
-      0, absl::ToInt64Milliseconds(absl::Ceil(deadline - absl::Now(), absl::Milliseconds(1))));
-  if (deadline == absl::InfiniteFuture()) m.wait_ms = kMaxWaitMs;
-  m.blob = std::string(mine);
+  m.set_seq(seq);
+  m.set_kind(kind);
+  m.set_wait_ms(std::max<int64_t>(
+      0, absl::ToInt64Milliseconds(absl::Ceil(deadline - absl::Now(), absl::Milliseconds(1)))));
+  if (deadline == absl::InfiniteFuture()) m.set_wait_ms(kMaxWaitMs);
+  m.set_blob(std::string(mine));
   GASP_RETURN_IF_ERROR(
-      st->SendFrame(wire::MsgType::kAllgather, wire::EncodeAllgather(m), deadline + kReplyGrace));
+      st->SendFrame(wire::MsgType::kAllgather, m.SerializeAsString(), deadline + kReplyGrace));
   std::unique_lock<std::mutex> lock(st->mu);
   auto ready = [st, seq] { return st->replies.count(seq) > 0 || !st->failure.ok() || st->closed; };
   WaitUntil(st->cv, lock, deadline + kReplyGrace, ready);
@@ -424,7 +423,7 @@ absl::StatusOr<std::vector<std::string>> CoordinatorClient::AllgatherKind(
 }
 
 absl::Status CoordinatorClient::Barrier(absl::Time deadline) {
-  return AllgatherKind("", deadline, wire::CollectiveKind::kBarrier).status();
+  return AllgatherKind("", deadline, wire::COLLECTIVE_BARRIER).status();
 }
 
 absl::Status CoordinatorClient::SendAbort(int exit_code, absl::string_view message,
@@ -435,12 +434,12 @@ absl::Status CoordinatorClient::SendAbort(int exit_code, absl::string_view messa
     st->leaving = true;
   }
   wire::Abort a;
-  a.rank = st->opts.rank;
-  a.code = exit_code;
-  a.host = st->opts.host;
-  a.pid = st->opts.pid;
-  a.message = std::string(message.substr(0, wire::kMaxStringBytes));
-  return st->SendFrame(wire::MsgType::kAbort, wire::EncodeAbort(a), deadline);
+  a.set_rank(st->opts.rank);
+  a.set_code(exit_code);
+  a.set_host(st->opts.host);
+  a.set_pid(st->opts.pid);
+  a.set_message(std::string(message.substr(0, wire::kMaxStringBytes)));
+  return st->SendFrame(wire::MsgType::kAbort, a.SerializeAsString(), deadline);
 }
 
 absl::Status CoordinatorClient::Finalize(absl::Time deadline) {

@@ -107,7 +107,7 @@ struct Coordinator::Impl {
   };
 
   struct Round {
-    wire::CollectiveKind kind = wire::CollectiveKind::kAllgather;
+    wire::CollectiveKind kind = wire::COLLECTIVE_ALLGATHER;
     int first_rank = -1;
     std::vector<std::optional<std::string>> blobs;
     int count = 0;

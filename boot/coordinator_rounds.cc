@@ -65,9 +65,9 @@ void Coordinator::Impl::Refuse(Conn* c, absl::StatusCode code, const std::string
   GASP_LOG(Error) << "coordinator " << address << ": refusing connection from " << c->peer << ": "
                   << message;
   wire::Error e;
-  e.code = static_cast<uint32_t>(code);
-  e.message = message;
-  SendTo(c, wire::MsgType::kError, wire::EncodeError(e));
+  e.set_code(static_cast<uint32_t>(code));
+  e.set_message(message.substr(0, wire::kMaxStringBytes));
+  SendTo(c, wire::MsgType::kError, e.SerializeAsString());
   c->closing = true;
   c->close_deadline = absl::Now() + kCloseFlushTimeout;
 }
@@ -88,12 +88,12 @@ void Coordinator::Impl::FailRound(uint64_t seq, absl::StatusCode code, const std
   auto it = rounds.find(seq);
   if (it == rounds.end()) return;
   wire::AllgatherFail f;
-  f.seq = seq;
-  f.code = static_cast<uint32_t>(code);
-  f.missing = std::move(missing);
-  f.message = message;
+  f.set_seq(seq);
+  f.set_code(static_cast<uint32_t>(code));
+  f.mutable_missing()->Assign(missing.begin(), missing.end());
+  f.set_message(message.substr(0, wire::kMaxStringBytes));
   auto frame = std::make_shared<const std::string>(wire::EncodeFrame(
-      static_cast<uint16_t>(wire::MsgType::kAllgatherFail), wire::EncodeAllgatherFail(f)));
+      static_cast<uint16_t>(wire::MsgType::kAllgatherFail), f.SerializeAsString()));
   for (int r = 0; r < static_cast<int>(it->second.blobs.size()); ++r) {
     if (it->second.blobs[r].has_value()) Send(RankConn(r), frame);
   }
@@ -142,7 +142,8 @@ void Coordinator::Impl::CheckNewRound(uint64_t seq) {
 
 void Coordinator::Impl::CompleteRound(uint64_t seq) {
   Round& rd = rounds[seq];
-  size_t need = 12 + rd.blobs.size() * 4 + rd.total_bytes;
+  // Protobuf's framing takes at most 6 bytes per blob (tag + length varint).
+  size_t need = 16 + rd.blobs.size() * 6 + rd.total_bytes;
   if (need > wire::kMaxServerPayload) {
     FailRound(seq, absl::StatusCode::kResourceExhausted,
               absl::StrFormat("%s: the blobs of all %d ranks take %d bytes, more than the "
@@ -152,11 +153,11 @@ void Coordinator::Impl::CompleteRound(uint64_t seq) {
     return;
   }
   wire::AllgatherResult res;
-  res.seq = seq;
-  res.blobs.reserve(rd.blobs.size());
-  for (auto& b : rd.blobs) res.blobs.push_back(std::move(*b));
+  res.set_seq(seq);
+  res.mutable_blobs()->Reserve(static_cast<int>(rd.blobs.size()));
+  for (auto& b : rd.blobs) res.add_blobs(std::move(*b));
   auto frame = std::make_shared<const std::string>(wire::EncodeFrame(
-      static_cast<uint16_t>(wire::MsgType::kAllgatherResult), wire::EncodeAllgatherResult(res)));
+      static_cast<uint16_t>(wire::MsgType::kAllgatherResult), res.SerializeAsString()));
   rounds.erase(seq);
   for (int r = 0; r < static_cast<int>(slots.size()); ++r) Send(RankConn(r), frame);
 }
@@ -216,11 +217,11 @@ void Coordinator::Impl::RankLost(int rank, const std::string& reason) {
   }
   GASP_LOG(Info) << "coordinator " << address << ": " << reason;
   wire::RankDied d;
-  d.rank = rank;
-  d.pid = s.pid;
-  d.host = s.host;
-  d.reason = reason;
-  Broadcast(wire::MsgType::kRankDied, wire::EncodeRankDied(d), rank);
+  d.set_rank(rank);
+  d.set_pid(s.pid);
+  d.set_host(s.host);
+  d.set_reason(reason.substr(0, wire::kMaxStringBytes));
+  Broadcast(wire::MsgType::kRankDied, d.SerializeAsString(), rank);
   FailRoundsMissing(rank, absl::StatusCode::kAborted, reason);
 }
 
@@ -235,17 +236,17 @@ void Coordinator::Impl::RankAborted(int rank, int code, const std::string& messa
     failure_rank = rank;
   }
   wire::Abort a;
-  a.rank = rank;
-  a.code = code;
-  a.message = message;
+  a.set_rank(rank);
+  a.set_code(code);
+  a.set_message(message.substr(0, wire::kMaxStringBytes));
   if (rank >= 0 && rank < static_cast<int>(slots.size())) {
-    a.host = slots[rank].host;
-    a.pid = slots[rank].pid;
+    a.set_host(slots[rank].host);
+    a.set_pid(slots[rank].pid);
     slots[rank].lost_pending = false;
     SetState(rank, SlotState::kAborted);
   }
   GASP_LOG(Info) << "coordinator " << address << ": " << sentence;
-  Broadcast(wire::MsgType::kAbort, wire::EncodeAbort(a), rank);
+  Broadcast(wire::MsgType::kAbort, a.SerializeAsString(), rank);
   if (rank >= 0 && rank < static_cast<int>(slots.size())) {
     FailRoundsMissing(rank, absl::StatusCode::kAborted, sentence);
   } else {
@@ -272,13 +273,15 @@ void Coordinator::Impl::ConnectionLost(int rank, const std::string& why) {
 }
 
 void Coordinator::Impl::HandleHello(Conn* c, const wire::Frame& f) {
-  absl::StatusOr<uint16_t> ver = wire::PeekHelloVersion(f.payload);
-  if (!ver.ok()) return ProtocolError(c, std::string(ver.status().message()));
+  // The header's version comes first: a rank of another build may encode
+  // its HELLO in a way this build cannot parse.
   absl::StatusOr<wire::Hello> h = wire::DecodeHello(f.payload);
-  if (f.version != wire::kProtocolVersion || *ver != wire::kProtocolVersion) {
-    std::string who = h.ok() ? absl::StrFormat("rank %d (%s:%d)", h->rank, h->host, h->pid)
+  const bool same = f.version == wire::kProtocolVersion &&
+                    (!h.ok() || h->protocol_version() == wire::kProtocolVersion);
+  if (!same) {
+    std::string who = h.ok() ? absl::StrFormat("rank %d (%s:%d)", h->rank(), h->host(), h->pid())
                              : absl::StrCat("the process at ", c->peer);
-    uint16_t theirs = f.version != wire::kProtocolVersion ? f.version : *ver;
+    uint32_t theirs = f.version != wire::kProtocolVersion ? f.version : h->protocol_version();
     return Refuse(c, absl::StatusCode::kFailedPrecondition,
                   absl::StrFormat("%s speaks coordinator protocol version %d but the "
                                   "coordinator at %s (%s) speaks version %d: rebuild every rank "
@@ -286,68 +289,68 @@ void Coordinator::Impl::HandleHello(Conn* c, const wire::Frame& f) {
                                   who, theirs, address, opts.owner, wire::kProtocolVersion));
   }
   if (!h.ok()) return ProtocolError(c, std::string(h.status().message()));
-  std::string who = absl::StrFormat("rank %d (%s:%d)", h->rank, h->host, h->pid);
+  std::string who = absl::StrFormat("rank %d (%s:%d)", h->rank(), h->host(), h->pid());
   if (!opts.secret.empty()) {
     const std::string want = wire::HelloProof(
         absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(opts.secret.data()),
                             opts.secret.size()),
         *h);
-    if (h->proof.size() != want.size() ||
-        !MacEqual(reinterpret_cast<const uint8_t*>(h->proof.data()),
+    if (h->proof().size() != want.size() ||
+        !MacEqual(reinterpret_cast<const uint8_t*>(h->proof().data()),
                   reinterpret_cast<const uint8_t*>(want.data()))) {
       return Refuse(c, absl::StatusCode::kPermissionDenied,
                     absl::StrFormat("%s at %s is not a process %s started: its HELLO %s the job "
                                     "secret (start the ranks with that gasprun)",
                                     who, c->peer, opts.owner,
-                                    h->proof.empty() ? "carries no proof of" : "does not prove"));
+                                    h->proof().empty() ? "carries no proof of" : "does not prove"));
     }
   }
-  if (h->size != opts.size) {
+  if (h->size() != opts.size) {
     return Refuse(c, absl::StatusCode::kInvalidArgument,
                   absl::StrFormat("%s was launched as one of %d ranks but the coordinator at %s "
                                   "(%s) runs a job of %d ranks: every rank must come from the "
                                   "same launch (is another job using the same GASP_COORDINATOR?)",
-                                  who, h->size, address, opts.owner, opts.size));
+                                  who, h->size(), address, opts.owner, opts.size));
   }
-  if (h->rank < 0 || h->rank >= opts.size) {
+  if (h->rank() < 0 || h->rank() >= opts.size) {
     return Refuse(c, absl::StatusCode::kInvalidArgument,
                   absl::StrFormat("%s: rank out of range [0, %d)", who, opts.size));
   }
-  if (!job_id.empty() && h->job_id != job_id) {
+  if (!job_id.empty() && h->job_id() != job_id) {
     return Refuse(c, absl::StatusCode::kFailedPrecondition,
                   absl::StrFormat("%s belongs to job '%s' but the coordinator at %s (%s) serves "
                                   "job '%s': two jobs use the same GASP_COORDINATOR; give each "
                                   "job its own port",
-                                  who, h->job_id, address, opts.owner, job_id));
+                                  who, h->job_id(), address, opts.owner, job_id));
   }
   if (!failure.empty()) {
     return Refuse(c, absl::StatusCode::kAborted,
                   absl::StrCat("the job already failed: ", failure));
   }
-  Slot& s = slots[h->rank];
+  Slot& s = slots[h->rank()];
   if (s.state == SlotState::kConnected) {
     return Refuse(c, absl::StatusCode::kAlreadyExists,
                   absl::StrFormat("rank %d is already connected from %s:%d; %s claims the same "
                                   "rank: the launcher started two processes with rank %d "
                                   "(check the rank variables of both)",
-                                  h->rank, s.host, s.pid, who, h->rank));
+                                  h->rank(), s.host, s.pid, who, h->rank()));
   }
   if (s.state != SlotState::kAbsent) {
     return Refuse(c, absl::StatusCode::kFailedPrecondition,
-                  absl::StrFormat("%s: rank %d already left this job", who, h->rank));
+                  absl::StrFormat("%s: rank %d already left this job", who, h->rank()));
   }
-  if (job_id.empty()) job_id = h->job_id;
+  if (job_id.empty()) job_id = h->job_id();
   s.state = SlotState::kConnected;
   s.conn_id = c->id;
-  s.host = h->host;
-  s.pid = h->pid;
-  s.timeout_ms = h->timeout_ms;
-  c->rank = h->rank;
+  s.host = h->host();
+  s.pid = h->pid();
+  s.timeout_ms = h->timeout_ms();
+  c->rank = h->rank();
   c->hello_deadline = absl::InfiniteFuture();
   wire::Welcome w;
-  w.size = opts.size;
-  w.owner = opts.owner;
-  SendTo(c, wire::MsgType::kWelcome, wire::EncodeWelcome(w));
+  w.set_size(opts.size);
+  w.set_owner(opts.owner);
+  SendTo(c, wire::MsgType::kWelcome, w.SerializeAsString());
   GASP_LOG(Debug) << "coordinator " << address << ": " << who << " joined from " << c->peer;
 }
 
@@ -355,41 +358,41 @@ void Coordinator::Impl::HandleAllgather(Conn* c, const wire::Frame& f) {
   absl::StatusOr<wire::Allgather> m = wire::DecodeAllgather(f.payload);
   if (!m.ok()) return ProtocolError(c, std::string(m.status().message()));
   int r = c->rank;
-  if (auto it = failed_rounds.find(m->seq); it != failed_rounds.end()) {
-    SendTo(c, wire::MsgType::kAllgatherFail, wire::EncodeAllgatherFail(it->second));
+  if (auto it = failed_rounds.find(m->seq()); it != failed_rounds.end()) {
+    SendTo(c, wire::MsgType::kAllgatherFail, it->second.SerializeAsString());
     return;
   }
-  bool fresh = rounds.find(m->seq) == rounds.end();
-  Round& rd = rounds[m->seq];
+  bool fresh = rounds.find(m->seq()) == rounds.end();
+  Round& rd = rounds[m->seq()];
   if (fresh) {
-    rd.kind = m->kind;
+    rd.kind = m->kind();
     rd.first_rank = r;
     rd.blobs.resize(slots.size());
   }
   if (rd.blobs[r].has_value()) {
-    return ProtocolError(c, absl::StrFormat("joined %s twice", RoundName(m->seq, rd)));
+    return ProtocolError(c, absl::StrFormat("joined %s twice", RoundName(m->seq(), rd)));
   }
-  int64_t wait_ms = std::clamp<int64_t>(m->wait_ms, 0, kMaxWaitMs);
+  int64_t wait_ms = std::clamp<int64_t>(m->wait_ms(), 0, kMaxWaitMs);
   absl::Time deadline = absl::Now() + absl::Milliseconds(wait_ms);
   if (deadline < rd.deadline) {
     rd.deadline = deadline;
     rd.timeout_ms = slots[r].timeout_ms;
   }
-  if (m->kind != rd.kind) {
+  if (m->kind() != rd.kind) {
     rd.blobs[r] = std::string();  // so that r hears about the failure
     return FailRound(
-        m->seq, absl::StatusCode::kFailedPrecondition,
+        m->seq(), absl::StatusCode::kFailedPrecondition,
         absl::StrFormat("collective #%d is a %s on %s but a %s on %s: every rank must make "
                         "the same sequence of collective calls",
-                        m->seq, wire::CollectiveName(rd.kind), Who(rd.first_rank),
-                        wire::CollectiveName(m->kind), Who(r)),
+                        m->seq(), wire::CollectiveName(rd.kind), Who(rd.first_rank),
+                        wire::CollectiveName(m->kind()), Who(r)),
         {});
   }
-  rd.total_bytes += m->blob.size();
-  rd.blobs[r] = std::move(m->blob);
+  rd.total_bytes += m->blob().size();
+  rd.blobs[r] = std::move(*m->mutable_blob());
   ++rd.count;
-  if (rd.count == static_cast<int>(rd.blobs.size())) return CompleteRound(m->seq);
-  if (fresh) CheckNewRound(m->seq);
+  if (rd.count == static_cast<int>(rd.blobs.size())) return CompleteRound(m->seq());
+  if (fresh) CheckNewRound(m->seq());
 }
 
 void Coordinator::Impl::HandleFrame(Conn* c, const wire::Frame& f) {
@@ -412,7 +415,7 @@ void Coordinator::Impl::HandleFrame(Conn* c, const wire::Frame& f) {
       int r = c->rank;
       c->rank = -1;  // its connection closing next is expected
       slots[r].conn_id = 0;
-      return RankAborted(r, a->code, a->message);
+      return RankAborted(r, a->code(), a->message());
     }
     case wire::MsgType::kFinalize: {
       if (absl::Status s = wire::DecodeEmpty(f.payload, f.type); !s.ok()) {

@@ -157,12 +157,13 @@ class RawPeer {
 
 wire::Hello MakeHello(int rank, int size) {
   wire::Hello h;
-  h.rank = rank;
-  h.size = size;
-  h.pid = 4000 + rank;
-  h.timeout_ms = 2000;
-  h.job_id = "job";
-  h.host = "rawhost";
+  h.set_protocol_version(wire::kProtocolVersion);
+  h.set_rank(rank);
+  h.set_size(size);
+  h.set_pid(4000 + rank);
+  h.set_timeout_ms(2000);
+  h.set_job_id("job");
+  h.set_host("rawhost");
   return h;
 }
 
@@ -172,7 +173,7 @@ std::string ErrorMessage(const std::optional<wire::Frame>& f) {
     return absl::StrCat("<", wire::MsgTypeName(f->type), ">");
   }
   auto e = wire::DecodeError(f->payload);
-  return e.ok() ? e->message : "<bad ERROR>";
+  return e.ok() ? e->message() : "<bad ERROR>";
 }
 
 TEST(CoordinatorTest, AllgatherOrderingAndBarrier) {
@@ -254,18 +255,18 @@ TEST(CoordinatorTest, VersionMismatchIsRefused) {
   {
     RawPeer p(*coord);
     wire::Hello h = MakeHello(1, 2);
-    h.protocol_version = 99;
-    p.SendFrame(wire::MsgType::kHello, wire::EncodeHello(h));
+    h.set_protocol_version(99);
+    p.SendFrame(wire::MsgType::kHello, h.SerializeAsString());
     EXPECT_THAT(ErrorMessage(p.Read()),
                 AllOf(HasSubstr("rank 1 (rawhost:4001) speaks coordinator protocol version 99"),
-                      HasSubstr("speaks version 2"), HasSubstr("rebuild every rank")));
+                      HasSubstr("speaks version 3"), HasSubstr("rebuild every rank")));
     EXPECT_TRUE(p.ClosedWithin(absl::Seconds(5)));
   }
   {
     // A newer frame header whose HELLO layout is unknown: still a clear refusal.
     RawPeer p(*coord);
-    p.SendFrame(wire::MsgType::kHello, std::string("\x03\x00garbage", 9), 3);
-    EXPECT_THAT(ErrorMessage(p.Read()), HasSubstr("speaks coordinator protocol version 3"));
+    p.SendFrame(wire::MsgType::kHello, std::string("\x03\x00garbage", 9), 4);
+    EXPECT_THAT(ErrorMessage(p.Read()), HasSubstr("speaks coordinator protocol version 4"));
   }
   // The slot was not taken: a good rank 1 still joins.
   auto c1 = ConnectOrDie(*coord, 1, 2);
@@ -284,8 +285,8 @@ TEST(CoordinatorTest, HelloMustProveTheJobSecret) {
   for (const char* proof : {"", "forged: 32 bytes of nothing....."}) {
     RawPeer p(*coord);
     wire::Hello h = MakeHello(1, 2);
-    h.proof = proof;
-    p.SendFrame(wire::MsgType::kHello, wire::EncodeHello(h));
+    h.set_proof(proof);
+    p.SendFrame(wire::MsgType::kHello, h.SerializeAsString());
     EXPECT_THAT(ErrorMessage(p.Read()),
                 AllOf(HasSubstr("rank 1 (rawhost:4001)"), HasSubstr("is not a process test started"),
                       HasSubstr("job secret")));
@@ -516,7 +517,7 @@ TEST(CoordinatorTest, IdentifiedRankSendingGarbageIsReportedDead) {
   Failures f0;
   c0->SetJobFailureHandler(f0.Handler());
   RawPeer p(*coord);
-  p.SendFrame(wire::MsgType::kHello, wire::EncodeHello(MakeHello(1, 2)));
+  p.SendFrame(wire::MsgType::kHello, MakeHello(1, 2).SerializeAsString());
   auto w = p.Read();
   ASSERT_TRUE(w.has_value());
   EXPECT_EQ(w->type, static_cast<uint16_t>(wire::MsgType::kWelcome));

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/crypto.h"
+#include "base/status.h"
 #include "boot/byte_io.h"
 
 namespace gasp {
@@ -10,14 +11,28 @@ namespace boot {
 namespace wire {
 namespace {
 
-absl::Status Malformed(absl::string_view what, absl::string_view payload) {
-  return absl::InvalidArgumentError(
-      absl::StrFormat("malformed %s payload (%d bytes)", what, payload.size()));
+absl::Status Malformed(absl::string_view what, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("malformed ", what, " payload: ", why));
 }
 
-// Common tail check: everything read, nothing left over.
-absl::Status Finish(const ByteReader& r, absl::string_view what, absl::string_view payload) {
-  if (!r.done()) return Malformed(what, payload);
+// Parses `payload` as T. Protobuf refuses truncated fields and lengths
+// beyond the input; unknown fields (from a newer build) are kept, not
+// trusted.
+template <typename T>
+absl::StatusOr<T> Parse(absl::string_view payload, absl::string_view what) {
+  T m;
+  if (!m.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+    return Malformed(what, absl::StrFormat("not a %s message (%d bytes)", what, payload.size()));
+  }
+  return m;
+}
+
+// Host names, job ids and messages are quoted in logs and errors: bounded.
+absl::Status CheckText(const std::string& s, absl::string_view what, absl::string_view field) {
+  if (s.size() > kMaxStringBytes) {
+    return Malformed(what, absl::StrFormat("%s of %d bytes, more than %d", field, s.size(),
+                                           kMaxStringBytes));
+  }
   return absl::OkStatus();
 }
 
@@ -49,12 +64,21 @@ std::string MsgTypeName(uint16_t type) {
   return absl::StrCat("type ", type);
 }
 
+absl::StatusCode ErrorCode(uint32_t code) {
+  if (code == 0 || code > static_cast<uint32_t>(absl::StatusCode::kUnauthenticated)) {
+    return absl::StatusCode::kUnknown;
+  }
+  return static_cast<absl::StatusCode>(code);
+}
+
 const char* CollectiveName(CollectiveKind kind) {
   switch (kind) {
-    case CollectiveKind::kAllgather:
+    case COLLECTIVE_ALLGATHER:
       return "allgather";
-    case CollectiveKind::kBarrier:
+    case COLLECTIVE_BARRIER:
       return "barrier";
+    default:
+      break;
   }
   return "collective";
 }
@@ -102,213 +126,76 @@ absl::StatusOr<std::optional<Frame>> DecodeFrame(absl::string_view bytes, size_t
   return std::optional<Frame>(std::move(f));
 }
 
-std::string EncodeHello(const Hello& m) {
-  std::string out;
-  ByteWriter w(&out);
-  w.U16(m.protocol_version);
-  w.I32(m.rank);
-  w.I32(m.size);
-  w.I32(m.pid);
-  w.I64(m.timeout_ms);
-  w.Bytes(m.job_id);
-  w.Bytes(m.host);
-  w.Bytes(m.proof);
-  return out;
-}
-
 std::string HelloProof(absl::Span<const uint8_t> secret, const Hello& m) {
   const Mac mac = HmacSha256(
-      secret, {"gasp-coordinator-v2", Le64(m.protocol_version), Le64(static_cast<uint32_t>(m.rank)),
-               Le64(static_cast<uint32_t>(m.size)), Le64(static_cast<uint32_t>(m.pid)),
-               Le64(static_cast<uint64_t>(m.timeout_ms)), Le64(m.job_id.size()), m.job_id,
-               Le64(m.host.size()), m.host});
+      secret, {"gasp-coordinator-v3", Le64(m.protocol_version()),
+               Le64(static_cast<uint32_t>(m.rank())), Le64(static_cast<uint32_t>(m.size())),
+               Le64(static_cast<uint32_t>(m.pid())), Le64(static_cast<uint64_t>(m.timeout_ms())),
+               Le64(m.job_id().size()), m.job_id(), Le64(m.host().size()), m.host()});
   return std::string(mac.begin(), mac.end());
 }
 
-absl::StatusOr<uint16_t> PeekHelloVersion(absl::string_view payload) {
-  ByteReader r(payload);
-  uint16_t v;
-  if (!r.U16(&v)) return Malformed("HELLO", payload);
-  return v;
-}
-
 absl::StatusOr<Hello> DecodeHello(absl::string_view payload) {
-  ByteReader r(payload);
-  Hello m;
-  r.U16(&m.protocol_version);
-  r.I32(&m.rank);
-  r.I32(&m.size);
-  r.I32(&m.pid);
-  r.I64(&m.timeout_ms);
-  r.Bytes(kMaxStringBytes, &m.job_id);
-  r.Bytes(kMaxStringBytes, &m.host);
-  r.Bytes(kMacBytes, &m.proof);
-  if (absl::Status s = Finish(r, "HELLO", payload); !s.ok()) return s;
+  GASP_ASSIGN_OR_RETURN(Hello m, Parse<Hello>(payload, "HELLO"));
+  GASP_RETURN_IF_ERROR(CheckText(m.job_id(), "HELLO", "job id"));
+  GASP_RETURN_IF_ERROR(CheckText(m.host(), "HELLO", "host"));
+  if (m.proof().size() > kMacBytes) return Malformed("HELLO", "proof longer than an HMAC");
   return m;
-}
-
-std::string EncodeWelcome(const Welcome& m) {
-  std::string out;
-  ByteWriter w(&out);
-  w.I32(m.size);
-  w.Bytes(m.owner);
-  return out;
 }
 
 absl::StatusOr<Welcome> DecodeWelcome(absl::string_view payload) {
-  ByteReader r(payload);
-  Welcome m;
-  r.I32(&m.size);
-  r.Bytes(kMaxStringBytes, &m.owner);
-  if (absl::Status s = Finish(r, "WELCOME", payload); !s.ok()) return s;
+  GASP_ASSIGN_OR_RETURN(Welcome m, Parse<Welcome>(payload, "WELCOME"));
+  GASP_RETURN_IF_ERROR(CheckText(m.owner(), "WELCOME", "owner"));
   return m;
-}
-
-std::string EncodeError(const Error& m) {
-  std::string out;
-  ByteWriter w(&out);
-  w.U32(m.code);
-  w.Bytes(m.message);
-  return out;
 }
 
 absl::StatusOr<Error> DecodeError(absl::string_view payload) {
-  ByteReader r(payload);
-  Error m;
-  r.U32(&m.code);
-  r.Bytes(kMaxStringBytes, &m.message);
-  if (absl::Status s = Finish(r, "ERROR", payload); !s.ok()) return s;
+  GASP_ASSIGN_OR_RETURN(Error m, Parse<Error>(payload, "ERROR"));
+  GASP_RETURN_IF_ERROR(CheckText(m.message(), "ERROR", "message"));
   return m;
-}
-
-std::string EncodeAllgather(const Allgather& m) {
-  std::string out;
-  ByteWriter w(&out);
-  w.U64(m.seq);
-  w.U8(static_cast<uint8_t>(m.kind));
-  w.I64(m.wait_ms);
-  w.Bytes(m.blob);
-  return out;
 }
 
 absl::StatusOr<Allgather> DecodeAllgather(absl::string_view payload) {
-  ByteReader r(payload);
-  Allgather m;
-  uint8_t kind = 0;
-  r.U64(&m.seq);
-  r.U8(&kind);
-  r.I64(&m.wait_ms);
-  r.Bytes(kMaxBlobBytes, &m.blob);
-  if (absl::Status s = Finish(r, "ALLGATHER", payload); !s.ok()) return s;
-  if (kind > static_cast<uint8_t>(CollectiveKind::kBarrier)) return Malformed("ALLGATHER", payload);
-  m.kind = static_cast<CollectiveKind>(kind);
+  GASP_ASSIGN_OR_RETURN(Allgather m, Parse<Allgather>(payload, "ALLGATHER"));
+  if (!CollectiveKind_IsValid(m.kind())) return Malformed("ALLGATHER", "unknown collective kind");
+  if (m.blob().size() > kMaxBlobBytes) return Malformed("ALLGATHER", "blob over the limit");
   return m;
-}
-
-std::string EncodeAllgatherResult(const AllgatherResult& m) {
-  std::string out;
-  ByteWriter w(&out);
-  w.U64(m.seq);
-  w.U32(static_cast<uint32_t>(m.blobs.size()));
-  for (const std::string& b : m.blobs) w.Bytes(b);
-  return out;
 }
 
 absl::StatusOr<AllgatherResult> DecodeAllgatherResult(absl::string_view payload) {
-  ByteReader r(payload);
-  AllgatherResult m;
-  uint32_t count = 0;
-  r.U64(&m.seq);
-  r.U32(&count);
-  // Each entry takes at least its 4-byte length: refuse counts the payload
-  // cannot hold before reserving anything.
-  if (r.failed() || count > static_cast<uint32_t>(kMaxRanks) || count > r.remaining() / 4) {
-    return Malformed("ALLGATHER_RESULT", payload);
+  GASP_ASSIGN_OR_RETURN(AllgatherResult m, Parse<AllgatherResult>(payload, "ALLGATHER_RESULT"));
+  if (m.blobs_size() > kMaxRanks) return Malformed("ALLGATHER_RESULT", "more blobs than ranks");
+  for (const std::string& b : m.blobs()) {
+    if (b.size() > kMaxBlobBytes) return Malformed("ALLGATHER_RESULT", "blob over the limit");
   }
-  m.blobs.resize(count);
-  for (uint32_t i = 0; i < count; ++i) {
-    if (!r.Bytes(kMaxBlobBytes, &m.blobs[i])) break;
-  }
-  if (absl::Status s = Finish(r, "ALLGATHER_RESULT", payload); !s.ok()) return s;
   return m;
-}
-
-std::string EncodeAllgatherFail(const AllgatherFail& m) {
-  std::string out;
-  ByteWriter w(&out);
-  w.U64(m.seq);
-  w.U32(m.code);
-  w.U32(static_cast<uint32_t>(m.missing.size()));
-  for (int32_t rank : m.missing) w.I32(rank);
-  w.Bytes(m.message);
-  return out;
 }
 
 absl::StatusOr<AllgatherFail> DecodeAllgatherFail(absl::string_view payload) {
-  ByteReader r(payload);
-  AllgatherFail m;
-  uint32_t count = 0;
-  r.U64(&m.seq);
-  r.U32(&m.code);
-  r.U32(&count);
-  if (r.failed() || count > static_cast<uint32_t>(kMaxRanks) || count > r.remaining() / 4) {
-    return Malformed("ALLGATHER_FAIL", payload);
-  }
-  m.missing.resize(count);
-  for (uint32_t i = 0; i < count; ++i) {
-    if (!r.I32(&m.missing[i])) break;
-  }
-  r.Bytes(kMaxStringBytes, &m.message);
-  if (absl::Status s = Finish(r, "ALLGATHER_FAIL", payload); !s.ok()) return s;
+  GASP_ASSIGN_OR_RETURN(AllgatherFail m, Parse<AllgatherFail>(payload, "ALLGATHER_FAIL"));
+  if (m.missing_size() > kMaxRanks) return Malformed("ALLGATHER_FAIL", "more ranks than a job");
+  GASP_RETURN_IF_ERROR(CheckText(m.message(), "ALLGATHER_FAIL", "message"));
   return m;
-}
-
-std::string EncodeAbort(const Abort& m) {
-  std::string out;
-  ByteWriter w(&out);
-  w.I32(m.rank);
-  w.I32(m.code);
-  w.Bytes(m.host);
-  w.I32(m.pid);
-  w.Bytes(m.message);
-  return out;
 }
 
 absl::StatusOr<Abort> DecodeAbort(absl::string_view payload) {
-  ByteReader r(payload);
-  Abort m;
-  r.I32(&m.rank);
-  r.I32(&m.code);
-  r.Bytes(kMaxStringBytes, &m.host);
-  r.I32(&m.pid);
-  r.Bytes(kMaxStringBytes, &m.message);
-  if (absl::Status s = Finish(r, "ABORT", payload); !s.ok()) return s;
+  GASP_ASSIGN_OR_RETURN(Abort m, Parse<Abort>(payload, "ABORT"));
+  GASP_RETURN_IF_ERROR(CheckText(m.host(), "ABORT", "host"));
+  GASP_RETURN_IF_ERROR(CheckText(m.message(), "ABORT", "message"));
   return m;
 }
 
-std::string EncodeRankDied(const RankDied& m) {
-  std::string out;
-  ByteWriter w(&out);
-  w.I32(m.rank);
-  w.I32(m.pid);
-  w.Bytes(m.host);
-  w.Bytes(m.reason);
-  return out;
-}
-
 absl::StatusOr<RankDied> DecodeRankDied(absl::string_view payload) {
-  ByteReader r(payload);
-  RankDied m;
-  r.I32(&m.rank);
-  r.I32(&m.pid);
-  r.Bytes(kMaxStringBytes, &m.host);
-  r.Bytes(kMaxStringBytes, &m.reason);
-  if (absl::Status s = Finish(r, "RANK_DIED", payload); !s.ok()) return s;
+  GASP_ASSIGN_OR_RETURN(RankDied m, Parse<RankDied>(payload, "RANK_DIED"));
+  GASP_RETURN_IF_ERROR(CheckText(m.host(), "RANK_DIED", "host"));
+  GASP_RETURN_IF_ERROR(CheckText(m.reason(), "RANK_DIED", "reason"));
   return m;
 }
 
 absl::Status DecodeEmpty(absl::string_view payload, uint16_t type) {
-  if (!payload.empty()) return Malformed(MsgTypeName(type), payload);
+  if (!payload.empty()) {
+    return Malformed(MsgTypeName(type), absl::StrFormat("%d bytes, expected none", payload.size()));
+  }
   return absl::OkStatus();
 }
 

@@ -2,16 +2,16 @@
 // no I/O: everything here is a decoder of untrusted network bytes and is
 // fuzzed (boot/coordinator_wire_fuzzer.cc).
 //
-// Frame = 12-byte header + payload, all integers little-endian:
-//   u32 magic "GSPC" (0x43505347)   u16 frame version   u16 type   u32 payload length
-// Strings and blobs inside payloads are u32 length + bytes. Every decoder
-// refuses truncated input, trailing bytes, lengths beyond the remaining
-// bytes, and counts that could not fit in the payload.
+// Frame = 12-byte header + payload. The header is hand-coded, little-endian:
+//   u32 magic "GSPC" (0x43505347)   u16 protocol version   u16 type   u32 payload length
+// so that a stream can be cut into frames, and a stranger (an HTTP probe, a
+// port scanner) refused, before any payload is parsed. The payload is the
+// protobuf message of boot/coordinator.proto that the type names.
 //
-// Compatibility: the header and the ERROR payload never change, so a
-// coordinator can always explain a version mismatch to an older or newer
-// rank. HELLO starts with the protocol version so that the coordinator can
-// refuse a rank of another build before reading the rest.
+// Compatibility: the header and the Error message's fields 1-2 never
+// change, so a coordinator can always explain a version mismatch to an
+// older or newer rank; it reads the version from the header before it
+// parses the HELLO.
 #ifndef GASP_BOOT_COORDINATOR_WIRE_H_
 #define GASP_BOOT_COORDINATOR_WIRE_H_
 
@@ -25,13 +25,14 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "boot/coordinator.pb.h"
 
 namespace gasp {
 namespace boot {
 namespace wire {
 
 inline constexpr uint32_t kMagic = 0x43505347;  // "GSPC" in little-endian bytes
-inline constexpr uint16_t kProtocolVersion = 2;  // 2: HELLO carries a proof
+inline constexpr uint16_t kProtocolVersion = 3;  // 2: HELLO carries a proof; 3: protobuf payloads
 inline constexpr size_t kHeaderBytes = 12;
 
 // Frames a rank may send to the coordinator (bounded by the largest blob).
@@ -79,100 +80,30 @@ std::string EncodeFrame(uint16_t type, absl::string_view payload,
 absl::StatusOr<std::optional<Frame>> DecodeFrame(absl::string_view bytes, size_t max_payload,
                                                  size_t* consumed);
 
-// ---- Payloads. Encode never fails; Decode validates everything. ----
+// ---- Payloads: the messages of boot/coordinator.proto. Encode with
+// SerializeAsString(); the Decode functions parse untrusted bytes and then
+// check what protobuf cannot (lengths, counts, enum values), so that a
+// decoded message is always safe to use and to quote in messages.
 
-// HELLO, the first frame of a rank: who it is and which job it belongs to.
-struct Hello {
-  uint16_t protocol_version = kProtocolVersion;
-  int32_t rank = -1;
-  int32_t size = 0;
-  int32_t pid = 0;
-  int64_t timeout_ms = 0;  // the rank's GASP_TIMEOUT, quoted in messages
-  std::string job_id;
-  std::string host;
-  // HelloProof() with the job secret when the launcher gave the rank one
-  // (gasprun), else empty; a coordinator that knows the secret admits only
-  // HELLOs with the right proof.
-  std::string proof;
-};
-std::string EncodeHello(const Hello& m);
-absl::StatusOr<Hello> DecodeHello(absl::string_view payload);
-
-// HMAC-SHA256 with the job secret over every other field of `m`.
+// HMAC-SHA256 with the job secret over every field of `m` except the proof
+// (field by field, length-prefixed: independent of protobuf's encoding).
 std::string HelloProof(absl::Span<const uint8_t> secret, const Hello& m);
 
-// First field of a HELLO payload of any version (for a precise refusal).
-absl::StatusOr<uint16_t> PeekHelloVersion(absl::string_view payload);
-
-// WELCOME: HELLO accepted.
-struct Welcome {
-  int32_t size = 0;
-  std::string owner;  // who runs the coordinator: "gasprun (vm:1234)", "rank 0 (vm:1234)"
-};
-std::string EncodeWelcome(const Welcome& m);
+absl::StatusOr<Hello> DecodeHello(absl::string_view payload);
 absl::StatusOr<Welcome> DecodeWelcome(absl::string_view payload);
-
-// ERROR: the coordinator refuses the connection (then closes it). Frozen
-// layout (see above).
-struct Error {
-  uint32_t code = 0;  // absl::StatusCode
-  std::string message;
-};
-std::string EncodeError(const Error& m);
 absl::StatusOr<Error> DecodeError(absl::string_view payload);
+absl::StatusOr<Allgather> DecodeAllgather(absl::string_view payload);
+absl::StatusOr<AllgatherResult> DecodeAllgatherResult(absl::string_view payload);
+absl::StatusOr<AllgatherFail> DecodeAllgatherFail(absl::string_view payload);
+absl::StatusOr<Abort> DecodeAbort(absl::string_view payload);
+absl::StatusOr<RankDied> DecodeRankDied(absl::string_view payload);
 
-enum class CollectiveKind : uint8_t { kAllgather = 0, kBarrier = 1 };
+// The absl::StatusCode a refusal or failed round carries; kUnknown for 0
+// (a failure cannot be OK) and for values this build does not know.
+absl::StatusCode ErrorCode(uint32_t code);
+
 // "allgather" / "barrier"; "collective" for unknown values.
 const char* CollectiveName(CollectiveKind kind);
-
-// ALLGATHER / BARRIER contribution of one rank to round `seq`.
-struct Allgather {
-  uint64_t seq = 0;
-  CollectiveKind kind = CollectiveKind::kAllgather;  // for messages only
-  int64_t wait_ms = 0;  // time the rank still waits; the coordinator fails the round then
-  std::string blob;
-};
-std::string EncodeAllgather(const Allgather& m);
-absl::StatusOr<Allgather> DecodeAllgather(absl::string_view payload);
-
-// Every rank's contribution to round `seq`.
-struct AllgatherResult {
-  uint64_t seq = 0;
-  std::vector<std::string> blobs;  // indexed by rank
-};
-std::string EncodeAllgatherResult(const AllgatherResult& m);
-absl::StatusOr<AllgatherResult> DecodeAllgatherResult(absl::string_view payload);
-
-// Round `seq` cannot complete; `message` names the ranks and the cause.
-struct AllgatherFail {
-  uint64_t seq = 0;
-  uint32_t code = 0;             // absl::StatusCode for the caller
-  std::vector<int32_t> missing;  // ranks that did not contribute
-  std::string message;
-};
-std::string EncodeAllgatherFail(const AllgatherFail& m);
-absl::StatusOr<AllgatherFail> DecodeAllgatherFail(absl::string_view payload);
-
-// ABORT: from a rank (which then exits), relayed to every other rank.
-struct Abort {
-  int32_t rank = -1;  // rank that aborts
-  int32_t code = 1;   // its exit code
-  std::string host;
-  int32_t pid = 0;
-  std::string message;
-};
-std::string EncodeAbort(const Abort& m);
-absl::StatusOr<Abort> DecodeAbort(absl::string_view payload);
-
-// RANK_DIED: a rank left without FINALIZE (crash, kill, exit).
-struct RankDied {
-  int32_t rank = -1;
-  int32_t pid = 0;
-  std::string host;
-  std::string reason;  // full sentence: "rank 1 (vm:1234) was killed by signal 9 (Killed)"
-};
-std::string EncodeRankDied(const RankDied& m);
-absl::StatusOr<RankDied> DecodeRankDied(absl::string_view payload);
 
 // FINALIZE and FINALIZE_ACK have empty payloads.
 absl::Status DecodeEmpty(absl::string_view payload, uint16_t type);

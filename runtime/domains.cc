@@ -66,13 +66,13 @@ absl::Status ExchangeKeys(State& s, int domain, int grantee, size_t first_seg) {
   const Rights access = d.granted[grantee];
   const size_t n = d.segments.size() - first_seg;
   if (s.rank != grantee) {
-    KeyGrant g;
-    g.epoch = epoch;
-    g.domain = static_cast<uint32_t>(domain);
-    g.access = static_cast<uint8_t>(access);
+    KeyGrant g = MakeKeyGrant(epoch, static_cast<uint32_t>(domain),
+                              static_cast<uint32_t>(access));
     for (size_t i = first_seg; i < d.segments.size(); ++i) {
       const DomainInfo::Seg& seg = d.segments[i];
-      g.entries.push_back({seg.offset, access == Rights::kReadWrite ? seg.rw_key : seg.ro_key});
+      KeyGrantEntry* e = g.add_entries();
+      e->set_segment_offset(seg.offset);
+      e->set_key(access == Rights::kReadWrite ? seg.rw_key : seg.ro_key);
     }
     std::vector<uint8_t> bytes = EncodeKeyGrant(g);
     return Annotate(s.transport->Send(grantee, kKeyGrantTag, bytes),
@@ -94,25 +94,25 @@ absl::Status ExchangeKeys(State& s, int domain, int grantee, size_t first_seg) {
       return Annotate(g.status(), absl::StrFormat("keys of domain %d from %s rejected", domain,
                                                   Describe(r)));
     }
-    if (g->epoch != epoch || g->domain != static_cast<uint32_t>(domain) ||
-        g->access != static_cast<uint8_t>(access)) {
+    if (g->epoch() != epoch || g->domain() != static_cast<uint32_t>(domain) ||
+        g->access() != static_cast<uint32_t>(access)) {
       return absl::FailedPreconditionError(absl::StrFormat(
           "collective mismatch: this rank expects key exchange %d (domain %d, access %d), %s "
           "sent %d (domain %d, access %d); every rank must make the same CoNewDomain, CoAlloc "
           "and CoGrant calls in the same order",
-          epoch, domain, static_cast<int>(access), Describe(r), g->epoch, g->domain,
-          g->access));
+          epoch, domain, static_cast<int>(access), Describe(r), g->epoch(), g->domain(),
+          g->access()));
     }
-    if (g->entries.size() != n) {
+    if (static_cast<size_t>(g->entries_size()) != n) {
       return absl::DataLossError(absl::StrFormat(
           "keys of domain %d from %s: %d segments, expected %d", domain, Describe(r),
-          g->entries.size(), n));
+          g->entries_size(), n));
     }
     for (size_t i = 0; i < n; ++i) {
-      if (g->entries[i].segment_offset != d.segments[first_seg + i].offset) {
+      if (g->entries(i).segment_offset() != d.segments[first_seg + i].offset) {
         return absl::DataLossError(absl::StrFormat(
             "keys of domain %d from %s: entry %d is for offset %#x, expected %#x", domain,
-            Describe(r), i, g->entries[i].segment_offset, d.segments[first_seg + i].offset));
+            Describe(r), i, g->entries(i).segment_offset(), d.segments[first_seg + i].offset));
       }
     }
     got[r] = std::move(*g);
@@ -120,7 +120,7 @@ absl::Status ExchangeKeys(State& s, int domain, int grantee, size_t first_seg) {
   // Everything checked: install.
   for (int r = 0; r < s.size; ++r) {
     if (r == s.rank) continue;
-    for (size_t i = 0; i < n; ++i) (*d.segments[first_seg + i].keys)[r] = got[r].entries[i].key;
+    for (size_t i = 0; i < n; ++i) (*d.segments[first_seg + i].keys)[r] = got[r].entries(i).key();
   }
   return absl::OkStatus();
 }

@@ -48,7 +48,7 @@ std::string Describe(int rank) {
     return absl::StrFormat("rank %d", rank);
   }
   const boot::RankRecord& r = g_state->records[rank];
-  return absl::StrFormat("rank %d (%s:%d)", rank, r.host, r.pid);
+  return absl::StrFormat("rank %d (%s:%d)", rank, r.host(), r.pid());
 }
 
 // Ends the job. When the cause is another rank's death (Unavailable: peer
@@ -292,25 +292,28 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   transport::EndpointBlob blob = s.transport->LocalEndpoint();
   boot::RankRecord mine = boot::MakeRankRecord(
       s.rank, absl::string_view(reinterpret_cast<const char*>(blob.bytes), sizeof(blob.bytes)));
-  mine.extra[0] = reinterpret_cast<uint64_t>(s.range->sys_base());
-  mine.extra[1] = heap_region.rkey.packed;
-  mine.extra[2] = c.base;
-  mine.extra[3] = c.size_bytes;
+  mine.set_sys_base(reinterpret_cast<uint64_t>(s.range->sys_base()));
+  mine.set_heap_key(heap_region.rkey.packed);
+  mine.set_range_base(c.base);
+  mine.set_range_bytes(c.size_bytes);
   GASP_ASSIGN_OR_RETURN(s.records, boot::ExchangeRecords(*s.boot, mine, deadline));
   std::vector<transport::EndpointBlob> blobs(s.size);
   std::vector<consistency::HomeInfo> homes(s.size);
   std::vector<uint64_t> heap_keys(s.size);
   for (int r = 0; r < s.size; ++r) {
     const boot::RankRecord& rec = s.records[r];
-    if (rec.extra[2] != c.base || rec.extra[3] != c.size_bytes) {
+    if (rec.range_base() != c.base || rec.range_bytes() != c.size_bytes) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s uses GASP_BASE=%#x GASP_SIZE=%#x but this rank uses GASP_BASE=%#x GASP_SIZE=%#x; "
           "every rank must use the same values",
-          Describe(r), rec.extra[2], rec.extra[3], c.base, c.size_bytes));
+          Describe(r), rec.range_base(), rec.range_bytes(), c.base, c.size_bytes));
     }
-    std::memcpy(blobs[r].bytes, rec.transport_blob, sizeof(blobs[r].bytes));
-    homes[r].sys_base = rec.extra[0];
-    heap_keys[r] = rec.extra[1];
+    static_assert(boot::kRankRecordBlobBytes == sizeof(blobs[r].bytes));
+    // DecodeRankRecord bounds the blob by the endpoint size; shorter ones
+    // are zero-padded as they were before encoding.
+    std::memcpy(blobs[r].bytes, rec.transport_blob().data(), rec.transport_blob().size());
+    homes[r].sys_base = rec.sys_base();
+    heap_keys[r] = rec.heap_key();
   }
   GASP_RETURN_IF_ERROR(s.transport->Connect(blobs));
   s.transport->SetPeerFailureHandler([](int peer, const absl::Status& status) {
