@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "base/fd_limit.h"
 #include "base/log.h"
 #include "base/settings.h"
 #include "base/status.h"
@@ -123,6 +124,7 @@ absl::Status WritePortFile(const std::string& path, int port) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  gasp::RaiseDescriptorLimit();  // floods meet the handshake deadlines first
   Args args = ParseArgs(argc, argv);
   absl::StatusOr<gasp::Config> config = gasp::LoadConfigFromEnv();
   gasp::LogLevel level = gasp::LogLevel::kWarn;

@@ -14,6 +14,7 @@
 #include "nameserver/client_cert.h"
 #include "nameserver/endpoint.h"
 #include "nameserver/pem.h"
+#include "nameserver/server_limits.h"
 
 namespace gasp {
 namespace nameserver {
@@ -98,6 +99,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.RegisterService(s->service_.get());
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+  ns::ApplyServerLimits(builder);
   s->server_ = builder.BuildAndStart();
   if (s->server_ == nullptr || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat(

@@ -8,6 +8,7 @@
 #include "base/log_limit.h"
 #include "base/stats.h"
 #include "base/status.h"
+#include "nameserver/server_limits.h"
 #include "rpcgen/call_credential.h"
 #include "rpcgen/global_refs.h"
 #include "rpcgen/ns.h"
@@ -159,15 +160,29 @@ absl::StatusOr<std::string> Host::Endpoint() {
   grpc::ServerBuilder builder;
   int port = 0;
   // Where the other ranks reach this one, not every interface
-  // (GASP_TCP_ADDR=0.0.0.0 asks for every one).
-  builder.AddListeningPort(
-      absl::StrCat(internal::ListenHost(), ":0"), tls != nullptr ? tls->ServerCredentials() : grpc::InsecureServerCredentials(),
-      &port);
+  // (GASP_TCP_ADDR=0.0.0.0 asks for every one). Without TLS, the preface
+  // gate listens and hands gRPC its connections (preface_gate.h).
+  if (tls != nullptr) {
+    builder.AddListeningPort(absl::StrCat(internal::ListenHost(), ":0"),
+                             tls->ServerCredentials(), &port);
+  }
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(512 << 20);
   builder.SetMaxSendMessageSize(512 << 20);
   builder.AddChannelArgument("grpc.http2.lookahead_bytes", 16 << 20);
+  ns::ApplyServerLimits(builder);
   server_ = builder.BuildAndStart();
+  if (server_ != nullptr && tls == nullptr) {
+    absl::StatusOr<std::unique_ptr<PrefaceGate>> gate =
+        PrefaceGate::Start("function-shipping server", internal::ListenHost(), server_.get());
+    if (!gate.ok()) {
+      server_->Shutdown();
+      server_.reset();
+      return gate.status();
+    }
+    gate_ = *std::move(gate);
+    port = gate_->port();
+  }
   if (server_ == nullptr || port == 0) {
     server_.reset();
     return absl::UnavailableError("cannot start the function-shipping server (gRPC)");
@@ -195,10 +210,13 @@ PublishedService* Host::Find(const std::string& name) {
 
 void Host::Stop() {
   std::unique_ptr<grpc::Server> server;
+  std::unique_ptr<PrefaceGate> gate;
   {
     std::lock_guard<std::mutex> lock(mu_);
     server = std::move(server_);
+    gate = std::move(gate_);
   }
+  gate.reset();  // no new connections for a server that shuts down
   if (server != nullptr) {
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
     server->Wait();

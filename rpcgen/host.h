@@ -10,6 +10,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "rpcgen/preface_gate.h"
 #include "rpcgen/service.h"
 
 namespace grpc {
@@ -55,6 +56,8 @@ class Host {
   absl::flat_hash_map<std::string, std::unique_ptr<PublishedService>> services_;
   std::unique_ptr<ShippingServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
+  // Without TLS: the listener that hands gRPC only HTTP/2 clients.
+  std::unique_ptr<PrefaceGate> gate_;
   std::string endpoint_;
 };
 

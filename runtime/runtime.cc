@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/fd_limit.h"
 #include "base/log.h"
 #include "base/settings.h"
 #include "base/stats.h"
@@ -416,6 +417,9 @@ absl::StatusOr<Runtime> Init(int* argc, char*** argv, const InitOptions& options
   (void)argc;
   (void)argv;
   if (g_state != nullptr) return absl::FailedPreconditionError("gasp::Init called twice");
+  // Before any socket exists: floods must meet the handshake deadlines, not
+  // EMFILE (base/fd_limit.h).
+  RaiseDescriptorLimit();
   auto state = std::make_unique<State>();
   g_state = state.get();
   absl::Status s = InitLocked(*state, options);

@@ -60,6 +60,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/fd_limit.h"
 #include "base/log.h"
 #include "base/settings.h"
 #include "boot/coordinator.h"
@@ -736,6 +737,7 @@ int RunLocal(const Options& o) {
 }  // namespace gasp
 
 int main(int argc, char** argv) {
+  gasp::RaiseDescriptorLimit();  // floods meet the handshake deadlines first
   gasp::Options o = gasp::ParseArgs(argc, argv);
   if (o.np > gasp::kMaxLocalRanks && o.hosts.empty() && o.hostfile.empty()) {
     gasp::UsageError(
