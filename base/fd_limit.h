@@ -10,9 +10,11 @@
 namespace gasp {
 
 // Raises the soft RLIMIT_NOFILE to the hard limit (what `ulimit -n` allows
-// without privileges) and returns the soft limit now in force; 0 when it
-// cannot be read. gasp uses poll and epoll only, never select, so
-// descriptors above FD_SETSIZE are fine.
+// without privileges; the kernel's nr_open when the hard limit is
+// unlimited) and returns the soft limit now in force; 0 when it cannot be
+// read. gasp uses poll and epoll only, never select. An application that
+// calls select() itself must keep its descriptors below FD_SETSIZE as
+// always (docs/running.md).
 size_t RaiseDescriptorLimit();
 
 }  // namespace gasp

@@ -2,9 +2,6 @@
 #include "boot/coordinator.h"
 #include "boot/coordinator_internal.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -27,7 +24,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "base/log.h"
-#include "base/log_limit.h"
 #include "base/status.h"
 #include "base/thread.h"
 #include "boot/coordinator_wire.h"
@@ -160,7 +156,7 @@ struct CoordinatorClient::State {
       case wire::MsgType::kError: {
         absl::StatusOr<wire::Error> m = wire::DecodeError(f.payload);
         if (!m.ok()) return Fail(-1, BadFrame(m.status()));
-        return Fail(-1, absl::StrCat(Where(), " reported: ", m->message()));
+        return Fail(-1, absl::StrCat(Where(), " reported: ", m->message));
       }
       default:
         return Fail(-1, absl::StrCat(Where(), " sent an unexpected ", wire::MsgTypeName(f.type)));
@@ -331,9 +327,9 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
       if (fr.type == static_cast<uint16_t>(wire::MsgType::kError)) {
         absl::StatusOr<wire::Error> e = wire::DecodeError(fr.payload);
         if (!e.ok()) return absl::InternalError(st->BadFrame(e.status()));
-        return absl::Status(wire::ErrorCode(e->code()),
+        return absl::Status(wire::ErrorCode(e->code),
                             absl::StrCat("the coordinator at GASP_COORDINATOR=", o.coordinator,
-                                         " refused rank ", o.rank, ": ", e->message()));
+                                         " refused rank ", o.rank, ": ", e->message));
       }
       if (fr.type != static_cast<uint16_t>(wire::MsgType::kWelcome) ||
           fr.version != wire::kProtocolVersion) {

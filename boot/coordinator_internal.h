@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "base/accept_guard.h"
 #include "base/log_limit.h"
 #include "boot/coordinator.h"
 #include "boot/coordinator_wire.h"
@@ -121,9 +122,8 @@ struct Coordinator::Impl {
   UniqueFd wake_fd;
   // A spare descriptor: at EMFILE it is closed to accept and drop the
   // waiting connection, so the listener does not stay readable and spin.
-  UniqueFd reserve_fd{open("/dev/null", O_RDONLY | O_CLOEXEC)};
-  LogLimiter accept_log;  // accept failures and refusals an outsider can repeat
-  absl::Time accept_resume = absl::InfinitePast();  // listener not polled before
+  AcceptGuard accept_guard{"coordinator"};
+  LogLimiter refuse_log;  // ERRORs sent to processes that are not (yet) ranks
   int port = 0;
   std::string address;
   std::thread thread;

@@ -3,26 +3,11 @@
 #include "boot/coordinator.h"
 #include "boot/coordinator_internal.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <condition_variable>
-#include <cstring>
-#include <deque>
 #include <map>
-#include <mutex>
 #include <optional>
-#include <thread>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -31,9 +16,7 @@
 #include "base/log.h"
 #include "base/log_limit.h"
 #include "base/status.h"
-#include "base/thread.h"
 #include "boot/coordinator_wire.h"
-#include "boot/deadline_wait.h"
 #include "boot/net.h"
 
 namespace gasp {
@@ -62,12 +45,19 @@ void Coordinator::Impl::SetState(int rank, SlotState st) {
 }
 
 void Coordinator::Impl::Refuse(Conn* c, absl::StatusCode code, const std::string& message) {
-  GASP_LOG(Error) << "coordinator " << address << ": refusing connection from " << c->peer << ": "
-                  << message;
+  // Before HELLO is accepted the peer may be anyone, repeating at will:
+  // one line per 10 s (the refused process gets the full message anyway).
+  uint64_t held = 0;
+  if (c->rank >= 0 || refuse_log.Allow(&held)) {
+    const std::string held_text =
+        held > 0 ? absl::StrCat(" (", held, " refused without a line since the last one)") : "";
+    GASP_LOG(Error) << "coordinator " << address << ": refusing connection from " << c->peer
+                    << ": " << message << held_text;
+  }
   wire::Error e;
-  e.set_code(static_cast<uint32_t>(code));
-  e.set_message(message.substr(0, wire::kMaxStringBytes));
-  SendTo(c, wire::MsgType::kError, e.SerializeAsString());
+  e.code = static_cast<uint32_t>(code);
+  e.message = message;
+  SendTo(c, wire::MsgType::kError, wire::EncodeError(e));
   c->closing = true;
   c->close_deadline = absl::Now() + kCloseFlushTimeout;
 }

@@ -148,52 +148,18 @@ void Coordinator::Impl::ReadConn(Conn* c) {
 void Coordinator::Impl::AcceptAll() {
   size_t pending = 0;
   for (auto& [id, c] : conns) pending += (c->rank < 0 && !c->gone) ? 1 : 0;
-  for (;;) {
-    sockaddr_in addr;
-    socklen_t len = sizeof(addr);
-    int fd = accept4(listen_fd.get(), reinterpret_cast<sockaddr*>(&addr), &len,
-                     SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      const int err = errno;
-      if (err == EINTR || err == ECONNABORTED) continue;
-      if (err == EAGAIN || err == EWOULDBLOCK) return;
-      uint64_t held = 0;
-      if (accept_log.Allow(&held)) {
-        GASP_LOG(Warn) << "coordinator " << address << ": accept: " << std::strerror(err)
-                       << (err == EMFILE || err == ENFILE ? " (raise `ulimit -n`)" : "") << " ("
-                       << held << " more without a line since the last one)";
-      }
-      if ((err == EMFILE || err == ENFILE) && reserve_fd.valid()) {
-        reserve_fd.reset(-1);  // shed the waiting connection with the spare descriptor
-        const int shed = accept(listen_fd.get(), nullptr, nullptr);
-        reserve_fd.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
-        // accept reports EMFILE before it looks at the queue: nothing
-        // may be waiting at all.
-        if (shed < 0) return;
-        close(shed);
-        continue;
-      }
-      if (err == EMFILE || err == ENFILE) {
-        accept_resume = absl::Now() + absl::Milliseconds(100);  // no spare: back off
-      }
-      return;
-    }
+  while (std::optional<AcceptedConn> a = accept_guard.Next(listen_fd.get())) {
+    const std::string peer = FormatIpv4(a->ip, a->port);
     if (pending >= kMaxPendingConnections + slots.size()) {
-      uint64_t held = 0;
-      if (accept_log.Allow(&held)) {
-        GASP_LOG(Warn) << "coordinator " << address << ": too many connections without HELLO; "
-                       << "dropping one from " << FormatAddress(addr) << " (" << held
-                       << " more without a line since the last one)";
-      }
-      close(fd);
+      close(a->fd);
+      accept_guard.LogRefusal(peer, absl::StrFormat("%d connections have not sent HELLO", pending));
       continue;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    SetNoDelay(a->fd);
     auto c = std::make_unique<Conn>();
     c->id = next_conn_id++;
-    c->fd.reset(fd);
-    c->peer = FormatAddress(addr);
+    c->fd.reset(a->fd);
+    c->peer = peer;
     c->hello_deadline = absl::Now() + opts.hello_timeout;
     conns[c->id] = std::move(c);
     ++pending;
@@ -281,7 +247,7 @@ void Coordinator::Impl::Run() {
       if (stop) break;
       pfds.clear();
       ids.clear();
-      const bool accepting = absl::Now() >= accept_resume;
+      const bool accepting = absl::Now() >= accept_guard.paused_until();
       pfds.push_back({listen_fd.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
       pfds.push_back({wake_fd.get(), POLLIN, 0});
       for (auto& [id, c] : conns) {
@@ -292,7 +258,7 @@ void Coordinator::Impl::Run() {
         ids.push_back(id);
       }
       next = NextTimer();
-      if (!accepting) next = std::min(next, accept_resume);
+      if (!accepting) next = std::min(next, accept_guard.paused_until());
     }
     int rc = poll(pfds.data(), pfds.size(), PollTimeoutMs(next));
     if (rc < 0 && errno != EINTR) {

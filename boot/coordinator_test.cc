@@ -173,7 +173,7 @@ std::string ErrorMessage(const std::optional<wire::Frame>& f) {
     return absl::StrCat("<", wire::MsgTypeName(f->type), ">");
   }
   auto e = wire::DecodeError(f->payload);
-  return e.ok() ? e->message() : "<bad ERROR>";
+  return e.ok() ? e->message : "<bad ERROR>";
 }
 
 TEST(CoordinatorTest, AllgatherOrderingAndBarrier) {

@@ -149,9 +149,24 @@ absl::StatusOr<Welcome> DecodeWelcome(absl::string_view payload) {
   return m;
 }
 
+std::string EncodeError(const Error& m) {
+  std::string out;
+  ByteWriter w(&out);
+  w.U32(m.code);
+  w.Bytes(m.message.substr(0, kMaxStringBytes));
+  return out;
+}
+
 absl::StatusOr<Error> DecodeError(absl::string_view payload) {
-  GASP_ASSIGN_OR_RETURN(Error m, Parse<Error>(payload, "ERROR"));
-  GASP_RETURN_IF_ERROR(CheckText(m.message(), "ERROR", "message"));
+  ByteReader r(payload);
+  Error m;
+  r.U32(&m.code);
+  r.Bytes(kMaxStringBytes, &m.message);
+  if (!r.done()) {
+    return Malformed("ERROR", absl::StrFormat("not a u32 code and a message of at most %d bytes "
+                                              "(%d bytes)",
+                                              kMaxStringBytes, payload.size()));
+  }
   return m;
 }
 

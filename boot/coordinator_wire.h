@@ -8,10 +8,11 @@
 // port scanner) refused, before any payload is parsed. The payload is the
 // protobuf message of boot/coordinator.proto that the type names.
 //
-// Compatibility: the header and the Error message's fields 1-2 never
-// change, so a coordinator can always explain a version mismatch to an
-// older or newer rank; it reads the version from the header before it
-// parses the HELLO.
+// Compatibility: the header and the ERROR payload (u32 code, u32 length,
+// message bytes; little-endian, as in every protocol version) never change,
+// so a coordinator can always explain a version mismatch to an older or
+// newer rank; it reads the version from the header before it parses the
+// HELLO.
 #ifndef GASP_BOOT_COORDINATOR_WIRE_H_
 #define GASP_BOOT_COORDINATOR_WIRE_H_
 
@@ -19,7 +20,6 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -85,13 +85,15 @@ absl::StatusOr<std::optional<Frame>> DecodeFrame(absl::string_view bytes, size_t
 // check what protobuf cannot (lengths, counts, enum values), so that a
 // decoded message is always safe to use and to quote in messages.
 
-// HMAC-SHA256 with the job secret over every field of `m` except the proof
-// (field by field, length-prefixed: independent of protobuf's encoding).
+// HMAC-SHA256 with the job secret over the fields of `m` that this
+// protocol version defines, except the proof (field by field,
+// length-prefixed: independent of protobuf's encoding). A later version
+// that adds fields must add them here.
 std::string HelloProof(absl::Span<const uint8_t> secret, const Hello& m);
 
 absl::StatusOr<Hello> DecodeHello(absl::string_view payload);
 absl::StatusOr<Welcome> DecodeWelcome(absl::string_view payload);
-absl::StatusOr<Error> DecodeError(absl::string_view payload);
+
 absl::StatusOr<Allgather> DecodeAllgather(absl::string_view payload);
 absl::StatusOr<AllgatherResult> DecodeAllgatherResult(absl::string_view payload);
 absl::StatusOr<AllgatherFail> DecodeAllgatherFail(absl::string_view payload);
@@ -104,6 +106,15 @@ absl::StatusCode ErrorCode(uint32_t code);
 
 // "allgather" / "barrier"; "collective" for unknown values.
 const char* CollectiveName(CollectiveKind kind);
+
+// ERROR: the coordinator refuses the connection (then closes it). Frozen
+// hand-coded layout, the same in every protocol version.
+struct Error {
+  uint32_t code = 0;  // absl::StatusCode
+  std::string message;
+};
+std::string EncodeError(const Error& m);
+absl::StatusOr<Error> DecodeError(absl::string_view payload);
 
 // FINALIZE and FINALIZE_ACK have empty payloads.
 absl::Status DecodeEmpty(absl::string_view payload, uint16_t type);

@@ -121,13 +121,29 @@ TEST(CoordinatorWireTest, FieldsOfANewerBuildAreSkipped) {
   EXPECT_EQ(d->rank(), 3);
 }
 
+// ERROR keeps the layout of every protocol version, so that a rank of any
+// version can read why it is refused.
+TEST(CoordinatorWireTest, ErrorLayoutIsFrozen) {
+  const std::string bytes = EncodeError({9, "no"});
+  EXPECT_EQ(bytes, std::string("\x09\0\0\0\x02\0\0\0no", 10));
+  auto d = DecodeError(bytes);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->code, 9u);
+  EXPECT_EQ(d->message, "no");
+  for (size_t n = 0; n < bytes.size(); ++n) EXPECT_FALSE(DecodeError(bytes.substr(0, n)).ok()) << n;
+  EXPECT_FALSE(DecodeError(bytes + "x").ok());
+}
+
 TEST(CoordinatorWireTest, StringLengthsAreBounded) {
-  Error e;
-  e.set_code(1);
-  e.set_message(std::string(kMaxStringBytes + 1, 'a'));
-  auto d = DecodeError(e.SerializeAsString());
+  std::string p;
+  ByteWriter w(&p);
+  w.U32(1);
+  w.Bytes(std::string(kMaxStringBytes + 1, 'a'));
+  auto d = DecodeError(p);
   ASSERT_FALSE(d.ok());
-  EXPECT_THAT(std::string(d.status().message()), HasSubstr("message of 4097 bytes"));
+  EXPECT_THAT(std::string(d.status().message()), HasSubstr("malformed ERROR"));
+  // Encoding cuts an overlong message instead of producing an unreadable one.
+  EXPECT_TRUE(DecodeError(EncodeError({1, std::string(kMaxStringBytes + 1, 'a')})).ok());
   Hello h = SampleHello();
   h.set_proof(std::string(kMacBytes + 1, 'p'));
   EXPECT_FALSE(DecodeHello(h.SerializeAsString()).ok());

@@ -19,13 +19,17 @@ bool Printable(absl::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
 }
 
+// Parses `bytes` as a record of any version, unchecked.
+bool ParseRecord(absl::string_view bytes, RankRecord* r) {
+  return bytes.size() <= kMaxRankRecordBytes &&
+         r->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
+}
+
 // The host name of a (possibly foreign) record, for messages: its host
 // field when the bytes parse and the name is printable, else "".
 std::string ForeignHost(absl::string_view bytes) {
   RankRecord r;
-  if (bytes.size() > kMaxRankRecordBytes ||
-      !r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
-      r.host().size() > kRankRecordHostBytes || !Printable(r.host())) {
+  if (!ParseRecord(bytes, &r) || r.host().size() > kRankRecordHostBytes || !Printable(r.host())) {
     return "";
   }
   return r.host();
@@ -57,15 +61,19 @@ RankRecord MakeRankRecord(int rank, absl::string_view transport_blob) {
   r.set_version(kRankRecordVersion);
   r.set_rank(rank);
   r.set_pid(static_cast<int32_t>(getpid()));
-  r.set_host(ShortHostName().substr(0, kRankRecordHostBytes));
+  // What DecodeRankRecord accepts: at most 63 printable bytes.
+  std::string host = ShortHostName().substr(0, kRankRecordHostBytes);
+  for (char& c : host) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  r.set_host(host);
   r.set_transport_blob(std::string(transport_blob.substr(0, kRankRecordBlobBytes)));
   return r;
 }
 
 absl::StatusOr<RankRecord> DecodeRankRecord(absl::string_view bytes) {
   RankRecord rec;
-  if (bytes.size() > kMaxRankRecordBytes ||
-      !rec.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+  if (!ParseRecord(bytes, &rec)) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%d bytes that are not a gasp rank record of this version: %s", bytes.size(), kRebuild));
   }

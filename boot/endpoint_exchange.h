@@ -23,7 +23,8 @@ inline constexpr uint32_t kRankRecordMagic = 0x52505347;  // "GSPR" in little-en
 inline constexpr uint32_t kRankRecordVersion = 2;          // 2: protobuf
 inline constexpr size_t kRankRecordHostBytes = 63;
 inline constexpr size_t kRankRecordBlobBytes = 128;  // == transport::kEndpointBlobSize
-// Largest encoded record: every field at its limit.
+// Largest record accepted: every field of version 2 at its limit takes
+// about 275 bytes; the rest leaves room for fields a later build adds.
 inline constexpr size_t kMaxRankRecordBytes = 512;
 
 // Record for this process: magic and version set, `rank`, getpid(), the
@@ -42,7 +43,7 @@ absl::StatusOr<RankRecord> DecodeRankRecord(absl::string_view bytes);
 // indexed by rank. Refuses, with a FailedPrecondition error naming the
 // rank, its host when known and both versions ("rebuild every rank from
 // the same gasp"), any record of another magic or version, and any
-// record that claims another rank than its position. `mine.rank` must be
+// record that claims another rank than its position. `mine.rank()` must be
 // bootstrap.rank().
 absl::StatusOr<std::vector<RankRecord>> ExchangeRecords(Bootstrap& bootstrap,
                                                         const RankRecord& mine,

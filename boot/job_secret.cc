@@ -23,10 +23,13 @@ absl::StatusOr<JobSecret> DrawJobSecret(std::string source) {
   return s;
 }
 
+void InheritJobSecretFd(int fd) { fcntl(fd, F_SETFD, 0); }
+
 absl::StatusOr<int> JobSecretToFd(const JobSecret& secret) {
   // memfd: the secret lives in memory only; sealed so a rank cannot change
-  // what its siblings read.
-  int fd = memfd_create("gasp-job-secret", MFD_ALLOW_SEALING);
+  // what its siblings read; close-on-exec so that only the processes the
+  // launcher hands it to on purpose (InheritJobSecretFd) get it.
+  int fd = memfd_create("gasp-job-secret", MFD_ALLOW_SEALING | MFD_CLOEXEC);
   if (fd < 0) return absl::InternalError(absl::StrCat("memfd_create: ", std::strerror(errno)));
   ssize_t w = pwrite(fd, secret.bytes.data(), secret.bytes.size(), 0);
   if (w != static_cast<ssize_t>(secret.bytes.size()) ||

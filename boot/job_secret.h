@@ -44,9 +44,14 @@ struct JobSecret {
 // A fresh secret from the kernel's CSPRNG.
 absl::StatusOr<JobSecret> DrawJobSecret(std::string source);
 
-// Writes `secret` into a sealed memfd that survives exec (no CLOEXEC) and
-// returns its descriptor, for gasprun to hand to the ranks it forks.
+// Writes `secret` into a sealed, close-on-exec memfd and returns its
+// descriptor, for gasprun to hand to the ranks it forks: no other process
+// it starts (the name server, mpirun) inherits it.
 absl::StatusOr<int> JobSecretToFd(const JobSecret& secret);
+
+// In a forked rank before execve: lets `fd` (from JobSecretToFd) survive
+// the exec. Async-signal-safe (one fcntl).
+void InheritJobSecretFd(int fd);
 
 // Reads the secret from the descriptor named by `fd_text` (the value of
 // GASP_JOB_SECRET_FD) and closes it. Errors name the variable: not a

@@ -53,7 +53,10 @@ TEST(JobSecretTest, MemfdRoundTripClosesTheDescriptorAndIsSealed) {
   ASSERT_TRUE(fd.ok()) << fd.status();
   // Sealed: nobody holding the descriptor can change it for the others.
   EXPECT_LT(pwrite(*fd, "x", 1, 0), 0);
-  EXPECT_EQ(fcntl(*fd, F_GETFD) & FD_CLOEXEC, 0) << "must survive exec into the ranks";
+  EXPECT_NE(fcntl(*fd, F_GETFD) & FD_CLOEXEC, 0)
+      << "no process the launcher starts may inherit it by accident";
+  InheritJobSecretFd(*fd);
+  EXPECT_EQ(fcntl(*fd, F_GETFD) & FD_CLOEXEC, 0) << "a rank's copy must survive exec";
   std::string text = absl::StrCat(*fd);
   auto back = JobSecretFromFd(text.c_str());
   ASSERT_TRUE(back.ok()) << back.status();

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "base/accept_guard.h"
 #include "base/status.h"
 
 namespace gasp {
@@ -122,8 +123,7 @@ absl::StatusOr<short> PollOne(int fd, short events, absl::Time deadline) {
 absl::StatusOr<UniqueFd> ConnectOnce(const sockaddr_in& addr, absl::Time deadline) {
   UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return ErrnoError("socket", errno);
-  int one = 1;
-  setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  SetNoDelay(fd.get());
   std::string where = FormatAddress(addr);
   if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
     int e = errno;

@@ -81,8 +81,11 @@ std::string Sync::MissingRanks(uint64_t epoch) {
 std::string Sync::DescribeHolder(int holder) {
   if (holder < 0 || holder >= nranks_) return absl::StrFormat("an unknown rank (%d)", holder);
   if (holder == rank_) return "another thread of this rank";
+  // Without the barrier arrival words there is nothing to probe with: say
+  // nothing about whether the holder answers.
+  if (arrival_addr_ == 0) return describe_rank_(holder);
   uint64_t seen = 0;
-  if (arrival_addr_ != 0 && !ProbeRank(holder, &seen)) {
+  if (!ProbeRank(holder, &seen)) {
     return absl::StrCat(describe_rank_(holder),
                         ", which does not answer (stopped, hung in the kernel, or its host is "
                         "down)");

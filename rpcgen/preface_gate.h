@@ -7,12 +7,14 @@
 // HTTP/2 client preface. Until then a connection is "pending":
 //
 //  * it is closed when the preface has not arrived within `deadline`, or
-//    when its bytes differ from the preface;
+//    at once when its bytes differ from the preface; a partial preface
+//    does not wake the gate again before the rest (SO_RCVLOWAT), so
+//    trickling bytes cannot make it spin;
 //  * at most `max_pending_per_source` pending connections per source
 //    address and `max_pending` in all; more are refused at once;
-//  * at EMFILE/ENFILE a spare descriptor sheds the waiting connection;
-//    nothing spins;
-//  * each cause is logged at most once per 10 s, with a count.
+//  * accepting goes through base/accept_guard.h, as for every gasp
+//    listener: EMFILE sheds with a spare descriptor, nothing spins, each
+//    cause is logged at most once per 10 s with a count.
 //
 // Connections gRPC has are then bounded by its own idle timeout
 // (nameserver/server_limits.h); every call still needs the job's
@@ -20,11 +22,9 @@
 #ifndef GASP_RPCGEN_PREFACE_GATE_H_
 #define GASP_RPCGEN_PREFACE_GATE_H_
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -42,8 +42,9 @@ struct PrefaceGateOptions {
 // Counts since Start, for tests and stats.
 struct PrefaceGateCounters {
   uint64_t handed = 0;   // connections given to gRPC
-  uint64_t refused = 0;  // refused at the caps or at EMFILE
+  uint64_t refused = 0;  // refused at the caps (EMFILE sheds are only logged)
   uint64_t dropped = 0;  // closed: no preface in time, or other bytes
+  uint64_t pending = 0;  // waiting for their preface now
 };
 
 class PrefaceGate {

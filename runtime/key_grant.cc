@@ -6,7 +6,7 @@ namespace gasp {
 namespace rt {
 namespace {
 
-constexpr uint64_t kPage = 4096;
+constexpr uint64_t kPage = 4096;  // gas::kPageSize; key_grant stays free of gas/
 
 }  // namespace
 
@@ -27,6 +27,12 @@ std::vector<uint8_t> EncodeKeyGrant(const KeyGrant& grant) {
 }
 
 absl::StatusOr<KeyGrant> DecodeKeyGrant(absl::Span<const uint8_t> bytes) {
+  // Bound the input before parsing: protobuf would build every entry of a
+  // 64 MiB message before the count could be checked.
+  if (bytes.size() > kMaxKeyGrantBytes) {
+    return absl::DataLossError(absl::StrFormat(
+        "key grant: %d bytes, more than %d entries can take", bytes.size(), kMaxKeyGrantEntries));
+  }
   KeyGrant g;
   if (!g.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return absl::DataLossError(

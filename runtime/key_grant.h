@@ -21,6 +21,9 @@ namespace rt {
 inline constexpr uint32_t kKeyGrantMagic = 0x59454b47;  // "GKEY"
 inline constexpr uint32_t kKeyGrantVersion = 2;         // 2: protobuf
 inline constexpr int kMaxKeyGrantEntries = 1 << 16;
+// Largest encoded grant: each entry takes at most 2 + 2 * 11 bytes (tag,
+// length, two varint fields), the header fields under 64.
+inline constexpr size_t kMaxKeyGrantBytes = 64 + size_t{kMaxKeyGrantEntries} * 24;
 
 // A grant of `access` (1 read, 3 read-write) to `domain`, magic and
 // version set, no entries yet.

@@ -29,4 +29,20 @@ expect_in "$TMP/stats.log" '^\[gasp r1/2 [^]]+\] stats read_faults +[1-9]' "GASP
 # GASP_LOG_FILE with %r writes one file per rank.
 run_job "$TMP/logfile.log" 120 env GASP_LOG_LEVEL=info GASP_LOG_FILE="$TMP/rank-%r.log" "$GASPRUN" -np 2 "$(bin examples/hello)"
 expect_in "$TMP/rank-1.log" 'gasp r1/2 .*initialized: 2 ranks' "GASP_LOG_FILE=rank-%r.log names the file by rank"
+# The job secret's memfd goes to the ranks only: the name server gasprun
+# starts must not inherit it (gasprun itself holds it: the control).
+"$GASPRUN" -np 2 "$(bin examples/jacobi2d)" 256 400 >"$TMP/secretfd.log" 2>&1 &
+job=$!
+ns=""
+for _ in $(seq 100); do ns=$(pgrep -P "$job" -x gasp_nameserver) && break; sleep 0.05; done
+if [ -z "$ns" ]; then
+  bad "secret memfd: no name server found under gasprun"
+else
+  ls -l "/proc/$job/fd" 2>/dev/null | grep -q "memfd:gasp-job-secret" &&
+    ok "control: gasprun holds the job secret's memfd" || bad "control: gasprun has no secret memfd"
+  ls -l "/proc/$ns/fd" 2>/dev/null | grep -q "memfd:gasp-job-secret" &&
+    bad "the name server inherited the job secret's memfd" ||
+    ok "the name server does not inherit the job secret"
+fi
+wait "$job" || bad "secret memfd job: rc=$?"
 finish

@@ -573,6 +573,7 @@ int RunLocal(const Options& o) {
       signal(SIGPIPE, SIG_DFL);
       sigprocmask(SIG_SETMASK, &original, nullptr);
       if (dev_null >= 0) dup2(dev_null, 0);
+      boot::InheritJobSecretFd(*secret_fd);  // only ranks get the secret
       if (o.tag_output) {
         dup2(out_pipe[1], 1);
         dup2(err_pipe[1], 2);

@@ -13,6 +13,10 @@ namespace {
 // their job secrets differ, so no operation crosses, in either direction,
 // and each side's error says the other is not of its job.
 TEST_P(ConformanceTest, RanksOfAnotherJobAreRefused) {
+  // Declared before the transports: an early ASSERT return destroys them
+  // first, while their handlers may still write here.
+  FailureLog logs[2];
+  std::unique_ptr<uint64_t[]> words(new uint64_t[2]{0x1111, 0x2222});
   std::vector<std::unique_ptr<Transport>> t;
   for (int r = 0; r < 2; ++r) {
     // The refusal ends the wait at once; the timeout only bounds a first
@@ -25,8 +29,6 @@ TEST_P(ConformanceTest, RanksOfAnotherJobAreRefused) {
     t.push_back(std::move(*created));
   }
   std::vector<EndpointBlob> blobs = {t[0]->LocalEndpoint(), t[1]->LocalEndpoint()};
-  FailureLog logs[2];
-  std::unique_ptr<uint64_t[]> words(new uint64_t[2]{0x1111, 0x2222});
   Region regions[2];
   for (int r = 0; r < 2; ++r) {
     ASSERT_TRUE(t[r]->Connect(blobs).ok());

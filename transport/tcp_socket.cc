@@ -146,11 +146,6 @@ absl::Status RecvExact(int fd, void* buf, size_t len, absl::Time deadline) {
   return absl::OkStatus();
 }
 
-void SetNoDelay(int fd) {
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 void SetLingerZero(int fd) {
   linger l{1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/accept_guard.h"  // SetNoDelay
 
 namespace gasp {
 namespace transport {
@@ -50,9 +51,6 @@ absl::Status SendAll(int fd, struct iovec* iov, int iovcnt, absl::Time deadline)
 // Reads exactly `len` bytes from a non-blocking socket before `deadline`.
 // Errors: Unavailable (EOF or reset), DeadlineExceeded, Internal.
 absl::Status RecvExact(int fd, void* buf, size_t len, absl::Time deadline);
-
-// TCP_NODELAY: requests are small and latency-bound.
-void SetNoDelay(int fd);
 
 // Makes close() send a reset instead of a FIN (crash simulation).
 void SetLingerZero(int fd);

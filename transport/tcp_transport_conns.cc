@@ -29,61 +29,21 @@ namespace transport {
 namespace tcp {
 
 void TcpTransport::AcceptAll() {
-  while (true) {
-    sockaddr_in a{};
-    socklen_t len = sizeof(a);
-    const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len,
-                           SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      const int err = errno;
-      if (err == EINTR || err == ECONNABORTED) continue;
-      if (err == EAGAIN || err == EWOULDBLOCK) return;
-      if ((err == EMFILE || err == ENFILE) && reserve_fd_ >= 0) {
-        // Shed the connection (rather than spinning on a listener that
-        // stays readable) using the spare descriptor.
-        uint64_t held = 0;
-        if (shed_log_.Allow(&held)) {
-          GASP_LOG(Error) << "tcp transport: out of file descriptors, refusing a connection "
-                             "(raise `ulimit -n`; "
-                          << held << " connections refused without a line since the last one)";
-        }
-        close(reserve_fd_);
-        const int shed = accept(listen_fd_, nullptr, nullptr);
-        reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        // accept reports EMFILE before it looks at the queue: nothing may
-        // be waiting at all.
-        if (shed < 0) return;
-        close(shed);
-        continue;
-      }
-      if (err == EMFILE || err == ENFILE) {
-        // No spare descriptor left to shed with: stop listening rather
-        // than spin on a listener that stays readable. Established
-        // connections keep working.
-        GASP_LOG(Error) << "tcp transport: out of file descriptors; no longer accepting "
-                           "connections (raise `ulimit -n`)";
-        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
-        return;
-      }
-      GASP_LOG(Error) << "tcp transport: " << ErrnoError("accept", err);
-      return;
-    }
-    const uint32_t ip = ntohl(a.sin_addr.s_addr);
-    if (!AdmitUnauthenticated(ip)) {
+  while (std::optional<AcceptedConn> a = accept_guard_.Next(listen_fd_)) {
+    const int fd = a->fd;
+    const uint32_t ip = a->ip;
+    if (!unauth_.Admit(ip)) {
       close(fd);
-      uint64_t held = 0;
-      if (shed_log_.Allow(&held)) {
-        GASP_LOG(Warn) << "tcp transport: refusing a connection from "
-                       << FormatAddress(ip, ntohs(a.sin_port)) << ": " << unauth_total_
-                       << " connections (" << unauth_by_source_[ip]
-                       << " from that address) have not completed the handshake yet (" << held
-                       << " refused without a line since the last one)";
-      }
+      accept_guard_.LogRefusal(
+          FormatAddress(ip, a->port),
+          absl::StrFormat("%d connections (%d from that address) have not completed the "
+                          "handshake yet",
+                          unauth_.total(), unauth_.from(ip)));
       continue;
     }
     SetNoDelay(fd);
     auto owned = std::make_unique<Conn>(Conn::Kind::kIncoming, fd, -1,
-                                        FormatAddress(ip, ntohs(a.sin_port)));
+                                        FormatAddress(ip, a->port));
     // A header's worth until its HELLO is accepted: idle strangers cost
     // little memory.
     owned->inbuf_cap = kFrameHeaderSize;
@@ -91,8 +51,6 @@ void TcpTransport::AcceptAll() {
     owned->unauth = true;
     owned->source_ip = ip;
     owned->hello_deadline = absl::Now() + kHelloTimeout;
-    ++unauth_total_;
-    ++unauth_by_source_[ip];
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.ptr = owned.get();
@@ -104,6 +62,20 @@ void TcpTransport::AcceptAll() {
     }
     incoming_.push_back(std::move(owned));
   }
+  if (accept_guard_.paused_until() > absl::Now()) {
+    // Out of descriptors with no spare, or accept failing: leave the
+    // listener alone until ExpireUnauthenticated watches it again.
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+    listener_paused_ = true;
+  }
+}
+
+void TcpTransport::ResumeListener(absl::Time now) {
+  if (!listener_paused_ || accept_guard_.paused_until() > now) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = &listen_fd_;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) == 0) listener_paused_ = false;
 }
 
 bool TcpTransport::OnHello(Conn* c, const FrameHeader& h) {
@@ -285,30 +257,24 @@ void TcpTransport::CloseConn(Conn* c, CompletionCode code, const absl::Status& w
   }
 }
 
-bool TcpTransport::AdmitUnauthenticated(uint32_t ip) const {
-  if (unauth_total_ >= std::max(kMaxUnauthTotal, 2 * size_)) return false;
-  const auto it = unauth_by_source_.find(ip);
-  return it == unauth_by_source_.end() || it->second < std::max(kMaxUnauthPerSource, size_);
-}
-
 void TcpTransport::ForgetUnauthenticated(Conn* c) {
   if (!c->unauth) return;
   c->unauth = false;
-  --unauth_total_;
-  auto it = unauth_by_source_.find(c->source_ip);
-  if (it != unauth_by_source_.end() && --it->second <= 0) unauth_by_source_.erase(it);
+  unauth_.Release(c->source_ip);
 }
 
 absl::Duration TcpTransport::ExpireUnauthenticated() {
-  if (unauth_total_ == 0) return absl::InfiniteDuration();
+  if (unauth_.total() == 0 && !listener_paused_) return absl::InfiniteDuration();
   const absl::Time now = absl::Now();
-  absl::Time next = absl::InfiniteFuture();
+  ResumeListener(now);
+  absl::Time next = listener_paused_ ? accept_guard_.paused_until() : absl::InfiniteFuture();
   for (const std::unique_ptr<Conn>& c : incoming_) {
     if (c->closed || !c->unauth) continue;
     if (c->hello_deadline <= now) {
       CloseConn(c.get(), CompletionCode::kProtocolError,
-                absl::DeadlineExceededError(absl::StrFormat(
-                    "no HELLO and PROOF within %s of connecting", absl::FormatDuration(kHelloTimeout))));
+                absl::DeadlineExceededError(
+                    absl::StrFormat("no HELLO and PROOF within %s of connecting",
+                                    absl::FormatDuration(kHelloTimeout))));
     } else {
       next = std::min(next, c->hello_deadline);
     }

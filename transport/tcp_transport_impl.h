@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/accept_guard.h"
 #include "base/log_limit.h"
 #include "transport/tcp_op_table.h"
 #include "transport/tcp_region_table.h"
@@ -236,12 +237,13 @@ class TcpTransport final : public Transport {
   // Peer lost or said goodbye: close its connections, fail its ops.
   void DropPeer(int peer, CompletionCode code);
   void ReapClosedIncoming();
-  // Closes incoming connections whose HELLO is overdue; returns the time
-  // until the next deadline (InfiniteDuration when none is pending).
+  // Closes incoming connections whose HELLO is overdue and watches a
+  // paused listener again; returns the time until the next deadline
+  // (InfiniteDuration when none is pending).
   absl::Duration ExpireUnauthenticated();
-  // True when one more unauthenticated connection from `ip` is allowed.
-  bool AdmitUnauthenticated(uint32_t ip) const;
   void ForgetUnauthenticated(Conn* c);
+  // Re-adds the listener to epoll once the accept guard's pause is over.
+  void ResumeListener(absl::Time now);
   std::string ConnName(const Conn* c) const;
 
   const int rank_;
@@ -262,7 +264,6 @@ class TcpTransport final : public Transport {
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
   int event_fd_ = -1;
-  int reserve_fd_ = -1;  // spare fd for shedding connections at EMFILE
   std::thread thread_;
   std::atomic<std::thread::id> thread_id_{};
   std::atomic<bool> stop_{false};
@@ -281,10 +282,11 @@ class TcpTransport final : public Transport {
   // Incoming connections: progress thread only (and Shutdown after join).
   std::vector<std::unique_ptr<Conn>> incoming_;
   bool reap_incoming_ = false;
-  // Unauthenticated incoming connections (progress thread only).
-  std::unordered_map<uint32_t, int> unauth_by_source_;
-  int unauth_total_ = 0;
-  LogLimiter shed_log_;     // connections refused at the caps or at EMFILE
+  // Accepting, and the unauthenticated incoming connections (progress
+  // thread only).
+  AcceptGuard accept_guard_;
+  bool listener_paused_ = false;  // out of epoll until accept_guard_.paused_until()
+  SourceCaps unauth_;
   LogLimiter refused_log_;  // connections closed for a bad or missing HELLO
   std::unique_ptr<uint8_t[]> scratch_;  // discarded payload bytes land here
 

@@ -85,6 +85,9 @@ TcpTransport::TcpTransport(const TransportOptions& options, const TcpTransportOp
       peers_(new Peer[static_cast<size_t>(options.size)]),
       ops_(tcp.max_outstanding_ops),
       regions_(tcp.max_regions),
+      accept_guard_("tcp transport"),
+      unauth_(std::max(kMaxUnauthPerSource, options.size),
+              std::max(kMaxUnauthTotal, 2 * options.size)),
       scratch_(new uint8_t[kScratchBytes]) {}
 
 absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Create(
@@ -180,7 +183,6 @@ absl::Status TcpTransport::Listen(const TransportOptions& options) {
   if (epoll_fd_ < 0) return ErrnoError("tcp transport: epoll_create1", errno);
   event_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (event_fd_ < 0) return ErrnoError("tcp transport: eventfd", errno);
-  reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = &listen_fd_;
@@ -236,7 +238,7 @@ TcpTransport::~TcpTransport() {
   }
   StopProgressThread();
   CloseAllSockets(/*abrupt=*/true, absl::Now(), nullptr);
-  for (int* fd : {&epoll_fd_, &event_fd_, &reserve_fd_}) {
+  for (int* fd : {&epoll_fd_, &event_fd_}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
+#include "base/accept_guard.h"
 
 namespace gasp {
 namespace transport {
@@ -363,10 +364,7 @@ absl::StatusOr<TcpEndpoint> DecodeEndpoint(const EndpointBlob& blob) {
   return e;
 }
 
-std::string FormatAddress(uint32_t ipv4, uint16_t port) {
-  return absl::StrFormat("%d.%d.%d.%d:%d", (ipv4 >> 24) & 0xff, (ipv4 >> 16) & 0xff,
-                         (ipv4 >> 8) & 0xff, ipv4 & 0xff, port);
-}
+std::string FormatAddress(uint32_t ipv4, uint16_t port) { return FormatIpv4(ipv4, port); }
 
 }  // namespace tcp
 }  // namespace transport

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/accept_guard.h"  // FormatIpv4
 #include "base/crypto.h"
 #include "base/log.h"
 #include "transport/verbs_cm_proof.h"
@@ -58,10 +59,12 @@ absl::StatusOr<Conn*> VerbsTransport::EnsureConn(Lock& l, int peer, ConnKind kin
       if (retry_pause) {
         if (absl::Now() >= deadline) {
           const absl::Status st = absl::UnavailableError(absl::StrFormat(
-              "rank %d unreachable: could not connect to %s:%d before the deadline "
+              "rank %d unreachable: could not connect to %s before the deadline "
               "(GASP_TIMEOUT): %s",
-              peer, Ip(peers_[static_cast<size_t>(peer)].ipv4),
-              peers_[static_cast<size_t>(peer)].port, last_error));
+              peer,
+              FormatIpv4(peers_[static_cast<size_t>(peer)].ipv4,
+                         peers_[static_cast<size_t>(peer)].port),
+              last_error));
           MarkPeer(peer, PeerState::kFailed, st);
           return st;
         }
@@ -232,8 +235,8 @@ void VerbsTransport::HandleCmEvent(rdma_cm_event* ev) {
         c->state = Conn::kClosed;
       } else if (std::string why = DescribeCmReject(absl::MakeConstSpan(pd, plen)); !why.empty()) {
         const Endpoint& e = peers_[static_cast<size_t>(c->peer)];
-        FailConn(c, absl::StrFormat("rank %d at %s:%d refused the connection: %s", c->peer,
-                                    Ip(e.ipv4), e.port, why));
+        FailConn(c, absl::StrFormat("rank %d at %s refused the connection: %s", c->peer,
+                                    FormatIpv4(e.ipv4, e.port), why));
         c->refused = CmRejectIsFinal(absl::MakeConstSpan(pd, plen));
       } else {
         FailConn(c, absl::StrFormat("%s (status %d)", rdma_event_str(type), status));
@@ -298,10 +301,10 @@ void VerbsTransport::OnEstablished(Conn* c, absl::Span<const uint8_t> reply) {
   if (!c->passive && !CmReplyMatches(SecretKey(), c->cm, reply)) {
     const Endpoint& e = peers_[static_cast<size_t>(c->peer)];
     FailConn(c, absl::StrFormat(
-                    "the process at %s:%d accepted as rank %d but does not know this job's "
+                    "the process at %s accepted as rank %d but does not know this job's "
                     "secret (a process of another job holds the port, or the ranks were not "
                     "started by one launcher)",
-                    Ip(e.ipv4), e.port, c->peer));
+                    FormatIpv4(e.ipv4, e.port), c->peer));
     c->refused = true;
     return;
   }
