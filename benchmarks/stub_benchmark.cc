@@ -53,9 +53,9 @@ void BM_TrustedStub(benchmark::State& state) {
   // Trusted: this thread holds the domain, the stub is a direct call.
   gasp::LocalRef<Counter> ref = gasp::LocalRef<Counter>::Trusted(g_fix->counter);
   uint64_t x = 0;
-  absl::Status st = g_fix->gate.Call([&] {
+  gasp::Status st = g_fix->gate.Call([&] {
     for (auto _ : state) {
-      absl::StatusOr<uint64_t> r = ref.Call(&Counter::Add, ++x);
+      gasp::Result<uint64_t> r = ref.Call(&Counter::Add, ++x);
       benchmark::DoNotOptimize(r);
     }
   });
@@ -67,7 +67,7 @@ void BM_UntrustedStub(benchmark::State& state) {
   gasp::LocalRef<Counter> ref = gasp::LocalRef<Counter>::Untrusted(g_fix->counter, g_fix->gate);
   uint64_t x = 0;
   for (auto _ : state) {
-    absl::StatusOr<uint64_t> r = ref.Call(&Counter::Add, ++x);
+    gasp::Result<uint64_t> r = ref.Call(&Counter::Add, ++x);
     if (!r.ok()) {
       state.SkipWithError(std::string(r.status().message()).c_str());
       break;
@@ -119,7 +119,7 @@ BENCHMARK(BM_CrossProcessFutexCall)->UseRealTime();
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::StatusOr<gasp::Runtime> rt = gasp::Init(&argc, &argv);
+  gasp::Result<gasp::Runtime> rt = gasp::Init(&argc, &argv);
   if (!rt.ok()) {
     std::fprintf(stderr, "gasp::Init: %s\n", std::string(rt.status().message()).c_str());
     return 1;
@@ -130,7 +130,7 @@ int main(int argc, char** argv) {
   fix.counter->slots = gasp::CoNewArray<uint64_t>(512, {}, fix.domain);
   fix.plain = gasp::CoNewArray<uint64_t>(512);
   gasp::CoGrant(fix.domain, gasp::Rank(), gasp::Access::kReadWrite, gasp::Trust::kUntrusted);
-  absl::StatusOr<gasp::Gate> gate = gasp::OpenGate(fix.domain, gasp::Access::kReadWrite);
+  gasp::Result<gasp::Gate> gate = gasp::OpenGate(fix.domain, gasp::Access::kReadWrite);
   if (!gate.ok()) {
     std::fprintf(stderr, "OpenGate: %s\n", std::string(gate.status().message()).c_str());
     return 1;

@@ -60,14 +60,14 @@ int main(int argc, char** argv) {
   int failures = 0;
   if (me >= 2) {
     // A teller: everything through the gate.
-    absl::StatusOr<gasp::Gate> gate = gasp::OpenGate(domain, gasp::Access::kReadWrite);
+    gasp::Result<gasp::Gate> gate = gasp::OpenGate(domain, gasp::Access::kReadWrite);
     if (!gate.ok()) {
       std::fprintf(stderr, "rank %d: OpenGate: %s\n", me, std::string(gate.status().message()).c_str());
       return 1;
     }
     auto teller = gasp::LocalRef<Ledger>::Untrusted(ledger, *gate);
     for (int i = 0; i < deposits; ++i) {
-      absl::StatusOr<uint64_t> b = teller.Call(&Ledger::Deposit, (me * 7 + i) % kAccounts, 10);
+      gasp::Result<uint64_t> b = teller.Call(&Ledger::Deposit, (me * 7 + i) % kAccounts, 10);
       if (!b.ok()) ++failures;
     }
     if (gasp::AccessOf(domain) != gasp::Access::kNone) ++failures;  // closed outside the gate
@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   gasp::Barrier();
   if (me == 1 || (n == 1 && me == 0)) {
     auto auditor = gasp::LocalRef<Ledger>::Trusted(ledger);
-    absl::StatusOr<uint64_t> total = auditor.Call(&Ledger::Total);
+    gasp::Result<uint64_t> total = auditor.Call(&Ledger::Total);
     const uint64_t want = uint64_t{10} * deposits * (n > 2 ? n - 2 : 0);
     if (!total.ok() || *total != want) {
       std::fprintf(stderr, "auditor: total %lu, expected %lu\n",

@@ -22,6 +22,7 @@
 #include "rpcgen/pages.h"
 #include "rpcgen/service.h"
 #include "rpcgen/shipping.grpc.pb.h"
+#include "runtime/public_status.h"
 #include "runtime/runtime_internal.h"
 
 namespace gasp {
@@ -126,7 +127,7 @@ absl::Status BindingImpl::Init() {
     local_ = FindImpl(reply_.service())(root_);
     can_data = true;
     if (!thread_access) {
-      absl::StatusOr<Gate> g = OpenGate(domain_, Access::kRead);
+      Result<Gate> g = OpenGate(domain_, Access::kRead);
       if (protect::Covers(rank_rights, protect::Rights::kReadWrite)) {
         g = OpenGate(domain_, Access::kReadWrite);
       }
@@ -199,7 +200,7 @@ absl::Status BindingImpl::Init() {
     policies_.push_back(std::make_unique<AutoPolicy>());
   }
   if (!have_gate_ && domain_.id() != 0 && protect::Covers(rank_rights, protect::Rights::kRead)) {
-    absl::StatusOr<Gate> g =
+    Result<Gate> g =
         OpenGate(domain_, protect::Covers(rank_rights, protect::Rights::kReadWrite)
                               ? Access::kReadWrite
                               : Access::kRead);
@@ -251,8 +252,8 @@ absl::Status BindingImpl::Invoke(ServiceBase* impl, bool gated, const MethodInfo
     return absl::PermissionDeniedError(absl::StrCat(
         reply_.service(), ": the gated path needs this rank to be granted domain ", domain_.id()));
   }
-  absl::StatusOr<absl::Status> r = gate_.Call([&] { return m.invoke(impl, request, reply); });
-  return r.ok() ? *r : r.status();
+  Result<absl::Status> r = gate_.Call([&] { return m.invoke(impl, request, reply); });
+  return r.ok() ? *r : ToAbsl(r.status());
 }
 
 absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>& refs,

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,7 @@
 #include "gasp/gasp.h"
 #include "protect/code_scan.h"
 #include "runtime/key_grant.h"
+#include "runtime/public_status.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/state.h"
 
@@ -196,7 +198,9 @@ absl::Status AttachDomainSegment(State& s, int domain, uint64_t offset, uint64_t
 using rt::S;
 using rt::State;
 
-absl::StatusOr<Domain> TryCoNewDomain(const std::string& name) {
+namespace {
+
+absl::StatusOr<Domain> NewDomain(const std::string& name) {
   State& s = S();
   std::lock_guard<std::mutex> lock(s.alloc_mu);
   s.sync->NoteCollective(absl::StrFormat("CoNewDomain(\"%s\")", name.substr(0, 60)));
@@ -226,13 +230,7 @@ absl::StatusOr<Domain> TryCoNewDomain(const std::string& name) {
   return Domain(id);
 }
 
-Domain CoNewDomain(const std::string& name) {
-  absl::StatusOr<Domain> d = TryCoNewDomain(name);
-  if (!d.ok()) rt::Die(d.status(), "gasp::CoNewDomain");
-  return *d;
-}
-
-absl::Status TryCoGrant(Domain domain, int rank, Access access, Trust trust) {
+absl::Status Grant(Domain domain, int rank, Access access, Trust trust) {
   State& s = S();
   std::lock_guard<std::mutex> lock(s.alloc_mu);
   s.sync->NoteCollective(absl::StrFormat("CoGrant(domain %d, rank %d, %s, %s)", domain.id(), rank,
@@ -261,11 +259,7 @@ absl::Status TryCoGrant(Domain domain, int rank, Access access, Trust trust) {
   return absl::OkStatus();
 }
 
-void CoGrant(Domain domain, int rank, Access access, Trust trust) {
-  rt::Check(TryCoGrant(domain, rank, access, trust), "gasp::CoGrant");
-}
-
-absl::Status GrantThread(Domain domain, Access access) {
+absl::Status GrantToThread(Domain domain, Access access) {
   State& s = S();
   protect::DomainId local;
   protect::Rights granted;
@@ -283,6 +277,8 @@ absl::Status GrantThread(Domain domain, Access access) {
   }
   return s.protection->Grant(local, rt::ToRights(access), protect::Scope::kThread);
 }
+
+}  // namespace
 
 Access AccessOf(Domain domain) {
   State& s = S();
@@ -302,7 +298,10 @@ void OnThreadStart() { S().protection->OnThreadStart(); }
 
 const char* ProtectionBackend() { return protect::BackendName(S().protection->backend()); }
 
-absl::StatusOr<Gate> OpenGate(Domain domain, Access access, CallerRights caller) {
+namespace {
+
+// The binding id and local domain of a new gate into `domain`.
+absl::StatusOr<std::pair<uint64_t, int>> BindGate(Domain domain, Access access) {
   State& s = S();
   std::lock_guard<std::mutex> lock(s.alloc_mu);
   GASP_ASSIGN_OR_RETURN(rt::DomainInfo * d, rt::Find(s, domain.id()));
@@ -315,10 +314,38 @@ absl::StatusOr<Gate> OpenGate(Domain domain, Access access, CallerRights caller)
   }
   GASP_ASSIGN_OR_RETURN(protect::Binding b,
                         s.protection->Bind(d->local, rt::ToRights(access), protect::Scope::kProcess));
+  return std::make_pair(b.id, static_cast<int>(d->local));
+}
+
+}  // namespace
+
+Result<Domain> TryCoNewDomain(const std::string& name) { return ToPublic(NewDomain(name)); }
+
+Domain CoNewDomain(const std::string& name) {
+  absl::StatusOr<Domain> d = NewDomain(name);
+  if (!d.ok()) rt::Die(d.status(), "gasp::CoNewDomain");
+  return *d;
+}
+
+Status TryCoGrant(Domain domain, int rank, Access access, Trust trust) {
+  return ToPublic(Grant(domain, rank, access, trust));
+}
+
+void CoGrant(Domain domain, int rank, Access access, Trust trust) {
+  rt::Check(Grant(domain, rank, access, trust), "gasp::CoGrant");
+}
+
+Status GrantThread(Domain domain, Access access) {
+  return ToPublic(GrantToThread(domain, access));
+}
+
+Result<Gate> OpenGate(Domain domain, Access access, CallerRights caller) {
+  absl::StatusOr<std::pair<uint64_t, int>> b = BindGate(domain, access);
+  if (!b.ok()) return ToPublic(b.status());
   Gate g;
-  g.binding_ = b.id;
+  g.binding_ = b->first;
   g.domain_ = domain.id();
-  g.local_ = d->local;
+  g.local_ = b->second;
   g.access_ = access;
   g.caller_ = caller;
   return g;
@@ -326,11 +353,14 @@ absl::StatusOr<Gate> OpenGate(Domain domain, Access access, CallerRights caller)
 
 namespace internal {
 
-absl::Status EnterGate(uint64_t binding, int local_domain, Access access, CallerRights caller) {
-  if (binding == 0) return absl::PermissionDeniedError("gate: not opened (use gasp::OpenGate)");
-  return S().protection->EnterGate(protect::Binding{binding}, local_domain, rt::ToRights(access),
-                                   caller == CallerRights::kKeep ? protect::CallerRights::kKeep
-                                                                 : protect::CallerRights::kSuspend);
+Status EnterGate(uint64_t binding, int local_domain, Access access, CallerRights caller) {
+  if (binding == 0) {
+    return Status(StatusCode::kPermissionDenied, "gate: not opened (use gasp::OpenGate)");
+  }
+  return ToPublic(S().protection->EnterGate(
+      protect::Binding{binding}, local_domain, rt::ToRights(access),
+      caller == CallerRights::kKeep ? protect::CallerRights::kKeep
+                                    : protect::CallerRights::kSuspend));
 }
 
 void LeaveGate() { S().protection->LeaveGate(); }

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/settings.h"
 #include "base/stats.h"
+#include "runtime/public_status.h"
 #include "base/status.h"
 #include "base/wait.h"
 #include "boot/bootstrap.h"
@@ -413,10 +414,12 @@ consistency::Ordering OrderingOf(std::memory_order order) {
 
 }  // namespace
 
-absl::StatusOr<Runtime> Init(int* argc, char*** argv, const InitOptions& options) {
+Result<Runtime> Init(int* argc, char*** argv, const InitOptions& options) {
   (void)argc;
   (void)argv;
-  if (g_state != nullptr) return absl::FailedPreconditionError("gasp::Init called twice");
+  if (g_state != nullptr) {
+    return Status(StatusCode::kFailedPrecondition, "gasp::Init called twice");
+  }
   // Before any socket exists: floods must meet the handshake deadlines, not
   // EMFILE (base/fd_limit.h).
   RaiseDescriptorLimit();
@@ -426,7 +429,7 @@ absl::StatusOr<Runtime> Init(int* argc, char*** argv, const InitOptions& options
   if (!s.ok()) {
     g_state = nullptr;
     if (state->transport) state->transport->Shutdown(absl::Now() + absl::Seconds(1)).IgnoreError();
-    return s;
+    return ToPublic(s);
   }
   state.release();
   return Runtime();
@@ -468,26 +471,28 @@ int Runtime::Finalize() {
   return rc;
 }
 
-absl::StatusOr<void*> TryCoAlloc(size_t bytes, Placement placement, Domain domain) {
-  GASP_ASSIGN_OR_RETURN(uint64_t a, CollectiveSegment(S(), bytes, placement, domain));
-  return reinterpret_cast<void*>(a);
+Result<void*> TryCoAlloc(size_t bytes, Placement placement, Domain domain) {
+  absl::StatusOr<uint64_t> a = CollectiveSegment(S(), bytes, placement, domain);
+  if (!a.ok()) return ToPublic(a.status());
+  return reinterpret_cast<void*>(*a);
 }
 
 void* CoAlloc(size_t bytes, Placement placement, Domain domain) {
-  absl::StatusOr<void*> p = TryCoAlloc(bytes, placement, domain);
-  if (!p.ok()) Die(p.status(), "gasp::CoAlloc");
-  return *p;
+  absl::StatusOr<uint64_t> a = CollectiveSegment(S(), bytes, placement, domain);
+  if (!a.ok()) Die(a.status(), "gasp::CoAlloc");
+  return reinterpret_cast<void*>(*a);
 }
 
-absl::StatusOr<void*> TryAlloc(size_t bytes, size_t align) {
-  GASP_ASSIGN_OR_RETURN(uint64_t a, S().heap->Allocate(bytes, align));
-  return reinterpret_cast<void*>(a);
+Result<void*> TryAlloc(size_t bytes, size_t align) {
+  absl::StatusOr<uint64_t> a = S().heap->Allocate(bytes, align);
+  if (!a.ok()) return ToPublic(a.status());
+  return reinterpret_cast<void*>(*a);
 }
 
 void* Alloc(size_t bytes, size_t align) {
-  absl::StatusOr<void*> p = TryAlloc(bytes, align);
-  if (!p.ok()) Die(p.status(), "gasp::Alloc");
-  return *p;
+  absl::StatusOr<uint64_t> a = S().heap->Allocate(bytes, align);
+  if (!a.ok()) Die(a.status(), "gasp::Alloc");
+  return reinterpret_cast<void*>(*a);
 }
 
 void Free(void* p) {

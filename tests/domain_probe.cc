@@ -159,7 +159,7 @@ int Stray() {
   EXPECT(AccessOf(d) == Access::kNone, "untrusted: closed outside gates");
   // Trusted setup code may give one thread the domain directly.
   std::thread setup([&] {
-    absl::Status g = GrantThread(d, Access::kRead);
+    Status g = GrantThread(d, Access::kRead);
     EXPECT(g.ok(), "GrantThread: %s", std::string(g.message()).c_str());
     EXPECT(AccessOf(d) == Access::kRead, "thread grant");
     EXPECT(GrantThread(d, Access::kNone).ok() && AccessOf(d) == Access::kNone, "thread revoke");
@@ -167,21 +167,21 @@ int Stray() {
   setup.join();
   EXPECT(AccessOf(d) == Access::kNone, "a thread grant stays in its thread");
   Domain other = CoNewDomain("other");
-  EXPECT(GrantThread(other, Access::kRead).code() == absl::StatusCode::kPermissionDenied,
+  EXPECT(GrantThread(other, Access::kRead).code() == StatusCode::kPermissionDenied,
          "GrantThread without a rank grant");
-  absl::StatusOr<Gate> gate = OpenGate(d, Access::kReadWrite);
+  Result<Gate> gate = OpenGate(d, Access::kReadWrite);
   EXPECT(gate.ok(), "OpenGate: %s", std::string(gate.status().message()).c_str());
   if (!gate.ok()) return 1;
   if (me == 0) {
-    absl::Status s = gate->Call([&] {
+    Status s = gate->Call([&] {
       for (size_t i = 0; i < kWords; ++i) data[i] = Pattern(i);
     });
     EXPECT(s.ok(), "gate call");
-    absl::StatusOr<Access> inside = gate->Call([&] { return AccessOf(d); });
+    Result<Access> inside = gate->Call([&] { return AccessOf(d); });
     EXPECT(inside.ok() && *inside == Access::kReadWrite, "access inside the gate");
     // A thread started inside the gate through gasp::StartThread does not
     // inherit the gate's rights.
-    absl::StatusOr<Access> child = gate->Call([&] {
+    Result<Access> child = gate->Call([&] {
       Access a = Access::kReadWrite;
       bool pkru_open = true;
       std::thread t = StartThread([&] {
@@ -209,7 +209,7 @@ int Stray() {
     waitpid(pid, &status, 0);
     EXPECT(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV,
            "the stray write should end its process with SIGSEGV (status %#x)", status);
-    absl::StatusOr<bool> intact = gate->Call([&] {
+    Result<bool> intact = gate->Call([&] {
       for (size_t i = 0; i < kWords; ++i) {
         if (data[i] != Pattern(i)) return false;
       }
@@ -222,7 +222,7 @@ int Stray() {
   Barrier();
   // Another rank reads the data through its own gate (remote fetch).
   if (me == 1 % Size()) {
-    absl::StatusOr<bool> ok = gate->Call([&] { return data[kWords - 1] == Pattern(kWords - 1); });
+    Result<bool> ok = gate->Call([&] { return data[kWords - 1] == Pattern(kWords - 1); });
     EXPECT(ok.ok() && *ok, "remote read through a gate");
   }
   Barrier();
@@ -254,7 +254,7 @@ int Coherent() {
   // Every page homed on rank 0: the other ranks fetch, twin and diff.
   uint64_t* data = CoNewArray<uint64_t>(n * kThreads * 512, Placement::OnRank(0), d);
   for (int r = 0; r < n; ++r) CoGrant(d, r, Access::kReadWrite, Trust::kUntrusted);
-  absl::StatusOr<Gate> gate = OpenGate(d, Access::kReadWrite);
+  Result<Gate> gate = OpenGate(d, Access::kReadWrite);
   if (!gate.ok()) return 1;
   std::atomic<int> bad{0};
   std::vector<std::thread> threads;
@@ -262,7 +262,7 @@ int Coherent() {
     threads.emplace_back([&, t] {
       uint64_t* mine = data + (me * kThreads + t) * 512;  // one page per thread
       for (int i = 0; i < kRounds; ++i) {
-        absl::Status s = gate->Call([&] { mine[i] = (uint64_t(me) << 32) | (t << 16) | i; });
+        Status s = gate->Call([&] { mine[i] = (uint64_t(me) << 32) | (t << 16) | i; });
         if (!s.ok()) bad.fetch_add(1);
         if (AccessOf(d) != Access::kNone) bad.fetch_add(1);
       }
@@ -295,7 +295,7 @@ int Coherent() {
   }
   Barrier();  // diffs of the dirty pages go home (read from the system view)
   if (me == 0) {
-    absl::StatusOr<int> wrong = gate->Call([&] {
+    Result<int> wrong = gate->Call([&] {
       int w = 0;
       for (int r = 0; r < n; ++r)
         for (int t = 0; t < kThreads; ++t)

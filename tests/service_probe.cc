@@ -50,6 +50,7 @@ namespace {
 using gasp::tests::Probe;
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
+std::string Msg(const gasp::Status& s) { return s.message(); }
 
 struct State {
   uint64_t calls;

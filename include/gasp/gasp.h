@@ -20,7 +20,8 @@
 //
 // Errors: calls that cannot return a status end the whole job with a
 // message naming the cause (like MPI_ERRORS_ARE_FATAL); Try* variants
-// return absl::Status instead. Every wait is bounded by GASP_TIMEOUT.
+// return a gasp::Status or gasp::Result<T> instead (gasp/status.h: standard
+// C++ only). Every wait is bounded by GASP_TIMEOUT.
 // Settings: docs/settings.md (`gasp_info -c` prints the effective values).
 #ifndef GASP_GASP_H_
 #define GASP_GASP_H_
@@ -36,8 +37,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
+#include "gasp/status.h"
+#include "gasp/version.h"
 
 namespace gasp {
 
@@ -62,7 +63,7 @@ class Runtime {
 // GASP_BASE, finds rank and size from the launcher (gasprun, mpirun, srun),
 // connects the transport. Collective. Errors name the setting to change.
 // `argc`/`argv` may be null; they are not modified in this release.
-absl::StatusOr<Runtime> Init(int* argc, char*** argv, const InitOptions& options = {});
+Result<Runtime> Init(int* argc, char*** argv, const InitOptions& options = {});
 
 // This process's rank and the job size (REQUIRES: Init).
 int Rank();
@@ -113,7 +114,7 @@ enum class Access : uint8_t { kNone = 0, kRead = 1, kReadWrite = 3 };
 // reach them remotely (its transport holds no key) until CoGrant. Ends the
 // job on failure.
 void* CoAlloc(size_t bytes, Placement placement = {}, Domain domain = {});
-absl::StatusOr<void*> TryCoAlloc(size_t bytes, Placement placement = {}, Domain domain = {});
+Result<void*> TryCoAlloc(size_t bytes, Placement placement = {}, Domain domain = {});
 
 // Collective array of n zero-initialized T (T must be implicit-lifetime:
 // trivially default constructible and destructible).
@@ -130,7 +131,7 @@ T* CoNewArray(size_t n, Placement placement = {}, Domain domain = {}) {
 // Collective: a new, empty domain named `name` (for reports), the same on
 // every rank. Nobody holds it yet.
 Domain CoNewDomain(const std::string& name);
-absl::StatusOr<Domain> TryCoNewDomain(const std::string& name);
+Result<Domain> TryCoNewDomain(const std::string& name);
 
 // Whether the granted rank's own code is trusted with the domain.
 enum class Trust {
@@ -148,14 +149,14 @@ enum class Trust {
 // closed except inside gates (OpenGate). Every rank passes the same
 // arguments.
 void CoGrant(Domain domain, int rank, Access access, Trust trust = Trust::kTrusted);
-absl::Status TryCoGrant(Domain domain, int rank, Access access, Trust trust = Trust::kTrusted);
+Status TryCoGrant(Domain domain, int rank, Access access, Trust trust = Trust::kTrusted);
 
 // Trusted setup code of a rank: gives the calling thread alone `access` to
 // `domain` (kNone takes it back), e.g. a server thread of a rank that was
 // granted the domain as untrusted. REQUIRES: this rank was granted at least
 // `access` (PermissionDenied otherwise). Not for untrusted code: it would
 // bypass the gates.
-absl::Status GrantThread(Domain domain, Access access);
+Status GrantThread(Domain domain, Access access);
 
 // The calling thread's access to `domain` right now (kReadWrite for the
 // default domain).
@@ -192,7 +193,7 @@ enum class CallerRights {
 
 namespace internal {
 // Gate internals (runtime/domains.cc); `local_domain` is Gate::local_.
-absl::Status EnterGate(uint64_t binding, int local_domain, Access access, CallerRights caller);
+Status EnterGate(uint64_t binding, int local_domain, Access access, CallerRights caller);
 void LeaveGate();
 }  // namespace internal
 
@@ -207,28 +208,28 @@ class Gate {
   Domain domain() const { return Domain(domain_); }
   Access access() const { return access_; }
 
-  // fn(args...) inside the domain. Returns absl::Status when fn returns
-  // void, absl::StatusOr<R> when it returns R; PermissionDenied (fn not
+  // fn(args...) inside the domain. Returns Status when fn returns
+  // void, Result<R> when it returns R; PermissionDenied (fn not
   // called) for a default-constructed gate.
   template <typename Fn, typename... Args>
   auto Call(Fn&& fn, Args&&... args) {
     using R = std::invoke_result_t<Fn, Args...>;
-    using Result = std::conditional_t<std::is_void_v<R>, absl::Status, absl::StatusOr<R>>;
-    absl::Status entered = internal::EnterGate(binding_, local_, access_, caller_);
-    if (!entered.ok()) return Result(entered);
+    using Out = std::conditional_t<std::is_void_v<R>, Status, Result<R>>;
+    Status entered = internal::EnterGate(binding_, local_, access_, caller_);
+    if (!entered.ok()) return Out(entered);
     struct Leave {
       ~Leave() { internal::LeaveGate(); }
     } leave;
     if constexpr (std::is_void_v<R>) {
       std::invoke(std::forward<Fn>(fn), std::forward<Args>(args)...);
-      return Result(absl::OkStatus());
+      return Out(OkStatus());
     } else {
-      return Result(std::invoke(std::forward<Fn>(fn), std::forward<Args>(args)...));
+      return Out(std::invoke(std::forward<Fn>(fn), std::forward<Args>(args)...));
     }
   }
 
  private:
-  friend absl::StatusOr<Gate> OpenGate(Domain, Access, CallerRights);
+  friend Result<Gate> OpenGate(Domain, Access, CallerRights);
   uint64_t binding_ = 0;
   int domain_ = 0;  // collective id
   int local_ = 0;   // this process's id of the domain
@@ -239,7 +240,7 @@ class Gate {
 // A gate into `domain` with at most `access`, usable by any thread of this
 // rank. REQUIRES: this rank was granted at least `access` (CoGrant, either
 // trust); PermissionDenied otherwise.
-absl::StatusOr<Gate> OpenGate(Domain domain, Access access,
+Result<Gate> OpenGate(Domain domain, Access access,
                               CallerRights caller = CallerRights::kSuspend);
 
 // A client's handle on a service object of this rank (the stub of
@@ -256,13 +257,13 @@ class LocalRef {
   template <typename M, typename... Args>
   auto Call(M method, Args&&... args) {
     using R = std::invoke_result_t<M, T*, Args...>;
-    using Result = std::conditional_t<std::is_void_v<R>, absl::Status, absl::StatusOr<R>>;
+    using Out = std::conditional_t<std::is_void_v<R>, Status, Result<R>>;
     if (trusted_) {
       if constexpr (std::is_void_v<R>) {
         std::invoke(method, object_, std::forward<Args>(args)...);
-        return Result(absl::OkStatus());
+        return Out(OkStatus());
       } else {
-        return Result(std::invoke(method, object_, std::forward<Args>(args)...));
+        return Out(std::invoke(method, object_, std::forward<Args>(args)...));
       }
     }
     return gate_.Call(method, object_, std::forward<Args>(args)...);
@@ -290,7 +291,7 @@ T* CoNew(Args&&... args) {
 // Per-rank allocation from this rank's heap (homed here, GASP_HEAP_SIZE).
 // Any rank may read or write it; only this rank may free it.
 void* Alloc(size_t bytes, size_t align = alignof(std::max_align_t));
-absl::StatusOr<void*> TryAlloc(size_t bytes, size_t align = alignof(std::max_align_t));
+Result<void*> TryAlloc(size_t bytes, size_t align = alignof(std::max_align_t));
 // Frees memory from Alloc on this rank; ends the job for anything else.
 void Free(void* p);
 
