@@ -22,7 +22,7 @@
 #include "benchmarks/service_bench.gasp.h"
 #include "gasp/gasp.h"
 #include "rpcgen/call_credential.h"
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 #include "runtime/runtime_internal.h"
 
 namespace {

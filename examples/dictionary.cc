@@ -18,10 +18,9 @@
 #include <mutex>
 #include <string>
 
-#include "absl/strings/str_cat.h"
 #include "examples/dictionary.gasp.h"
 #include "gasp/gasp.h"
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 
 namespace {
 
@@ -231,7 +230,8 @@ int main(int argc, char** argv) {
     absl::StatusOr<gasp::examples::InsertTreeReply> r = stub->InsertTree(req);
     const uint64_t want_sum = tree_nodes * 900000000ull + tree_nodes * (tree_nodes - 1) / 2;
     if (!r.ok() || r->inserted() != tree_nodes || r->key_sum() != want_sum) {
-      fail(absl::StrCat("InsertTree: ", r.ok() ? absl::StrCat(r->inserted(), " nodes") : std::string(r.status().message())));
+      fail("InsertTree: " + (r.ok() ? std::to_string(r->inserted()) + " nodes"
+                                 : std::string(r.status().message())));
     } else {
       std::printf("rank 1: InsertTree passed a %lu-node tree by reference in one call (%lu pages "
                   "bundled)\n",
@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
         if (!r.ok() || !r->found() || r->value() != ValueOf(req.key())) ++wrong;
       }
     }
-    if (wrong != 0) fail(absl::StrCat(wrong, " lookups wrong"));
+    if (wrong != 0) fail(std::to_string(wrong) + " lookups wrong");
     // Contains (AUTO): results come back through a reference.
     const uint64_t k = 64;
     uint64_t* keys = static_cast<uint64_t*>(gasp::Alloc(k * 8, 4096));

@@ -7,7 +7,7 @@ set -euo pipefail
 if [ -n "${TEST_SRCDIR:-}" ]; then dir=$TEST_SRCDIR/gasp/include; else dir=$(dirname "$0"); fi
 [ -f "$dir/gasp/gasp.h" ] || { echo "FAIL: no gasp/gasp.h under $dir"; exit 1; }
 fail=0
-for h in gasp/gasp.h gasp/status.h gasp/version.h; do
+for h in gasp/gasp.h gasp/gasp_c.h gasp/status.h gasp/version.h; do
   if ! g++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -x c++ -I "$dir" "$dir/$h"; then
     echo "FAIL: $h does not compile on its own"; fail=1; continue
   fi
@@ -22,4 +22,10 @@ for h in gasp/gasp.h gasp/status.h gasp/version.h; do
     echo "ok: $h pulls in $n standard files and nothing else"
   fi
 done
+# The C API also compiles as C (C99, warnings are errors).
+if gcc -std=c99 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -x c -I "$dir" "$dir/gasp/gasp_c.h"; then
+  echo "ok: gasp/gasp_c.h compiles as C99"
+else
+  echo "FAIL: gasp/gasp_c.h does not compile as C99"; fail=1
+fi
 exit $fail

@@ -20,7 +20,7 @@
 #include "rpcgen/host.h"
 #include "rpcgen/ns.h"
 #include "rpcgen/pages.h"
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 #include "rpcgen/shipping.grpc.pb.h"
 #include "runtime/public_status.h"
 #include "runtime/runtime_internal.h"

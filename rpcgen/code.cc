@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
 #include "rpcgen/ns.h"
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 
 namespace gasp {
 namespace rpc {

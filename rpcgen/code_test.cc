@@ -6,7 +6,7 @@
 
 #include "gtest/gtest.h"
 #include "rpcgen/ns.h"
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 
 namespace gasp {
 namespace rpc {

@@ -175,7 +175,7 @@ void PrintHeaderService(const ServiceDescriptor* service, Printer* p) {
   p->Print(LeadingComment(service).c_str());
   p->Print(vars,
            "// Service $full_name$: the Service base its implementation derives from and\n"
-           "// the Stub clients call (rpcgen/service.h).\n"
+           "// the Stub clients call (gasp/service.h).\n"
            "class $name$ {\n"
            " public:\n");
   p->Indent();
@@ -193,7 +193,7 @@ void PrintHeaderService(const ServiceDescriptor* service, Printer* p) {
   p->Print(
       "\n"
       "// Server base: implement the methods; state lives in global memory (see\n"
-      "// rpcgen/service.h).\n"
+      "// gasp/service.h).\n"
       "class Service : public ::gasp::rpc::ServiceBase {\n"
       " public:\n");
   p->Indent();
@@ -345,7 +345,7 @@ void PrintHeader(const FileDescriptor* file, const std::string& base, Printer* p
            "#include \"absl/status/status.h\"\n"
            "#include \"absl/status/statusor.h\"\n"
            "#include \"absl/types/span.h\"\n"
-           "#include \"rpcgen/service.h\"\n"
+           "#include \"gasp/service.h\"\n"
            "#include \"$base$.pb.h\"\n");
   if (file->service_count() > 0) {
     PrintNamespaceOpen(file, p);

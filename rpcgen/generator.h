@@ -1,7 +1,7 @@
 // The code generator behind protoc-gen-gasp (protoc_gen_gasp.cc is only its
 // main). For each x.proto it writes x.gasp.h and x.gasp.cc next to protoc's
 // x.pb.h: per service a class holding the Service base the implementation
-// derives from and the Stub clients call, both targeting rpcgen/service.h.
+// derives from and the Stub clients call, both targeting gasp/service.h.
 // What exactly is generated is described in rpcgen/README.md.
 #ifndef GASP_RPCGEN_GENERATOR_H_
 #define GASP_RPCGEN_GENERATOR_H_

@@ -11,7 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "rpcgen/preface_gate.h"
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 
 namespace grpc {
 class Server;

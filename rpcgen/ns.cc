@@ -1,6 +1,6 @@
 #include "rpcgen/ns.h"
 
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 
 #include <openssl/evp.h>
 #include <unistd.h>

@@ -90,7 +90,7 @@ service S {
 )"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::string header = ReadOutput("good.gasp.h");
-  EXPECT_THAT(header, HasSubstr("#include \"rpcgen/service.h\""));
+  EXPECT_THAT(header, HasSubstr("#include \"gasp/service.h\""));
   EXPECT_THAT(header, HasSubstr("#include \"good.pb.h\""));
   EXPECT_THAT(header, HasSubstr("namespace t::u {"));
   EXPECT_THAT(header, HasSubstr("static constexpr char kServiceName[] = \"t.u.S\";"));

@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 #include "rpcgen/testdata/bare.gasp.h"
 #include "rpcgen/testdata/echo.gasp.h"
 

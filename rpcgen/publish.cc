@@ -7,7 +7,7 @@
 #include "protect/protection.h"
 #include "rpcgen/host.h"
 #include "rpcgen/ns.h"
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 #include "runtime/runtime_internal.h"
 
 namespace gasp {

@@ -7,7 +7,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "base/log.h"
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 
 namespace gasp {
 namespace rpc {

@@ -4,7 +4,7 @@
 #include <memory>
 
 #include "gtest/gtest.h"
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 #include "rpcgen/testdata/echo.gasp.h"
 
 namespace gasp {

@@ -38,7 +38,7 @@
 #include "rpcgen/call_credential.h"
 #include "rpcgen/host.h"
 #include "rpcgen/ns.h"
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 #include "base/stats.h"
 #include "rpcgen/shipping.grpc.pb.h"
 #include "runtime/runtime_internal.h"

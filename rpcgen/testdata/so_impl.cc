@@ -2,7 +2,7 @@
 // loading it registers "gasp.testdata.FromSharedObject".
 #include <memory>
 
-#include "rpcgen/service.h"
+#include "gasp/service.h"
 
 namespace {
 

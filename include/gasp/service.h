@@ -19,8 +19,8 @@
 // Each call goes one of four ways (Path), chosen per method by the binding
 // and, for AUTO methods, per call by a cost model (rpcgen/auto_policy.h):
 // the semantics are call by reference either way.
-#ifndef GASP_RPCGEN_SERVICE_H_
-#define GASP_RPCGEN_SERVICE_H_
+#ifndef GASP_SERVICE_H_
+#define GASP_SERVICE_H_
 
 #include <cstdint>
 #include <memory>
@@ -168,4 +168,4 @@ class Binding {
 }  // namespace rpc
 }  // namespace gasp
 
-#endif  // GASP_RPCGEN_SERVICE_H_
+#endif  // GASP_SERVICE_H_
