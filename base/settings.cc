@@ -26,6 +26,7 @@ struct Row {
 };
 
 constexpr int64_t kTiB = int64_t{1} << 40;
+constexpr int64_t kWeekMs = int64_t{7} * 24 * 3600 * 1000;
 
 // The table. Keep the docs short and say which knob to change for what.
 const std::vector<Row>& Rows() {
@@ -54,7 +55,7 @@ const std::vector<Row>& Rows() {
       {{"GASP_TIMEOUT", SettingType::kDuration, "60s",
         "Deadline for every blocking wait (rendezvous, remote operations, locks, barriers). "
         "A peer that does not answer within it is reported by rank and host.",
-        "", 0, 0},
+        "", 1, kWeekMs},
        &Config::timeout},
       {{"GASP_LOG_LEVEL", SettingType::kChoice, "warn", "Log threshold.",
         "error|warn|info|debug|trace", 0, 0},
@@ -66,6 +67,18 @@ const std::vector<Row>& Rows() {
         "Print the per-rank counters (faults, fetches, diffs, locks, barriers) at finalize.", "",
         0, 0},
        &Config::stats},
+      {{"GASP_STATS_FILE", SettingType::kString, "",
+        "Each rank writes its counters as JSON to this file at finalize (replaced whole, never "
+        "half written); %r, %h and %p expand to rank, host and pid, %% to %. With more than one "
+        "rank it must contain %r. tools/gasp_stats merges the files (docs/running.md, "
+        "\"Metrics\").",
+        "", 0, 0},
+       &Config::stats_file},
+      {{"GASP_STATS_INTERVAL", SettingType::kDuration, "0",
+        "Also rewrite GASP_STATS_FILE this often during the run (\"final\":false), so that long "
+        "runs can be watched. 0: only at finalize. At least 10ms; requires GASP_STATS_FILE.",
+        "", 0, kWeekMs},
+       &Config::stats_interval},
       {{"GASP_PREFETCH_PAGES", SettingType::kInt, "4",
         "Extra pages fetched after a read-faulting page, in the same READ, when they are "
         "invalid and homed at the same rank. 0 disables prefetch.",
@@ -235,6 +248,21 @@ absl::Status Invalid(const SettingSpec& spec, const std::string& value, absl::st
                       spec.default_value));
 }
 
+// "30s", "500ms", "2m", a number of seconds, or 0; never negative.
+absl::StatusOr<absl::Duration> ParseDurationText(const std::string& text) {
+  std::string t(absl::StripAsciiWhitespace(text));
+  double secs;
+  absl::Duration d;
+  if (absl::SimpleAtod(t, &secs)) {
+    d = absl::Seconds(secs);
+  } else if (!absl::ParseDuration(t, &d)) {
+    return absl::InvalidArgumentError(
+        "expected a duration like 30s, 500ms, 2m or a number of seconds");
+  }
+  if (d < absl::ZeroDuration()) return absl::InvalidArgumentError("must not be negative");
+  return d;
+}
+
 absl::Status Apply(const Row& row, const std::string& value, Config* config) {
   const SettingSpec& spec = row.spec;
   std::string v(absl::StripAsciiWhitespace(value));
@@ -275,8 +303,15 @@ absl::Status Apply(const Row& row, const std::string& value, Config* config) {
       return absl::OkStatus();
     }
     case SettingType::kDuration: {
-      absl::StatusOr<absl::Duration> d = ParseDurationSetting(v);
+      absl::StatusOr<absl::Duration> d = ParseDurationText(v);
       if (!d.ok()) return Invalid(spec, value, d.status().message());
+      const absl::Duration lo = absl::Milliseconds(spec.min_value);
+      const absl::Duration hi = absl::Milliseconds(spec.max_value);
+      if (*d < lo || *d > hi) {
+        return Invalid(spec, value,
+                       absl::StrFormat("must be in [%s, %s]", absl::FormatDuration(lo),
+                                       absl::FormatDuration(hi)));
+      }
       config->*std::get<absl::Duration Config::*>(row.field) = *d;
       return absl::OkStatus();
     }
@@ -356,14 +391,7 @@ absl::StatusOr<uint64_t> ParseSize(const std::string& text) {
 }
 
 absl::StatusOr<absl::Duration> ParseDurationSetting(const std::string& text) {
-  std::string t(absl::StripAsciiWhitespace(text));
-  double secs;
-  absl::Duration d;
-  if (absl::SimpleAtod(t, &secs)) {
-    d = absl::Seconds(secs);
-  } else if (!absl::ParseDuration(t, &d)) {
-    return absl::InvalidArgumentError("expected a duration like 30s, 500ms, 2m or a number of seconds");
-  }
+  GASP_ASSIGN_OR_RETURN(absl::Duration d, ParseDurationText(text));
   if (d <= absl::ZeroDuration()) return absl::InvalidArgumentError("must be positive");
   if (d > absl::Hours(24 * 7)) return absl::InvalidArgumentError("must be at most a week");
   return d;
@@ -404,6 +432,19 @@ absl::StatusOr<Config> LoadConfig(const std::map<std::string, std::string>& over
         "GASP_HEAP_SIZE=%d is more than half of GASP_SIZE=%d: raise GASP_SIZE or lower "
         "GASP_HEAP_SIZE",
         config.heap_bytes, config.size_bytes));
+  }
+  if (config.stats_interval > absl::ZeroDuration() && config.stats_file.empty()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "GASP_STATS_INTERVAL=%s needs GASP_STATS_FILE (the file the periodic dumps rewrite): "
+        "set GASP_STATS_FILE, e.g. to stats.%%r.json, or unset GASP_STATS_INTERVAL",
+        absl::FormatDuration(config.stats_interval)));
+  }
+  // Each dump writes and renames a file: more often would be I/O, not metrics.
+  if (config.stats_interval > absl::ZeroDuration() &&
+      config.stats_interval < absl::Milliseconds(10)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "GASP_STATS_INTERVAL=%s is below 10ms: raise it, or 0 for a dump at finalize only",
+        absl::FormatDuration(config.stats_interval)));
   }
   if (config.base + config.size_bytes > 0x7f0000000000ull) {
     return absl::InvalidArgumentError(absl::StrFormat(

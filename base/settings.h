@@ -26,6 +26,8 @@ struct Config {
   std::string log_level;           // GASP_LOG_LEVEL
   std::string log_file;            // GASP_LOG_FILE
   bool stats = false;              // GASP_STATS
+  std::string stats_file;          // GASP_STATS_FILE
+  absl::Duration stats_interval;   // GASP_STATS_INTERVAL (zero: off)
   int64_t prefetch_pages = 0;      // GASP_PREFETCH_PAGES
   int64_t prefetch_max_pages = 0;  // GASP_PREFETCH_MAX_PAGES
   int64_t max_dirty_pages = 0;     // GASP_MAX_DIRTY_PAGES
@@ -65,8 +67,8 @@ struct SettingSpec {
   const char* default_value;  // as text, parsed like an env value
   const char* doc;            // one or two sentences for users
   const char* choices;        // kChoice: "a|b|c"; otherwise ""
-  int64_t min_value;          // kInt/kSize: inclusive bounds
-  int64_t max_value;
+  int64_t min_value;          // kInt/kSize: inclusive bounds; kDuration: in
+  int64_t max_value;          // milliseconds (min 0 accepts "0": off)
 };
 
 // The table, in documentation order.

@@ -75,6 +75,32 @@ TEST(SettingsTest, CrossChecks) {
   EXPECT_THAT(std::string(c.status().message()), HasSubstr("GASP_NO_SUCH"));
 }
 
+TEST(SettingsTest, StatsFileAndInterval) {
+  absl::StatusOr<Config> c = Load({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->stats_interval, absl::ZeroDuration());  // off
+  EXPECT_EQ(FormatSetting(*c, *FindSetting("GASP_STATS_INTERVAL")), "0");
+  c = Load({{"GASP_STATS_FILE", "/tmp/s.%r.json"}, {"GASP_STATS_INTERVAL", "200ms"}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->stats_file, "/tmp/s.%r.json");
+  EXPECT_EQ(c->stats_interval, absl::Milliseconds(200));
+  // An interval has nothing to rewrite without a file: both are named.
+  c = Load({{"GASP_STATS_INTERVAL", "10s"}});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()),
+              HasSubstr("GASP_STATS_INTERVAL=10s needs GASP_STATS_FILE"));
+  c = Load({{"GASP_STATS_FILE", "s.json"}, {"GASP_STATS_INTERVAL", "1ms"}});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("below 10ms"));
+  c = Load({{"GASP_STATS_INTERVAL", "-1s"}});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("GASP_STATS_INTERVAL=-1s"));
+  // Zero means off only where the table allows it: not for GASP_TIMEOUT.
+  c = Load({{"GASP_TIMEOUT", "0"}});
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("GASP_TIMEOUT=0"));
+}
+
 TEST(SettingsTest, ParseSize) {
   EXPECT_EQ(*ParseSize("4096"), 4096u);
   EXPECT_EQ(*ParseSize("64k"), 65536u);

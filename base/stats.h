@@ -1,5 +1,6 @@
 // Per-rank counters. Cheap relaxed atomic adds on hot paths; printed at
-// finalize with GASP_STATS=1 and readable at any time with gasp::GetStats().
+// finalize with GASP_STATS=1, written as JSON with GASP_STATS_FILE, and
+// readable at any time with gasp::Stats() (by name) or gasp::StatsReport().
 #ifndef GASP_BASE_STATS_H_
 #define GASP_BASE_STATS_H_
 

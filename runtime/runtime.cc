@@ -20,6 +20,7 @@
 #include "base/wait.h"
 #include "boot/bootstrap.h"
 #include "boot/endpoint_exchange.h"
+#include "boot/net.h"
 #include "consistency/coherence.h"
 #include "consistency/sync.h"
 #include "gas/heap.h"
@@ -256,6 +257,11 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   s.rank = s.boot->rank();
   s.size = s.boot->size();
   SetLogRank(s.rank, s.size);
+  // Checked before connecting: a bad GASP_STATS_FILE should not cost a job.
+  GASP_ASSIGN_OR_RETURN(s.stats_export,
+                        rt::StatsExporter::Create(c.stats_file, c.stats_interval,
+                                                  {s.rank, s.size, boot::ShortHostName(),
+                                                   static_cast<int>(getpid())}));
   const absl::Time deadline = absl::Now() + c.timeout;
   GASP_ASSIGN_OR_RETURN(s.secret, boot::ObtainJobSecret(*s.boot, deadline));
 
@@ -397,6 +403,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   GASP_LOG(Info) << "initialized: " << s.size << " ranks, boot=" << s.boot->method()
                  << ", transport=" << s.transport->name() << ", range="
                  << absl::StrFormat("[%#x, %#x)", c.base, c.base + c.size_bytes);
+  if (s.stats_export != nullptr) s.stats_export->Start();
   return absl::OkStatus();
 }
 
@@ -451,6 +458,12 @@ int Runtime::Finalize() {
   if (s.config.stats) {
     std::string report = FormatStats(LogPrefix() + " stats ");
     std::fwrite(report.data(), 1, report.size(), stderr);
+  }
+  if (s.stats_export != nullptr) {
+    st = s.stats_export->Finish();
+    if (!st.ok()) {
+      GASP_LOG(Warn) << st;  // metrics never fail the job
+    }
   }
   absl::Time deadline = absl::Now() + s.config.timeout;
   int rc = 0;

@@ -23,6 +23,7 @@
 #include "gas/range.h"
 #include "gas/segment.h"
 #include "protect/protection.h"
+#include "runtime/stats_export.h"
 #include "transport/transport.h"
 
 namespace gasp {
@@ -77,6 +78,7 @@ struct State {
   std::deque<DomainInfo> domains;  // index 0: the default domain
   uint64_t key_epoch = 0;          // key exchanges so far (collective order)
   std::vector<std::function<void()>> at_finalize;
+  std::unique_ptr<StatsExporter> stats_export;  // GASP_STATS_FILE; null without
   std::string advertised_host;  // where other ranks reach this one (transport address)
   bool bind_all = false;        // GASP_TCP_ADDR=0.0.0.0: listeners bind every interface
   int rank = 0;

@@ -36,6 +36,7 @@
 #include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "gasp/status.h"
 #include "gasp/version.h"
@@ -369,6 +370,15 @@ int HomeOf(const void* p);
 
 // This rank's counters ("name value" lines), as printed with GASP_STATS=1.
 std::string StatsReport();
+
+// This rank's counters by name, in a fixed order: snake_case names such as
+// "read_faults" or "lock_wait_ns" (times are in nanoseconds), the names of
+// StatsReport and of the GASP_STATS_FILE dumps (docs/running.md, "Metrics").
+// Counters start at zero with the process and only grow. Callable from any
+// thread at any time, also before Init and after Finalize. Each value is
+// read atomically, but the list is not one snapshot: counters other threads
+// bump meanwhile may be a step apart.
+std::vector<std::pair<std::string, uint64_t>> Stats();
 
 }  // namespace gasp
 
