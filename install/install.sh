@@ -3,6 +3,7 @@
 # or `bazel run -c opt //:install -- --prefix=DIR`. Uninstall: delete DIR
 # (or the files listed in DIR/share/gasp/manifest).
 set -euo pipefail
+shopt -s nullglob
 usage() { echo "usage: install --prefix=DIR" >&2; exit 2; }
 prefix=""
 while [ $# -gt 0 ]; do
@@ -53,7 +54,8 @@ for h in gasp.h gasp_c.h status.h version.h service.h gasp.f90; do
   put 0644 "$r/include/gasp/$h" "$prefix/include/gasp/$h"
 done
 put 0644 "$r/rpcgen/gasp/options.proto" "$prefix/include/gasp/options.proto"
-put 0644 "$(find "$r" -path '*rpcgen/gasp/options.pb.h' | head -n 1)" "$prefix/include/gasp/options.pb.h"
+options_pb_h=$(find -L "$r/rpcgen" -path '*/gasp/options.pb.h' | head -n 1)
+put 0644 "$options_pb_h" "$prefix/include/gasp/options.pb.h"
 
 # Tools. gasprun finds gasp_nameserver beside itself.
 put 0755 "$r/tools/gasprun" "$prefix/bin/gasprun"

@@ -89,7 +89,8 @@ def _gasp_libraries_impl(ctx):
 
     link_flags = ctx.actions.declare_file(ctx.label.name + ".link_flags")
     ctx.actions.write(link_flags, " ".join(flags) + "\n")
-    return [DefaultInfo(files = depset([static, shared, link_flags]))]
+    outs = [static, shared, link_flags]
+    return [DefaultInfo(files = depset(outs), runfiles = ctx.runfiles(files = outs))]
 
 gasp_libraries = rule(
     implementation = _gasp_libraries_impl,
@@ -101,7 +102,8 @@ gasp_libraries = rule(
 )
 
 def _gasp_direct_headers_impl(ctx):
-    return [DefaultInfo(files = depset(ctx.attr.dep[CcInfo].compilation_context.direct_headers))]
+    hdrs = ctx.attr.dep[CcInfo].compilation_context.direct_headers
+    return [DefaultInfo(files = depset(hdrs), runfiles = ctx.runfiles(files = hdrs))]
 
 # The headers a cc_library (or cc_proto_library) declares itself, as files
 # (e.g. the generated .pb.h an install copies).

@@ -63,6 +63,7 @@
 #include "base/fd_limit.h"
 #include "base/log.h"
 #include "base/settings.h"
+#include "gasp/version.h"
 #include "boot/coordinator.h"
 #include "boot/job_secret.h"
 #include "boot/net.h"
@@ -97,6 +98,12 @@ const char kUsage[] =
     "  --no-nameserver      do not start a name server for the job\n"
     "  -H, --host HOSTS     comma-separated hosts (host or host:slots): use mpirun\n"
     "  --hostfile FILE      Open MPI host file: use mpirun\n"
+    "  -N N, --npernode N   ranks per node (passed to mpirun / srun)\n"
+    "  --map-by SPEC        passed to mpirun when handing over\n"
+    "  --bind-to SPEC       passed to mpirun (srun: --cpu-bind) when handing over\n"
+    "  --oversubscribe      allow more ranks than cores (passed to mpirun; local\n"
+    "                       runs always allow it)\n"
+    "  --version            print gasp's version\n"
     "  -h, --help           this help\n"
     "\n"
     "Exit status: 0 when every rank exits 0; otherwise the status of the first\n"
@@ -121,6 +128,10 @@ struct Options {
   std::vector<std::pair<std::string, std::string>> exports;  // -x
   std::string hosts;
   std::string hostfile;
+  int npernode = 0;  // -N; 0: the launcher's default
+  std::string map_by;
+  std::string bind_to;
+  bool oversubscribe = false;
   std::vector<std::string> program;
 };
 
@@ -181,6 +192,21 @@ Options ParseArgs(int argc, char** argv) {
       o.hosts = get(a);
     } else if (a == "--hostfile" || a == "-hostfile" || a == "--machinefile") {
       o.hostfile = get(a);
+    } else if (a == "-N" || a == "--npernode" || a == "-npernode") {
+      std::string v = get(a);
+      if (!absl::SimpleAtoi(v, &o.npernode) || o.npernode < 1) {
+        UsageError(absl::StrCat(a, " ", v, ": expected a number of ranks per node >= 1"));
+      }
+    } else if (a == "--map-by" || a == "-map-by") {
+      o.map_by = get(a);
+    } else if (a == "--bind-to" || a == "-bind-to") {
+      o.bind_to = get(a);
+    } else if (a == "--oversubscribe" || a == "-oversubscribe") {
+      o.oversubscribe = true;
+    } else if (a == "--version" || a == "-V") {
+      std::printf("gasprun (gasp) %d.%d.%d\n", GASP_VERSION_MAJOR, GASP_VERSION_MINOR,
+                  GASP_VERSION_PATCH);
+      std::exit(0);
     } else {
       UsageError(absl::StrCat("unknown option '", argv[i], "'"));
     }
@@ -223,6 +249,14 @@ std::vector<std::string> HostsFromFile(const std::string& file) {
   return hosts;
 }
 
+// Open MPI's --bind-to values in srun's --cpu-bind words.
+std::string SrunCpuBind(const std::string& bind_to) {
+  if (bind_to == "core") return "cores";
+  if (bind_to == "socket") return "sockets";
+  if (bind_to == "hwthread") return "threads";
+  return bind_to;  // none, ldoms, ... are the same word
+}
+
 [[noreturn]] void ExecMultiHost(const Options& o) {
   std::vector<std::string> cmd;
   std::vector<std::pair<std::string, std::string>> env = o.exports;
@@ -234,6 +268,10 @@ std::vector<std::string> HostsFromFile(const std::string& file) {
     if (!o.hosts.empty()) cmd.insert(cmd.end(), {"-H", o.hosts});
     if (!o.hostfile.empty()) cmd.insert(cmd.end(), {"--hostfile", o.hostfile});
     if (o.tag_output) cmd.push_back("--tag-output");
+    if (o.npernode > 0) cmd.insert(cmd.end(), {"--npernode", absl::StrCat(o.npernode)});
+    if (!o.map_by.empty()) cmd.insert(cmd.end(), {"--map-by", o.map_by});
+    if (!o.bind_to.empty()) cmd.insert(cmd.end(), {"--bind-to", o.bind_to});
+    if (o.oversubscribe) cmd.push_back("--oversubscribe");
     for (const auto& [k, v] : env) cmd.insert(cmd.end(), {"-x", absl::StrCat(k, "=", v)});
   } else if (srun && std::getenv("SLURM_JOB_ID") != nullptr) {
     std::vector<std::string> hosts;
@@ -246,6 +284,13 @@ std::vector<std::string> HostsFromFile(const std::string& file) {
     cmd = {*srun, "--mpi=pmix", "--kill-on-bad-exit=1", "-n", absl::StrCat(o.np)};
     if (!hosts.empty()) cmd.push_back(absl::StrCat("--nodelist=", absl::StrJoin(hosts, ",")));
     if (o.tag_output) cmd.push_back("--label");
+    if (o.npernode > 0) cmd.push_back(absl::StrCat("--ntasks-per-node=", o.npernode));
+    if (o.oversubscribe) cmd.push_back("--overcommit");
+    if (!o.bind_to.empty()) cmd.push_back(absl::StrCat("--cpu-bind=", SrunCpuBind(o.bind_to)));
+    if (!o.map_by.empty()) {
+      std::fprintf(stderr, "gasprun: --map-by %s has no srun equivalent here; ignored\n",
+                   o.map_by.c_str());
+    }
     if (!env.empty()) {
       std::string exp = "--export=ALL";
       for (const auto& [k, v] : env) {
@@ -751,6 +796,17 @@ int main(int argc, char** argv) {
       (void)gasp::ConfigureLogging(level, "");
     }
     gasp::ExecMultiHost(o);
+  }
+  // One host: every rank runs here, unbound; placement options are for the
+  // launchers gasprun hands over to.
+  if (o.npernode > 0 && o.npernode < o.np) {
+    gasp::UsageError(absl::StrFormat(
+        "-N %d with -np %d on one host: give the hosts (-H/--hostfile) to spread the ranks",
+        o.npernode, o.np));
+  }
+  if (!o.map_by.empty() || !o.bind_to.empty()) {
+    std::fprintf(stderr, "gasprun: --map-by/--bind-to apply when handing over to mpirun or "
+                         "srun (-H/--hostfile); ignored for a local run\n");
   }
   return gasp::RunLocal(o);
 }

@@ -94,6 +94,15 @@ PATH=/usr/bin:/bin run 0 "$TMPDIR/lonely/gasprun" -np 2 sh -c 'echo "ns=${GASP_N
 expect_in "$OUT" "^ns=unset$" 2
 expect_in "$ERR" "gasprun: warning: no gasp_nameserver next to gasprun or in PATH"
 
+echo "== --version, and placement options of a local run"
+run 0 "$GASPRUN" --version
+expect_in "$OUT" "^gasprun \(gasp\) [0-9]+\.[0-9]+\.[0-9]+$"
+run 0 "$GASPRUN" -np 2 --oversubscribe -N 2 true
+run 0 "$GASPRUN" -np 2 --bind-to core true
+expect_in "$ERR" "--map-by/--bind-to apply when handing over"
+run 2 "$GASPRUN" -np 4 -N 2 true
+expect_in "$ERR" "-N 2 with -np 4 on one host"
+
 echo "== all ranks exit 0: gasprun exits 0"
 run 0 "$GASPRUN" -np 3 true
 

@@ -33,6 +33,13 @@ expect_in "$ERR" "gasprun: exec .*mpirun -np 2 -H localhost:2 -x GASP_TIMEOUT=30
 for r in 0 1; do expect_in "$OUT" "^boot_probe rank $r: OK"; done
 expect_no_orphans
 
+echo "== gasprun passes -N, --map-by, --bind-to and --oversubscribe to mpirun"
+run 0 env GASP_LOG_LEVEL=info "$GASPRUN" -np 3 -H localhost:2 -N 3 --map-by slot --bind-to none \
+  --oversubscribe --timeout 30 "$PROBE" --expect-method=pmix --expect-size=3 --marker="$MARKER"
+expect_in "$ERR" "gasprun: exec .*mpirun -np 3 -H localhost:2 --npernode 3 --map-by slot --bind-to none --oversubscribe "
+for r in 0 1 2; do expect_in "$OUT" "^boot_probe rank $r: OK"; done
+expect_no_orphans
+
 echo "== a rank that never reaches the fence: the others fail at GASP_TIMEOUT=3s"
 run_status() {
   local start end
