@@ -23,15 +23,17 @@ soname=$(objdump -p "$prefix/lib/libgasp.so.1.0" | awk '/SONAME/ {print $2}')
 [ "$soname" = libgasp.so.1 ] && [ "$(readlink "$prefix/lib/libgasp.so")" = libgasp.so.1 ] &&
   [ "$(readlink "$prefix/lib/libgasp.so.1")" = libgasp.so.1.0 ] &&
   ok "libgasp.so.1.0, soname $soname, symlinks" || bad "soname/symlinks (soname '$soname')"
-leaked=$(nm -D --defined-only "$prefix/lib/libgasp.so.1.0" | c++filt | awk '{ $1 = ""; $2 = ""; print }' |
+# Into a file first: grep -q closing a pipe early fails the pipeline (pipefail).
+nm -D --defined-only "$prefix/lib/libgasp.so.1.0" | c++filt > "$TMP/exports.txt"
+leaked=$(awk '{ $1 = ""; $2 = ""; print }' "$TMP/exports.txt" |
   sed 's/^ *//; s/@@GASP_1$//' | grep -vE '^(GASP_1$|gasp_[a-z_]+$|gasp::|descriptor_table_gasp_2foptions_2eproto$|(typeinfo|typeinfo name|vtable) for gasp::|(void )?google::protobuf::.*gasp::(GlobalRef|InvocationKind))' || true)
 n=$(nm -D --defined-only "$prefix/lib/libgasp.so.1.0" | grep -c GASP_1)
-if [ -z "$leaked" ] && nm -D --defined-only "$prefix/lib/libgasp.so.1.0" | c++filt | grep -q 'gasp::Init('; then
+if [ -z "$leaked" ] && grep -q 'gasp::Init(' "$TMP/exports.txt"; then
   ok "libgasp.so exports the public API only ($n symbols)"
 else
   bad "libgasp.so exports non-API symbols:"; echo "$leaked" | head -n 20 | sed 's/^/    | /'
 fi
-internal=$(nm -D --defined-only "$prefix/lib/libgasp.so.1.0" | c++filt | grep -E 'gasp::(StatAdd|consistency|transport|boot|rt)::?|absl::' || true)
+internal=$(grep -E 'gasp::(StatAdd|consistency|transport|boot|rt)::?|absl::' "$TMP/exports.txt" || true)
 [ -z "$internal" ] && ok "no gasp internals or Abseil symbols exported" || { bad "internals exported"; echo "$internal" | head | sed 's/^/    | /'; }
 
 # Tools from the prefix.
@@ -54,6 +56,15 @@ build() {  # build NAME DIR CMD...: runs a build in DIR, logging
 }
 build cmake "$work/cmake" sh -c "cmake -S . -B build -DCMAKE_PREFIX_PATH='$prefix' && cmake --build build -j 2"
 build make "$work/make" env PKG_CONFIG_PATH="$prefix/lib/pkgconfig" make -j 2
+# The static recipe of docs/install.md.
+build static "$work/static" sh -c "export PKG_CONFIG_PATH='$prefix/lib/pkgconfig';
+  g++ -std=c++17 \$(pkg-config --cflags gasp) examples/counter.cc -o counter '$prefix/lib/libgasp.a' \
+    \$(pkg-config --static --libs-only-other --libs-only-l gasp | sed 's/-lgasp//')"
+if [ -x "$work/static/counter" ] && ! ldd "$work/static/counter" | grep -q libgasp; then
+  ok "the static recipe links no libgasp.so"
+else
+  bad "the static recipe: no binary, or it needs libgasp.so"
+fi
 build gaspcxx "$work/wrap" sh -c "'$prefix/bin/gaspcxx' -O2 examples/counter.cc -o counter &&
   '$prefix/bin/gaspcc' -O2 examples/counter_c.c -o counter_c &&
   '$prefix/bin/gaspcxx' -c -O2 examples/hello.cc -o hello.o && '$prefix/bin/gaspcxx' hello.o -o hello"
@@ -73,7 +84,7 @@ gasprun=$prefix/bin/gasprun
 mpirun=(mpirun --oversubscribe -np 4 -x GASP_TIMEOUT)
 for p in cmake/build/counter cmake/build/counter_static cmake/build/counter_c cmake/build/stencil \
          cmake/build/dictionary make/counter make/counter_c make/stencil make/dictionary \
-         wrap/counter wrap/counter_c wrap/hello; do
+         static/counter wrap/counter wrap/counter_c wrap/hello; do
   [ -x "$work/$p" ] || { bad "$p was not built"; continue; }
   arg=50; case "$p" in *dictionary) arg=100 ;; *stencil|*hello) arg= ;; esac
   run "gasprun -np 4 $p" "$gasprun" -np 4 "$work/$p" $arg
