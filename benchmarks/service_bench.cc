@@ -45,15 +45,15 @@ struct TreeNode {
 class BenchImpl : public Bench::Service {
  public:
   explicit BenchImpl(uint64_t root) : r_(reinterpret_cast<Root*>(root)) {}
-  absl::Status Get(const gasp::bench::GetRequest& q, gasp::bench::GetReply* a) override {
+  gasp::Status Get(const gasp::bench::GetRequest& q, gasp::bench::GetReply* a) override {
     a->set_value(r_->values[q.key() % r_->nvalues]);
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
-  absl::Status Touch(const gasp::bench::TouchRequest& q, gasp::bench::TouchReply* a) override {
+  gasp::Status Touch(const gasp::bench::TouchRequest& q, gasp::bench::TouchReply* a) override {
     if (q.buf().length() >= 8) a->set_first(*reinterpret_cast<const uint64_t*>(q.buf().address()));
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
-  absl::Status SumTree(const gasp::bench::TreeRequest& q, gasp::bench::TreeReply* a) override {
+  gasp::Status SumTree(const gasp::bench::TreeRequest& q, gasp::bench::TreeReply* a) override {
     std::vector<const TreeNode*> stack;
     stack.reserve(64);
     if (q.root() != 0) stack.push_back(reinterpret_cast<const TreeNode*>(q.root()));
@@ -68,14 +68,14 @@ class BenchImpl : public Bench::Service {
     }
     a->set_count(n);
     a->set_key_sum(sum);
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
-  absl::Status Sum(const gasp::bench::SumRequest& q, gasp::bench::SumReply* a) override {
+  gasp::Status Sum(const gasp::bench::SumRequest& q, gasp::bench::SumReply* a) override {
     const uint64_t* w = reinterpret_cast<const uint64_t*>(q.buf().address());
     uint64_t s = 0;
     for (uint64_t i = 0; i < q.buf().length() / 8; ++i) s += w[i];
     a->set_sum(s);
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
 
  private:
@@ -124,9 +124,9 @@ void Row(const std::string& what, double us, const std::string& note = "") {
   std::printf("| %-58s | %10.2f | %s\n", what.c_str(), us, note.c_str());
 }
 
-void Check(const absl::Status& s, const char* what) {
+void Check(const gasp::Status& s, const char* what) {
   if (!s.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, std::string(s.message()).c_str());
+    std::fprintf(stderr, "%s: %s\n", what, s.message().c_str());
     gasp::Abort(1, what);
   }
 }
@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
     *plain_port = static_cast<uint64_t>(port);
   }
   gasp::Barrier();
-  absl::StatusOr<Bench::Stub> stub = Bench::Stub::Bind();
+  gasp::Result<Bench::Stub> stub = Bench::Stub::Bind();
   Check(stub.status(), "bind");
   gasp::bench::GetRequest get;
   get.set_key(5);

@@ -57,25 +57,25 @@ class DictionaryImpl : public Dictionary::Service {
  public:
   explicit DictionaryImpl(uint64_t root) : t_(reinterpret_cast<Table*>(root)) {}
 
-  absl::Status Lookup(const gasp::examples::LookupRequest& req,
+  gasp::Status Lookup(const gasp::examples::LookupRequest& req,
                       gasp::examples::LookupReply* reply) override {
     const Node* n = Find(req.key());
     reply->set_found(n != nullptr);
     if (n != nullptr) reply->set_value(n->value);
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
 
-  absl::Status Insert(const gasp::examples::InsertRequest& req,
+  gasp::Status Insert(const gasp::examples::InsertRequest& req,
                       gasp::examples::InsertReply* reply) override {
     gasp::GlobalLock lock(t_->lock_word);
     std::lock_guard<gasp::GlobalLock> guard(lock);
-    absl::StatusOr<bool> r = Put(req.key(), req.value());
+    gasp::Result<bool> r = Put(req.key(), req.value());
     if (!r.ok()) return r.status();
     reply->set_replaced(*r);
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
 
-  absl::Status InsertTree(const gasp::examples::InsertTreeRequest& req,
+  gasp::Status InsertTree(const gasp::examples::InsertTreeRequest& req,
                           gasp::examples::InsertTreeReply* reply) override {
     gasp::GlobalLock lock(t_->lock_word);
     std::lock_guard<gasp::GlobalLock> guard(lock);
@@ -88,9 +88,9 @@ class DictionaryImpl : public Dictionary::Service {
       stack.pop_back();
       const uint64_t a = reinterpret_cast<uint64_t>(n);
       if (a < req.nodes().address() || a + sizeof(TreeNode) > req.nodes().address() + req.nodes().length()) {
-        return absl::InvalidArgumentError("a tree node lies outside the nodes reference");
+        return gasp::Status(gasp::StatusCode::kInvalidArgument, "a tree node lies outside the nodes reference");
       }
-      absl::StatusOr<bool> r = Put(n->key, n->value);
+      gasp::Result<bool> r = Put(n->key, n->value);
       if (!r.ok()) return r.status();
       ++inserted;
       sum += n->key;
@@ -99,14 +99,14 @@ class DictionaryImpl : public Dictionary::Service {
     }
     reply->set_inserted(inserted);
     reply->set_key_sum(sum);
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
 
-  absl::Status Contains(const gasp::examples::ContainsRequest& req,
+  gasp::Status Contains(const gasp::examples::ContainsRequest& req,
                         gasp::examples::ContainsReply* reply) override {
     const uint64_t n = req.keys().length() / sizeof(uint64_t);
     if (req.found().length() < n * sizeof(uint64_t)) {
-      return absl::InvalidArgumentError("found[] is shorter than keys[]");
+      return gasp::Status(gasp::StatusCode::kInvalidArgument, "found[] is shorter than keys[]");
     }
     const uint64_t* keys = reinterpret_cast<const uint64_t*>(req.keys().address());
     uint64_t* found = reinterpret_cast<uint64_t*>(req.found().address());
@@ -116,7 +116,7 @@ class DictionaryImpl : public Dictionary::Service {
       present += found[i];
     }
     reply->set_present(present);
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
 
  private:
@@ -127,7 +127,7 @@ class DictionaryImpl : public Dictionary::Service {
     return nullptr;
   }
 
-  absl::StatusOr<bool> Put(uint64_t key, uint64_t value) {
+  gasp::Result<bool> Put(uint64_t key, uint64_t value) {
     Node** head = &t_->buckets[key % t_->nbuckets];
     for (Node* n = *head; n != nullptr; n = n->next) {
       if (n->key == key) {
@@ -135,7 +135,7 @@ class DictionaryImpl : public Dictionary::Service {
         return true;
       }
     }
-    if (t_->used == t_->capacity) return absl::ResourceExhaustedError("dictionary full");
+    if (t_->used == t_->capacity) return gasp::Status(gasp::StatusCode::kResourceExhausted, "dictionary full");
     Node* n = &t_->nodes[t_->used++];
     *n = Node{key, value, *head};
     *head = n;
@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
     gasp::rpc::PublishOptions po;
     po.domain = domain;
     po.trusted_principals.push_back(gasp::rpc::DevPrincipal(1));
-    absl::Status s = gasp::rpc::Publish<DictionaryImpl>(reinterpret_cast<uint64_t>(table), po);
+    gasp::Status s = gasp::rpc::Publish<DictionaryImpl>(reinterpret_cast<uint64_t>(table), po);
     if (!s.ok()) {
       std::fprintf(stderr, "publish: %s\n", std::string(s.message()).c_str());
       gasp::Abort(1, "cannot publish the dictionary");
@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
   }
   gasp::Barrier();
 
-  absl::StatusOr<Dictionary::Stub> stub = Dictionary::Stub::Bind();
+  gasp::Result<Dictionary::Stub> stub = Dictionary::Stub::Bind();
   if (!stub.ok()) {
     std::fprintf(stderr, "rank %d: bind: %s\n", me, std::string(stub.status().message()).c_str());
     gasp::Abort(1, "cannot bind the dictionary");
@@ -227,7 +227,7 @@ int main(int argc, char** argv) {
     req.mutable_nodes()->set_address(reinterpret_cast<uint64_t>(tree));
     req.mutable_nodes()->set_length(tree_nodes * sizeof(TreeNode));
     req.set_root(reinterpret_cast<uint64_t>(root));
-    absl::StatusOr<gasp::examples::InsertTreeReply> r = stub->InsertTree(req);
+    gasp::Result<gasp::examples::InsertTreeReply> r = stub->InsertTree(req);
     const uint64_t want_sum = tree_nodes * 900000000ull + tree_nodes * (tree_nodes - 1) / 2;
     if (!r.ok() || r->inserted() != tree_nodes || r->key_sum() != want_sum) {
       fail("InsertTree: " + (r.ok() ? std::to_string(r->inserted()) + " nodes"
@@ -247,7 +247,7 @@ int main(int argc, char** argv) {
       for (uint64_t i = 0; i < per_client; ++i) {
         gasp::examples::LookupRequest req;
         req.set_key(uint64_t(c) * 1000000 + i);
-        absl::StatusOr<gasp::examples::LookupReply> r = stub->Lookup(req);
+        gasp::Result<gasp::examples::LookupReply> r = stub->Lookup(req);
         if (!r.ok() || !r->found() || r->value() != ValueOf(req.key())) ++wrong;
       }
     }
@@ -255,7 +255,7 @@ int main(int argc, char** argv) {
       for (uint64_t k = 0; k < tree_nodes; k += 97) {
         gasp::examples::LookupRequest req;
         req.set_key(900000000 + k);
-        absl::StatusOr<gasp::examples::LookupReply> r = stub->Lookup(req);
+        gasp::Result<gasp::examples::LookupReply> r = stub->Lookup(req);
         if (!r.ok() || !r->found() || r->value() != ValueOf(req.key())) ++wrong;
       }
     }
@@ -270,7 +270,7 @@ int main(int argc, char** argv) {
     creq.mutable_keys()->set_length(k * 8);
     creq.mutable_found()->set_address(reinterpret_cast<uint64_t>(found));
     creq.mutable_found()->set_length(k * 8);
-    absl::StatusOr<gasp::examples::ContainsReply> cr = stub->Contains(creq);
+    gasp::Result<gasp::examples::ContainsReply> cr = stub->Contains(creq);
     uint64_t marked = 0;
     for (uint64_t i = 0; i < k; ++i) marked += found[i] == (i % 2 == 0 && i < per_client ? 1u : 0u) ? 1 : 0;
     if (!cr.ok() || marked != k) fail("Contains results through the reference");

@@ -22,6 +22,17 @@ for h in gasp/gasp.h gasp/gasp_c.h gasp/status.h gasp/version.h; do
     echo "ok: $h pulls in $n standard files and nothing else"
   fi
 done
+# The service API: standard C++ and protobuf (its messages carry the calls).
+if g++ -std=c++17 -Wall -Wextra -Werror -fsyntax-only -x c++ -I "$dir" "$dir/gasp/service.h"; then
+  other=$(g++ -std=c++17 -H -fsyntax-only -x c++ -I "$dir" "$dir/gasp/service.h" 2>&1 >/dev/null |
+    sed -n 's/^\.\+ //p' | { grep -v "^$dir/gasp/" || true; } | sort -u |
+    grep -vE '^/usr/(lib/gcc/[^/]+/[0-9]+/include|include/(c\+\+|x86_64-linux-gnu|asm-generic|linux|google/protobuf)/|include/[a-z0-9_-]+\.h$)' || true)
+  if [ -z "$other" ]; then echo "ok: gasp/service.h pulls in the standard library and protobuf only"
+  else echo "FAIL: gasp/service.h includes:"; echo "$other"; fail=1; fi
+else
+  echo "FAIL: gasp/service.h does not compile on its own"; fail=1
+fi
+
 # The C API also compiles as C (C99, warnings are errors).
 if gcc -std=c99 -Wall -Wextra -Wpedantic -Werror -fsyntax-only -x c -I "$dir" "$dir/gasp/gasp_c.h"; then
   echo "ok: gasp/gasp_c.h compiles as C99"

@@ -44,8 +44,10 @@ class BindingImpl final : public Binding {
 
   absl::Status Init();
 
-  absl::Status Call(int index, const google::protobuf::Message& request,
-                    google::protobuf::Message* reply) override;
+  Status Call(int index, const google::protobuf::Message& request,
+              google::protobuf::Message* reply) override {
+    return ToPublic(CallOnce(index, request, reply));
+  }
   Path Choose(int index, const google::protobuf::Message& request) override;
   void ForcePath(Path path) override { forced_.store(static_cast<int>(path)); }
   void ClearForcedPath() override { forced_.store(-1); }
@@ -58,6 +60,8 @@ class BindingImpl final : public Binding {
   const std::string& service() const override { return reply_.service(); }
 
  private:
+  absl::Status CallOnce(int index, const google::protobuf::Message& request,
+                        google::protobuf::Message* reply);
   Path ChooseWith(int index, const CallFeatures& f);
   CallFeatures Features(const std::vector<Ref>& refs) const;
   const MethodInfo* Method(int index) const;
@@ -91,7 +95,7 @@ class BindingImpl final : public Binding {
 const MethodInfo* BindingImpl::Method(int index) const {
   ServiceBase* impl = published_ != nullptr ? published_ : local_.get();
   if (impl == nullptr) return nullptr;
-  absl::Span<const MethodInfo> ms = impl->methods();
+  MethodTable ms = impl->methods();
   return index >= 0 && index < static_cast<int>(ms.size()) ? &ms[index] : nullptr;
 }
 
@@ -247,13 +251,12 @@ Path BindingImpl::Choose(int index, const google::protobuf::Message& request) {
 absl::Status BindingImpl::Invoke(ServiceBase* impl, bool gated, const MethodInfo& m,
                                  const google::protobuf::Message& request,
                                  google::protobuf::Message* reply) {
-  if (!gated || domain_.id() == 0) return m.invoke(impl, request, reply);
+  if (!gated || domain_.id() == 0) return ToAbsl(m.invoke(impl, request, reply));
   if (!have_gate_) {
     return absl::PermissionDeniedError(absl::StrCat(
         reply_.service(), ": the gated path needs this rank to be granted domain ", domain_.id()));
   }
-  Result<absl::Status> r = gate_.Call([&] { return m.invoke(impl, request, reply); });
-  return r.ok() ? *r : ToAbsl(r.status());
+  return ToAbsl(gate_.Call([&] { return m.invoke(impl, request, reply); }));
 }
 
 absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>& refs,
@@ -327,8 +330,8 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
   return absl::OkStatus();
 }
 
-absl::Status BindingImpl::Call(int index, const google::protobuf::Message& request,
-                               google::protobuf::Message* reply) {
+absl::Status BindingImpl::CallOnce(int index, const google::protobuf::Message& request,
+                                   google::protobuf::Message* reply) {
   if (index < 0 || index >= static_cast<int>(plans_.size())) {
     return absl::InvalidArgumentError(absl::StrFormat("%s: no method %d", reply_.service(), index));
   }
@@ -385,7 +388,9 @@ absl::Status BindingImpl::Call(int index, const google::protobuf::Message& reque
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<Binding>> Binding::Bind(const std::string& service) {
+namespace {
+
+absl::StatusOr<std::shared_ptr<Binding>> BindTo(const std::string& service) {
   GASP_ASSIGN_OR_RETURN(nameserver::NameServerClient * ns, NameServer());
   v1::BindRequest req;
   req.set_service(service);
@@ -396,6 +401,12 @@ absl::StatusOr<std::shared_ptr<Binding>> Binding::Bind(const std::string& servic
   auto b = std::make_shared<BindingImpl>(reply);
   GASP_RETURN_IF_ERROR(Annotate(b->Init(), absl::StrCat("binding ", service)));
   return std::shared_ptr<Binding>(std::move(b));
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Binding>> Binding::Bind(const std::string& service) {
+  return ToPublic(BindTo(service));
 }
 
 }  // namespace rpc

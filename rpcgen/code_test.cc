@@ -37,7 +37,7 @@ class LinkedImpl : public ServiceBase {
  public:
   explicit LinkedImpl(uint64_t) {}
   const char* service_name() const override { return Linked::kServiceName; }
-  absl::Span<const MethodInfo> methods() const override { return {}; }
+  MethodTable methods() const override { return {}; }
 };
 GASP_SERVICE_IMPL(Linked, LinkedImpl);
 

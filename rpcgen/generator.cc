@@ -206,13 +206,13 @@ void PrintHeaderService(const ServiceDescriptor* service, Printer* p) {
     p->Print(LeadingComment(method).c_str());
     p->Print(mv,
              "// $kind_comment$\n"
-             "virtual ::absl::Status $method$(const $request$& request, $reply$* reply) = 0;\n");
+             "virtual ::gasp::Status $method$(const $request$& request, $reply$* reply) = 0;\n");
   }
   p->Print(
       "// kServiceName.\n"
       "const char* service_name() const override { return kServiceName; }\n"
       "// One entry per method, indexed by Method.\n"
-      "::absl::Span<const ::gasp::rpc::MethodInfo> methods() const override;\n");
+      "::gasp::rpc::MethodTable methods() const override;\n");
   p->Outdent();
   p->Print("};\n");
 
@@ -227,8 +227,8 @@ void PrintHeaderService(const ServiceDescriptor* service, Printer* p) {
   // tests and tools that bring their own Binding do not.
   p->Print(
       "// Binds through the name server (gasp::rpc::Binding::Bind(kServiceName)).\n"
-      "static ::absl::StatusOr<Stub> Bind() {\n"
-      "  ::absl::StatusOr<::std::shared_ptr<::gasp::rpc::Binding>> binding =\n"
+      "static ::gasp::Result<Stub> Bind() {\n"
+      "  ::gasp::Result<::std::shared_ptr<::gasp::rpc::Binding>> binding =\n"
       "      ::gasp::rpc::Binding::Bind(kServiceName);\n"
       "  if (!binding.ok()) return binding.status();\n"
       "  return Stub(*::std::move(binding));\n"
@@ -244,7 +244,7 @@ void PrintHeaderService(const ServiceDescriptor* service, Printer* p) {
     p->Print(LeadingComment(method).c_str());
     p->Print(mv,
              "// $kind_comment$\n"
-             "::absl::StatusOr<$reply$> $method$(const $request$& request);\n");
+             "::gasp::Result<$reply$> $method$(const $request$& request);\n");
   }
   p->Print(
       "// The binding calls go through (its stats, ForcePath).\n"
@@ -263,7 +263,7 @@ void PrintSourceService(const ServiceDescriptor* service, Printer* p) {
   Vars vars = {{"name", service->name()}, {"qualified", QualifiedServiceClass(service)}};
   p->Print(vars,
            "\n"
-           "::absl::Span<const ::gasp::rpc::MethodInfo> $name$::Service::methods() const {\n");
+           "::gasp::rpc::MethodTable $name$::Service::methods() const {\n");
   p->Indent();
   if (service->method_count() == 0) {
     p->Print("return {};\n");
@@ -286,7 +286,7 @@ void PrintSourceService(const ServiceDescriptor* service, Printer* p) {
                "{\"$method$\", ::gasp::rpc::Kind::$kind$, &$request$::default_instance(),\n"
                " &$reply$::default_instance(),\n"
                " [](::gasp::rpc::ServiceBase* impl, const ::google::protobuf::Message& request,\n"
-               "    ::google::protobuf::Message* reply) -> ::absl::Status {\n"
+               "    ::google::protobuf::Message* reply) -> ::gasp::Status {\n"
                "   return static_cast<$qualified$::Service*>(impl)->$method$(\n"
                "       static_cast<const $request$&>(request), static_cast<$reply$*>(reply));\n"
                " }},\n");
@@ -309,9 +309,9 @@ void PrintSourceService(const ServiceDescriptor* service, Printer* p) {
                {"reply", MessageClass(method->output_type())}};
     p->Print(mv,
              "\n"
-             "::absl::StatusOr<$reply$> $name$::Stub::$method$(const $request$& request) {\n"
+             "::gasp::Result<$reply$> $name$::Stub::$method$(const $request$& request) {\n"
              "  $reply$ reply;\n"
-             "  ::absl::Status status = binding_->Call(k$method$, request, &reply);\n"
+             "  ::gasp::Status status = binding_->Call(k$method$, request, &reply);\n"
              "  if (!status.ok()) return status;\n"
              "  return reply;\n"
              "}\n");
@@ -342,9 +342,6 @@ void PrintHeader(const FileDescriptor* file, const std::string& base, Printer* p
            "#include <memory>\n"
            "#include <utility>\n"
            "\n"
-           "#include \"absl/status/status.h\"\n"
-           "#include \"absl/status/statusor.h\"\n"
-           "#include \"absl/types/span.h\"\n"
            "#include \"gasp/service.h\"\n"
            "#include \"$base$.pb.h\"\n");
   if (file->service_count() > 0) {

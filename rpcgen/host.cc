@@ -14,6 +14,7 @@
 #include "rpcgen/ns.h"
 #include "rpcgen/pages.h"
 #include "rpcgen/shipping.grpc.pb.h"
+#include "runtime/public_status.h"
 #include "runtime/runtime_internal.h"
 
 namespace gasp {
@@ -120,7 +121,7 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
   GASP_RETURN_IF_ERROR(Annotate(AcquireAndInstall(pages, refs, caller_rank).status(),
                                 "the request's page bundle was rejected"));
   std::unique_ptr<google::protobuf::Message> rep(m->reply_prototype->New());
-  absl::Status run = m->invoke(svc->impl.get(), *req, rep.get());
+  absl::Status run = ToAbsl(m->invoke(svc->impl.get(), *req, rep.get()));
   // The callee's writes (through references too) go home before the reply,
   // so the caller sees them after its acquire.
   GASP_RETURN_IF_ERROR(internal::GetSync()->Release());

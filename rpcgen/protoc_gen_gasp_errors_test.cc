@@ -91,12 +91,15 @@ service S {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::string header = ReadOutput("good.gasp.h");
   EXPECT_THAT(header, HasSubstr("#include \"gasp/service.h\""));
+  // Generated code needs the standard library, protobuf and gasp only.
+  EXPECT_THAT(header, Not(HasSubstr("absl")));
+  EXPECT_THAT(ReadOutput("good.gasp.cc"), Not(HasSubstr("absl")));
   EXPECT_THAT(header, HasSubstr("#include \"good.pb.h\""));
   EXPECT_THAT(header, HasSubstr("namespace t::u {"));
   EXPECT_THAT(header, HasSubstr("static constexpr char kServiceName[] = \"t.u.S\";"));
   EXPECT_THAT(header, HasSubstr("// Looks M up.\n"
                                 "    // FUNCTION_SHIPPING: runs at the service's home rank.\n"
-                                "    virtual ::absl::Status Get(const ::t::u::M& request, "
+                                "    virtual ::gasp::Status Get(const ::t::u::M& request, "
                                 "::t::u::M* reply) = 0;"));
   EXPECT_THAT(ReadOutput("good.gasp.cc"),
               HasSubstr("{\"Get\", ::gasp::rpc::Kind::kFunctionShipping, "

@@ -30,24 +30,24 @@ using ::testing::ElementsAre;
 // the reply shows the request arrived intact.
 class TestEcho : public Echo::Service {
  public:
-  absl::Status Echo(const EchoRequest& request, EchoReply* reply) override {
+  gasp::Status Echo(const EchoRequest& request, EchoReply* reply) override {
     calls.push_back(absl::StrCat("Echo ", request.text(), " @", request.buffer().address()));
     reply->set_text(request.text() + "!");
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
-  absl::Status Sum(const SumRequest& request, SumReply* reply) override {
+  gasp::Status Sum(const SumRequest& request, SumReply* reply) override {
     calls.push_back(absl::StrCat("Sum ", request.parts_size()));
     uint64_t total = 0;
     for (const GlobalRef& part : request.parts()) total += part.length();
     reply->set_total_bytes(total);
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
-  absl::Status Resolve(const testdata_other::v1::Key& request, Lookup::Result* reply) override {
+  gasp::Status Resolve(const testdata_other::v1::Key& request, Lookup::Result* reply) override {
     calls.push_back(absl::StrCat("Resolve ", request.name()));
-    if (request.name().empty()) return absl::NotFoundError("empty name");
+    if (request.name().empty()) return gasp::Status(gasp::StatusCode::kNotFound, "empty name");
     reply->mutable_key()->set_raw(request.name());
     reply->mutable_value()->set_address(0x1000);
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
 
   std::vector<std::string> calls;
@@ -64,7 +64,7 @@ TEST(GeneratedServiceTest, NamesTheServiceByItsFullProtoName) {
 
 TEST(GeneratedServiceTest, MethodTableFollowsDeclarationOrder) {
   TestEcho impl;
-  absl::Span<const MethodInfo> methods = impl.methods();
+  gasp::rpc::MethodTable methods = impl.methods();
   ASSERT_EQ(methods.size(), 3u);
   EXPECT_EQ(Echo::kEcho, 0);
   EXPECT_EQ(Echo::kSum, 1);
@@ -94,12 +94,12 @@ TEST(GeneratedServiceTest, MethodTableFollowsDeclarationOrder) {
 TEST(GeneratedServiceTest, MethodTableIsSharedByAllImplementations) {
   TestEcho a;
   TestEcho b;
-  EXPECT_EQ(a.methods().data(), b.methods().data());
+  EXPECT_EQ(a.methods().begin(), b.methods().begin());
 }
 
 TEST(GeneratedServiceTest, InvokeCallsTheRightMethodWithTheRequest) {
   TestEcho impl;
-  absl::Span<const MethodInfo> methods = impl.methods();
+  gasp::rpc::MethodTable methods = impl.methods();
 
   EchoRequest echo;
   echo.set_text("hi");
@@ -148,8 +148,8 @@ TEST(GeneratedServiceTest, InvokePassesTheMethodsErrorThrough) {
   TestEcho impl;
   testdata_other::v1::Key key;  // empty name
   Lookup::Result result;
-  absl::Status s = impl.methods()[Echo::kResolve].invoke(&impl, key, &result);
-  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  gasp::Status s = impl.methods()[Echo::kResolve].invoke(&impl, key, &result);
+  EXPECT_EQ(s.code(), gasp::StatusCode::kNotFound);
   EXPECT_EQ(s.message(), "empty name");
 }
 
@@ -164,12 +164,12 @@ class RecordingBinding : public Binding {
     std::string reply_type;
   };
 
-  absl::Status Call(int index, const Message& request, Message* reply) override {
+  gasp::Status Call(int index, const Message& request, Message* reply) override {
     calls.push_back({index, request.GetDescriptor()->full_name(), request.SerializeAsString(),
                      reply->GetDescriptor()->full_name()});
     if (!status.ok()) return status;
-    if (!reply->ParseFromString(reply_bytes)) return absl::InternalError("bad scripted reply");
-    return absl::OkStatus();
+    if (!reply->ParseFromString(reply_bytes)) return gasp::Status(gasp::StatusCode::kInternal, "bad scripted reply");
+    return gasp::OkStatus();
   }
   Path Choose(int index, const Message& request) override { return Path::kTrustedDirect; }
   void ForcePath(Path path) override {}
@@ -179,7 +179,7 @@ class RecordingBinding : public Binding {
 
   std::vector<Record> calls;
   std::string reply_bytes;                // parsed into the reply
-  absl::Status status = absl::OkStatus();  // returned instead, if not OK
+  gasp::Status status = gasp::OkStatus();  // returned instead, if not OK
 
  private:
   std::string service_ = Echo::kServiceName;
@@ -196,7 +196,7 @@ TEST(GeneratedStubTest, EachMethodCallsBindingWithItsIndexRequestAndReplyType) {
   EchoReply scripted_echo;
   scripted_echo.set_text("from binding");
   binding->reply_bytes = scripted_echo.SerializeAsString();
-  absl::StatusOr<EchoReply> echo_reply = stub.Echo(echo);
+  gasp::Result<EchoReply> echo_reply = stub.Echo(echo);
   ASSERT_TRUE(echo_reply.ok()) << echo_reply.status();
   EXPECT_EQ(echo_reply->text(), "from binding");
 
@@ -205,7 +205,7 @@ TEST(GeneratedStubTest, EachMethodCallsBindingWithItsIndexRequestAndReplyType) {
   SumReply scripted_sum;
   scripted_sum.set_total_bytes(99);
   binding->reply_bytes = scripted_sum.SerializeAsString();
-  absl::StatusOr<SumReply> sum_reply = stub.Sum(sum);
+  gasp::Result<SumReply> sum_reply = stub.Sum(sum);
   ASSERT_TRUE(sum_reply.ok()) << sum_reply.status();
   EXPECT_EQ(sum_reply->total_bytes(), 99u);
 
@@ -214,7 +214,7 @@ TEST(GeneratedStubTest, EachMethodCallsBindingWithItsIndexRequestAndReplyType) {
   Lookup::Result scripted_result;
   scripted_result.mutable_key()->set_raw("raw");
   binding->reply_bytes = scripted_result.SerializeAsString();
-  absl::StatusOr<Lookup::Result> result = stub.Resolve(key);
+  gasp::Result<Lookup::Result> result = stub.Resolve(key);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->key().raw(), "raw");
 
@@ -235,9 +235,9 @@ TEST(GeneratedStubTest, EachMethodCallsBindingWithItsIndexRequestAndReplyType) {
 
 TEST(GeneratedStubTest, BindingErrorsPassThrough) {
   auto binding = std::make_shared<RecordingBinding>();
-  binding->status = absl::PermissionDeniedError("domain 3 not readable");
+  binding->status = gasp::Status(gasp::StatusCode::kPermissionDenied, "domain 3 not readable");
   Echo::Stub stub(binding);
-  absl::StatusOr<SumReply> reply = stub.Sum(SumRequest());
+  gasp::Result<SumReply> reply = stub.Sum(SumRequest());
   ASSERT_FALSE(reply.ok());
   EXPECT_EQ(reply.status(), binding->status);
   EXPECT_EQ(binding->calls.size(), 1u);
@@ -255,9 +255,9 @@ TEST(GeneratedStubTest, CopiesShareTheBinding) {
 // bare.proto: no package, a method named like its message, no methods.
 class TestBare : public ::Bare::Service {
  public:
-  absl::Status Ping(const ::Ping& request, ::Ping* reply) override {
+  gasp::Status Ping(const ::Ping& request, ::Ping* reply) override {
     reply->set_seq(request.seq() + 1);
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
 };
 
@@ -276,7 +276,7 @@ TEST(GeneratedServiceTest, GlobalNamespaceAndEmptyServices) {
 
   auto binding = std::make_shared<RecordingBinding>();
   binding->reply_bytes = pong.SerializeAsString();
-  absl::StatusOr<::Ping> reply = ::Bare::Stub(binding).Ping(ping);
+  gasp::Result<::Ping> reply = ::Bare::Stub(binding).Ping(ping);
   ASSERT_TRUE(reply.ok());
   EXPECT_EQ(reply->seq(), 2);
   EXPECT_EQ(binding->calls[0].index, ::Bare::kPing);

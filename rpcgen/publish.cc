@@ -8,6 +8,7 @@
 #include "rpcgen/host.h"
 #include "rpcgen/ns.h"
 #include "gasp/service.h"
+#include "runtime/public_status.h"
 #include "runtime/runtime_internal.h"
 
 namespace gasp {
@@ -27,7 +28,9 @@ v1::Method::Kind ToWire(Kind k) {
 
 }  // namespace
 
-absl::Status PublishService(ImplFactory factory, uint64_t root, const PublishOptions& options) {
+namespace {
+
+absl::Status PublishImpl(ImplFactory factory, uint64_t root, const PublishOptions& options) {
   if (factory == nullptr) return absl::InvalidArgumentError("PublishService: no factory");
   const int domain = options.domain.id();
   if (domain != 0) {
@@ -101,6 +104,12 @@ absl::Status PublishService(ImplFactory factory, uint64_t root, const PublishOpt
     }
   });
   return absl::OkStatus();
+}
+
+}  // namespace
+
+Status PublishService(ImplFactory factory, uint64_t root, const PublishOptions& options) {
+  return ToPublic(PublishImpl(factory, root, options));
 }
 
 }  // namespace rpc

@@ -15,10 +15,10 @@ namespace {
 class RootedEcho : public Echo::Service {
  public:
   explicit RootedEcho(uint64_t root) : root(root) {}
-  absl::Status Echo(const EchoRequest&, EchoReply*) override { return absl::OkStatus(); }
-  absl::Status Sum(const SumRequest&, SumReply*) override { return absl::OkStatus(); }
-  absl::Status Resolve(const testdata_other::v1::Key&, Lookup::Result*) override {
-    return absl::OkStatus();
+  gasp::Status Echo(const EchoRequest&, EchoReply*) override { return gasp::OkStatus(); }
+  gasp::Status Sum(const SumRequest&, SumReply*) override { return gasp::OkStatus(); }
+  gasp::Status Resolve(const testdata_other::v1::Key&, Lookup::Result*) override {
+    return gasp::OkStatus();
   }
 
   const uint64_t root;

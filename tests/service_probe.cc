@@ -59,28 +59,28 @@ struct State {
 class ProbeImpl : public Probe::Service {
  public:
   explicit ProbeImpl(uint64_t root) : state_(reinterpret_cast<State*>(root)) {}
-  absl::Status WhereData(const gasp::tests::WhereRequest&, gasp::tests::WhereReply* r) override {
+  gasp::Status WhereData(const gasp::tests::WhereRequest&, gasp::tests::WhereReply* r) override {
     r->set_rank(gasp::Rank());
     (void)state_->calls;  // reads the service's domain
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
-  absl::Status WhereFunction(const gasp::tests::WhereRequest&, gasp::tests::WhereReply* r) override {
+  gasp::Status WhereFunction(const gasp::tests::WhereRequest&, gasp::tests::WhereReply* r) override {
     r->set_rank(gasp::Rank());
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
-  absl::Status Fill(const gasp::tests::FillRequest& q, gasp::tests::FillReply* r) override {
+  gasp::Status Fill(const gasp::tests::FillRequest& q, gasp::tests::FillReply* r) override {
     uint64_t* w = reinterpret_cast<uint64_t*>(q.buf().address());
     for (uint64_t i = 0; i < q.buf().length() / 8; ++i) w[i] = q.value();
     r->set_rank(gasp::Rank());
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
-  absl::Status Sum(const gasp::tests::SumRequest& q, gasp::tests::SumReply* r) override {
+  gasp::Status Sum(const gasp::tests::SumRequest& q, gasp::tests::SumReply* r) override {
     const uint64_t* w = reinterpret_cast<const uint64_t*>(q.buf().address());
     uint64_t s = 0;
     for (uint64_t i = 0; i < q.buf().length() / 8; ++i) s += w[i];
     r->set_sum(s);
     r->set_rank(gasp::Rank());
-    return absl::OkStatus();
+    return gasp::OkStatus();
   }
 
  private:
@@ -114,7 +114,7 @@ Setup Start() {
     gasp::rpc::PublishOptions po;
     po.domain = s.domain;
     po.trusted_principals.push_back(gasp::rpc::DevPrincipal(1));
-    absl::Status st = gasp::rpc::Publish<ProbeImpl>(reinterpret_cast<uint64_t>(s.state), po);
+    gasp::Status st = gasp::rpc::Publish<ProbeImpl>(reinterpret_cast<uint64_t>(s.state), po);
     EXPECT(st.ok(), "publish: %s", Msg(st).c_str());
   }
   gasp::Barrier();
@@ -124,7 +124,7 @@ Setup Start() {
 int Paths() {
   const int me = gasp::Rank();
   Start();  // publishes on rank 0
-  absl::StatusOr<Probe::Stub> stub = Probe::Stub::Bind();
+  gasp::Result<Probe::Stub> stub = Probe::Stub::Bind();
   EXPECT(stub.ok(), "bind: %s", Msg(stub.status()).c_str());
   if (!stub.ok()) return 1;
   gasp::tests::WhereRequest w;
@@ -151,7 +151,7 @@ int Paths() {
 int Refs() {
   const int me = gasp::Rank();
   Start();  // publishes on rank 0
-  absl::StatusOr<Probe::Stub> stub = Probe::Stub::Bind();
+  gasp::Result<Probe::Stub> stub = Probe::Stub::Bind();
   if (!stub.ok()) return 1;
   if (me != 0) {
     constexpr uint64_t kPages = 16;
@@ -226,8 +226,8 @@ int Bad() {
   const int me = gasp::Rank();
   Setup s = Start();
   auto unknown = gasp::rpc::Binding::Bind("gasp.tests.NoSuchService");
-  EXPECT(absl::IsNotFound(unknown.status()), "unknown service: %s", Msg(unknown.status()).c_str());
-  absl::StatusOr<Probe::Stub> stub = Probe::Stub::Bind();
+  EXPECT((unknown.status()).code() == gasp::StatusCode::kNotFound, "unknown service: %s", Msg(unknown.status()).c_str());
+  gasp::Result<Probe::Stub> stub = Probe::Stub::Bind();
   if (!stub.ok()) return 1;
   if (me == 2 || (gasp::Size() == 2 && me == 1)) {
     gasp::tests::FillRequest fr;
@@ -235,15 +235,15 @@ int Bad() {
     fr.mutable_buf()->set_address(0x1000);
     fr.mutable_buf()->set_length(4096);
     auto a = stub->Fill(fr);
-    EXPECT(absl::IsInvalidArgument(a.status()), "outside the range: %s", Msg(a.status()).c_str());
+    EXPECT((a.status()).code() == gasp::StatusCode::kInvalidArgument, "outside the range: %s", Msg(a.status()).c_str());
     const uint64_t base = gasp::internal::GetConfig().base;
     fr.mutable_buf()->set_address(base + gasp::internal::GetConfig().size_bytes / 4);
     auto b = stub->Fill(fr);
-    EXPECT(absl::IsInvalidArgument(b.status()), "unallocated: %s", Msg(b.status()).c_str());
+    EXPECT((b.status()).code() == gasp::StatusCode::kInvalidArgument, "unallocated: %s", Msg(b.status()).c_str());
     fr.mutable_buf()->set_address(reinterpret_cast<uint64_t>(s.secret_words));
     fr.mutable_buf()->set_length(512 * 8);
     auto c = stub->Fill(fr);
-    EXPECT(absl::IsPermissionDenied(c.status()), "domain not granted: %s", Msg(c.status()).c_str());
+    EXPECT((c.status()).code() == gasp::StatusCode::kPermissionDenied, "domain not granted: %s", Msg(c.status()).c_str());
     // Around the stub: a hand-made request straight to the home's server,
     // with a truncated bundle, and with a page this rank is not home of.
     auto ns = gasp::rpc::NameServer();
@@ -305,12 +305,12 @@ int NoNameServer() {
   const absl::Time t0 = absl::Now();
   auto b = gasp::rpc::Binding::Bind("gasp.tests.Probe");
   const absl::Duration took = absl::Now() - t0;
-  EXPECT(absl::IsUnavailable(b.status()) || absl::IsDeadlineExceeded(b.status()),
+  EXPECT((b.status()).code() == gasp::StatusCode::kUnavailable || (b.status()).code() == gasp::StatusCode::kDeadlineExceeded,
          "bind without a name server: %s", Msg(b.status()).c_str());
   EXPECT(took <= gasp::internal::GetConfig().timeout + absl::Seconds(1), "took %s",
          absl::FormatDuration(took).c_str());
   std::printf("rank %d: Bind with the name server gone: %s after %s\n", gasp::Rank(),
-              absl::StatusCodeToString(b.status().code()).c_str(),
+              gasp::StatusCodeName(b.status().code()),
               absl::FormatDuration(took).c_str());
   return 0;
 }
@@ -337,7 +337,7 @@ std::shared_ptr<grpc::ChannelCredentials> OutsiderCredentials(const std::string&
 int Tls() {
   const int me = gasp::Rank();
   Start();  // publishes on rank 0
-  absl::StatusOr<Probe::Stub> stub = Probe::Stub::Bind();
+  gasp::Result<Probe::Stub> stub = Probe::Stub::Bind();
   EXPECT(stub.ok(), "bind: %s", Msg(stub.status()).c_str());
   if (!stub.ok()) return 1;
   uint64_t* mine = static_cast<uint64_t*>(gasp::Alloc(4096, 4096));
@@ -530,12 +530,12 @@ int Serve() {
 }
 
 int Outsider() {
-  absl::StatusOr<Probe::Stub> stub = Probe::Stub::Bind();
+  gasp::Result<Probe::Stub> stub = Probe::Stub::Bind();
   EXPECT(stub.ok(), "bind across jobs: %s", Msg(stub.status()).c_str());
   if (!stub.ok()) return 1;
   gasp::tests::WhereRequest w;
   auto f = stub->WhereFunction(w);
-  EXPECT(absl::IsUnauthenticated(f.status()), "WhereFunction from another job: %s",
+  EXPECT((f.status()).code() == gasp::StatusCode::kUnauthenticated, "WhereFunction from another job: %s",
          f.ok() ? "ran" : Msg(f.status()).c_str());
   uint64_t* mine = static_cast<uint64_t*>(gasp::Alloc(4096, 4096));
   gasp::tests::FillRequest fr;
@@ -543,10 +543,10 @@ int Outsider() {
   fr.mutable_buf()->set_length(4096);
   fr.set_value(9);
   auto g = stub->Fill(fr);
-  EXPECT(absl::IsUnauthenticated(g.status()), "Fill from another job: %s",
+  EXPECT((g.status()).code() == gasp::StatusCode::kUnauthenticated, "Fill from another job: %s",
          g.ok() ? "ran" : Msg(g.status()).c_str());
   std::printf("rank %d of another job: WhereFunction and Fill refused: %s\n", gasp::Rank(),
-              absl::StatusCodeToString(f.status().code()).c_str());
+              gasp::StatusCodeName(f.status().code()));
   return 0;
 }
 

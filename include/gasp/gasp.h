@@ -193,6 +193,12 @@ enum class CallerRights {
 };
 
 namespace internal {
+// What a call through a gate returns for fn's result type R: Status for
+// void and for Status (fn's own status, or why the gate refused), else
+// Result<R>.
+template <typename R>
+using CallResult = std::conditional_t<std::is_void_v<R> || std::is_same_v<std::decay_t<R>, Status>,
+                                      Status, Result<R>>;
 // Gate internals (runtime/domains.cc); `local_domain` is Gate::local_.
 Status EnterGate(uint64_t binding, int local_domain, Access access, CallerRights caller);
 void LeaveGate();
@@ -209,13 +215,13 @@ class Gate {
   Domain domain() const { return Domain(domain_); }
   Access access() const { return access_; }
 
-  // fn(args...) inside the domain. Returns Status when fn returns
-  // void, Result<R> when it returns R; PermissionDenied (fn not
-  // called) for a default-constructed gate.
+  // fn(args...) inside the domain. Returns Status when fn returns void
+  // (or Status: fn's), Result<R> when it returns R; PermissionDenied (fn
+  // not called) for a default-constructed gate.
   template <typename Fn, typename... Args>
   auto Call(Fn&& fn, Args&&... args) {
     using R = std::invoke_result_t<Fn, Args...>;
-    using Out = std::conditional_t<std::is_void_v<R>, Status, Result<R>>;
+    using Out = internal::CallResult<R>;
     Status entered = internal::EnterGate(binding_, local_, access_, caller_);
     if (!entered.ok()) return Out(entered);
     struct Leave {
@@ -258,7 +264,7 @@ class LocalRef {
   template <typename M, typename... Args>
   auto Call(M method, Args&&... args) {
     using R = std::invoke_result_t<M, T*, Args...>;
-    using Out = std::conditional_t<std::is_void_v<R>, Status, Result<R>>;
+    using Out = internal::CallResult<R>;
     if (trusted_) {
       if constexpr (std::is_void_v<R>) {
         std::invoke(method, object_, std::forward<Args>(args)...);

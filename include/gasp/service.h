@@ -9,7 +9,7 @@
 //   class DictionaryImpl : public demo::Dictionary::Service {
 //    public:
 //     explicit DictionaryImpl(uint64_t root);      // state at `root`
-//     absl::Status Lookup(const LookupRequest&, LookupReply*) override;
+//     gasp::Status Lookup(const LookupRequest&, LookupReply*) override;
 //   };
 //   GASP_SERVICE_IMPL(demo::Dictionary, DictionaryImpl);  // for data shipping
 //
@@ -22,15 +22,14 @@
 #ifndef GASP_SERVICE_H_
 #define GASP_SERVICE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/status/status.h"
-#include "absl/status/statusor.h"
-#include "absl/types/span.h"
 #include "gasp/gasp.h"
+#include "gasp/status.h"
 #include "google/protobuf/message.h"
 
 namespace gasp {
@@ -60,8 +59,26 @@ struct MethodInfo {
   const google::protobuf::Message* reply_prototype;
   // Calls the implementation's method; `request` and `reply` have the
   // method's types.
-  absl::Status (*invoke)(ServiceBase* impl, const google::protobuf::Message& request,
-                         google::protobuf::Message* reply);
+  Status (*invoke)(ServiceBase* impl, const google::protobuf::Message& request,
+                   google::protobuf::Message* reply);
+};
+
+// A service's methods: a view of the static table generated code keeps.
+class MethodTable {
+ public:
+  MethodTable() = default;
+  template <size_t N>
+  MethodTable(const MethodInfo (&methods)[N]) : data_(methods), size_(N) {}  // NOLINT: implicit
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  // REQUIRES: i < size().
+  const MethodInfo& operator[](size_t i) const { return data_[i]; }
+  const MethodInfo* begin() const { return data_; }
+  const MethodInfo* end() const { return data_ + size_; }
+
+ private:
+  const MethodInfo* data_ = nullptr;
+  size_t size_ = 0;
 };
 
 // Base of every generated Service class.
@@ -71,7 +88,7 @@ class ServiceBase {
   // Full proto name, "pkg.Dictionary".
   virtual const char* service_name() const = 0;
   // The methods, in declaration order.
-  virtual absl::Span<const MethodInfo> methods() const = 0;
+  virtual MethodTable methods() const = 0;
 };
 
 // Builds an implementation whose state is rooted at `root` (data shipping
@@ -118,10 +135,10 @@ struct PublishOptions {
 // Starts this rank's shipping server if needed, builds the implementation
 // with `factory(root)`, and registers the service with the name server
 // (GASP_NAMESERVER). The service is served until Finalize.
-absl::Status PublishService(ImplFactory factory, uint64_t root, const PublishOptions& options);
+Status PublishService(ImplFactory factory, uint64_t root, const PublishOptions& options);
 
 template <typename Impl>
-absl::Status Publish(uint64_t root, const PublishOptions& options = {}) {
+Status Publish(uint64_t root, const PublishOptions& options = {}) {
   return PublishService(
       [](uint64_t r) -> std::unique_ptr<ServiceBase> { return std::make_unique<Impl>(r); }, root,
       options);
@@ -141,7 +158,7 @@ class Binding {
   // Looks `service` up in the name server and binds as this process's
   // principal. NOT_FOUND for an unknown service; the name server's
   // UNAUTHENTICATED / PERMISSION_DENIED / UNAVAILABLE pass through.
-  static absl::StatusOr<std::shared_ptr<Binding>> Bind(const std::string& service);
+  static Result<std::shared_ptr<Binding>> Bind(const std::string& service);
 
   virtual ~Binding() = default;
 
@@ -149,8 +166,8 @@ class Binding {
   // checks every GlobalRef in `request` (INVALID_ARGUMENT outside the
   // range, PERMISSION_DENIED in a domain this thread may not read; nothing
   // is sent or changed then), ships, and fills `reply`.
-  virtual absl::Status Call(int index, const google::protobuf::Message& request,
-                            google::protobuf::Message* reply) = 0;
+  virtual Status Call(int index, const google::protobuf::Message& request,
+                      google::protobuf::Message* reply) = 0;
 
   // The path the next call of method `index` with `request` would take.
   virtual Path Choose(int index, const google::protobuf::Message& request) = 0;

@@ -56,6 +56,8 @@ class [[nodiscard]] Status {
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
+  // Marks a status as deliberately unchecked.
+  void IgnoreError() const {}
   // "OK", or "PERMISSION_DENIED: <message>".
   std::string ToString() const {
     if (ok()) return "OK";
@@ -101,6 +103,8 @@ class [[nodiscard]] Result {
   bool ok() const { return value_.has_value(); }
   // OK when there is a value.
   const Status& status() const { return status_; }
+  // Marks a result as deliberately unchecked.
+  void IgnoreError() const {}
 
   T& value() & { return Checked(), *value_; }
   const T& value() const& { return Checked(), *value_; }

@@ -14,7 +14,7 @@ class Impl : public gasp::rpc::ServiceBase {
  public:
   explicit Impl(uint64_t root) : root_(root) {}
   const char* service_name() const override { return FromSharedObject::kServiceName; }
-  absl::Span<const gasp::rpc::MethodInfo> methods() const override { return {}; }
+  gasp::rpc::MethodTable methods() const override { return {}; }
 
  private:
   uint64_t root_;
