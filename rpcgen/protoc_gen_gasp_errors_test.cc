@@ -93,7 +93,9 @@ service S {
   EXPECT_THAT(header, HasSubstr("#include \"gasp/service.h\""));
   // Generated code needs the standard library, protobuf and gasp only.
   EXPECT_THAT(header, Not(HasSubstr("absl")));
-  EXPECT_THAT(ReadOutput("good.gasp.cc"), Not(HasSubstr("absl")));
+  const std::string source = ReadOutput("good.gasp.cc");
+  EXPECT_THAT(source, HasSubstr("#include \"good.gasp.h\""));
+  EXPECT_THAT(source, Not(HasSubstr("absl")));
   EXPECT_THAT(header, HasSubstr("#include \"good.pb.h\""));
   EXPECT_THAT(header, HasSubstr("namespace t::u {"));
   EXPECT_THAT(header, HasSubstr("static constexpr char kServiceName[] = \"t.u.S\";"));
