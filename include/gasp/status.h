@@ -11,6 +11,7 @@
 #ifndef GASP_STATUS_H_
 #define GASP_STATUS_H_
 
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -44,35 +45,45 @@ enum class StatusCode : int {
 const char* StatusCodeName(StatusCode code);
 
 // Success, or an error code with a message naming the cause (and, for
-// configuration errors, the GASP_* setting to change). Cheap to copy when
-// OK. A default-constructed Status is OK.
+// configuration errors, the GASP_* setting to change). One pointer wide:
+// an OK status holds nothing, so success costs no more than a bool to make,
+// copy and destroy; errors share one immutable record. A default-constructed
+// Status is OK.
 class [[nodiscard]] Status {
  public:
   Status() = default;
   // An error (or OK when code is kOk; the message is then dropped).
-  Status(StatusCode code, std::string message)
-      : code_(code), message_(code == StatusCode::kOk ? std::string() : std::move(message)) {}
+  Status(StatusCode code, std::string message) {
+    if (code != StatusCode::kOk) rep_ = std::make_shared<const Rep>(Rep{code, std::move(message)});
+  }
 
-  bool ok() const { return code_ == StatusCode::kOk; }
-  StatusCode code() const { return code_; }
-  const std::string& message() const { return message_; }
+  bool ok() const { return rep_ == nullptr; }
+  StatusCode code() const { return ok() ? StatusCode::kOk : rep_->code; }
+  const std::string& message() const { return ok() ? Empty() : rep_->message; }
   // Marks a status as deliberately unchecked.
   void IgnoreError() const {}
   // "OK", or "PERMISSION_DENIED: <message>".
   std::string ToString() const {
     if (ok()) return "OK";
-    return std::string(StatusCodeName(code_)) + ": " + message_;
+    return std::string(StatusCodeName(rep_->code)) + ": " + rep_->message;
   }
 
   friend bool operator==(const Status& a, const Status& b) {
-    return a.code_ == b.code_ && a.message_ == b.message_;
+    return a.code() == b.code() && a.message() == b.message();
   }
   friend bool operator!=(const Status& a, const Status& b) { return !(a == b); }
   friend std::ostream& operator<<(std::ostream& os, const Status& s) { return os << s.ToString(); }
 
  private:
-  StatusCode code_ = StatusCode::kOk;
-  std::string message_;
+  struct Rep {
+    StatusCode code;
+    std::string message;
+  };
+  static const std::string& Empty() {
+    static const std::string* empty = new std::string();
+    return *empty;
+  }
+  std::shared_ptr<const Rep> rep_;  // null: OK
 };
 
 // The OK status.
