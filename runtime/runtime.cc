@@ -23,6 +23,7 @@
 #include "boot/net.h"
 #include "consistency/coherence.h"
 #include "consistency/sync.h"
+#include "gas/fault_report.h"
 #include "gas/heap.h"
 #include "gas/range.h"
 #include "gas/segment.h"
@@ -423,10 +424,12 @@ consistency::Ordering OrderingOf(std::memory_order order) {
 
 Result<Runtime> Init(int* argc, char*** argv, const InitOptions& options) {
   (void)argc;
-  (void)argv;
   if (g_state != nullptr) {
     return Status(StatusCode::kFailedPrecondition, "gasp::Init called twice");
   }
+  // Before any fault handler: fault reports unwind and symbolize in signal
+  // context, which needs the unwinder loaded and the symbolizer set up.
+  gas::InitFaultReports(argv != nullptr && *argv != nullptr ? (*argv)[0] : nullptr);
   // Before any socket exists: floods must meet the handshake deadlines, not
   // EMFILE (base/fd_limit.h).
   RaiseDescriptorLimit();
