@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -236,6 +237,21 @@ absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement p
   return s.range->base() + offset;
 }
 
+// Valgrind cannot map the default 64G range twice (the system view's mmap
+// fails with EINVAL; 32G works): under valgrind, unless GASP_SIZE was given,
+// use 32G (docs/debugging.md).
+void FitRangeToValgrind(Config& c, const InitOptions& options) {
+  constexpr uint64_t kValgrindSize = uint64_t{32} << 30;
+  if (!gas::RunningOnValgrind() || c.size_bytes <= kValgrindSize) return;
+  if (std::getenv("GASP_SIZE") != nullptr) return;
+  for (const auto& [name, value] : options.settings) {
+    if (name == "GASP_SIZE") return;
+  }
+  GASP_LOG(Info) << "running under valgrind: GASP_SIZE=32G instead of the default (set "
+                    "GASP_SIZE to override)";
+  c.size_bytes = kValgrindSize;
+}
+
 absl::Status InitLocked(State& s, const InitOptions& options) {
   std::vector<std::string> unknown;
   GASP_ASSIGN_OR_RETURN(
@@ -252,6 +268,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
                 : c.wait_mode == "block" ? WaitMode::kBlock
                                          : WaitMode::kAdaptive,
                 c.spin_us);
+  FitRangeToValgrind(s.config, options);
   // Reserve the range first, before the launcher's libraries map anything.
   GASP_ASSIGN_OR_RETURN(s.range, gas::GlobalRange::Reserve(c.base, c.size_bytes));
   GASP_ASSIGN_OR_RETURN(s.boot, boot::CreateBootstrap(c));

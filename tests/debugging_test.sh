@@ -41,4 +41,13 @@ stops=$(grep -cE "(^| )Breakpoint 1, .*gasp_fault_breakpoint" "$TMP/gdb.log")
 expect_in "$TMP/gdb.log" "^#0 .*gasp_fault_breakpoint" "gdb: bt starts at the breakpoint"
 expect_in "$TMP/gdb.log" "<signal handler called>" "gdb: bt crosses the signal frame"
 expect_in "$TMP/gdb.log" "^#[0-9]+ .*PlantedBugReadPastTheArray" "gdb: bt shows the planted function"
+# 3. valgrind (memcheck) on 2 ranks of hello with gasp.supp and the
+#    default GASP_SIZE (gasp picks 32G under valgrind): clean, no leaks.
+SUPP=$(dirname "$(bin tests/planted_bug)")/../install/share/gasp.supp
+[ -f "$SUPP" ] || SUPP="${TEST_SRCDIR:-.}/gasp/install/share/gasp.supp"
+run_job "$TMP/vg.log" 600 "$GASPRUN" -np 2 valgrind --leak-check=full --error-exitcode=9 \
+  --suppressions="$SUPP" "$(bin examples/hello)"
+[ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/vg.log")" = 2 ] && ok "valgrind: 2 ranks of hello, clean" \
+  || { bad "valgrind: rc=$RC"; tail -n 30 "$TMP/vg.log"; }
+expect_in "$TMP/vg.log" "ERROR SUMMARY: 0 errors" "valgrind: no errors"
 finish
