@@ -16,6 +16,7 @@
 #include "base/thread.h"
 #include "base/wait.h"
 #include "gas/fault_dispatcher.h"
+#include "gas/fault_report.h"
 #include "protect/cpu_probe.h"
 
 
@@ -422,7 +423,7 @@ bool Coherence::HandleFault(siginfo_t* info, ucontext_t* uc) {
   uint64_t page = (addr - range_->base()) >> kPageShift;
   const gas::Segment* seg = segments_->FindPage(page);
   const bool write = gas::FaultIsWrite(uc);
-  if (seg == nullptr) OutsideAllocation(addr, write);
+  if (seg == nullptr) OutsideAllocation(info, uc, write);
   if (StateOf(state(page).load(std::memory_order_acquire)) == kHome) {
     if (!write) return false;  // home pages are always readable: not a coherence miss
     HomeWriteFault(page, *seg);
@@ -440,7 +441,13 @@ bool Coherence::HandleFault(siginfo_t* info, ucontext_t* uc) {
   return true;
 }
 
-void Coherence::OutsideAllocation(uint64_t addr, bool write) const {
+void Coherence::OutsideAllocation(const siginfo_t* info, const ucontext_t* uc,
+                                  bool write) const {
+  // Where the program went wrong first (pc, backtrace; a debugger's
+  // breakpoint), then what it hit.
+  gas::ReportForeignFault(
+      write ? "store outside any allocation" : "load outside any allocation", info, uc);
+  const uint64_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
   // Name the allocations on either side (signal context: a scan of the
   // append-only table, no allocation), so that an overflow into a guard
   // page (GASP_GUARD_PAGES) says whose end it ran off.

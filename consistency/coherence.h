@@ -237,9 +237,11 @@ class Coherence {
 
   std::atomic<uint32_t>& state(uint64_t page) const { return states_[page]; }
   void ReadFault(uint64_t page, const gas::Segment& seg);
-  // An access inside the range but outside every allocation: ends the job
-  // naming the address and the nearest allocations. Signal context.
-  [[noreturn]] void OutsideAllocation(uint64_t addr, bool write) const;
+  // An access inside the range but outside every allocation: reports it
+  // (gas/fault_report.h) and ends the job naming the address and the
+  // nearest allocations. Signal context.
+  [[noreturn]] void OutsideAllocation(const siginfo_t* info, const ucontext_t* uc,
+                                      bool write) const;
   void WriteFault(uint64_t page, const gas::Segment& seg);
   // First-touch placement (coherence_touch.cc). Finds the home of a page of
   // a first-touch segment that is unknown here: reads the directory, and

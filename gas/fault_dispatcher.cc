@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "base/status.h"
+#include "gas/fault_report.h"
 
 namespace gasp {
 namespace gas {
@@ -35,8 +36,13 @@ void Chain(int sig, siginfo_t* info, void* uc) {
     g_previous.sa_handler(sig);
     return;
   }
-  // Default action: restore it and return; the instruction faults again and
-  // the kernel terminates the process with SIGSEGV (core dump).
+  // Nobody's: a bug outside the global range (a null pointer, say). Report
+  // it like gasp's own verdicts (and stop a debugger there: gasp.gdb lets
+  // SIGSEGVs through). Then the default action: restore it and return; the
+  // instruction faults again and the kernel terminates the process with
+  // SIGSEGV (core dump).
+  ReportForeignFault("SIGSEGV outside the global range, not a DSM fault", info,
+                     static_cast<const ucontext_t*>(uc));
   struct sigaction dfl;
   std::memset(&dfl, 0, sizeof(dfl));
   dfl.sa_handler = SIG_DFL;

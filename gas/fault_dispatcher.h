@@ -3,7 +3,8 @@
 // SEGV_PKUERR handler before gas/ registers the range handler); the first
 // that claims it wins and the faulting instruction is retried. Faults
 // nobody claims go to the handler the application had installed before
-// gasp (or to the default action: a core dump).
+// gasp (or are reported, gas/fault_report.h, and get the default action:
+// a core dump).
 //
 // Handlers run in signal context: no allocation, no locks the faulting
 // thread may hold, errno preserved by the dispatcher. Several threads may

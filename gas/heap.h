@@ -22,8 +22,13 @@ namespace gas {
 
 class HeapAllocator {
  public:
-  // Manages [begin, begin+length) (addresses; page aligned).
+  // Manages [begin, begin+length) (addresses; page aligned). Under ASan,
+  // memory of the extent outside live allocations is poisoned in this
+  // process's shadow (heap.cc says why that is safe for gasp's page copies).
   HeapAllocator(uint64_t begin, uint64_t length);
+  // Under ASan, unpoisons the whole extent again (a later runtime may map
+  // something else there).
+  ~HeapAllocator();
 
   // Returns an address aligned to `align` (power of two, <= 4096) with room
   // for `bytes`. ResourceExhausted names GASP_HEAP_SIZE when full.

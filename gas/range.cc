@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,11 @@
 #include "absl/strings/str_split.h"
 #include "base/log.h"
 #include "base/status.h"
+
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#endif
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -48,6 +54,14 @@ std::string DescribeMappingsAt(uint64_t addr, uint64_t len) {
     }
   }
   return out;
+}
+
+bool RunningOnValgrind() {
+#if __has_include(<valgrind/valgrind.h>)
+  if (RUNNING_ON_VALGRIND) return true;
+#endif
+  const char* preload = std::getenv("LD_PRELOAD");
+  return preload != nullptr && std::strstr(preload, "vgpreload") != nullptr;
 }
 
 long MaxMapCount() {
@@ -84,12 +98,21 @@ absl::StatusOr<std::unique_ptr<GlobalRange>> GlobalRange::Reserve(uint64_t base,
         app == MAP_FAILED ? std::strerror(e) : "kernel ignored MAP_FIXED_NOREPLACE",
         who.empty() ? "" : absl::StrCat("; in the way: ", who)));
   }
+#if __has_include(<valgrind/memcheck.h>)
+  // Memcheck marks a PROT_NONE mapping inaccessible and ignores the
+  // mprotects that open its pages later: every access to the app view
+  // would be an "Invalid read/write". The range is the DSM's to police.
+  (void)VALGRIND_MAKE_MEM_DEFINED(app, size);
+#endif
   void* sys = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
   if (sys == MAP_FAILED) {
     int e = errno;
     munmap(app, size);
     close(fd);
-    return ErrnoError("mapping the system view of the global range", e);
+    return ErrnoError(
+        absl::StrFormat("mapping the system view of the global range (GASP_SIZE=%#x)%s", size,
+                        RunningOnValgrind() ? ": under valgrind, set GASP_SIZE=32G or less" : ""),
+        e);
   }
   long max_maps = MaxMapCount();
   if (max_maps > 0 && max_maps < 262144) {

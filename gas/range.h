@@ -71,6 +71,11 @@ class GlobalRange {
 // ("" if nothing); used to name the mapping in collision errors.
 std::string DescribeMappingsAt(uint64_t addr, uint64_t len);
 
+// True when the process runs under valgrind (RUNNING_ON_VALGRIND where
+// <valgrind/valgrind.h> exists at build time, else valgrind's preload in
+// LD_PRELOAD).
+bool RunningOnValgrind();
+
 // vm.max_map_count, or -1 if unreadable.
 long MaxMapCount();
 

@@ -8,7 +8,8 @@
 //     this kind of access: a protection violation.
 // Everything else is declined (coherence misses, faults outside domains).
 // A violation is logged (signal-safe), counted, given to the callback;
-// unless the callback repaired it, SIGSEGV is reset to its default action
+// unless the callback repaired it, it is reported (pc, backtrace:
+// gas/fault_report.h), SIGSEGV is reset to its default action
 // and the access retried, so the process ends with SIGSEGV (no later
 // handler in the chain may mistake it for a coherence miss). Coherence
 // declines SEGV_PKUERR too.
@@ -20,6 +21,7 @@
 
 #include "base/log.h"
 #include "gas/fault_dispatcher.h"
+#include "gas/fault_report.h"
 #include "protect/core.h"
 #include "protect/cpu_probe.h"
 
@@ -140,6 +142,7 @@ bool HandleFault(void* context, siginfo_t* info, ucontext_t* uc) {
       if (core->on_violation != nullptr && core->on_violation(v, core->violation_context)) {
         return true;  // repaired: retry
       }
+      gas::ReportForeignFault("protection violation", info, uc);
       // Fatal. Declining is not enough: a later handler in the chain (the
       // DSM's) would take the fault for a miss and retry it forever. Reset
       // SIGSEGV to its default action and retry: the access faults again

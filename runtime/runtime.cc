@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "boot/net.h"
 #include "consistency/coherence.h"
 #include "consistency/sync.h"
+#include "gas/fault_report.h"
 #include "gas/heap.h"
 #include "gas/range.h"
 #include "gas/segment.h"
@@ -235,6 +237,21 @@ absl::StatusOr<uint64_t> CollectiveSegment(State& s, uint64_t bytes, Placement p
   return s.range->base() + offset;
 }
 
+// Valgrind cannot map the default 64G range twice (the system view's mmap
+// fails with EINVAL; 32G works): under valgrind, unless GASP_SIZE was given,
+// use 32G (docs/debugging.md).
+void FitRangeToValgrind(Config& c, const InitOptions& options) {
+  constexpr uint64_t kValgrindSize = uint64_t{32} << 30;
+  if (!gas::RunningOnValgrind() || c.size_bytes <= kValgrindSize) return;
+  if (std::getenv("GASP_SIZE") != nullptr) return;
+  for (const auto& [name, value] : options.settings) {
+    if (name == "GASP_SIZE") return;
+  }
+  GASP_LOG(Info) << "running under valgrind: GASP_SIZE=32G instead of the default (set "
+                    "GASP_SIZE to override)";
+  c.size_bytes = kValgrindSize;
+}
+
 absl::Status InitLocked(State& s, const InitOptions& options) {
   std::vector<std::string> unknown;
   GASP_ASSIGN_OR_RETURN(
@@ -251,6 +268,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
                 : c.wait_mode == "block" ? WaitMode::kBlock
                                          : WaitMode::kAdaptive,
                 c.spin_us);
+  FitRangeToValgrind(s.config, options);
   // Reserve the range first, before the launcher's libraries map anything.
   GASP_ASSIGN_OR_RETURN(s.range, gas::GlobalRange::Reserve(c.base, c.size_bytes));
   GASP_ASSIGN_OR_RETURN(s.boot, boot::CreateBootstrap(c));
@@ -423,10 +441,12 @@ consistency::Ordering OrderingOf(std::memory_order order) {
 
 Result<Runtime> Init(int* argc, char*** argv, const InitOptions& options) {
   (void)argc;
-  (void)argv;
   if (g_state != nullptr) {
     return Status(StatusCode::kFailedPrecondition, "gasp::Init called twice");
   }
+  // Before any fault handler: fault reports unwind and symbolize in signal
+  // context, which needs the unwinder loaded and the symbolizer set up.
+  gas::InitFaultReports(argv != nullptr && *argv != nullptr ? (*argv)[0] : nullptr);
   // Before any socket exists: floods must meet the handshake deadlines, not
   // EMFILE (base/fd_limit.h).
   RaiseDescriptorLimit();

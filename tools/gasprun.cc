@@ -26,6 +26,14 @@
 // is a child subreaper: no rank or descendant outlives gasprun (except
 // descendants of ranks when gasprun itself is SIGKILLed: PDEATHSIG covers
 // the ranks only). Ranks read stdin from /dev/null.
+//
+//   gasprun -np N --gdb RANK ./app args...
+//       Rank RANK runs as `gdb -q -x gasp.gdb --args ./app args...` (gdb
+//       stops only on gasp's fault verdicts, not on DSM page faults;
+//       docs/debugging.md). gdb needs the terminal: that rank keeps stdin
+//       and, when stdin is a terminal, gets the terminal's foreground (so
+//       Ctrl-C goes to gdb, not to the job) until the job ends.
+//       --gdb-batch RANK runs gdb without a terminal: run, bt, exit.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -67,6 +75,7 @@
 #include "boot/coordinator.h"
 #include "boot/job_secret.h"
 #include "boot/net.h"
+#include "tools/gdb_rank.h"
 #include "tools/local_nameserver.h"
 
 extern char** environ;
@@ -103,6 +112,9 @@ const char kUsage[] =
     "  --bind-to SPEC       passed to mpirun (srun: --cpu-bind) when handing over\n"
     "  --oversubscribe      allow more ranks than cores (passed to mpirun; local\n"
     "                       runs always allow it)\n"
+    "  --gdb RANK           run rank RANK under gdb with gasp.gdb (needs the\n"
+    "                       terminal; local runs only)\n"
+    "  --gdb-batch RANK     same, non-interactive: run, print the backtrace, exit\n"
     "  --version            print gasp's version\n"
     "  -h, --help           this help\n"
     "\n"
@@ -132,6 +144,8 @@ struct Options {
   std::string map_by;
   std::string bind_to;
   bool oversubscribe = false;
+  int gdb_rank = -1;  // --gdb / --gdb-batch
+  bool gdb_batch = false;
   std::vector<std::string> program;
 };
 
@@ -203,6 +217,12 @@ Options ParseArgs(int argc, char** argv) {
       o.bind_to = get(a);
     } else if (a == "--oversubscribe" || a == "-oversubscribe") {
       o.oversubscribe = true;
+    } else if (a == "--gdb" || a == "--gdb-batch") {
+      std::string v = get(a);
+      if (!absl::SimpleAtoi(v, &o.gdb_rank) || o.gdb_rank < 0) {
+        UsageError(absl::StrCat(a, " ", v, ": expected a rank >= 0"));
+      }
+      o.gdb_batch = a == "--gdb-batch";
     } else if (a == "--version" || a == "-V") {
       std::printf("gasprun (gasp) %d.%d.%d\n", GASP_VERSION_MAJOR, GASP_VERSION_MINOR,
                   GASP_VERSION_PATCH);
@@ -214,6 +234,9 @@ Options ParseArgs(int argc, char** argv) {
   for (; i < argc; ++i) o.program.push_back(argv[i]);
   if (o.np == 0) UsageError("-np N is required");
   if (o.program.empty()) UsageError("no program given");
+  if (o.gdb_rank >= o.np) {
+    UsageError(absl::StrFormat("--gdb %d: only ranks 0 to %d exist", o.gdb_rank, o.np - 1));
+  }
   return o;
 }
 
@@ -500,6 +523,31 @@ std::unique_ptr<LocalNameServer> StartNameServer(const Options& o, const sigset_
   return std::move(*ns);
 }
 
+// gdb's command line for the --gdb rank; exits with a message when gdb or
+// gasp.gdb cannot be found.
+std::vector<std::string> GdbRankCommand(const Options& o, const std::string& program_path) {
+  std::optional<std::string> gdb = FindProgram("gdb");
+  if (!gdb) Die(127, "--gdb: gdb not found in PATH (apt-get install gdb)");
+  std::optional<std::string> script = FindGdbScript();
+  if (!script) {
+    Die(127, "--gdb: gasp.gdb not found (PREFIX/share/gasp/gasp.gdb beside PREFIX/bin/gasprun)");
+  }
+  std::vector<std::string> program = o.program;
+  program[0] = program_path;
+  return GdbCommand(*gdb, *script, o.gdb_batch, program);
+}
+
+// After an interactive --gdb run: the terminal's foreground back to
+// gasprun's process group (SIGTTOU blocked: we may be in the background now).
+void TakeBackTerminal() {
+  sigset_t ttou, saved;
+  sigemptyset(&ttou);
+  sigaddset(&ttou, SIGTTOU);
+  pthread_sigmask(SIG_BLOCK, &ttou, &saved);
+  tcsetpgrp(0, getpgrp());
+  pthread_sigmask(SIG_SETMASK, &saved, nullptr);
+}
+
 int RunLocal(const Options& o) {
   // Signals are handled synchronously through a signalfd; block them before
   // any thread exists so that every thread inherits the mask.
@@ -576,6 +624,17 @@ int RunLocal(const Options& o) {
   for (std::string& s : argv_store) child_argv.push_back(s.data());
   child_argv.push_back(nullptr);
   const std::string exec_error = absl::StrCat("gasprun: cannot execute ", *path, "\n");
+  // --gdb: that rank execs gdb instead (tools/gdb_rank.h).
+  std::string gdb_path;
+  std::vector<std::string> gdb_store;
+  std::vector<char*> gdb_argv;
+  if (o.gdb_rank >= 0) {
+    gdb_store = GdbRankCommand(o, *path);
+    gdb_path = gdb_store[0];
+    for (std::string& s : gdb_store) gdb_argv.push_back(s.data());
+    gdb_argv.push_back(nullptr);
+  }
+  const bool gdb_tty = o.gdb_rank >= 0 && !o.gdb_batch && isatty(0);
 
   OutputTagger tagger;
   std::vector<Rank> ranks(o.np);
@@ -616,14 +675,28 @@ int RunLocal(const Options& o) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != self) _exit(127);  // gasprun died before prctl
       signal(SIGPIPE, SIG_DFL);
+      const bool under_gdb = r == o.gdb_rank;
+      if (under_gdb && gdb_tty) {
+        // The terminal's foreground for gdb's group. SIGTTOU blocked: a
+        // background group may then take it (restored by the mask below).
+        sigset_t ttou;
+        sigemptyset(&ttou);
+        sigaddset(&ttou, SIGTTOU);
+        sigprocmask(SIG_BLOCK, &ttou, nullptr);
+        tcsetpgrp(0, getpid());
+      }
       sigprocmask(SIG_SETMASK, &original, nullptr);
-      if (dev_null >= 0) dup2(dev_null, 0);
+      if (dev_null >= 0 && !(under_gdb && !o.gdb_batch)) dup2(dev_null, 0);
       boot::InheritJobSecretFd(*secret_fd);  // only ranks get the secret
       if (o.tag_output) {
         dup2(out_pipe[1], 1);
         dup2(err_pipe[1], 2);
       }
-      execve(path->c_str(), child_argv.data(), envp.data());
+      if (under_gdb) {
+        execve(gdb_path.c_str(), gdb_argv.data(), envp.data());
+      } else {
+        execve(path->c_str(), child_argv.data(), envp.data());
+      }
       ssize_t w = write(2, exec_error.data(), exec_error.size());
       (void)w;
       _exit(127);
@@ -767,6 +840,7 @@ int RunLocal(const Options& o) {
     if (pid < 0 || absl::Now() >= reap_deadline) break;  // ECHILD: none left
     absl::SleepFor(absl::Milliseconds(10));
   }
+  if (gdb_tty) TakeBackTerminal();
   if (o.tag_output) tagger.Finish();
   (*coord)->Stop();
   // The status of the rank that failed first (when the cause was an abort
@@ -790,6 +864,10 @@ int main(int argc, char** argv) {
         absl::StrFormat("-np %d: at most %d ranks on one host", o.np, gasp::kMaxLocalRanks));
   }
   if (!o.hosts.empty() || !o.hostfile.empty()) {
+    if (o.gdb_rank >= 0) {
+      gasp::UsageError("--gdb is for local runs; with -H/--hostfile, attach gdb to the rank "
+                       "(docs/debugging.md)");
+    }
     absl::StatusOr<gasp::Config> config = gasp::LoadConfigFromEnv();
     gasp::LogLevel level = gasp::LogLevel::kWarn;
     if (config.ok() && gasp::ParseLogLevel(config->log_level, &level).ok()) {
