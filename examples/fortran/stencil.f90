@@ -55,8 +55,8 @@ program stencil
   call gasp_allreduce(err, maxerr, 1_c_size_t, GASP_MAX)
   if (me == 0) then
      if (maxerr(1) == 0 .and. gasp_atomic_load(counter_word) == n) then
-        print '(a,i0,a,i0,a)', 'Fortran stencil: ', total, ' points, ', steps, &
-             ' steps, equal to the serial run: verified'
+        print '(a,a,a,i0,a,i0,a)', 'Fortran stencil, gasp ', gasp_version(), ': ', total, &
+             ' points, ', steps, ' steps, equal to the serial run: verified'
      else
         print *, 'Fortran stencil: MISMATCH, max error ', maxerr(1)
      end if

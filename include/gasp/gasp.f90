@@ -92,25 +92,87 @@ module gasp
        type(c_ptr), value :: p
        integer(c_int64_t), value :: value
      end subroutine
+     ! 1 and *p = desired if *p == expected; else 0 and expected = *p.
+     integer(c_int) function gasp_atomic_compare_exchange(p, expected, desired) &
+          bind(C, name="gasp_atomic_compare_exchange")
+       import :: c_ptr, c_int, c_int64_t
+       type(c_ptr), value :: p
+       integer(c_int64_t), intent(inout) :: expected
+       integer(c_int64_t), value :: desired
+     end function
+     ! 1 if the lock was taken, 0 if someone holds it.
+     integer(c_int) function gasp_trylock(lock) bind(C, name="gasp_trylock")
+       import :: c_ptr, c_int
+       type(c_ptr), value :: lock
+     end function
+     ! Status-returning allocations (0: success, out = c_null_ptr otherwise).
+     integer(c_int) function gasp_try_alloc(bytes, out) bind(C, name="gasp_try_alloc")
+       import :: c_ptr, c_size_t, c_int
+       integer(c_size_t), value :: bytes
+       type(c_ptr), intent(out) :: out
+     end function
+     integer(c_int) function gasp_try_coalloc(bytes, placement, arg, out) &
+          bind(C, name="gasp_try_coalloc")
+       import :: c_ptr, c_size_t, c_int
+       integer(c_size_t), value :: bytes
+       integer(c_int), value :: placement, arg
+       type(c_ptr), intent(out) :: out
+     end function
+     integer(c_int) function gasp_is_global(p) bind(C, name="gasp_is_global")
+       import :: c_ptr, c_int
+       type(c_ptr), value :: p
+     end function
+     integer(c_int) function gasp_home_of(p) bind(C, name="gasp_home_of")
+       import :: c_ptr, c_int
+       type(c_ptr), value :: p
+     end function
+     subroutine gasp_abort_c(exit_code, message) bind(C, name="gasp_abort")
+       import :: c_int, c_char
+       integer(c_int), value :: exit_code
+       character(kind=c_char), intent(in) :: message(*)
+     end subroutine
+     type(c_ptr) function gasp_version_c() bind(C, name="gasp_version")
+       import :: c_ptr
+     end function
   end interface
 
 contains
 
-  ! The message of the last failed call, as a Fortran string.
-  function gasp_error_message() result(msg)
-    character(len=:), allocatable :: msg
+  ! A C string (at most 4096 bytes read) as a Fortran string.
+  function gasp_c_string(p) result(text)
+    type(c_ptr), intent(in) :: p
+    character(len=:), allocatable :: text
     character(kind=c_char), pointer :: chars(:)
-    integer :: n
-    type(c_ptr) :: p
-    p = gasp_error_message_c()
-    n = 0
+    integer :: n, i
     call c_f_pointer(p, chars, [4096])
+    n = 0
     do while (n < 4096)
        if (chars(n + 1) == c_null_char) exit
        n = n + 1
     end do
-    allocate(character(len=n) :: msg)
-    msg = transfer(chars(1:n), msg)
+    allocate(character(len=n) :: text)
+    do i = 1, n
+       text(i:i) = chars(i)
+    end do
   end function
+
+  ! The message of the last failed call of this thread.
+  function gasp_error_message() result(msg)
+    character(len=:), allocatable :: msg
+    msg = gasp_c_string(gasp_error_message_c())
+  end function
+
+  ! The library's version, "1.0.0".
+  function gasp_version() result(v)
+    character(len=:), allocatable :: v
+    v = gasp_c_string(gasp_version_c())
+  end function
+
+  ! Ends the whole job with `message`; every rank exits non-zero.
+  subroutine gasp_abort(exit_code, message)
+    integer, intent(in) :: exit_code
+    character(len=*), intent(in) :: message
+    call gasp_abort_c(int(exit_code, c_int), message // c_null_char)
+  end subroutine
 
 end module gasp
