@@ -7,11 +7,13 @@
 //               and hosts as gasp's traffic; blocking recv, and busy-polling
 //               recv(MSG_DONTWAIT)
 //   gasp        one-sided READ/WRITE of 8 B and 4 KiB, COMPARE_SWAP and
-//               FETCH_ADD through the transport (Execute, one op at a time)
+//               FETCH_ADD through the transport (Execute, one op at a time),
+//               and a message ping-pong (Send/Recv, rank 1 echoes) of 8 B
+//               and 4 KiB
 //
 // Each gasp row is divided by the bare row with the same bytes on the wire
-// (READ 4 KiB by "16 B -> 4 KiB", WRITE 4 KiB by "4 KiB -> 8 B"), in both
-// bare modes. The waiting mode of gasp's side is GASP_WAIT_MODE.
+// (READ 4 KiB by "16 B -> 4 KiB", WRITE 4 KiB by "4 KiB -> 8 B", a 4 KiB
+// message echo by "4 KiB -> 4 KiB"), in both bare modes. The waiting mode of gasp's side is GASP_WAIT_MODE.
 //
 //   gasprun -np 2 bazel-bin/benchmarks/rtt_bench [iterations]
 #include <arpa/inet.h>
@@ -52,6 +54,9 @@ struct Rendezvous {
   char host[64];
   uint32_t port;
 };
+
+// Outside the runtime's reserved tag range (consistency/tags.h).
+constexpr uint32_t kEchoTag = 0x52545401;
 
 [[noreturn]] void Fail(const char* what) {
   std::perror(what);
@@ -158,6 +163,31 @@ double Bare(int fd, int iters, uint32_t payload, uint32_t reply, bool poll) {
   return Median(t);
 }
 
+// Rank 1: echoes rank 0's messages until an empty one.
+void Echo(gasp::transport::Transport* tr) {
+  for (;;) {
+    auto m = tr->Recv(kEchoTag, 0, absl::Now() + absl::Minutes(5));
+    if (!m.ok()) gasp::Abort(1, "rtt_bench: echo receive failed");
+    if (m->payload.empty()) return;
+    if (!tr->Send(0, kEchoTag, m->payload).ok()) gasp::Abort(1, "rtt_bench: echo send failed");
+  }
+}
+
+// Median message round trip (Send, then Recv of the echo), in microseconds.
+double MessageRtt(gasp::transport::Transport* tr, size_t bytes, int iters) {
+  std::vector<uint8_t> payload(bytes, 1);
+  std::vector<double> t;
+  for (int i = 0; i < iters + 10; ++i) {
+    auto t0 = Clock::now();
+    if (!tr->Send(1, kEchoTag, payload).ok() ||
+        !tr->Recv(kEchoTag, 1, absl::Now() + absl::Seconds(30)).ok()) {
+      gasp::Abort(1, "rtt_bench: message ping-pong failed");
+    }
+    if (i >= 10) t.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  return Median(t);
+}
+
 // Median of `iters` single ops through gasp's transport, in microseconds.
 double Gasp(gasp::transport::Transport* tr, gasp::transport::Op op, int iters) {
   std::vector<double> t;
@@ -214,13 +244,14 @@ int main(int argc, char** argv) {
     };
     using T = gasp::transport::OpType;
     struct Bares {
-      double small, read4k, write4k;
+      double small, read4k, write4k, echo4k;
     } block{}, poll{};
     for (int p = 0; p < 2; ++p) {
       Bares& b = p == 0 ? block : poll;
       b.small = Bare(fd, iters, 0, 8, p == 1);
       b.read4k = Bare(fd, iters, 0, 4096, p == 1);
       b.write4k = Bare(fd, iters, 4096, 8, p == 1);
+      b.echo4k = Bare(fd, iters, 4096, 4096, p == 1);
     }
     // Back to a blocking server: a busy-polling one would take a core from
     // rank 1's progress thread during the gasp rows.
@@ -248,16 +279,24 @@ int main(int argc, char** argv) {
     std::printf(" %-28s %10.2f %10.2f\n", "16 B -> 8 B", block.small, poll.small);
     std::printf(" %-28s %10.2f %10.2f\n", "16 B -> 4 KiB", block.read4k, poll.read4k);
     std::printf(" %-28s %10.2f %10.2f\n", "16 B + 4 KiB -> 8 B", block.write4k, poll.write4k);
+    std::printf(" %-28s %10.2f %10.2f\n", "16 B + 4 KiB -> 4 KiB", block.echo4k, poll.echo4k);
     std::printf(" %-28s %10s %12s %12s\n", "gasp transport op", "median", "/ blocking", "/ busy-poll");
     for (const GaspRow& r : rows) {
       const double g = Gasp(tr, op(r.type, r.bytes), iters);
       std::printf(" %-28s %10.2f %11.2fx %11.2fx\n", r.name, g, g / (block.*r.baseline),
                   g / (poll.*r.baseline));
     }
+    const double m8 = MessageRtt(tr, 8, iters), m4k = MessageRtt(tr, 4096, iters);
+    std::printf(" %-28s %10.2f %11.2fx %11.2fx\n", "message 8 B echo", m8, m8 / block.small,
+                m8 / poll.small);
+    std::printf(" %-28s %10.2f %11.2fx %11.2fx\n", "message 4 KiB echo", m4k, m4k / block.echo4k,
+                m4k / poll.echo4k);
+    if (!tr->Send(1, kEchoTag, {}).ok()) gasp::Abort(1, "rtt_bench: stopping the echo failed");
     Request stop{0, 0, 0, 0};
     (void)SendAll(fd, &stop, sizeof(stop));
     close(fd);
   }
+  if (me == 1) Echo(gasp::internal::GetTransport());
   if (server.joinable()) server.join();
   return rt->Finalize();
 }

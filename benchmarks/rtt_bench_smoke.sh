@@ -10,11 +10,12 @@ rc=$?
 echo "$out"
 fail=0
 [ "$rc" = 0 ] || { echo "FAIL: rtt_bench exited $rc"; fail=1; }
-for row in "16 B -> 8 B" "16 B -> 4 KiB" "16 B + 4 KiB -> 8 B"; do
+for row in "16 B -> 8 B" "16 B -> 4 KiB" "16 B + 4 KiB -> 8 B" "16 B + 4 KiB -> 4 KiB"; do
   re=${row//+/\\+}
   echo "$out" | grep -qE "^ $re +[0-9.]+ +[0-9.]+$" || { echo "FAIL: no bare row '$row'"; fail=1; }
 done
-for row in "READ 8 B" "READ 4 KiB" "WRITE 8 B" "WRITE 4 KiB" COMPARE_SWAP FETCH_ADD; do
+for row in "READ 8 B" "READ 4 KiB" "WRITE 8 B" "WRITE 4 KiB" COMPARE_SWAP FETCH_ADD \
+           "message 8 B echo" "message 4 KiB echo"; do
   echo "$out" | grep -qE "^ $row +[0-9.]+ +[0-9.]+x +[0-9.]+x$" || { echo "FAIL: no gasp row '$row'"; fail=1; }
 done
 [ "$fail" = 0 ] && echo "PASS: rtt_bench prints every row"
