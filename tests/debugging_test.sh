@@ -41,6 +41,16 @@ stops=$(grep -cE "(^| )Breakpoint 1, .*gasp_fault_breakpoint" "$TMP/gdb.log")
 expect_in "$TMP/gdb.log" "^#0 .*gasp_fault_breakpoint" "gdb: bt starts at the breakpoint"
 expect_in "$TMP/gdb.log" "<signal handler called>" "gdb: bt crosses the signal frame"
 expect_in "$TMP/gdb.log" "^#[0-9]+ .*PlantedBugReadPastTheArray" "gdb: bt shows the planted function"
+# 2b. A correct program under --gdb-batch: the job succeeds, and the rank's
+#     exit status is the program's, not gdb's.
+run_job "$TMP/gdb-ok.log" 120 "$GASPRUN" -np 2 --gdb-batch 1 "$(bin examples/hello)"
+[ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/gdb-ok.log")" = 2 ] &&
+  ok "gdb: a correct rank under --gdb-batch exits 0" ||
+  { bad "gdb: a correct program under --gdb-batch: rc=$RC"; tail -n 20 "$TMP/gdb-ok.log"; }
+run_job "$TMP/gdb-rc.log" 120 "$GASPRUN" -np 1 --gdb-batch 0 sh -c 'exit 7'
+[ "$RC" = 7 ] && ok "gdb: --gdb-batch passes the program's exit status (7)" ||
+  bad "gdb: --gdb-batch exit status $RC, expected 7"
+
 # 3. valgrind (memcheck) on 2 ranks of hello with gasp.supp and the
 #    default GASP_SIZE (gasp picks 32G under valgrind): clean, no leaks.
 SUPP=$(dirname "$(bin tests/planted_bug)")/../install/share/gasp.supp

@@ -42,7 +42,14 @@ std::vector<std::string> GdbCommand(const std::string& gdb, const std::string& s
   std::vector<std::string> cmd = {gdb, "-q"};
   if (batch) cmd.push_back("-batch");
   cmd.insert(cmd.end(), {"-x", script});
-  if (batch) cmd.insert(cmd.end(), {"-ex", "run", "-ex", "bt"});
+  // Batch: run; print the stack if the program stopped (a fault gasp does
+  // not own: the breakpoint); then exit with the program's own status, or 1
+  // when it was stopped (gdb's own status would be that of `bt`, which fails
+  // with "No stack." after a clean exit).
+  if (batch) {
+    cmd.insert(cmd.end(), {"-ex", "run", "-ex", "bt", "-ex",
+                           "quit $_isvoid($_exitcode) ? 1 : $_exitcode"});
+  }
   cmd.push_back("--args");
   cmd.insert(cmd.end(), program.begin(), program.end());
   return cmd;
