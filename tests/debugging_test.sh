@@ -51,6 +51,22 @@ run_job "$TMP/gdb-rc.log" 120 "$GASPRUN" -np 1 --gdb-batch 0 sh -c 'exit 7'
 [ "$RC" = 7 ] && ok "gdb: --gdb-batch passes the program's exit status (7)" ||
   bad "gdb: --gdb-batch exit status $RC, expected 7"
 
+# 2c. Interactive --gdb through a terminal (script(1) provides the pty):
+#     gdb reads the user's commands from it and stops once, at the bug.
+if command -v script >/dev/null; then
+  printf 'run\nbt 3\nquit\ny\n' | run_job "$TMP/gdb-tty.log" 120 \
+    script -qec "'$GASPRUN' -np 2 --gdb 1 '$BUG' 3" /dev/null
+  hits=$(grep -c "hit Breakpoint 1" "$TMP/gdb-tty.log")
+  if [ "$hits" = 1 ] && grep -q "gasp_fault_breakpoint" "$TMP/gdb-tty.log" &&
+     grep -q "(gdb) bt 3" "$TMP/gdb-tty.log"; then
+    ok "gdb: interactive --gdb on a terminal stops once, at the bug, and takes commands"
+  else
+    bad "gdb: interactive --gdb ($hits stops)"; tail -n 30 "$TMP/gdb-tty.log"
+  fi
+else
+  bad "script(1) not installed (util-linux)"
+fi
+
 # 3. valgrind (memcheck) on 2 ranks of hello with gasp.supp and the
 #    default GASP_SIZE (gasp picks 32G under valgrind): clean, no leaks.
 SUPP=$(dirname "$(bin tests/planted_bug)")/../install/share/gasp.supp
