@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Smoke test of rtt_bench: 2 ranks, 20 iterations; every row of the table is
-# printed with a number (the figures themselves are for docs/benchmarks.md).
+# Smoke test of rtt_bench (2 ranks) and barrier_bench (2 and 4 ranks), 20
+# iterations: every row of the tables is printed with a number (the figures
+# themselves are for docs/benchmarks.md).
 set -uo pipefail
 b="${TEST_SRCDIR:-$(dirname "$0")/../bazel-bin}/gasp"
 gasprun=$b/tools/gasprun bench=$b/benchmarks/rtt_bench
@@ -18,5 +19,16 @@ for row in "READ 8 B" "READ 4 KiB" "WRITE 8 B" "WRITE 4 KiB" COMPARE_SWAP FETCH_
            "message 8 B echo" "message 4 KiB echo"; do
   echo "$out" | grep -qE "^ $row +[0-9.]+ +[0-9.]+x +[0-9.]+x$" || { echo "FAIL: no gasp row '$row'"; fail=1; }
 done
-[ "$fail" = 0 ] && echo "PASS: rtt_bench prints every row"
+# barrier_bench at 2 and 4 ranks.
+for np in 2 4; do
+  out=$(GASP_TIMEOUT=30s timeout -k 5 120 "$gasprun" -np $np "${bench%rtt_bench}barrier_bench" 20 2>&1)
+  rc=$?
+  echo "$out"
+  [ "$rc" = 0 ] || { echo "FAIL: barrier_bench -np $np exited $rc"; fail=1; }
+  for row in "message echo rank 0 <-> 1 \(rtt\) +[0-9.]+" "barrier, nothing written +[0-9.]+ +[0-9.]+" \
+             "barrier, one dirty page per rank +[0-9.]+ +[0-9.]+"; do
+    echo "$out" | grep -qE "^ $row$" || { echo "FAIL: barrier_bench -np $np: no row /$row/"; fail=1; }
+  done
+done
+[ "$fail" = 0 ] && echo "PASS: rtt_bench and barrier_bench print every row"
 exit $fail
