@@ -332,9 +332,20 @@ class PmixBootstrap : public Bootstrap {
     return out;
   }
 
+  absl::Status FenceTimedOut(const std::string& what) const {
+    return absl::DeadlineExceededError(absl::StrFormat(
+        "%s: the PMIx fence of rank %d of %d did not complete within GASP_TIMEOUT=%s: some "
+        "rank did not reach it (PMIx does not say which; look for a rank that failed or is "
+        "stuck earlier in the other ranks' output)",
+        what, rank_, size_, absl::FormatDuration(config_.timeout)));
+  }
+
   absl::Status Fence(bool collect, absl::Time deadline, const std::string& what) {
     auto state = std::make_shared<FenceState>();
-    int64_t secs = absl::ToInt64Seconds(absl::Ceil(deadline - absl::Now(), absl::Seconds(1)));
+    // PMIx's own timeout a little after ours, so that our wait normally
+    // ends first; either way the message is the same (FenceTimedOut).
+    int64_t secs =
+        absl::ToInt64Seconds(absl::Ceil(deadline - absl::Now(), absl::Seconds(1))) + 2;
     int timeout = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(secs, 7 * 24 * 3600)));
     state->ninfo = collect ? 2 : 1;
     PMIX_INFO_CREATE(state->info, state->ninfo);
@@ -355,20 +366,12 @@ class PmixBootstrap : public Bootstrap {
     {
       std::unique_lock<std::mutex> lock(state->mu);
       if (!WaitUntil(state->cv, lock, deadline, [&state] { return state->done; })) {
-        return absl::DeadlineExceededError(absl::StrFormat(
-            "%s: the PMIx fence of rank %d of %d did not complete within GASP_TIMEOUT=%s: some "
-            "rank did not reach it (PMIx does not say which; look for a rank that failed or is "
-            "stuck earlier in the other ranks' output)",
-            what, rank_, size_, absl::FormatDuration(config_.timeout)));
+        return FenceTimedOut(what);
       }
       status = state->status;
     }
     if (status == PMIX_SUCCESS) return absl::OkStatus();
-    if (status == PMIX_ERR_TIMEOUT) {
-      return absl::DeadlineExceededError(absl::StrFormat(
-          "%s: the PMIx fence timed out (GASP_TIMEOUT=%s): some rank did not reach it", what,
-          absl::FormatDuration(config_.timeout)));
-    }
+    if (status == PMIX_ERR_TIMEOUT) return FenceTimedOut(what);
     return absl::AbortedError(absl::StrFormat(
         "%s: the PMIx fence failed: %s (the launcher could not complete it: a rank of the job "
         "probably died; see the launcher's messages)",
