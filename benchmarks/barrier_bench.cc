@@ -17,63 +17,37 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "benchmarks/echo.h"
 #include "gasp/gasp.h"
 #include "runtime/runtime_internal.h"
 #include "transport/transport.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// Outside the runtime's reserved tag range (consistency/tags.h).
-constexpr uint32_t kEchoTag = 0x42415201;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
-}
-
-// Rank 0: median 8 B echo with rank 1. Rank 1: echoes until an empty message.
+// Rank 0: median 8 B echo with rank 1; rank 1 echoes; the others wait.
 double EchoRtt(int me, int iters) {
   auto* tr = gasp::internal::GetTransport();
-  std::vector<double> t;
-  if (me == 1) {
-    for (;;) {
-      auto m = tr->Recv(kEchoTag, 0, absl::Now() + absl::Minutes(5));
-      if (!m.ok()) gasp::Abort(1, "barrier_bench: echo receive failed");
-      if (m->payload.empty()) break;
-      if (!tr->Send(0, kEchoTag, m->payload).ok()) gasp::Abort(1, "barrier_bench: echo failed");
-    }
-  } else if (me == 0) {
-    std::vector<uint8_t> payload(8, 1);
-    for (int i = 0; i < iters + 10; ++i) {
-      auto t0 = Clock::now();
-      if (!tr->Send(1, kEchoTag, payload).ok() ||
-          !tr->Recv(kEchoTag, 1, absl::Now() + absl::Seconds(30)).ok()) {
-        gasp::Abort(1, "barrier_bench: message ping-pong failed");
-      }
-      if (i >= 10) t.push_back(Since(t0));
-    }
-    if (!tr->Send(1, kEchoTag, {}).ok()) gasp::Abort(1, "barrier_bench: stopping the echo");
-  }
-  return t.empty() ? 0 : Median(t);
+  if (me == 1) gasp::bench::Echo(tr);
+  if (me != 0) return 0;
+  const double rtt = gasp::bench::MessageRtt(tr, 8, iters);
+  gasp::bench::StopEcho(tr);
+  return rtt;
 }
 
 // Median barrier at this rank; `dirty`: each rank writes one word of its
 // own page first, so every barrier carries notices and a diff.
 double BarrierUs(int iters, uint64_t* own_page, bool dirty) {
+  using Clock = std::chrono::steady_clock;
   std::vector<double> t;
-  for (int i = 0; i < iters + 10; ++i) {
-    if (dirty) *own_page = static_cast<uint64_t>(i);
-    auto t0 = Clock::now();
+  for (int i = 0; i < iters + gasp::bench::kWarmup; ++i) {
+    if (dirty) *own_page = static_cast<uint64_t>(i);  // the write fault stays outside the timer
+    const auto t0 = Clock::now();
     gasp::Barrier();
-    if (i >= 10) t.push_back(Since(t0));
+    if (i >= gasp::bench::kWarmup) {
+      t.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    }
   }
-  return Median(t);
+  return gasp::bench::Median(t);
 }
 
 }  // namespace

@@ -23,7 +23,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -33,13 +32,17 @@
 
 #include "absl/time/clock.h"
 #include "absl/types/span.h"
+#include "benchmarks/echo.h"
 #include "gasp/gasp.h"
 #include "runtime/runtime_internal.h"
 #include "transport/transport.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using gasp::bench::Echo;
+using gasp::bench::MessageRtt;
+using gasp::bench::StopEcho;
+using gasp::bench::TimedMedian;
 
 // What the bare server needs to know per request.
 struct Request {
@@ -55,8 +58,6 @@ struct Rendezvous {
   uint32_t port;
 };
 
-// Outside the runtime's reserved tag range (consistency/tags.h).
-constexpr uint32_t kEchoTag = 0x52545401;
 
 [[noreturn]] void Fail(const char* what) {
   std::perror(what);
@@ -142,63 +143,26 @@ int Connect(const Rendezvous& r) {
   return fd;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // Median round trip of `iters` bare requests, in microseconds.
 double Bare(int fd, int iters, uint32_t payload, uint32_t reply, bool poll) {
   std::vector<char> buf(8192);
-  std::vector<double> t;
   Request req{payload, reply, poll ? 1u : 0u, 0};
-  for (int i = 0; i < iters + 10; ++i) {  // 10 to warm up, and to switch modes
-    auto t0 = Clock::now();
+  // The warm-up also switches the server to the new mode.
+  return TimedMedian(iters, [&](int) {
     if (!SendAll(fd, &req, sizeof(req)) || !SendAll(fd, buf.data(), payload) ||
         !RecvAll(fd, buf.data(), reply, poll)) {
       Fail("rtt_bench: bare ping-pong");
     }
-    if (i >= 10) t.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-  }
-  return Median(t);
-}
-
-// Rank 1: echoes rank 0's messages until an empty one.
-void Echo(gasp::transport::Transport* tr) {
-  for (;;) {
-    auto m = tr->Recv(kEchoTag, 0, absl::Now() + absl::Minutes(5));
-    if (!m.ok()) gasp::Abort(1, "rtt_bench: echo receive failed");
-    if (m->payload.empty()) return;
-    if (!tr->Send(0, kEchoTag, m->payload).ok()) gasp::Abort(1, "rtt_bench: echo send failed");
-  }
-}
-
-// Median message round trip (Send, then Recv of the echo), in microseconds.
-double MessageRtt(gasp::transport::Transport* tr, size_t bytes, int iters) {
-  std::vector<uint8_t> payload(bytes, 1);
-  std::vector<double> t;
-  for (int i = 0; i < iters + 10; ++i) {
-    auto t0 = Clock::now();
-    if (!tr->Send(1, kEchoTag, payload).ok() ||
-        !tr->Recv(kEchoTag, 1, absl::Now() + absl::Seconds(30)).ok()) {
-      gasp::Abort(1, "rtt_bench: message ping-pong failed");
-    }
-    if (i >= 10) t.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-  }
-  return Median(t);
+  });
 }
 
 // Median of `iters` single ops through gasp's transport, in microseconds.
 double Gasp(gasp::transport::Transport* tr, gasp::transport::Op op, int iters) {
-  std::vector<double> t;
-  for (int i = 0; i < iters + 10; ++i) {
-    auto t0 = Clock::now();
+  return TimedMedian(iters, [&](int) {
     if (!tr->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + absl::Seconds(30)).ok()) {
       gasp::Abort(1, "rtt_bench: transport op failed");
     }
-    if (i >= 10) t.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
-  }
-  return Median(t);
+  });
 }
 
 }  // namespace
@@ -291,7 +255,7 @@ int main(int argc, char** argv) {
                 m8 / poll.small);
     std::printf(" %-28s %10.2f %11.2fx %11.2fx\n", "message 4 KiB echo", m4k, m4k / block.echo4k,
                 m4k / poll.echo4k);
-    if (!tr->Send(1, kEchoTag, {}).ok()) gasp::Abort(1, "rtt_bench: stopping the echo failed");
+    StopEcho(tr);
     Request stop{0, 0, 0, 0};
     (void)SendAll(fd, &stop, sizeof(stop));
     close(fd);

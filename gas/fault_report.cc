@@ -20,6 +20,7 @@
 
 #include "absl/debugging/symbolize.h"
 #include "base/log.h"
+#include "base/signal_line.h"
 
 extern "C" __attribute__((noinline, used, visibility("default"))) void gasp_fault_breakpoint(
     const void* addr, const void* pc) {
@@ -36,46 +37,13 @@ constexpr int kMaxFrames = 64;
 
 std::atomic<bool> g_initialized{false};
 
-// A fixed buffer with signal-safe appenders (no snprintf: not async-signal-safe).
-struct Line {
-  char buf[320];
-  size_t n = 0;
-  Line& Str(const char* s) {
-    while (s != nullptr && *s != '\0' && n + 1 < sizeof(buf)) buf[n++] = *s++;
-    buf[n] = '\0';
-    return *this;
-  }
-  Line& Dec(unsigned long u) {
-    char t[24];
-    int i = 0;
-    do {
-      t[i++] = static_cast<char>('0' + u % 10);
-      u /= 10;
-    } while (u != 0);
-    while (i > 0 && n + 1 < sizeof(buf)) buf[n++] = t[--i];
-    buf[n] = '\0';
-    return *this;
-  }
-  Line& Hex(uintptr_t u) {
-    char t[20];
-    int i = 0;
-    do {
-      t[i++] = "0123456789abcdef"[u & 15];
-      u >>= 4;
-    } while (u != 0);
-    Str("0x");
-    while (i > 0 && n + 1 < sizeof(buf)) buf[n++] = t[--i];
-    buf[n] = '\0';
-    return *this;
-  }
-  // " in SYMBOL" when known. `lookup` is the address to look up: a return
-  // address minus one, so that a call at a function's end names that function.
-  Line& Symbol(const void* lookup) {
-    char name[192];
-    if (absl::Symbolize(lookup, name, sizeof(name))) Str(" in ").Str(name);
-    return *this;
-  }
-};
+// " in SYMBOL" when known. `lookup` is the address to look up: a return
+// address minus one, so that a call at a function's end names that function.
+SignalLine& AppendSymbol(SignalLine& line, const void* lookup) {
+  char name[192];
+  if (absl::Symbolize(lookup, name, sizeof(name))) line.Str(" in ").Str(name);
+  return line;
+}
 
 uintptr_t ProgramCounter(const ucontext_t* uc) {
 #if defined(__x86_64__)
@@ -103,9 +71,9 @@ void LogBacktrace(uintptr_t pc) {
   }
   for (int i = first; i < n; ++i) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(frames[i]);
-    Line line;
-    line.Str("  #").Dec(static_cast<unsigned long>(i - first)).Str(" ").Hex(a);
-    line.Symbol(reinterpret_cast<const void*>(i == first && first != 0 ? a : a - 1));
+    SignalLine line;
+    line.Str("  #").Dec(i - first).Str(" ").Hex(a);
+    AppendSymbol(line, reinterpret_cast<const void*>(i == first && first != 0 ? a : a - 1));
     LogRawSignalSafe(LogLevel::kError, line.buf);
   }
 }
@@ -122,10 +90,10 @@ void InitFaultReports(const char* argv0) {
 void ReportForeignFault(const char* what, const siginfo_t* info, const ucontext_t* uc) {
   const uintptr_t pc = ProgramCounter(uc);
   gasp_fault_breakpoint(info->si_addr, reinterpret_cast<const void*>(pc));
-  Line line;
+  SignalLine line;
   line.Str("fault report: ").Str(what == nullptr ? "SIGSEGV" : what).Str(": address ");
   line.Hex(reinterpret_cast<uintptr_t>(info->si_addr)).Str(", pc ").Hex(pc);
-  line.Symbol(reinterpret_cast<const void*>(pc)).Str("; backtrace:");
+  AppendSymbol(line, reinterpret_cast<const void*>(pc)).Str("; backtrace:");
   LogRawSignalSafe(LogLevel::kError, line.buf);
   LogBacktrace(pc);
 }

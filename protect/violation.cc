@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "base/signal_line.h"
 #include "gas/fault_dispatcher.h"
 #include "gas/fault_report.h"
 #include "protect/core.h"
@@ -33,39 +34,6 @@ namespace gasp {
 namespace protect {
 namespace {
 
-// A fixed buffer with signal-safe appenders (no snprintf).
-struct Line {
-  char buf[256];
-  size_t n = 0;
-  void Str(const char* s) {
-    while (*s != '\0' && n + 1 < sizeof(buf)) buf[n++] = *s++;
-    buf[n] = '\0';
-  }
-  void Dec(long long v) {
-    char t[24];
-    int i = 0;
-    bool neg = v < 0;
-    unsigned long long u = neg ? 0ULL - static_cast<unsigned long long>(v) : v;
-    do {
-      t[i++] = static_cast<char>('0' + u % 10);
-      u /= 10;
-    } while (u != 0);
-    if (neg) t[i++] = '-';
-    while (i > 0 && n + 1 < sizeof(buf)) buf[n++] = t[--i];
-    buf[n] = '\0';
-  }
-  void Hex(unsigned long long u) {
-    char t[20];
-    int i = 0;
-    do {
-      t[i++] = "0123456789abcdef"[u & 15];
-      u >>= 4;
-    } while (u != 0);
-    Str("0x");
-    while (i > 0 && n + 1 < sizeof(buf)) buf[n++] = t[--i];
-    buf[n] = '\0';
-  }
-};
 
 bool HandleFault(void* context, siginfo_t* info, ucontext_t* uc) {
   Core* core = static_cast<Core*>(context);
@@ -122,7 +90,7 @@ bool HandleFault(void* context, siginfo_t* info, ucontext_t* uc) {
       v.pkey = pkey;
       v.si_code = info->si_code;
       v.tid = static_cast<pid_t>(syscall(SYS_gettid));
-      Line line;
+      SignalLine line;
       line.Str("protect: protection violation: ");
       line.Str(write ? "write to " : "read of ");
       line.Hex(addr);
