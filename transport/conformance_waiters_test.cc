@@ -93,6 +93,36 @@ TEST_P(ConformanceTest, WaitersOfEveryKindShareOneConnection) {
   }
 }
 
+// Completions are not tied to the thread that posted: ops posted on one
+// thread and waited for on another, and two posts in flight on one thread
+// waited for in the opposite order, all complete (the tcp backend's direct
+// reads follow the posting thread's latest counter; everything else must
+// still be read by someone).
+TEST_P(ConformanceTest, WaitsOnOtherThreadsAndOutOfOrderComplete) {
+  WarmUp();
+  for (WaitMode mode : {WaitMode::kAdaptive, WaitMode::kBlock}) {
+    WaitPolicy policy(mode);
+    for (int i = 0; i < 20; ++i) {
+      uint64_t a = 0, b = 0;
+      CompletionCounter first, second;
+      ASSERT_TRUE(T(0).Post({FetchAddOp(1, &a, RAddr(1, 64), Key(1), 1)}, &first).ok());
+      ASSERT_TRUE(T(0).Post({FetchAddOp(2, &b, RAddr(2, 64), Key(2), 1)}, &second).ok());
+      ASSERT_TRUE(T(0).Wait(&first, absl::Now() + absl::Seconds(20)).ok());
+      ASSERT_TRUE(T(0).Wait(&second, absl::Now() + absl::Seconds(20)).ok());
+      EXPECT_EQ(a, uint64_t(i));
+      EXPECT_EQ(b, uint64_t(i));
+      CompletionCounter other;
+      ASSERT_TRUE(T(0).Post({ReadOp(1, &a, 8, RAddr(1, 64), Key(1))}, &other).ok());
+      absl::Status s;
+      std::thread([&] { s = T(0).Wait(&other, absl::Now() + absl::Seconds(20)); }).join();
+      ASSERT_TRUE(s.ok()) << s;
+      EXPECT_EQ(a, uint64_t(i + 1));
+    }
+    std::memset(Mem(1) + 64, 0, 8);
+    std::memset(Mem(2) + 64, 0, 8);
+  }
+}
+
 // A thread blocked in Recv for a message from rank 0 does not stop rank 1
 // from serving rank 0's requests on that very connection.
 TEST_P(ConformanceTest, ABlockedRecvStillServesThePeersRequests) {

@@ -282,6 +282,7 @@ absl::Status TcpTransport::Wait(CompletionCounter* counter, absl::Time deadline)
   // thread only waits (spinning or blocking per GASP_WAIT_MODE, inside
   // WaitWhileEqual).
   if (!counter->done()) WaitDirect(counter, deadline);
+  if (!counter->done()) WatchParked();
   while (!counter->done()) {
     const uint32_t pending = counter->pending();
     if (pending == 0) break;

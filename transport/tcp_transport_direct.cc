@@ -73,7 +73,10 @@ void TcpTransport::NotePost(absl::Span<const Op> ops, CompletionCounter* counter
 
 bool TcpTransport::ProgressTake(Conn* c) {
   std::lock_guard<std::mutex> l(c->own_mu);
-  if (c->owner == Conn::Owner::kApp) return false;
+  if (c->owner == Conn::Owner::kApp) {
+    c->missed_event = true;
+    return false;
+  }
   c->owner = Conn::Owner::kProgress;
   return true;
 }
@@ -81,6 +84,18 @@ bool TcpTransport::ProgressTake(Conn* c) {
 void TcpTransport::ProgressGive(Conn* c) {
   std::lock_guard<std::mutex> l(c->own_mu);
   c->owner = Conn::Owner::kNone;
+  c->parked.store(c->epoll_events == kParkedEvents, std::memory_order_relaxed);
+}
+
+bool TcpTransport::SetEvents(Conn* c, uint32_t events) {
+  if (c->epoll_events == events) return true;
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.ptr = c;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev) != 0) return false;
+  c->epoll_events = events;
+  c->parked.store(events == kParkedEvents, std::memory_order_relaxed);
+  return true;
 }
 
 bool TcpTransport::AppTake(Conn* c) {
@@ -90,12 +105,14 @@ bool TcpTransport::AppTake(Conn* c) {
       c->close_pending.load(std::memory_order_relaxed)) {
     return false;
   }
+  // Watched for its end only while this thread reads it, so the progress
+  // thread is not woken by the data this thread reads. Done under own_mu:
+  // the progress thread, which takes own_mu for each event, then sees at
+  // most an event it can skip (and notes it, see AppGive). A parked
+  // connection is taken without a system call.
+  if (!SetEvents(c, kParkedEvents)) return false;
   c->owner = Conn::Owner::kApp;
-  // Out of the progress thread's set while this thread reads it. Done under
-  // own_mu so that the progress thread, which takes own_mu for each event,
-  // never sees an event of a connection it does not own and cannot clear.
-  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
-  c->epoll_events = 0;
+  c->missed_event = false;
   return true;
 }
 
@@ -104,26 +121,44 @@ void TcpTransport::AppGive(Conn* c) {
   {
     std::lock_guard<std::mutex> l(c->own_mu);
     closing = c->close_pending.load(std::memory_order_relaxed);
-    if (!closing) {
-      const uint32_t want = WantedEvents(c);
-      epoll_event ev{};
-      ev.events = want;
-      ev.data.ptr = c;
-      if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->fd, &ev) == 0) {
-        c->epoll_events = want;
-      } else {
-        // Without epoll nobody would read it again: have it closed.
-        c->close_code = CompletionCode::kLocalError;
-        c->close_why = ErrnoError("epoll_ctl(add) after a direct read", errno);
-        c->close_pending.store(true);
-        closing = true;
-      }
+    // An outgoing connection stays parked while no op to the peer is live:
+    // the next waiter takes it without a system call. An op armed by a
+    // thread that could not take it is counted before that thread tried
+    // (LiveTo), so its reply is watched for.
+    const bool park = c->kind == Conn::Kind::kOutgoing && !c->missed_event &&
+                      ops_.LiveTo(c->peer) == 0 && c->ring_count == 0;
+    if (!closing && !SetEvents(c, park ? kParkedEvents : WantedEvents(c))) {
+      // Without epoll nobody would read it again: have it closed.
+      c->close_code = CompletionCode::kLocalError;
+      c->close_why = ErrnoError("epoll_ctl after a direct read", errno);
+      c->close_pending.store(true);
+      closing = true;
     }
+    c->missed_event = false;
     c->owner = Conn::Owner::kNone;
   }
   if (closing) {
     closes_pending_.store(true);
     Wake();
+  }
+}
+
+void TcpTransport::WatchParked() {
+  for (int p = 0; p < size_; ++p) {
+    Conn* c = peers_[p].out.load(std::memory_order_acquire);
+    if (c == nullptr || !c->parked.load(std::memory_order_relaxed) || ops_.LiveTo(p) == 0) {
+      continue;
+    }
+    std::lock_guard<std::mutex> l(c->own_mu);
+    // Owned: its owner watches it again when it hands it back (LiveTo > 0).
+    if (c->owner != Conn::Owner::kNone || c->closed || c->fd < 0) continue;
+    if (!SetEvents(c, WantedEvents(c))) {
+      c->close_code = CompletionCode::kLocalError;
+      c->close_why = ErrnoError("epoll_ctl(watch a parked connection)", errno);
+      c->close_pending.store(true);
+      closes_pending_.store(true);
+      Wake();
+    }
   }
 }
 
@@ -183,7 +218,14 @@ void TcpTransport::ReadWhileNot(Conn* c, absl::Time deadline, absl::FunctionRef<
   const absl::Time spin_until = mode == WaitMode::kPoll       ? absl::InfiniteFuture()
                                 : mode == WaitMode::kAdaptive ? start + absl::Microseconds(GetSpinMicros())
                                                               : start;
-  while (ServeInput(c, done) && !done()) {
+  // Blocking: poll before the first recv (a reply is rarely there yet).
+  bool serve = mode != WaitMode::kBlock;
+  if (!serve && (!ProcessInput(c) || c->close_pending.load(std::memory_order_relaxed))) {
+    tl_direct_conn = nullptr;
+    return;
+  }
+  while ((!serve || ServeInput(c, done)) && !done()) {
+    serve = true;
     if (state_.load(std::memory_order_relaxed) != static_cast<int>(TransportState::kRunning)) break;
     const absl::Time now = absl::Now();
     if (now >= deadline) break;

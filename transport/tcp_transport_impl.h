@@ -109,6 +109,13 @@ struct Conn {
   std::atomic<bool> close_pending{false};
   CompletionCode close_code ABSL_GUARDED_BY(own_mu) = CompletionCode::kPeerUnreachable;
   absl::Status close_why ABSL_GUARDED_BY(own_mu);
+  // Outgoing: watched for its end only (kParkedEvents), because no op to
+  // the peer is live and the last thread that read it directly may read
+  // it again without telling epoll twice. Written under own_mu.
+  std::atomic<bool> parked{false};
+  // The progress thread skipped an event while an application thread
+  // owned the connection: it is watched again (not parked) on hand-back.
+  bool missed_event ABSL_GUARDED_BY(own_mu) = false;
 
   // ---- the owner only (the progress thread unless taken over) ----
   bool closed = false;
@@ -161,6 +168,11 @@ inline uint32_t WantedEvents(const Conn* c) {
   if (c->ring_count > 0) want |= EPOLLOUT;
   return want;
 }
+
+// A parked connection's epoll events: its end (EOF, error), edge-triggered
+// so that an application thread reading it meanwhile is not raced by level
+// reports.
+inline constexpr uint32_t kParkedEvents = EPOLLRDHUP | EPOLLET;
 
 // The connection this thread reads directly (tcp_transport_direct.cc), if
 // any: its closes are deferred to the progress thread.
@@ -279,6 +291,11 @@ class TcpTransport final : public Transport {
   bool MessagesMayFollow(int from) const;
   // Records the peer of this thread's posts on `counter` (for WaitDirect).
   void NotePost(absl::Span<const Op> ops, CompletionCounter* counter);
+  // Has the progress thread watch every parked connection with live ops
+  // again (a thread about to sleep on replies it does not read itself).
+  void WatchParked();
+  // Sets `c`'s epoll events (own_mu held); false when epoll_ctl fails.
+  bool SetEvents(Conn* c, uint32_t events);
   // Closes `c` now, or once its application reader hands it back.
   void CloseOrDefer(Conn* c, CompletionCode code, const absl::Status& why);
   // Closes the connections handed back with a close pending.

@@ -83,7 +83,7 @@ TcpTransport::TcpTransport(const TransportOptions& options, const TcpTransportOp
       nonce_(RandomNonce()),
       secret_(options.job_secret),
       peers_(new Peer[static_cast<size_t>(options.size)]),
-      ops_(tcp.max_outstanding_ops),
+      ops_(tcp.max_outstanding_ops, options.size),
       regions_(tcp.max_regions),
       accept_guard_("tcp transport"),
       unauth_(std::max(kMaxUnauthPerSource, options.size),
