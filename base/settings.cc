@@ -127,14 +127,16 @@ const std::vector<Row>& Rows() {
         "", 0, 1 << 20},
        &Config::guard_pages},
       {{"GASP_WAIT_MODE", SettingType::kChoice, "adaptive",
-        "How waiting threads (completions, progress) wait: adaptive spins GASP_SPIN_US then "
-        "blocks; poll never blocks (dedicated cores); block never spins (oversubscribed nodes).",
+        "How waiting threads (completions, messages, progress) wait: adaptive spins "
+        "GASP_SPIN_US then blocks; poll never blocks, and the tcp progress thread keeps polling "
+        "for GASP_SPIN_US after each event (dedicated cores only); block never spins "
+        "(oversubscribed nodes).",
         "adaptive|poll|block", 0, 0},
        &Config::wait_mode},
       {{"GASP_SPIN_US", SettingType::kInt, "100",
-        "Microseconds an adaptive wait spins before it blocks. Spinning saves a wake-up per "
-        "remote operation (about half the tcp round trip here); lower it, or use "
-        "GASP_WAIT_MODE=block, when ranks outnumber cores.",
+        "Microseconds an adaptive wait spins before it blocks (and, with GASP_WAIT_MODE=poll, "
+        "how long the tcp progress thread polls after an event). Spinning saves a wake-up per "
+        "remote operation; lower it, or use GASP_WAIT_MODE=block, when ranks outnumber cores.",
         "", 0, 1000000},
        &Config::spin_us},
       {{"GASP_BOOT", SettingType::kChoice, "auto",
