@@ -1,6 +1,7 @@
 #include "transport/tcp_socket.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -48,6 +49,32 @@ ssize_t WireRecv(int fd, void* buf, size_t len) {
 #else
   return recv(fd, buf, len, MSG_DONTWAIT);
 #endif
+}
+
+ssize_t WireRecvWait(int fd, void* buf, size_t len) {
+#ifdef GASP_TCP_TSAN
+  __tsan_ignore_thread_begin();
+  const ssize_t n = recv(fd, buf, len, 0);
+  const int saved = errno;
+  __tsan_ignore_thread_end();
+  if (n > 0) __tsan_write_range(buf, static_cast<unsigned long>(n));
+  errno = saved;
+  return n;
+#else
+  return recv(fd, buf, len, 0);
+#endif
+}
+
+absl::Status SetBlockingWithTimeout(int fd, absl::Duration slice) {
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    return ErrnoError("fcntl(clear O_NONBLOCK)", errno);
+  }
+  const timeval tv = absl::ToTimeval(slice);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) {
+    return ErrnoError("setsockopt(SO_RCVTIMEO)", errno);
+  }
+  return absl::OkStatus();
 }
 
 ssize_t WireSendmsg(int fd, const struct msghdr* msg) {

@@ -141,6 +141,9 @@ bool TcpTransport::OnProof(Conn* c, const FrameHeader& h) {
   if (peers_[peer].in.load(std::memory_order_acquire) != nullptr) {
     return reject(absl::StrFormat("second connection from %s", PeerName(peer)));
   }
+  if (absl::Status s = SetBlockingWithTimeout(c->fd, kDirectReadSlice); !s.ok()) {
+    return reject(absl::StrCat("setting up the connection: ", s.message()));
+  }
   c->peer = peer;
   ForgetUnauthenticated(c);
   std::unique_ptr<uint8_t[]> bigger(new uint8_t[kInBufBytes]);

@@ -496,7 +496,7 @@ void TcpTransport::HandleReadable(Conn* c) {
   if (ServeInput(c, [] { return false; })) UpdateEpoll(c);
 }
 
-bool TcpTransport::ServeInput(Conn* c, absl::FunctionRef<bool()> done) {
+bool TcpTransport::ServeInput(Conn* c, absl::FunctionRef<bool()> done, bool wait) {
   const auto flush = [&] {
     if (c->ring_count == 0) return true;
     absl::Status error;
@@ -524,9 +524,11 @@ bool TcpTransport::ServeInput(Conn* c, absl::FunctionRef<bool()> done) {
         c->in_end -= c->in_begin;
         c->in_begin = 0;
       }
-      n = WireRecv(c->fd, c->inbuf.get() + c->in_end, c->inbuf_cap - c->in_end);
+      n = wait ? WireRecvWait(c->fd, c->inbuf.get() + c->in_end, c->inbuf_cap - c->in_end)
+               : WireRecv(c->fd, c->inbuf.get() + c->in_end, c->inbuf_cap - c->in_end);
       if (n > 0) c->in_end += static_cast<size_t>(n);
     }
+    wait = false;  // only the first recv may block
     if (n > 0) continue;
     if (n == 0) {
       CloseConn(c, CompletionCode::kPeerUnreachable,

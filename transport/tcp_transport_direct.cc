@@ -18,6 +18,7 @@
 // Progress independence is unchanged: a rank that computes outside gasp
 // does not read anything directly, and the progress thread serves it.
 #include <poll.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -36,8 +37,8 @@ namespace {
 
 // A blocked direct reader looks up at least this often, for the cases no
 // socket event announces (its counter completed by another thread, a
-// shutdown).
-constexpr int kPollSliceMs = 10;
+// shutdown); kDirectReadSlice bounds its blocking recv the same way.
+const int kPollSliceMs = static_cast<int>(absl::ToInt64Milliseconds(kDirectReadSlice));
 
 // What this thread last posted on which counter: WaitDirect reads the
 // connection of that peer when all the counter's remote ops went there.
@@ -218,25 +219,36 @@ void TcpTransport::ReadWhileNot(Conn* c, absl::Time deadline, absl::FunctionRef<
   const absl::Time spin_until = mode == WaitMode::kPoll       ? absl::InfiniteFuture()
                                 : mode == WaitMode::kAdaptive ? start + absl::Microseconds(GetSpinMicros())
                                                               : start;
-  // Blocking: poll before the first recv (a reply is rarely there yet).
-  bool serve = mode != WaitMode::kBlock;
-  if (!serve && (!ProcessInput(c) || c->close_pending.load(std::memory_order_relaxed))) {
-    tl_direct_conn = nullptr;
-    return;
-  }
-  while ((!serve || ServeInput(c, done)) && !done()) {
-    serve = true;
+  // Whatever is buffered already, without a system call.
+  bool open = ProcessInput(c) && !c->close_pending.load(std::memory_order_relaxed);
+  while (open && !done()) {
     if (state_.load(std::memory_order_relaxed) != static_cast<int>(TransportState::kRunning)) break;
     const absl::Time now = absl::Now();
     if (now >= deadline) break;
     if (now < spin_until) {
-      CpuRelax();
-      continue;
+      open = ServeInput(c, done);  // non-blocking reads while spinning
+      if (!open || done()) break;
+      // Adaptive: yield rather than pause. The thread this one waits for
+      // (the peer's reply came from a thread it woke) is often placed on
+      // this very CPU, since a waker is expected to sleep next; pausing
+      // would make it wait out the whole spin. Poll (dedicated cores)
+      // just pauses.
+      if (mode == WaitMode::kPoll) {
+        CpuRelax();
+      } else {
+        sched_yield();
+      }
+    } else if (c->ring_count == 0) {
+      // One blocking recv (at most kDirectReadSlice), not a poll and a
+      // recv: one system call fewer per reply.
+      open = ServeInput(c, done, /*wait=*/true);
+    } else {
+      // Responses still to flush: wait for either direction.
+      pollfd pfd{c->fd, static_cast<short>(POLLIN | POLLRDHUP | POLLOUT), 0};
+      const int64_t left_ms = absl::ToInt64Milliseconds(deadline - now) + 1;
+      poll(&pfd, 1, static_cast<int>(std::min<int64_t>(kPollSliceMs, left_ms)));
+      open = ServeInput(c, done);
     }
-    pollfd pfd{c->fd, static_cast<short>(POLLIN | POLLRDHUP | (c->ring_count > 0 ? POLLOUT : 0)),
-               0};
-    const int64_t left_ms = absl::ToInt64Milliseconds(deadline - now) + 1;
-    poll(&pfd, 1, static_cast<int>(std::min<int64_t>(kPollSliceMs, left_ms)));
   }
   tl_direct_conn = nullptr;
 }

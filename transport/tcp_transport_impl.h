@@ -71,6 +71,11 @@ inline constexpr absl::Duration kHelloTimeout = absl::Seconds(1);
 inline constexpr int kMaxUnauthPerSource = 32;
 inline constexpr int kMaxUnauthTotal = 256;
 
+// A thread reading a connection directly blocks in recv (or poll) for at
+// most this long at a time, then looks at its deadline and the transport's
+// state again.
+inline constexpr absl::Duration kDirectReadSlice = absl::Milliseconds(10);
+
 // Queued responses above which a connection's requests are not read any
 // more until its peer drains them (backpressure).
 inline constexpr size_t kMaxQueuedFrames = 16384;
@@ -267,7 +272,8 @@ class TcpTransport final : public Transport {
   // Reads what the socket holds, processes it and flushes the responses it
   // produced; false when the connection was closed (or, for an application
   // reader, its close is pending). Stops early once `done()` holds.
-  bool ServeInput(Conn* c, absl::FunctionRef<bool()> done);
+  // With `wait`, the first recv blocks (for at most kDirectReadSlice).
+  bool ServeInput(Conn* c, absl::FunctionRef<bool()> done, bool wait = false);
 
   // ---- direct reads (tcp_transport_direct.cc) ----
   // The progress thread's claim on `c` for one event; false when an

@@ -412,6 +412,7 @@ absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
   absl::Status s = fd.status();
   if (fd.ok()) {
     s = Handshake(peer, *fd, deadline);
+    if (s.ok()) s = SetBlockingWithTimeout(*fd, kDirectReadSlice);
     if (!s.ok()) {
       close(*fd);
       s = Annotate(s, absl::StrFormat("handshake with %s at %s", PeerName(peer),
