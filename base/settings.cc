@@ -136,7 +136,8 @@ const std::vector<Row>& Rows() {
       {{"GASP_SPIN_US", SettingType::kInt, "100",
         "Microseconds an adaptive wait spins before it blocks (and, with GASP_WAIT_MODE=poll, "
         "how long the tcp progress thread polls after an event). Spinning saves a wake-up per "
-        "remote operation; lower it, or use GASP_WAIT_MODE=block, when ranks outnumber cores.",
+        "remote operation. Unless set, it is 0 when this host's ranks outnumber its cores "
+        "(a spinning waiter would hold the core the rank it waits for needs).",
         "", 0, 1000000},
        &Config::spin_us},
       {{"GASP_BOOT", SettingType::kChoice, "auto",
