@@ -457,7 +457,7 @@ void TcpTransport::ProgressLoop() {
       absl::SleepFor(absl::Milliseconds(10));
       continue;
     }
-    if (n > 0) last_event_ = absl::Now();
+    bool served = false;  // anything but events skipped for a direct reader
     for (int i = 0; i < n; ++i) {
       void* tag = events[i].data.ptr;
       if (tag == &event_fd_) {
@@ -474,6 +474,7 @@ void TcpTransport::ProgressLoop() {
       // An event collected just before an application thread took the
       // connection over: that thread reads it now.
       if (!ProgressTake(c)) continue;
+      served = true;
       const uint32_t ev = events[i].events;
       if (!c->closed && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) HandleReadable(c);
       if (!c->closed && (ev & EPOLLOUT)) {
@@ -487,6 +488,7 @@ void TcpTransport::ProgressLoop() {
       ProgressGive(c);
     }
     if (closes_pending_.exchange(false)) RunPendingCloses();
+    if (served) last_event_ = absl::Now();
     ReapClosedIncoming();
     DeliverNotifications();
   }
