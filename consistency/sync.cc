@@ -109,16 +109,46 @@ int HolderRank(uint64_t word) { return static_cast<int>(word & 0xffffffffu) - 1;
 
 }  // namespace
 
+void Sync::SetLockNodes(uint64_t addr, uint64_t stride, uint32_t nodes_per_rank) {
+  queue_ = std::make_unique<QueueLocks>(coherence_, transport_, rank_, nranks_, addr, stride,
+                                        nodes_per_rank, timeout_, describe_rank_);
+}
+
+absl::StatusOr<int> Sync::LockHome(uint64_t word_addr) const {
+  int home;
+  GASP_RETURN_IF_ERROR(CheckWord(word_addr, &home));
+  if (queue_ == nullptr) return absl::FailedPreconditionError("global locks before SetLockNodes");
+  return home;
+}
+
+absl::Status Sync::Lock(uint64_t word_addr) {
+  const absl::Time start = absl::Now();
+  GASP_ASSIGN_OR_RETURN(const int home, LockHome(word_addr));
+  GASP_RETURN_IF_ERROR(queue_->Lock(word_addr, home));
+  StatAdd(Counter::kLockAcquires);
+  StatAdd(Counter::kLockWaitNs, absl::ToInt64Nanoseconds(absl::Now() - start));
+  return Acquire();
+}
+
 absl::StatusOr<bool> Sync::TryLock(uint64_t word_addr) {
-  GASP_ASSIGN_OR_RETURN(uint64_t old,
-                        Atomic(OpType::kCompareSwap, word_addr, 0, Holder(rank_)));
-  if (old != 0) return false;
+  GASP_ASSIGN_OR_RETURN(const int home, LockHome(word_addr));
+  GASP_ASSIGN_OR_RETURN(const bool taken, queue_->TryLock(word_addr, home));
+  if (!taken) return false;
   StatAdd(Counter::kLockAcquires);
   GASP_RETURN_IF_ERROR(Acquire());
   return true;
 }
 
-absl::Status Sync::Lock(uint64_t word_addr) {
+absl::Status Sync::Unlock(uint64_t word_addr) {
+  GASP_ASSIGN_OR_RETURN(const int home, LockHome(word_addr));
+  GASP_RETURN_IF_ERROR(queue_->CheckHolder(word_addr, home));
+  // Release before the hand-off: the next holder's acquire must find this
+  // holder's notices in the log.
+  GASP_RETURN_IF_ERROR(Release());
+  return queue_->Unlock(word_addr, home);
+}
+
+absl::Status Sync::LockTestAndSet(uint64_t word_addr) {
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + timeout_;
   const uint64_t mine = Holder(rank_);
@@ -149,7 +179,7 @@ absl::Status Sync::Lock(uint64_t word_addr) {
           DescribeHolder(HolderRank(old)));
     }
     // Randomized exponential backoff keeps contending ranks from hammering
-    // the home with CAS (queue-based locks come with the directory work).
+    // the home with CAS.
     absl::SleepFor(backoff * (0.5 + (jitter() % 1000) / 1000.0));
     backoff = std::min(backoff * 2, absl::Milliseconds(1));
   }
@@ -158,7 +188,7 @@ absl::Status Sync::Lock(uint64_t word_addr) {
   return Acquire();
 }
 
-absl::Status Sync::Unlock(uint64_t word_addr) {
+absl::Status Sync::UnlockTestAndSet(uint64_t word_addr) {
   GASP_RETURN_IF_ERROR(Release());
   const uint64_t mine = Holder(rank_);
   GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, word_addr, mine, 0));
