@@ -79,6 +79,7 @@ absl::Status NoticeLog::Publish(const std::vector<PageRun>& runs) {
   for (const PageRun& r : runs) pages += r.count;
   StatAdd(Counter::kNoticesSent, pages);
   GASP_ASSIGN_OR_RETURN(const uint64_t first, Tail(buf_.size()));
+  known_tail_ = std::max(known_tail_, first + buf_.size());
   if (buf_.size() > entries_) return absl::OkStatus();  // readers see the lap and drop all
   for (uint64_t i = 0; i < buf_.size(); ++i) SealLogEntry((first + i) / entries_, &buf_[i]);
   return Transfer(OpType::kWrite, first, buf_.size(), buf_.data());
@@ -86,7 +87,12 @@ absl::Status NoticeLog::Publish(const std::vector<PageRun>& runs) {
 
 absl::Status NoticeLog::Collect() {
   GASP_ASSIGN_OR_RETURN(const uint64_t tail, Tail(0));
-  if (tail == position_) return absl::OkStatus();
+  return CollectTo(tail);
+}
+
+absl::Status NoticeLog::CollectTo(uint64_t tail) {
+  known_tail_ = std::max(known_tail_, tail);
+  if (tail <= position_) return absl::OkStatus();
   const uint64_t behind = tail - position_;
   if (behind > entries_ || behind > kMaxCollectEntries) {
     StatAdd(Counter::kNoticeLogOverflows);

@@ -67,8 +67,11 @@ class Pauser {
         spin_until_ = yield_until_ = now;
         break;
       case WaitMode::kAdaptive:
-        spin_until_ = now + absl::Microseconds(GetSpinMicros());
-        yield_until_ = spin_until_ + kYieldFor;
+        // Yield from the start: a spin that keeps its core stops the
+        // progress thread that would deliver the hand-off when ranks share
+        // cores, and a yield costs a system call when they do not.
+        spin_until_ = now;
+        yield_until_ = now + absl::Microseconds(GetSpinMicros()) + kYieldFor;
         break;
     }
   }
@@ -121,6 +124,20 @@ std::vector<HeldLock>::iterator FindHeld(uint64_t instance, uint64_t lock) {
 
 std::atomic<uint64_t> g_instances{0};
 
+// The tail each lock had when the calling thread last queued on it: its
+// predecessor then, often its predecessor again (ranks that take turns
+// queue in the same order), else 0. The first guess of the swap: a right
+// guess saves a COMPARE_SWAP. A small direct-mapped cache per thread.
+struct TailGuess {
+  uint64_t instance = 0;
+  uint64_t lock = 0;
+  uint64_t tail = kNoNode;
+};
+constexpr size_t kGuesses = 16;
+thread_local TailGuess t_guess[kGuesses];
+
+TailGuess& GuessFor(uint64_t lock) { return t_guess[(lock >> 3) % kGuesses]; }
+
 }  // namespace
 
 QueueLocks::QueueLocks(Coherence* coherence, transport::Transport* transport, int rank,
@@ -135,9 +152,24 @@ QueueLocks::QueueLocks(Coherence* coherence, transport::Transport* transport, in
       nodes_per_rank_(nodes_per_rank),
       timeout_(timeout),
       describe_rank_(std::move(describe_rank)),
-      instance_(g_instances.fetch_add(1) + 1) {
+      instance_(g_instances.fetch_add(1) + 1),
+      grants_(new Grant[nodes_per_rank]) {
   free_.reserve(nodes_per_rank);
   for (uint32_t i = nodes_per_rank; i > 0; --i) free_.push_back(i - 1);  // node 0 first
+}
+
+QueueLocks::~QueueLocks() {
+  for (uint32_t i = 0; i < nodes_per_rank_; ++i) {
+    FinishGrant(i, absl::Now() + absl::Seconds(1)).IgnoreError();
+  }
+}
+
+absl::Status QueueLocks::FinishGrant(uint32_t index, absl::Time deadline) {
+  Grant& g = grants_[index];
+  if (!g.counter.has_value()) return absl::OkStatus();
+  absl::Status s = transport_->Wait(&*g.counter, deadline);  // abandons it on timeout
+  g.counter.reset();
+  return Annotate(s, absl::StrFormat("handing a global lock to %s", describe_rank_(g.to.rank)));
 }
 
 uint64_t QueueLocks::NodeAddress(NodeId id) const {
@@ -161,6 +193,11 @@ absl::StatusOr<uint32_t> QueueLocks::TakeNode(uint64_t lock) {
     }
     index = free_.back();
     free_.pop_back();
+  }
+  absl::Status s = FinishGrant(index, absl::Now() + timeout_);
+  if (!s.ok()) {
+    ReturnNode(index);
+    return s;
   }
   // Reset before the node's name is swapped into a tail: only then can
   // other ranks write into it.
@@ -255,17 +292,20 @@ absl::Status QueueLocks::AwaitWord(const std::atomic<uint64_t>* word,
   return absl::OkStatus();
 }
 
-absl::Status QueueLocks::Lock(uint64_t lock, int home) {
+absl::Status QueueLocks::Lock(uint64_t lock, int home, bool* handed_over, uint64_t* passed) {
   const absl::Time start = absl::Now();
+  *handed_over = false;
   if (FindHeld(instance_, lock) != t_held.end()) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "global lock %#x is already held by this thread (locks are not recursive)", lock));
   }
   GASP_ASSIGN_OR_RETURN(const uint32_t index, TakeNode(lock));
   const uint64_t mine = NodeName({rank_, index});
-  // Swap our name into the tail. The first guess is a free lock, so an
-  // uncontended lock costs one COMPARE_SWAP.
-  uint64_t pred = kNoNode;
+  // Swap our name into the tail: COMPARE_SWAPs until one finds the value
+  // it expects (each failure returns the tail it found). An uncontended
+  // lock costs one.
+  TailGuess& guess = GuessFor(lock);
+  uint64_t pred = guess.instance == instance_ && guess.lock == lock ? guess.tail : kNoNode;
   for (;;) {
     absl::StatusOr<uint64_t> old = Atomic(OpType::kCompareSwap, lock, home, pred, mine);
     if (!old.ok()) {
@@ -276,6 +316,7 @@ absl::Status QueueLocks::Lock(uint64_t lock, int home) {
     StatAdd(Counter::kLockRetries);
     pred = *old;
   }
+  guess = {instance_, lock, pred};
   QueueNode* n = Local(index);
   if (pred != kNoNode) {
     // From here on the node is in the queue: if this thread gives up, it
@@ -314,6 +355,8 @@ absl::Status QueueLocks::Lock(uint64_t lock, int home) {
       return abandon(s);
     }
     StatAdd(Counter::kLockHandoffs);
+    *handed_over = true;
+    *passed = GrantValue(Word(&n->grant)->load(std::memory_order_acquire));
   }
   Word(&n->state)->store(kNodeHolding, std::memory_order_release);
   t_held.push_back({instance_, lock, index});
@@ -355,7 +398,7 @@ absl::Status QueueLocks::CheckHolder(uint64_t lock, int home) {
       what, hops.empty() ? absl::StrFormat("%#x", tail) : Who(hops.front())));
 }
 
-absl::Status QueueLocks::Unlock(uint64_t lock, int home) {
+absl::Status QueueLocks::Unlock(uint64_t lock, int home, uint64_t pass) {
   auto held = FindHeld(instance_, lock);
   if (held == t_held.end()) return CheckHolder(lock, home);
   const uint32_t index = held->index;
@@ -393,11 +436,13 @@ absl::Status QueueLocks::Unlock(uint64_t lock, int home) {
         "pool was overwritten)",
         lock, next));
   }
-  uint64_t grant_buf = 0;
-  CompletionCounter grant;
-  absl::Status s = WriteNodeWord(successor, offsetof(QueueNode, grant), mine, &grant_buf, &grant);
-  if (s.ok()) s = transport_->Wait(&grant, absl::Now() + timeout_);
+  Grant& g = grants_[index];
+  g.to = successor;
+  g.counter.emplace();
+  absl::Status s =
+      WriteNodeWord(successor, offsetof(QueueNode, grant), GrantWord(pass), &g.value, &*g.counter);
   if (!s.ok()) {
+    g.counter.reset();  // nothing was posted
     return Annotate(s, absl::StrFormat("global lock %#x: handing over to %s", lock,
                                        describe_rank_(successor.rank)));
   }

@@ -12,15 +12,19 @@
 // queued behind, so the lock is taken in the order of the swaps (FIFO).
 // docs/protocol.md, "Locks".
 //
-// This layer only queues: Sync::Lock acquires (the notice log) after Lock
-// and releases before Unlock, so release consistency rides on the hand-off.
+// This layer only queues: Sync releases before Unlock and acquires after
+// Lock, so release consistency rides on the hand-off. The grant carries a
+// value from the releaser to the next holder (Sync passes its notice-log
+// tail, which saves the next holder a FETCH_ADD).
 #ifndef GASP_CONSISTENCY_QUEUE_LOCK_H_
 #define GASP_CONSISTENCY_QUEUE_LOCK_H_
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +50,11 @@ uint64_t NodeName(NodeId id);
 // beyond `nodes_per_rank`.
 bool DecodeNodeName(uint64_t name, int nranks, uint32_t nodes_per_rank, NodeId* out);
 
+// The grant word that passes `value` (< 2^63) with the lock: never 0, nor
+// 0 in its low half (a waiter may futex-wait on that half).
+inline uint64_t GrantWord(uint64_t value) { return (value << 1) | 1; }
+inline uint64_t GrantValue(uint64_t word) { return word >> 1; }
+
 // What a node is doing (QueueNode::state), written only by its owner.
 enum NodeState : uint64_t {
   kNodeFree = 0,
@@ -59,7 +68,7 @@ enum NodeState : uint64_t {
 // rest by the owner; other ranks READ the whole node only to describe a
 // queue (who waits behind whom) in warnings and errors.
 struct QueueNode {
-  uint64_t grant;  // 0 while waiting; the predecessor writes its own name here to hand over
+  uint64_t grant;  // 0 while waiting; the predecessor writes GrantWord(value) here to hand over
   uint64_t next;   // 0 until the successor writes its name here
   uint64_t pred;   // the node this one queued behind (0: it found the lock free)
   uint64_t lock;   // global address of the lock word (0: the node is free)
@@ -77,6 +86,8 @@ class QueueLocks {
   QueueLocks(Coherence* coherence, transport::Transport* transport, int rank, int nranks,
              uint64_t pool, uint64_t stride, uint32_t nodes_per_rank, absl::Duration timeout,
              std::function<std::string(int)> describe_rank);
+  // Waits (briefly) for hand-offs still in flight.
+  ~QueueLocks();
 
   // Queues the calling thread on the lock word at `lock` (homed at `home`)
   // and returns once it holds it. Errors: the thread holds it already (locks
@@ -86,15 +97,21 @@ class QueueLocks {
   // failure of a transport operation. A thread that gave up waiting leaves
   // its node in the queue (the lock cannot be handed past it): the runtime
   // ends the job on any of these errors.
-  absl::Status Lock(uint64_t lock, int home);
+  // `*handed_over`: the lock was handed over by a predecessor, with
+  // `*passed` (the value its Unlock passed); false when it was free.
+  absl::Status Lock(uint64_t lock, int home, bool* handed_over, uint64_t* passed);
   // Takes the lock if it is free: one COMPARE_SWAP. False if anyone holds
   // or awaits it (the calling thread included).
   absl::StatusOr<bool> TryLock(uint64_t lock, int home);
   // OK if the calling thread holds the lock; else FailedPrecondition saying
   // who does (not held, another thread of this rank, another rank).
   absl::Status CheckHolder(uint64_t lock, int home);
-  // Hands the lock to the successor, or frees it. REQUIRES: CheckHolder OK.
-  absl::Status Unlock(uint64_t lock, int home);
+  // Hands the lock to the successor, passing `pass` (< 2^63), or frees it.
+  // Returns once the hand-off is posted: the WRITE completes in the
+  // background (its failure is reported by the next Lock or TryLock that
+  // takes the node; a lost peer ends the job anyway). REQUIRES: CheckHolder
+  // OK.
+  absl::Status Unlock(uint64_t lock, int home, uint64_t pass);
 
   // For tests: the names of the calling thread's node for `lock` and of the
   // node it queued behind (kNoNode if it found the lock free). False if the
@@ -116,8 +133,18 @@ class QueueLocks {
     QueueNode node{};       // its contents, if it answered
   };
 
+  // A hand-off WRITE posted by the holder of a node, in flight until the
+  // node is taken again.
+  struct Grant {
+    uint64_t value = 0;  // the WRITE's source
+    std::optional<transport::CompletionCounter> counter;
+    NodeId to;
+  };
+
   QueueNode* Local(uint32_t index) const;
   uint64_t NodeAddress(NodeId id) const;
+  // Waits for node `index`'s last hand-off to complete; its error, if any.
+  absl::Status FinishGrant(uint32_t index, absl::Time deadline);
   absl::StatusOr<uint32_t> TakeNode(uint64_t lock);
   void ReturnNode(uint32_t index);
   // COMPARE_SWAP (FETCH_ADD of 0 reads it) on the lock word; returns the
@@ -156,6 +183,8 @@ class QueueLocks {
   const uint64_t instance_;  // tells this object's held locks from an earlier runtime's
   std::mutex mu_;
   std::vector<uint32_t> free_;  // guarded by mu_
+  // Indexed by node; touched only by the thread that owns the node.
+  std::unique_ptr<Grant[]> grants_;
 };
 
 }  // namespace consistency

@@ -124,10 +124,13 @@ absl::StatusOr<int> Sync::LockHome(uint64_t word_addr) const {
 absl::Status Sync::Lock(uint64_t word_addr) {
   const absl::Time start = absl::Now();
   GASP_ASSIGN_OR_RETURN(const int home, LockHome(word_addr));
-  GASP_RETURN_IF_ERROR(queue_->Lock(word_addr, home));
+  bool handed_over = false;
+  uint64_t known_tail = 0;
+  GASP_RETURN_IF_ERROR(queue_->Lock(word_addr, home, &handed_over, &known_tail));
   StatAdd(Counter::kLockAcquires);
   StatAdd(Counter::kLockWaitNs, absl::ToInt64Nanoseconds(absl::Now() - start));
-  return Acquire();
+  // A hand-off carries the releaser's notice-log tail: no FETCH_ADD.
+  return handed_over ? AcquireTo(known_tail) : Acquire();
 }
 
 absl::StatusOr<bool> Sync::TryLock(uint64_t word_addr) {
@@ -143,9 +146,9 @@ absl::Status Sync::Unlock(uint64_t word_addr) {
   GASP_ASSIGN_OR_RETURN(const int home, LockHome(word_addr));
   GASP_RETURN_IF_ERROR(queue_->CheckHolder(word_addr, home));
   // Release before the hand-off: the next holder's acquire must find this
-  // holder's notices in the log.
-  GASP_RETURN_IF_ERROR(Release());
-  return queue_->Unlock(word_addr, home);
+  // holder's notices in the log, up to the tail passed with the lock.
+  GASP_ASSIGN_OR_RETURN(const uint64_t known_tail, ReleaseForHandOff());
+  return queue_->Unlock(word_addr, home, known_tail);
 }
 
 absl::Status Sync::LockTestAndSet(uint64_t word_addr) {
@@ -320,19 +323,28 @@ void Sync::SetNoticeLog(uint64_t addr, uint64_t entries) {
                                      timeout_, describe_rank_);
 }
 
-absl::Status Sync::Release() {
+absl::Status Sync::Release() { return ReleaseForHandOff().status(); }
+
+absl::StatusOr<uint64_t> Sync::ReleaseForHandOff() {
   std::lock_guard<std::mutex> lock(notice_mu_);
   GASP_RETURN_IF_ERROR(coherence_->Release());
-  if (log_ == nullptr) return absl::OkStatus();
+  if (log_ == nullptr) return 0;
   std::vector<PageRun> runs;
   GASP_RETURN_IF_ERROR(coherence_->TakeNotices(Coherence::NoticeSet::kSincePublished, &runs));
-  return log_->Publish(runs);
+  GASP_RETURN_IF_ERROR(log_->Publish(runs));
+  return log_->known_tail();
 }
 
 absl::Status Sync::Acquire() {
   std::lock_guard<std::mutex> lock(notice_mu_);
   if (log_ == nullptr) return coherence_->Acquire();
   return log_->Collect();
+}
+
+absl::Status Sync::AcquireTo(uint64_t known_tail) {
+  std::lock_guard<std::mutex> lock(notice_mu_);
+  if (log_ == nullptr) return coherence_->Acquire();
+  return log_->CollectTo(known_tail);
 }
 
 absl::Status Sync::Barrier() { return BarrierReduce({}, ReduceOp::kSum, nullptr); }

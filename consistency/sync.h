@@ -79,6 +79,10 @@ class Sync {
   // named since this rank's last acquire (the whole cache without a log).
   absl::Status Release();
   absl::Status Acquire();
+  // Release that also returns the notice-log tail it knows of (0 without a
+  // log), for the hand-off of a lock; Acquire up to such a tail.
+  absl::StatusOr<uint64_t> ReleaseForHandOff();
+  absl::Status AcquireTo(uint64_t known_tail);
 
   // Uses the notice log at global address `addr` (NoticeLog::BytesFor
   // `entries` bytes, zero-filled, allocated on every rank) for lock and
