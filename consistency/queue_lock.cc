@@ -45,58 +45,49 @@ constexpr absl::Duration kProbeAnswer = absl::Seconds(2);
 constexpr int kMaxHops = 1024;
 
 // Waiting for a word of one's own node. What lands there is usually a
-// remote WRITE, which wakes nobody, so a waiter spins as the wait policy
-// says (base/wait.h: GASP_SPIN_US, all the time with poll), then yields the
-// CPU for kYieldFor (ranks that share cores go on, and the next hand-off is
-// seen within a scheduling round), then naps for growing times up to
-// kMaxNap (not at all with poll; from the start with block). A thread of
-// this rank that writes the word wakes a napping waiter at once.
+// remote WRITE, which wakes nobody, so the thread looks at the word itself,
+// as the wait policy (base/wait.h) says:
+//   poll      spins (dedicated cores);
+//   adaptive  yields the CPU between looks for GASP_SPIN_US + kYieldFor (a
+//             spin that kept its core would hold off the progress thread
+//             that delivers the hand-off when ranks share cores; a yield
+//             costs one system call when they do not), then naps;
+//   block     naps from the start.
+// Naps grow from kFirstNap to kMaxNap; a thread of this rank that writes
+// the word wakes a napping waiter at once (futex).
 constexpr absl::Duration kYieldFor = absl::Milliseconds(2);
 constexpr absl::Duration kFirstNap = absl::Microseconds(50);
 constexpr absl::Duration kMaxNap = absl::Milliseconds(1);
 
 class Pauser {
  public:
-  Pauser() {
-    const absl::Time now = absl::Now();
-    switch (GetWaitMode()) {
-      case WaitMode::kPoll:
-        spin_until_ = yield_until_ = absl::InfiniteFuture();
-        break;
-      case WaitMode::kBlock:
-        spin_until_ = yield_until_ = now;
-        break;
-      case WaitMode::kAdaptive:
-        // Yield from the start: a spin that keeps its core stops the
-        // progress thread that would deliver the hand-off when ranks share
-        // cores, and a yield costs a system call when they do not.
-        spin_until_ = now;
-        yield_until_ = now + absl::Microseconds(GetSpinMicros()) + kYieldFor;
-        break;
-    }
+  Pauser() : mode_(GetWaitMode()) {
+    yield_until_ = mode_ == WaitMode::kAdaptive
+                       ? absl::Now() + absl::Microseconds(GetSpinMicros()) + kYieldFor
+                       : absl::InfinitePast();
   }
 
   // Returns once `*word` is non-zero, or after a short spin, a yield or a
   // nap that ends by `until`.
   void Pause(const std::atomic<uint64_t>* word, absl::Time until) {
-    const absl::Time now = absl::Now();
-    if (now < spin_until_) {
+    if (mode_ == WaitMode::kPoll) {
       for (int i = 0; i < 64 && word->load(std::memory_order_acquire) == 0; ++i) CpuRelax();
       return;
     }
+    const absl::Time now = absl::Now();
     if (now < yield_until_) {
       sched_yield();
       return;
     }
     nap_ = nap_ == absl::ZeroDuration() ? kFirstNap : std::min(nap_ * 2, kMaxNap);
-    // The low half of a node name is rank + 1, never zero: a 32-bit futex
-    // on it sees every name arrive.
+    // The low half of a node name or grant word is never zero: a 32-bit
+    // futex on it sees every value arrive.
     BlockWhileEqual(reinterpret_cast<const std::atomic<uint32_t>*>(word), 0,
                     std::min(until, now + nap_));
   }
 
  private:
-  absl::Time spin_until_;
+  const WaitMode mode_;
   absl::Time yield_until_;
   absl::Duration nap_ = absl::ZeroDuration();
 };
