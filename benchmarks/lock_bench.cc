@@ -65,15 +65,10 @@ struct Uncontended {
 };
 
 Uncontended Measure(uint64_t* cas_word, uint64_t* const lock_word[2], int iters) {
-  auto* coherence = gasp::internal::GetCoherence();
-  const uint64_t addr = reinterpret_cast<uint64_t>(cas_word);
   uint64_t old = 0;
-  gasp::transport::Op op;
-  op.type = gasp::transport::OpType::kCompareSwap;
-  op.peer = 1;
+  gasp::transport::Op op = gasp::internal::GetCoherence()->HomeOp(
+      gasp::transport::OpType::kCompareSwap, 1, reinterpret_cast<uint64_t>(cas_word));
   op.local = &old;
-  op.remote_addr = coherence->HomeAddress(1, addr);
-  op.rkey = coherence->HomeKey(addr, 1);
   auto cas = [&] {
     if (!gasp::internal::GetTransport()
              ->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + absl::Seconds(30))
@@ -158,18 +153,14 @@ Contended Hammer(Kind kind, uint64_t* word, int count, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  gasp::Result<gasp::Runtime> rt = gasp::Init(&argc, &argv);
-  if (!rt.ok()) {
-    std::fprintf(stderr, "gasp::Init: %s\n", rt.status().message().c_str());
-    return 1;
-  }
+  gasp::Runtime rt = gasp::Init(&argc, &argv).value();
   const int iters = argc > 1 ? std::atoi(argv[1]) : 500;
   const int count = argc > 2 ? std::atoi(argv[2]) : 200;
   const int threads = argc > 3 ? std::atoi(argv[3]) : 1;
-  const int me = rt->rank(), n = rt->size();
+  const int me = rt.rank(), n = rt.size();
   if (n < 2 || iters < 1 || count < 1 || threads < 1) {
     if (me == 0) std::fprintf(stderr, "lock_bench: needs 2 ranks and positive counts\n");
-    (void)rt->Finalize();
+    (void)rt.Finalize();
     return 2;
   }
   // Lock words and the CAS target on one page homed at rank 1, a cache
@@ -206,5 +197,5 @@ int main(int argc, char** argv) {
     std::printf(" %-38s %12.2f %12.2f\n", "slowest thread / fastest (mean wait)",
                 contended[0].slow_over_fast, contended[1].slow_over_fast);
   }
-  return rt->Finalize();
+  return rt.Finalize();
 }

@@ -34,14 +34,9 @@ NoticeLog::NoticeLog(Coherence* coherence, transport::Transport* transport, int 
 
 absl::StatusOr<uint64_t> NoticeLog::Tail(uint64_t add) {
   uint64_t old = 0;
-  Op op;
-  op.type = OpType::kFetchAdd;
-  op.peer = home_;
+  Op op = coherence_->HomeOp(OpType::kFetchAdd, home_, addr_);
   op.local = &old;
-  op.remote_addr = coherence_->HomeAddress(home_, addr_);
-  op.rkey = coherence_->HomeKey(addr_, home_);
   op.operand = add;
-  op.wr_id = addr_;
   GASP_RETURN_IF_ERROR(
       Annotate(transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + timeout_),
                absl::StrFormat("write-notice log at %s", describe_rank_(home_))));

@@ -213,15 +213,10 @@ void QueueLocks::ReturnNode(uint32_t index) {
 absl::StatusOr<uint64_t> QueueLocks::Atomic(OpType type, uint64_t lock, int home,
                                             uint64_t compare, uint64_t operand) {
   uint64_t old = 0;
-  Op op;
-  op.type = type;
-  op.peer = home;
+  Op op = coherence_->HomeOp(type, home, lock);
   op.local = &old;
-  op.remote_addr = coherence_->HomeAddress(home, lock);
-  op.rkey = coherence_->HomeKey(lock, home);
   op.compare = compare;
   op.operand = operand;
-  op.wr_id = lock;
   absl::Status s = transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + timeout_);
   if (!s.ok()) {
     return Annotate(s, absl::StrFormat("global lock %#x at %s", lock, describe_rank_(home)));
@@ -239,15 +234,9 @@ absl::Status QueueLocks::WriteNodeWord(NodeId to, size_t word_offset, uint64_t v
     return absl::OkStatus();
   }
   *buf = value;
-  const uint64_t addr = NodeAddress(to) + word_offset;
-  Op op;
-  op.type = OpType::kWrite;
-  op.peer = to.rank;
+  Op op = coherence_->HomeOp(OpType::kWrite, to.rank, NodeAddress(to) + word_offset);
   op.local = buf;
   op.length = sizeof(uint64_t);
-  op.remote_addr = coherence_->HomeAddress(to.rank, addr);
-  op.rkey = coherence_->HomeKey(addr, to.rank);
-  op.wr_id = addr;
   return transport_->Post(absl::MakeConstSpan(&op, 1), counter);
 }
 
@@ -461,15 +450,9 @@ QueueLocks::Hop QueueLocks::Read(NodeId id) {
     hop.answered = true;
     return hop;
   }
-  const uint64_t addr = NodeAddress(id);
-  Op op;
-  op.type = OpType::kRead;
-  op.peer = id.rank;
+  Op op = coherence_->HomeOp(OpType::kRead, id.rank, NodeAddress(id));
   op.local = &hop.node;
   op.length = sizeof(QueueNode);
-  op.remote_addr = coherence_->HomeAddress(id.rank, addr);
-  op.rkey = coherence_->HomeKey(addr, id.rank);
-  op.wr_id = addr;
   hop.answered = transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + kProbeAnswer).ok();
   return hop;
 }

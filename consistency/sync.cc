@@ -46,15 +46,10 @@ absl::StatusOr<uint64_t> Sync::Atomic(OpType type, uint64_t addr, uint64_t compa
   int home;
   GASP_RETURN_IF_ERROR(CheckWord(addr, &home));
   uint64_t old = 0;
-  Op op;
-  op.type = type;
-  op.peer = home;
+  Op op = coherence_->HomeOp(type, home, addr);
   op.local = &old;
-  op.remote_addr = coherence_->HomeAddress(home, addr);
-  op.rkey = coherence_->HomeKey(addr, home);
   op.compare = compare;
   op.operand = operand;
-  op.wr_id = addr;
   StatAdd(Counter::kAtomics);
   absl::Status s = transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + timeout_);
   if (!s.ok()) return Annotate(s, absl::StrFormat("atomic on %#x at %s", addr, describe_rank_(home)));

@@ -53,6 +53,31 @@ class LockErrorsTest : public ::testing::Test {
 };
 bool LockErrorsTest::initialized_ = false;
 
+// Another thread of this rank that takes `lock` and holds it until
+// destroyed. Its unlock may hand the lock to a waiter that gave up.
+class OtherThreadHolds {
+ public:
+  explicit OtherThreadHolds(uint64_t lock) {
+    thread_ = gasp::StartThread([this, lock] {
+      EXPECT_TRUE(gasp::internal::GetSync()->Lock(lock).ok());
+      tid_ = static_cast<uint64_t>(gettid());
+      while (!release_) absl::SleepFor(absl::Milliseconds(1));
+      EXPECT_TRUE(gasp::internal::GetSync()->Unlock(lock).ok());
+    });
+    while (tid_ == 0) absl::SleepFor(absl::Milliseconds(1));
+  }
+  ~OtherThreadHolds() {
+    release_ = true;
+    thread_.join();
+  }
+  std::string tid() const { return std::to_string(tid_.load()); }
+
+ private:
+  std::atomic<uint64_t> tid_{0};
+  std::atomic<bool> release_{false};
+  std::thread thread_;
+};
+
 TEST_F(LockErrorsTest, LockTwiceIsAClearError) {
   const uint64_t lock = NewLock();
   ASSERT_TRUE(S()->Lock(lock).ok());
@@ -78,37 +103,20 @@ TEST_F(LockErrorsTest, UnlockOfAFreeLock) {
 
 TEST_F(LockErrorsTest, UnlockByAnotherThreadNamesTheHolder) {
   const uint64_t lock = NewLock();
-  std::atomic<uint64_t> holder_tid{0};
-  std::atomic<bool> release{false};
-  std::thread holder = gasp::StartThread([&] {
-    ASSERT_TRUE(S()->Lock(lock).ok());
-    holder_tid = static_cast<uint64_t>(gettid());
-    while (!release) absl::SleepFor(absl::Milliseconds(1));
-    EXPECT_TRUE(S()->Unlock(lock).ok());
-  });
-  while (holder_tid == 0) absl::SleepFor(absl::Milliseconds(1));
-  const absl::Status s = S()->Unlock(lock);
-  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
-  EXPECT_THAT(std::string(s.message()),
-              HasSubstr("which does not hold it: it is held by thread " +
-                        std::to_string(holder_tid.load()) + " of this rank"));
-  release = true;
-  holder.join();
+  {
+    OtherThreadHolds holder(lock);
+    const absl::Status s = S()->Unlock(lock);
+    EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+    EXPECT_THAT(std::string(s.message()),
+                HasSubstr("which does not hold it: it is held by thread " + holder.tid() +
+                          " of this rank"));
+  }
   EXPECT_EQ(Tail(lock), 0u);
 }
 
 TEST_F(LockErrorsTest, TimeoutNamesThePredecessorAndTheHolder) {
   const uint64_t lock = NewLock();
-  std::atomic<uint64_t> holder_tid{0};
-  std::atomic<bool> release{false};
-  std::thread holder = gasp::StartThread([&] {
-    ASSERT_TRUE(S()->Lock(lock).ok());
-    holder_tid = static_cast<uint64_t>(gettid());
-    while (!release) absl::SleepFor(absl::Milliseconds(1));
-    // Handed to the waiter that gave up: its node stays in the queue.
-    EXPECT_TRUE(S()->Unlock(lock).ok());
-  });
-  while (holder_tid == 0) absl::SleepFor(absl::Milliseconds(1));
+  OtherThreadHolds holder(lock);
   const absl::Time start = absl::Now();
   const absl::Status s = S()->Lock(lock);
   const absl::Duration waited = absl::Now() - start;
@@ -118,10 +126,7 @@ TEST_F(LockErrorsTest, TimeoutNamesThePredecessorAndTheHolder) {
   EXPECT_THAT(std::string(s.message()),
               MatchesRegex("waiting for global lock 0x[0-9a-f]+: gave up after GASP_TIMEOUT=2s: "
                            "queued behind thread " +
-                           std::to_string(holder_tid.load()) +
-                           " of this rank, which holds it and answers"));
-  release = true;
-  holder.join();
+                           holder.tid() + " of this rank, which holds it and answers"));
 }
 
 TEST_F(LockErrorsTest, AWaiterFurtherBackIsToldWhoHoldsTheLock) {

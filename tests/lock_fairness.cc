@@ -169,16 +169,12 @@ void Check(int l, const Entry* seq, uint64_t counter, const Waits* waits, int n,
 }  // namespace
 
 int main(int argc, char** argv) {
-  auto rt = gasp::Init(&argc, &argv);
-  if (!rt.ok()) {
-    std::fprintf(stderr, "gasp::Init: %s\n", std::string(rt.status().message()).c_str());
-    return 1;
-  }
+  gasp::Runtime rt = gasp::Init(&argc, &argv).value();
   const int count = argc > 1 ? std::atoi(argv[1]) : 100;
   const int threads = argc > 2 ? std::atoi(argv[2]) : 4;
   const int nlocks = argc > 3 ? std::atoi(argv[3]) : 3;
   g_tas = argc > 4 && std::strcmp(argv[4], "tas") == 0;
-  const int me = rt->rank(), n = rt->size();
+  const int me = rt.rank(), n = rt.size();
   if (count < 3 || threads < 1 || nlocks < 1) {
     std::fprintf(stderr, "lock_fairness: count >= 3, threads >= 1, locks >= 1\n");
     return 2;
@@ -236,6 +232,6 @@ int main(int argc, char** argv) {
                 count, g_tas ? "test-and-set" : "queue", summary.c_str(), ok ? "" : why.c_str());
   }
   std::printf("rank %d: %s\n", me, ok ? "verified" : "FAILED");
-  const int rc = rt->Finalize();
+  const int rc = rt.Finalize();
   return ok ? rc : 1;
 }
