@@ -2,7 +2,8 @@
 // queue like remote ranks): a thread locking twice, unlocks by threads that
 // do not hold the lock, and a wait past GASP_TIMEOUT, whose error names the
 // thread it queued behind and the holder. The public API ends the job on
-// these errors; this test calls the runtime's Sync to see them.
+// these errors; this test calls the runtime's Sync to see them. Also the C
+// API's locks (gasp_c.h) on the queue.
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "gasp/gasp.h"
+#include "gasp/gasp_c.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "runtime/runtime_internal.h"
@@ -156,6 +158,24 @@ TEST_F(LockErrorsTest, AWaiterFurtherBackIsToldWhoHoldsTheLock) {
   waiter.join();
   EXPECT_TRUE(got);
   EXPECT_EQ(Tail(lock), 0u);
+}
+
+TEST_F(LockErrorsTest, TheCApiQueuesToo) {
+  void* handles[2] = {gasp_lock_new_all(), gasp_lock_new()};  // collective; this rank's heap
+  for (void* lock : handles) {
+    EXPECT_EQ(gasp_trylock(lock), 1);
+    EXPECT_EQ(gasp_trylock(lock), 0);  // held by this thread
+    EXPECT_NE(Tail(reinterpret_cast<uint64_t>(lock)), 0u);
+    gasp_unlock(lock);
+    EXPECT_EQ(Tail(reinterpret_cast<uint64_t>(lock)), 0u);
+    gasp_lock(lock);
+    {
+      // Another thread's trylock fails while this one holds it.
+      std::thread other = gasp::StartThread([&] { EXPECT_EQ(gasp_trylock(lock), 0); });
+      other.join();
+    }
+    gasp_unlock(lock);
+  }
 }
 
 TEST_F(LockErrorsTest, RunningOutOfQueueNodesNamesTheSetting) {
