@@ -11,7 +11,9 @@
 //   hand-off      every thread of every rank takes one lock (homed at rank
 //                 1) `acquisitions` times back to back with an empty
 //                 critical section: wall time / all acquisitions; / rtt
-//                 (goal: <= 3)
+//                 (goal: <= 3); failed COMPARE_SWAPs per acquisition
+//                 (test-and-set: attempts on a held lock; queue: swaps
+//                 whose guess of the tail was wrong)
 //   wait          lock() times of those acquisitions over every thread:
 //                 max / mean, and the slowest thread's mean / the fastest
 //                 thread's (1 = no thread favoured)
@@ -106,7 +108,18 @@ Uncontended Measure(uint64_t* cas_word, uint64_t* const lock_word[2], int iters)
   return u;
 }
 
+// This rank's failed COMPARE_SWAPs on lock words so far (counter
+// lock_retries: test-and-set attempts that found the lock held; swaps of
+// the queue lock that found another tail than they guessed).
+double FailedSwaps() {
+  for (const auto& [name, value] : gasp::Stats()) {
+    if (name == "lock_retries") return static_cast<double>(value);
+  }
+  return 0;
+}
+
 struct Contended {
+  double failed_cas = 0;       // failed COMPARE_SWAPs per acquisition
   double handoff_us = 0;       // wall time / acquisitions
   double max_over_mean = 0;    // max wait / mean wait, over every acquisition
   double slow_over_fast = 0;   // slowest thread's mean wait / fastest thread's
@@ -116,6 +129,7 @@ struct Contended {
 Contended Hammer(Kind kind, uint64_t* word, int count, int threads) {
   std::vector<double> sum(threads, 0), max(threads, 0);
   gasp::Barrier();
+  const double failed_before = FailedSwaps();
   const auto t0 = Clock::now();
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
@@ -142,6 +156,7 @@ Contended Hammer(Kind kind, uint64_t* word, int count, int threads) {
   }
   const double acquisitions = static_cast<double>(gasp::Size()) * threads * count;
   Contended c;
+  c.failed_cas = gasp::Allreduce(FailedSwaps() - failed_before) / acquisitions;
   c.handoff_us = wall / acquisitions;
   c.max_over_mean = gasp::Allreduce(worst, gasp::ReduceOp::kMax) /
                     (gasp::Allreduce(waited) / acquisitions);
@@ -192,6 +207,8 @@ int main(int argc, char** argv) {
                 contended[1].handoff_us);
     std::printf(" %-38s %12.2f %12.2f\n", "  / rtt", contended[0].handoff_us / rtt,
                 contended[1].handoff_us / rtt);
+    std::printf(" %-38s %12.2f %12.2f\n", "  failed COMPARE_SWAPs per acquisition",
+                contended[0].failed_cas, contended[1].failed_cas);
     std::printf(" %-38s %12.2f %12.2f\n", "max wait / mean wait", contended[0].max_over_mean,
                 contended[1].max_over_mean);
     std::printf(" %-38s %12.2f %12.2f\n", "slowest thread / fastest (mean wait)",
