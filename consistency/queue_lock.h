@@ -7,10 +7,10 @@
 // node, it links itself behind it (one WRITE into the predecessor's `next`)
 // and waits on its own node's `grant` word, which only memory traffic
 // changes. To unlock, a holder without a successor swaps the tail back to
-// 0; otherwise (or when that swap finds a new tail) it WRITEs its name into
-// the successor's `grant`. Each waiter is granted the lock by the node it
-// queued behind, so the lock is taken in the order of the swaps (FIFO).
-// docs/protocol.md, "Locks".
+// 0; otherwise (or when that swap finds a new tail) it WRITEs the grant
+// into the successor's `grant`. Each waiter is granted the lock by the
+// node it queued behind, so the lock is taken in the order of the swaps
+// (FIFO). docs/protocol.md, "Locks".
 //
 // This layer only queues: Sync releases before Unlock and acquires after
 // Lock, so release consistency rides on the hand-off. The grant carries a
