@@ -103,6 +103,12 @@ const std::vector<Row>& Rows() {
         "the whole cache.",
         "", 0, 1 << 24},
        &Config::notice_log_entries},
+      {{"GASP_LOCK_NODES", SettingType::kInt, "1024",
+        "Queue nodes (64 bytes each, registered at their rank) per rank for global locks: "
+        "every thread needs one per lock it holds or waits for, so this bounds the locks the "
+        "threads of one rank hold or await at once. Every rank must use the same value.",
+        "", 1, 1 << 20},
+       &Config::lock_nodes},
       {{"GASP_PACKED_DIFFS", SettingType::kBool, "1",
         "Send the short byte runs of a release to each home in one message, applied by the "
         "home's diff thread, instead of one one-sided WRITE per run. 0: WRITEs only.",

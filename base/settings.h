@@ -32,6 +32,7 @@ struct Config {
   int64_t prefetch_max_pages = 0;  // GASP_PREFETCH_MAX_PAGES
   int64_t max_dirty_pages = 0;     // GASP_MAX_DIRTY_PAGES
   int64_t notice_log_entries = 0;  // GASP_NOTICE_LOG_ENTRIES
+  int64_t lock_nodes = 0;          // GASP_LOCK_NODES
   bool packed_diffs = true;        // GASP_PACKED_DIFFS
   int64_t diff_direct_bytes = 0;   // GASP_DIFF_DIRECT_BYTES
   int64_t home_open_pages = 0;     // GASP_HOME_OPEN_PAGES

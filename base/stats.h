@@ -22,7 +22,7 @@ enum class Counter : int {
   kInvalidations,    // cached pages dropped at acquires
   kLockAcquires,
   kLockWaitNs,       // time spent in lock acquire
-  kLockRetries,      // failed CAS attempts
+  kLockRetries,      // failed COMPARE_SWAPs on lock words (queueing, test-and-set)
   kBarriers,
   kBarrierWaitNs,
   kAtomics,          // remote atomics issued by the API
@@ -49,6 +49,7 @@ enum class Counter : int {
   kReadFaultNs,            // time in read faults that fetched (trap excluded)
   kFetchWaitNs,            // of which waiting for the READs
   kRpcsRefused,            // shipped calls refused for a missing, wrong or replayed credential
+  kLockHandoffs,           // locks this rank's threads queued for and were handed by a predecessor
   kCount
 };
 

@@ -20,6 +20,26 @@ int64_t NowNanos() {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+// Deadline in CLOCK_MONOTONIC nanoseconds (absl::Now is not signal-safe to
+// rely on everywhere; convert once).
+int64_t EndNanos(absl::Time deadline) {
+  if (deadline == absl::InfiniteFuture()) return NowNanos() + INT64_MAX / 2;
+  return NowNanos() + absl::ToInt64Nanoseconds(deadline - absl::Now());
+}
+
+bool BlockUntil(const std::atomic<uint32_t>* word, uint32_t value, int64_t end_ns) {
+  while (word->load(std::memory_order_acquire) == value) {
+    int64_t left = end_ns - NowNanos();
+    if (left <= 0) return false;
+    timespec ts{static_cast<time_t>(left / 1000000000LL), static_cast<long>(left % 1000000000LL)};
+    int saved = errno;
+    syscall(SYS_futex, reinterpret_cast<const uint32_t*>(word), FUTEX_WAIT_PRIVATE, value, &ts,
+            nullptr, 0);
+    errno = saved;
+  }
+  return true;
+}
+
 }  // namespace
 
 void SetWaitPolicy(WaitMode mode, int64_t spin_us) {
@@ -32,11 +52,7 @@ int64_t GetSpinMicros() { return g_spin_us.load(std::memory_order_relaxed); }
 
 bool WaitWhileEqual(const std::atomic<uint32_t>* word, uint32_t value, absl::Time deadline) {
   WaitMode mode = GetWaitMode();
-  // Deadline in CLOCK_MONOTONIC nanoseconds (absl::Now is not signal-safe
-  // to rely on everywhere; convert once).
-  int64_t remaining_ns = absl::ToInt64Nanoseconds(deadline - absl::Now());
-  if (deadline == absl::InfiniteFuture()) remaining_ns = INT64_MAX / 2;
-  const int64_t end_ns = NowNanos() + remaining_ns;
+  const int64_t end_ns = EndNanos(deadline);
   if (mode != WaitMode::kBlock) {
     const int64_t spin_end = mode == WaitMode::kPoll ? end_ns : NowNanos() + GetSpinMicros() * 1000;
     int i = 0;
@@ -54,16 +70,11 @@ bool WaitWhileEqual(const std::atomic<uint32_t>* word, uint32_t value, absl::Tim
     if (word->load(std::memory_order_acquire) != value) return true;
     if (mode == WaitMode::kPoll) return false;
   }
-  while (word->load(std::memory_order_acquire) == value) {
-    int64_t left = end_ns - NowNanos();
-    if (left <= 0) return false;
-    timespec ts{static_cast<time_t>(left / 1000000000LL), static_cast<long>(left % 1000000000LL)};
-    int saved = errno;
-    syscall(SYS_futex, reinterpret_cast<const uint32_t*>(word), FUTEX_WAIT_PRIVATE, value, &ts,
-            nullptr, 0);
-    errno = saved;
-  }
-  return true;
+  return BlockUntil(word, value, end_ns);
+}
+
+bool BlockWhileEqual(const std::atomic<uint32_t>* word, uint32_t value, absl::Time deadline) {
+  return BlockUntil(word, value, EndNanos(deadline));
 }
 
 void WakeAll(const std::atomic<uint32_t>* word) {

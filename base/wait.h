@@ -24,6 +24,11 @@ int64_t GetSpinMicros();
 // timeout.
 bool WaitWhileEqual(const std::atomic<uint32_t>* word, uint32_t value, absl::Time deadline);
 
+// Like WaitWhileEqual without the spin: sleeps (futex) until `*word !=
+// value`, a WakeAll, or the deadline. Returns false on timeout.
+// Async-signal-safe.
+bool BlockWhileEqual(const std::atomic<uint32_t>* word, uint32_t value, absl::Time deadline);
+
 // Wakes every waiter of `word` (async-signal-safe).
 void WakeAll(const std::atomic<uint32_t>* word);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Smoke test of rtt_bench (2 ranks) and barrier_bench (2 and 4 ranks), 20
-# iterations: every row of the tables is printed with a number (the figures
-# themselves are for docs/benchmarks.md).
+# Smoke test of rtt_bench (2 ranks), barrier_bench and lock_bench (2 and 4
+# ranks), 20 iterations: every row of the tables is printed with a number
+# (the figures themselves are for docs/benchmarks.md).
 set -uo pipefail
 b="${TEST_SRCDIR:-$(dirname "$0")/../bazel-bin}/gasp"
 gasprun=$b/tools/gasprun bench=$b/benchmarks/rtt_bench
@@ -30,5 +30,18 @@ for np in 2 4; do
     echo "$out" | grep -qE "^ $row$" || { echo "FAIL: barrier_bench -np $np: no row /$row/"; fail=1; }
   done
 done
-[ "$fail" = 0 ] && echo "PASS: rtt_bench and barrier_bench print every row"
+# lock_bench at 2 and 4 ranks: both lock kinds in every row.
+for np in 2 4; do
+  out=$(GASP_TIMEOUT=30s timeout -k 5 120 "$gasprun" -np $np "${bench%rtt_bench}lock_bench" 20 10 2>&1)
+  rc=$?
+  echo "$out"
+  [ "$rc" = 0 ] || { echo "FAIL: lock_bench -np $np exited $rc"; fail=1; }
+  for row in "COMPARE_SWAP, one alone \(median\) +[0-9.]+" "round trip \(rtt\): two back to back / 2 +[0-9.]+" \
+             "uncontended lock\+unlock( +[0-9.]+){2}" "contended hand-off( +[0-9.]+){2}" "  / rtt( +[0-9.]+){2}" \
+             "  failed COMPARE_SWAPs per acquisition( +[0-9.]+){2}" \
+             "max wait / mean wait( +[0-9.]+){2}" "slowest thread / fastest \(mean wait\)( +[0-9.]+){2}"; do
+    echo "$out" | grep -qE "^ $row$" || { echo "FAIL: lock_bench -np $np: no row /$row/"; fail=1; }
+  done
+done
+[ "$fail" = 0 ] && echo "PASS: rtt_bench, barrier_bench and lock_bench print every row"
 exit $fail

@@ -169,6 +169,18 @@ class Coherence {
   }
   // Remote key covering `addr` at `home` (zero key if not allocated).
   transport::RemoteKey HomeKey(uint64_t addr, int home) const;
+  // A one-sided op of `type` on global address `addr` at its home `home`:
+  // peer, remote address and key filled in, wr_id = addr; the caller sets
+  // local, length, compare, operand.
+  transport::Op HomeOp(transport::OpType type, int home, uint64_t addr) const {
+    transport::Op op;
+    op.type = type;
+    op.peer = home;
+    op.remote_addr = HomeAddress(home, addr);
+    op.rkey = HomeKey(addr, home);
+    op.wr_id = addr;
+    return op;
+  }
 
   // Caps every app-view protection this layer sets on a page of a segment
   // with a non-zero domain by cap(domain), so that a closed domain stays

@@ -34,14 +34,9 @@ NoticeLog::NoticeLog(Coherence* coherence, transport::Transport* transport, int 
 
 absl::StatusOr<uint64_t> NoticeLog::Tail(uint64_t add) {
   uint64_t old = 0;
-  Op op;
-  op.type = OpType::kFetchAdd;
-  op.peer = home_;
+  Op op = coherence_->HomeOp(OpType::kFetchAdd, home_, addr_);
   op.local = &old;
-  op.remote_addr = coherence_->HomeAddress(home_, addr_);
-  op.rkey = coherence_->HomeKey(addr_, home_);
   op.operand = add;
-  op.wr_id = addr_;
   GASP_RETURN_IF_ERROR(
       Annotate(transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + timeout_),
                absl::StrFormat("write-notice log at %s", describe_rank_(home_))));
@@ -79,6 +74,7 @@ absl::Status NoticeLog::Publish(const std::vector<PageRun>& runs) {
   for (const PageRun& r : runs) pages += r.count;
   StatAdd(Counter::kNoticesSent, pages);
   GASP_ASSIGN_OR_RETURN(const uint64_t first, Tail(buf_.size()));
+  known_tail_ = std::max(known_tail_, first + buf_.size());
   if (buf_.size() > entries_) return absl::OkStatus();  // readers see the lap and drop all
   for (uint64_t i = 0; i < buf_.size(); ++i) SealLogEntry((first + i) / entries_, &buf_[i]);
   return Transfer(OpType::kWrite, first, buf_.size(), buf_.data());
@@ -86,7 +82,12 @@ absl::Status NoticeLog::Publish(const std::vector<PageRun>& runs) {
 
 absl::Status NoticeLog::Collect() {
   GASP_ASSIGN_OR_RETURN(const uint64_t tail, Tail(0));
-  if (tail == position_) return absl::OkStatus();
+  return CollectTo(tail);
+}
+
+absl::Status NoticeLog::CollectTo(uint64_t tail) {
+  known_tail_ = std::max(known_tail_, tail);
+  if (tail <= position_) return absl::OkStatus();
   const uint64_t behind = tail - position_;
   if (behind > entries_ || behind > kMaxCollectEntries) {
     StatAdd(Counter::kNoticeLogOverflows);

@@ -52,6 +52,13 @@ class NoticeLog {
   // Reads the entries appended since the last call and invalidates the
   // pages other ranks named (everything, if the log lapped this reader).
   absl::Status Collect();
+  // The same up to `tail` instead of the log's current tail (no FETCH_ADD):
+  // a lock hand-off passes the releaser's known_tail(), which covers every
+  // release that happened before the hand-off.
+  absl::Status CollectTo(uint64_t tail);
+  // Entries of every release this process knows to have happened: the
+  // largest tail it collected up to or published to.
+  uint64_t known_tail() const { return known_tail_; }
 
  private:
   absl::StatusOr<uint64_t> Tail(uint64_t add);
@@ -67,6 +74,7 @@ class NoticeLog {
   const std::function<std::string(int)> describe_rank_;
   int home_ = 0;
   uint64_t position_ = 0;  // entries before it have been collected
+  uint64_t known_tail_ = 0;
   std::vector<LogEntry> buf_;
   std::vector<PageRun> runs_;
 };

@@ -46,15 +46,10 @@ absl::StatusOr<uint64_t> Sync::Atomic(OpType type, uint64_t addr, uint64_t compa
   int home;
   GASP_RETURN_IF_ERROR(CheckWord(addr, &home));
   uint64_t old = 0;
-  Op op;
-  op.type = type;
-  op.peer = home;
+  Op op = coherence_->HomeOp(type, home, addr);
   op.local = &old;
-  op.remote_addr = coherence_->HomeAddress(home, addr);
-  op.rkey = coherence_->HomeKey(addr, home);
   op.compare = compare;
   op.operand = operand;
-  op.wr_id = addr;
   StatAdd(Counter::kAtomics);
   absl::Status s = transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + timeout_);
   if (!s.ok()) return Annotate(s, absl::StrFormat("atomic on %#x at %s", addr, describe_rank_(home)));
@@ -109,16 +104,49 @@ int HolderRank(uint64_t word) { return static_cast<int>(word & 0xffffffffu) - 1;
 
 }  // namespace
 
+void Sync::SetLockNodes(uint64_t addr, uint64_t stride, uint32_t nodes_per_rank) {
+  queue_ = std::make_unique<QueueLocks>(coherence_, transport_, rank_, nranks_, addr, stride,
+                                        nodes_per_rank, timeout_, describe_rank_);
+}
+
+absl::StatusOr<int> Sync::LockHome(uint64_t word_addr) const {
+  int home;
+  GASP_RETURN_IF_ERROR(CheckWord(word_addr, &home));
+  if (queue_ == nullptr) return absl::FailedPreconditionError("global locks before SetLockNodes");
+  return home;
+}
+
+absl::Status Sync::Lock(uint64_t word_addr) {
+  const absl::Time start = absl::Now();
+  GASP_ASSIGN_OR_RETURN(const int home, LockHome(word_addr));
+  bool handed_over = false;
+  uint64_t known_tail = 0;
+  GASP_RETURN_IF_ERROR(queue_->Lock(word_addr, home, &handed_over, &known_tail));
+  StatAdd(Counter::kLockAcquires);
+  StatAdd(Counter::kLockWaitNs, absl::ToInt64Nanoseconds(absl::Now() - start));
+  // A hand-off carries the releaser's notice-log tail: no FETCH_ADD.
+  return handed_over ? AcquireTo(known_tail) : Acquire();
+}
+
 absl::StatusOr<bool> Sync::TryLock(uint64_t word_addr) {
-  GASP_ASSIGN_OR_RETURN(uint64_t old,
-                        Atomic(OpType::kCompareSwap, word_addr, 0, Holder(rank_)));
-  if (old != 0) return false;
+  GASP_ASSIGN_OR_RETURN(const int home, LockHome(word_addr));
+  GASP_ASSIGN_OR_RETURN(const bool taken, queue_->TryLock(word_addr, home));
+  if (!taken) return false;
   StatAdd(Counter::kLockAcquires);
   GASP_RETURN_IF_ERROR(Acquire());
   return true;
 }
 
-absl::Status Sync::Lock(uint64_t word_addr) {
+absl::Status Sync::Unlock(uint64_t word_addr) {
+  GASP_ASSIGN_OR_RETURN(const int home, LockHome(word_addr));
+  GASP_RETURN_IF_ERROR(queue_->CheckHolder(word_addr, home));
+  // Release before the hand-off: the next holder's acquire must find this
+  // holder's notices in the log, up to the tail passed with the lock.
+  GASP_ASSIGN_OR_RETURN(const uint64_t known_tail, ReleaseForHandOff());
+  return queue_->Unlock(word_addr, home, known_tail);
+}
+
+absl::Status Sync::LockTestAndSet(uint64_t word_addr) {
   const absl::Time start = absl::Now();
   const absl::Time deadline = start + timeout_;
   const uint64_t mine = Holder(rank_);
@@ -149,7 +177,7 @@ absl::Status Sync::Lock(uint64_t word_addr) {
           DescribeHolder(HolderRank(old)));
     }
     // Randomized exponential backoff keeps contending ranks from hammering
-    // the home with CAS (queue-based locks come with the directory work).
+    // the home with CAS.
     absl::SleepFor(backoff * (0.5 + (jitter() % 1000) / 1000.0));
     backoff = std::min(backoff * 2, absl::Milliseconds(1));
   }
@@ -158,7 +186,7 @@ absl::Status Sync::Lock(uint64_t word_addr) {
   return Acquire();
 }
 
-absl::Status Sync::Unlock(uint64_t word_addr) {
+absl::Status Sync::UnlockTestAndSet(uint64_t word_addr) {
   GASP_RETURN_IF_ERROR(Release());
   const uint64_t mine = Holder(rank_);
   GASP_ASSIGN_OR_RETURN(uint64_t old, Atomic(OpType::kCompareSwap, word_addr, mine, 0));
@@ -290,19 +318,28 @@ void Sync::SetNoticeLog(uint64_t addr, uint64_t entries) {
                                      timeout_, describe_rank_);
 }
 
-absl::Status Sync::Release() {
+absl::Status Sync::Release() { return ReleaseForHandOff().status(); }
+
+absl::StatusOr<uint64_t> Sync::ReleaseForHandOff() {
   std::lock_guard<std::mutex> lock(notice_mu_);
   GASP_RETURN_IF_ERROR(coherence_->Release());
-  if (log_ == nullptr) return absl::OkStatus();
+  if (log_ == nullptr) return 0;
   std::vector<PageRun> runs;
   GASP_RETURN_IF_ERROR(coherence_->TakeNotices(Coherence::NoticeSet::kSincePublished, &runs));
-  return log_->Publish(runs);
+  GASP_RETURN_IF_ERROR(log_->Publish(runs));
+  return log_->known_tail();
 }
 
 absl::Status Sync::Acquire() {
   std::lock_guard<std::mutex> lock(notice_mu_);
   if (log_ == nullptr) return coherence_->Acquire();
   return log_->Collect();
+}
+
+absl::Status Sync::AcquireTo(uint64_t known_tail) {
+  std::lock_guard<std::mutex> lock(notice_mu_);
+  if (log_ == nullptr) return coherence_->Acquire();
+  return log_->CollectTo(known_tail);
 }
 
 absl::Status Sync::Barrier() { return BarrierReduce({}, ReduceOp::kSum, nullptr); }

@@ -1,5 +1,6 @@
-// Synchronization on top of the coherence protocol: global locks (CAS on a
-// word at its home), barriers (dissemination over transport messages) and
+// Synchronization on top of the coherence protocol: global locks (queue
+// locks, consistency/queue_lock.h), barriers (dissemination over transport
+// messages) and
 // atomics on global words, each with the release/acquire actions that make
 // release consistency hold for data-race-free programs.
 #ifndef GASP_CONSISTENCY_SYNC_H_
@@ -18,6 +19,7 @@
 #include "consistency/collective.h"
 #include "consistency/notice_log.h"
 #include "consistency/notices.h"
+#include "consistency/queue_lock.h"
 #include "consistency/tags.h"
 #include "transport/transport.h"
 
@@ -36,13 +38,29 @@ class Sync {
   Sync(Coherence* coherence, transport::Transport* transport, int rank, int nranks,
        absl::Duration timeout, std::function<std::string(int)> describe_rank);
 
-  // Lock word protocol: 0 = free, r+1 = held by rank r. Acquire spins with
-  // exponential backoff (bounded by GASP_TIMEOUT: the error names the
-  // holder) and then invalidates stale cached pages; unlock releases dirty
-  // pages first, then frees the word. One CAS each when uncontended.
+  // Global locks: the word is the tail of a FIFO queue of nodes, 0 when free
+  // (QueueLocks). Lock queues the calling thread, waits for the hand-off
+  // (bounded by GASP_TIMEOUT: the error names whom it waited behind), then
+  // acquires (invalidates the pages the notice log names); Unlock checks
+  // that the calling thread holds the lock, releases (dirty pages home,
+  // notices published), then hands the lock to the next waiter with one
+  // WRITE or frees the word. Uncontended: one COMPARE_SWAP each.
+  // REQUIRES: SetLockNodes.
   absl::Status Lock(uint64_t word_addr);
   absl::StatusOr<bool> TryLock(uint64_t word_addr);
   absl::Status Unlock(uint64_t word_addr);
+  // The pool of queue nodes (QueueLocks): `nodes_per_rank` 64-byte nodes
+  // per rank, rank r's at `addr` + r * `stride`, homed at r, zero-filled.
+  // Call once at Init, before the first lock.
+  void SetLockNodes(uint64_t addr, uint64_t stride, uint32_t nodes_per_rank);
+  QueueLocks* queue_locks() { return queue_.get(); }
+
+  // The test-and-set lock of earlier releases, kept for comparison only
+  // (benchmarks/lock_bench): CAS(0 -> (tid << 32) | (rank + 1)) at the
+  // home with randomized exponential backoff, no queue, no fairness. Never
+  // mix the two on one word.
+  absl::Status LockTestAndSet(uint64_t word_addr);
+  absl::Status UnlockTestAndSet(uint64_t word_addr);
 
   // Release, dissemination barrier (ceil(log2 n) message rounds that also
   // gather every rank's write notices since the previous barrier), then an
@@ -61,6 +79,10 @@ class Sync {
   // named since this rank's last acquire (the whole cache without a log).
   absl::Status Release();
   absl::Status Acquire();
+  // Release that also returns the notice-log tail it knows of (0 without a
+  // log), for the hand-off of a lock; Acquire up to such a tail.
+  absl::StatusOr<uint64_t> ReleaseForHandOff();
+  absl::Status AcquireTo(uint64_t known_tail);
 
   // Uses the notice log at global address `addr` (NoticeLog::BytesFor
   // `entries` bytes, zero-filled, allocated on every rank) for lock and
@@ -102,6 +124,8 @@ class Sync {
   // entry and every rank's on return.
   absl::Status Exchange(std::vector<Contribution>* known);
   absl::Status CheckWord(uint64_t addr, int* home) const;
+  // The home of a lock word (CheckWord), once the queue nodes are set.
+  absl::StatusOr<int> LockHome(uint64_t word_addr) const;
   // Arrival words (sync_probe.cc): this rank's barrier number; the ranks
   // missing at barrier `epoch` ("" when all answer and have arrived);
   // Recv of a barrier round that warns once, naming them, after
@@ -129,6 +153,7 @@ class Sync {
   // held across a barrier's message rounds.
   std::mutex notice_mu_;
   std::unique_ptr<NoticeLog> log_;  // guarded by notice_mu_ (set before use)
+  std::unique_ptr<QueueLocks> queue_;  // set once at Init
   uint64_t allgather_epoch_ = 0;
   uint64_t arrival_addr_ = 0;
   uint64_t arrival_stride_ = 0;

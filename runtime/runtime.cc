@@ -431,6 +431,19 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
     s.sync->SetNoticeLog(log, entries);
   }
   {
+    // Queue nodes of global locks (consistency/queue_lock.h): each rank's
+    // pool on pages of its own, homed there.
+    const uint64_t node_pages =
+        (static_cast<uint64_t>(c.lock_nodes) * sizeof(consistency::QueueNode) + kPageSize - 1) >>
+        kPageShift;
+    GASP_ASSIGN_OR_RETURN(
+        uint64_t nodes,
+        CollectiveSegment(s, (node_pages << kPageShift) * s.size,
+                          Placement::Cyclic(static_cast<uint32_t>(node_pages)), Domain(),
+                          "lock queue nodes"));
+    s.sync->SetLockNodes(nodes, node_pages << kPageShift, static_cast<uint32_t>(c.lock_nodes));
+  }
+  {
     // Arrival words: a page per rank, page r homed at rank r (sync_probe.cc).
     GASP_ASSIGN_OR_RETURN(uint64_t words, CollectiveSegment(s, kPageSize * s.size,
                                                             Placement::Cyclic(1), Domain(),

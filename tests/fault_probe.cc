@@ -239,6 +239,24 @@ int main(int argc, char** argv) {
     const int rc = rt->Finalize();
     return seen == n ? rc : 1;
   }
+  // The last rank is killed (SIGKILL) while it holds a lock the others
+  // queue for: they must end at once with the dead rank named, not wait
+  // out GASP_TIMEOUT (faults_test).
+  if (mode == "lockkill") {
+    gasp::GlobalLock lock = gasp::CoNewLock();
+    gasp::Barrier();
+    if (me == n - 1) lock.lock();
+    gasp::Barrier();
+    if (me == n - 1) {
+      sleep(1);  // the others are queued by now
+      std::printf("rank %d: killing myself with SIGKILL while holding a lock\n", me);
+      std::fflush(stdout);
+      kill(getpid(), SIGKILL);
+    }
+    lock.lock();
+    std::printf("rank %d: granted a lock whose holder was killed: FAILED\n", me);
+    return 1;
+  }
   if (mode == "threads") {
     const size_t kPerRank = 64 * 512;  // 64 pages of longs per rank
     long* data = gasp::CoNewArray<long>(kPerRank * n);

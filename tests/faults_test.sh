@@ -73,13 +73,25 @@ expect_in "$TMP/badto.log" "GASP_TIMEOUT=-1s is not valid" "GASP_TIMEOUT=-1s: me
 # is continued the job completes.
 GASP_TIMEOUT=60s stop_and_continue "$TMP/stop.log" "$GASPRUN" -np 3
 
-# The same for a lock whose holder is stopped: the waiters name the holder
-# and say it does not answer.
+# The same for a lock whose holder is stopped: the waiters queue behind it
+# (or behind a waiter that queued behind it) and say it does not answer.
 GASP_TIMEOUT=60s run_stopped "$TMP/lockstop.log" lockstop "$GASPRUN" -np 3
-expect_in "$TMP/lockstop.log" "still waiting for global lock 0x[0-9a-f]+ for 1[0-9]s: held by rank 2 \\([^)]*:$STOPPED\\), which does not answer" \
-  "a stopped lock holder is named by the ranks waiting for the lock"
+expect_in "$TMP/lockstop.log" "still waiting for global lock 0x[0-9a-f]+ for 1[0-9]s: queued behind rank 2 \\([^)]*:$STOPPED\\), which does not answer" \
+  "a stopped lock holder is named by the rank queued behind it"
+expect_in "$TMP/lockstop.log" "still waiting for global lock 0x[0-9a-f]+ for 1[0-9]s: queued behind rank [01] \\([^)]*\\) thread [0-9]+, which waits too; rank 2 \\([^)]*:$STOPPED\\) \\(2 ahead\\) does not answer" \
+  "a stopped lock holder is named by the rank queued second"
 [ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/lockstop.log")" = 3 ] &&
   ok "the lock is handed on once its holder is continued" || { bad "lockstop: rc=$RC"; tail -n 20 "$TMP/lockstop.log"; }
+
+# A lock holder killed: the ranks queued for the lock end at once (not at
+# GASP_TIMEOUT), naming it.
+start=$(date +%s)
+GASP_TIMEOUT=30s run_job "$TMP/lockkill.log" 60 "$GASPRUN" -np 3 "$PROBE" lockkill
+took=$(( $(date +%s) - start ))
+[ "$RC" != 0 ] && [ "$took" -le 10 ] && ! grep -q FAILED "$TMP/lockkill.log" &&
+  ok "killed lock holder: the job ends in ${took}s (GASP_TIMEOUT=30s)" ||
+  { bad "killed lock holder: rc=$RC after ${took}s"; tail -n 20 "$TMP/lockkill.log"; }
+expect_in "$TMP/lockkill.log" "fatal: lost rank 2 \\(" "killed lock holder: the waiters name it"
 
 # A rank stopped and never continued: gasprun says so at once, the others
 # give up at GASP_TIMEOUT naming it, and gasprun blames it (not the first
