@@ -11,9 +11,9 @@
 //   hand-off      every thread of every rank takes one lock (homed at rank
 //                 1) `acquisitions` times back to back with an empty
 //                 critical section: wall time / all acquisitions; / rtt
-//                 (goal: <= 3); failed COMPARE_SWAPs per acquisition
-//                 (test-and-set: attempts on a held lock; queue: swaps
-//                 whose guess of the tail was wrong)
+//                 (goal: <= 3) and / one CAS alone; failed COMPARE_SWAPs
+//                 per acquisition (test-and-set: attempts on a held lock;
+//                 queue: swaps whose guess of the tail was wrong)
 //   wait          lock() times of those acquisitions over every thread:
 //                 max / mean, and the slowest thread's mean / the fastest
 //                 thread's (1 = no thread favoured)
@@ -207,6 +207,8 @@ int main(int argc, char** argv) {
                 contended[1].handoff_us);
     std::printf(" %-38s %12.2f %12.2f\n", "  / rtt", contended[0].handoff_us / rtt,
                 contended[1].handoff_us / rtt);
+    std::printf(" %-38s %12.2f %12.2f\n", "  / one COMPARE_SWAP alone",
+                contended[0].handoff_us / u.one_cas, contended[1].handoff_us / u.one_cas);
     std::printf(" %-38s %12.2f %12.2f\n", "  failed COMPARE_SWAPs per acquisition",
                 contended[0].failed_cas, contended[1].failed_cas);
     std::printf(" %-38s %12.2f %12.2f\n", "max wait / mean wait", contended[0].max_over_mean,

@@ -38,7 +38,7 @@ for np in 2 4; do
   [ "$rc" = 0 ] || { echo "FAIL: lock_bench -np $np exited $rc"; fail=1; }
   for row in "COMPARE_SWAP, one alone \(median\) +[0-9.]+" "round trip \(rtt\): two back to back / 2 +[0-9.]+" \
              "uncontended lock\+unlock( +[0-9.]+){2}" "contended hand-off( +[0-9.]+){2}" "  / rtt( +[0-9.]+){2}" \
-             "  failed COMPARE_SWAPs per acquisition( +[0-9.]+){2}" \
+             "  / one COMPARE_SWAP alone( +[0-9.]+){2}" "  failed COMPARE_SWAPs per acquisition( +[0-9.]+){2}" \
              "max wait / mean wait( +[0-9.]+){2}" "slowest thread / fastest \(mean wait\)( +[0-9.]+){2}"; do
     echo "$out" | grep -qE "^ $row$" || { echo "FAIL: lock_bench -np $np: no row /$row/"; fail=1; }
   done
