@@ -84,7 +84,7 @@ absl::StatusOr<uint64_t> AcquireAndInstall(const std::string& bytes, const std::
   // other page of the references is acquired (released if dirty, dropped).
   std::vector<uint64_t> keep;
   for (const consistency::BundledPage& p : pages) {
-    if (p.unchanged && coh->HasCleanCopy(p.page) &&
+    if (p.kind == consistency::BundleKind::kUnchanged && coh->HasCleanCopy(p.page) &&
         consistency::PageHash(coh->PageBytes(p.page)) == p.hash) {
       keep.push_back(p.page);
     }
@@ -105,13 +105,13 @@ absl::StatusOr<uint64_t> AcquireAndInstall(const std::string& bytes, const std::
   uint64_t installed = keep.size();
   std::vector<const uint8_t*> run;
   for (size_t i = 0; i < pages.size();) {
-    if (pages[i].unchanged) {
+    if (pages[i].kind == consistency::BundleKind::kUnchanged) {
       ++i;
       continue;
     }
     size_t j = i;
     run.clear();
-    while (j < pages.size() && !pages[j].unchanged && pages[j].page == pages[i].page + (j - i)) {
+    while (j < pages.size() && pages[j].kind != consistency::BundleKind::kUnchanged && pages[j].page == pages[i].page + (j - i)) {
       run.push_back(pages[j++].data);
     }
     GASP_ASSIGN_OR_RETURN(uint64_t n, coh->InstallFromHome(pages[i].page, run, from_rank));
