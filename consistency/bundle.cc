@@ -256,8 +256,11 @@ void ApplyBundleDiff(const BundledPage& p, uint8_t* page, std::vector<DiffRun>* 
 }
 
 bool PatchedPage(const BundledPage& p, const uint8_t* copy, uint8_t* out) {
-  if (p.kind != BundleKind::kDiff || PageHash(copy) != p.base_hash) return false;
+  if (p.kind != BundleKind::kDiff) return false;
+  const uint64_t hash = PageHash(copy);
   std::memcpy(out, copy, kBundlePageBytes);
+  if (hash == p.hash) return true;  // already the new contents (the receiver wrote them)
+  if (hash != p.base_hash) return false;
   ApplyBundleDiff(p, out);
   return PageHash(out) == p.hash;
 }

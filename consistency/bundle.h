@@ -25,7 +25,8 @@
 //           and there is at least one. length < 4096: a diff is sent only
 //           when smaller than the page. The receiver applies it only to a
 //           clean copy whose hash is the base hash, and keeps the result
-//           only if it hashes to the new hash; otherwise it drops its copy
+//           only if it hashes to the new hash (a copy that already hashes
+//           to the new hash is kept as it is); otherwise it drops its copy
 //           (the page is fetched from its home when touched).
 // Pages are strictly increasing. Decoding is strict: anything else is
 // DataLoss and nothing is returned.
@@ -111,8 +112,10 @@ void ApplyBundleDiff(const BundledPage& p, uint8_t* page, std::vector<DiffRun>* 
 
 // What the receiver of a kDiff page checks: true, with `out`
 // (kBundlePageBytes) holding the new contents, iff PageHash(copy) is the
-// base hash and the patched page's PageHash is the new hash. On false,
-// `out` holds nothing to install and the copy must be dropped.
+// base hash and the patched page's PageHash is the new hash, or the copy
+// already hashes to the new hash (it has the new contents: the receiver
+// wrote them itself, through a reference, and released them to the home).
+// On false, `out` holds nothing to install and the copy must be dropped.
 bool PatchedPage(const BundledPage& p, const uint8_t* copy, uint8_t* out);
 
 }  // namespace consistency

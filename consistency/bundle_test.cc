@@ -190,6 +190,11 @@ TEST(BundleDiff, ReceiverRefusesAnotherCopyOrAWrongResult) {
   EXPECT_FALSE(PatchedPage((*DecodeBundle(Bytes(wrong_hash)))[0], base.data(), out.data()));
   EXPECT_TRUE(PatchedPage((*pages)[0], base.data(), out.data()));
   EXPECT_EQ(out, now);
+  // A copy that already has the new contents (the receiver wrote them
+  // itself and released them home) is kept as it is.
+  std::fill(out.begin(), out.end(), 0);
+  EXPECT_TRUE(PatchedPage((*pages)[0], now.data(), out.data()));
+  EXPECT_EQ(out, now);
 }
 
 // Encoded entry of one diff with the given run bytes (after the hashes).
