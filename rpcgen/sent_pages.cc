@@ -17,7 +17,6 @@ SentPages::SentPages(size_t capacity, size_t copy_pages)
 SentPages::Sent SentPages::Add(int rank, uint64_t page, const uint8_t* data,
                                consistency::BundleWriter* w) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::memcpy(now_, data, kBundlePageBytes);  // hashed, compared and sent as read once
   auto* table = &sent_[rank];
   auto it = table->find(page);
   if (it == table->end()) {
@@ -29,12 +28,17 @@ SentPages::Sent SentPages::Add(int rank, uint64_t page, const uint8_t* data,
     Entry& e = it->second;
     uint8_t* copy = SlotBytes(e.slot);
     slots_[e.slot].recent = true;
-    if (std::memcmp(copy, now_, kBundlePageBytes) == 0) {  // faster than any diff
+    if (std::memcmp(copy, data, kBundlePageBytes) == 0) {  // faster than any diff
       w->AddUnchanged(page, e.hash);
       return Sent::kUnchanged;
     }
+    std::memcpy(now_, data, kBundlePageBytes);  // diffed, hashed and sent as read once
     const size_t n = consistency::ComputeDiff(now_, copy, kBundlePageBytes, runs_.data(),
                                               runs_.size());
+    if (n == 0) {  // changed back since the comparison above
+      w->AddUnchanged(page, e.hash);
+      return Sent::kUnchanged;
+    }
     const uint64_t hash = PageHash(now_);
     const bool diff =
         w->AddDiffRuns(page, e.hash, hash, absl::MakeConstSpan(runs_.data(), n), now_);
@@ -45,6 +49,7 @@ SentPages::Sent SentPages::Add(int rank, uint64_t page, const uint8_t* data,
   }
   // New, or only its hash remembered: keep a copy from now on.
   Entry& e = it->second;
+  std::memcpy(now_, data, kBundlePageBytes);  // hashed and sent as read once
   const uint64_t hash = PageHash(now_);
   const bool same = hash == e.hash && hash != 0;
   e.hash = hash;
