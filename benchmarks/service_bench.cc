@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <string>
@@ -22,7 +23,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "benchmarks/plain_tree.grpc.pb.h"
+#include "base/stats.h"
 #include "benchmarks/service_bench.gasp.h"
+#include "consistency/bundle.h"
 #include "gasp/gasp.h"
 #include "rpcgen/call_credential.h"
 #include "gasp/service.h"
@@ -106,6 +109,15 @@ class PlainTreeImpl final : public gasp::bench::plain::PlainTree::Service {
     a->set_count(n);
     a->set_key_sum(sum);
     return grpc::Status::OK;
+  }
+};
+
+// Pages sent in full and as diffs by this rank so far.
+struct BundleCounters {
+  uint64_t full, diffs;
+  static BundleCounters Now() {
+    return {gasp::StatGet(gasp::Counter::kPagesBundled),
+            gasp::StatGet(gasp::Counter::kPagesBundledAsDiffs)};
   }
 };
 
@@ -288,11 +300,14 @@ int main(int argc, char** argv) {
       auto r = stub->SumTree(tr);
       ok = ok && r.ok() && r->count() == kTreeNodes;
     };
-    // Every node's value changes before each call: all pages go in full.
+    // Every node's value changes before each call: every page changes (a
+    // byte in 32), and goes as a diff against the copy sent last time.
+    const BundleCounters c0 = BundleCounters::Now();
     const double by_ref_changed =
         !tree_row("changed") ? 0 : MedianUs(tree_iters, [&] {
           for (uint64_t i = 0; i < kTreeNodes; ++i) nodes[i].value += 1;
         }, call_tree);
+    const BundleCounters c1 = BundleCounters::Now();
     const double by_ref = !tree_row("unchanged") ? 0 : MedianUs(tree_iters, nullptr, call_tree);
     auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", *plain_port),
                                        grpc::InsecureChannelCredentials());
@@ -308,7 +323,8 @@ int main(int argc, char** argv) {
     });
     const uint64_t tree_pages = (kTreeNodes * sizeof(TreeNode) + 4095) / 4096;
     Row("10k-node tree by reference, changed since the last call", by_ref_changed,
-        absl::StrFormat("%d pages in full", tree_pages));
+        absl::StrFormat("%d pages; in %d calls %d went as diffs, %d in full", tree_pages,
+                        tree_iters, c1.diffs - c0.diffs, c1.full - c0.full));
     Row("10k-node tree by reference, unchanged since the last call", by_ref,
         absl::StrFormat("%d pages as hashes", tree_pages));
     Row("10k-node tree marshaled into protobuf, plain gRPC", marshaled,
@@ -322,20 +338,50 @@ int main(int argc, char** argv) {
       const auto key = absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(secret.data()), 32);
       gasp::rpc::ReplayGuard guard(2);
       uint64_t counter = 0;
-      for (uint64_t pages : {uint64_t{0}, uint64_t{16}, tree_pages}) {
+      // Bundles of the sizes those calls send: 16 pages with a byte changed
+      // each, the tree after value += 1 (diffs), and the tree in full.
+      struct Size {
+        std::string what;
+        uint64_t bytes;
+        double call;  // the call it belongs to (0: none measured)
+      };
+      std::vector<uint8_t> page(4096, 0x11), changed = page;
+      changed[0] += 1;
+      std::vector<uint8_t> before(tree_pages * 4096), after;
+      std::memcpy(before.data(), nodes, kTreeNodes * sizeof(TreeNode));
+      after = before;
+      TreeNode* after_nodes = reinterpret_cast<TreeNode*>(after.data());
+      for (uint64_t i = 0; i < kTreeNodes; ++i) after_nodes[i].value += 1;
+      gasp::consistency::BundleWriter w16, wtree, wfull;
+      for (uint64_t p = 0; p < 16; ++p) w16.AddDiff(p, page.data(), 1, changed.data(), 2);
+      for (uint64_t p = 0; p < tree_pages; ++p) {
+        if (!wtree.AddDiff(p, &before[p * 4096], 1, &after[p * 4096], 2)) {
+          wtree.Add(p, &after[p * 4096]);
+        }
+        wfull.Add(p, &after[p * 4096]);
+      }
+      const std::vector<Size> sizes = {
+          {"0 bundled pages", 0, changed_call_us[0]},
+          {"16 changed pages (diffs)", w16.Finish().size(), changed_call_us[16]},
+          {absl::StrCat("the changed tree (", tree_pages, " diffs)"), wtree.Finish().size(),
+           by_ref_changed},
+          {absl::StrCat("the tree in full (", tree_pages, " pages)"), wfull.Finish().size(), 0}};
+      for (const Size& size : sizes) {
         gasp::rpc::CallRequest req;
         req.set_service("gasp.bench.Bench");
         req.set_method("Touch");
         req.set_request(std::string(24, 'r'));
-        req.set_pages(std::string(pages * (4096 + 8), 'p'));
+        req.set_pages(std::string(size.bytes, 'p'));
         req.set_caller_rank(1);
         const double us = MedianUs(iters, nullptr, [&] {
           gasp::rpc::SignCall(key, 0, ++counter, &req);
           ok = ok && gasp::rpc::CheckCallCredential(key, 0, req, &guard).ok();
         });
-        const double call = pages == tree_pages ? by_ref_changed : changed_call_us[pages];
-        Row(absl::StrCat("job credential, sign + check, ", pages, " bundled pages"), us,
-            absl::StrFormat("%.1f%% of that call above%s", 100.0 * us / call,
+        Row(absl::StrCat("job credential, sign + check, ", size.what), us,
+            absl::StrFormat("%d bytes of bundle; %s%s", size.bytes,
+                            size.call > 0 ? absl::StrFormat("%.1f%% of that call above",
+                                                            100.0 * us / size.call)
+                                          : std::string("no call measured"),
                             ok ? "" : " (ERRORS)"));
       }
       // AUTO on a cached and an uncached working set of 64 pages homed at rank 0.
