@@ -1,6 +1,6 @@
 #include "consistency/bundle.h"
 
-#include <emmintrin.h>
+#include <immintrin.h>
 
 #include <cstring>
 
@@ -129,16 +129,36 @@ const char* WalkDiffRuns(absl::Span<const uint8_t> bytes, Fn&& fn) {
 
 }  // namespace
 
-uint64_t PageHash(const uint8_t* page) {
-  // XXH3's long-input loop (SSE2: every x86-64 has it) over one page: 8
-  // lanes accumulate (word ^ key) lo32 x hi32 plus the neighbour lane's
-  // word, scrambled every 1 KiB, then merged and avalanched. Fixed keys:
-  // the value must be the same everywhere.
+namespace {
+
+// The 8 lanes' start, merged and avalanched at the end: the same for both
+// loops below.
+constexpr uint64_t kLaneStart[8] = {0x00000000C2B2AE3Dull, 0x9E3779B185EBCA87ull,
+                                    0xC2B2AE3D27D4EB4Full, 0x165667B19E3779F9ull,
+                                    0x85EBCA77C2B2AE63ull, 0x000000085EBCA77Bull,
+                                    0x27D4EB2F165667C5ull, 0x000000009E3779B1ull};
+
+uint64_t MergeLanes(const uint64_t lanes[8]) {
+  uint64_t h = kBundlePageBytes * 0x9E3779B185EBCA87ull;
+  for (int i = 0; i < 4; ++i) {
+    const unsigned __int128 m =
+        static_cast<unsigned __int128>(lanes[2 * i] ^ kHashKey.w[2 * i + 1]) *
+        (lanes[2 * i + 1] ^ kHashKey.w[2 * i + 2]);
+    h += static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
+  }
+  h ^= h >> 37;
+  h *= 0x165667919E3779F9ull;
+  h ^= h >> 32;
+  return h;
+}
+
+// XXH3's long-input loop over one page: 8 lanes accumulate (word ^ key)
+// lo32 x hi32 plus the neighbour lane's word, scrambled every 1 KiB. SSE2
+// (every x86-64 has it) two lanes per instruction ...
+uint64_t PageHashSse2(const uint8_t* page) {
   const uint8_t* key = reinterpret_cast<const uint8_t*>(kHashKey.w);
-  __m128i acc[4] = {_mm_set_epi64x(0x9E3779B185EBCA87ull, 0x00000000C2B2AE3Dull),
-                    _mm_set_epi64x(0x165667B19E3779F9ull, 0xC2B2AE3D27D4EB4Full),
-                    _mm_set_epi64x(0x000000085EBCA77Bull, 0x85EBCA77C2B2AE63ull),
-                    _mm_set_epi64x(0x000000009E3779B1ull, 0x27D4EB2F165667C5ull)};
+  __m128i acc[4];
+  std::memcpy(acc, kLaneStart, sizeof(acc));
   const __m128i prime = _mm_set1_epi32(static_cast<int>(0x9E3779B1u));
   for (size_t block = 0; block < kBundlePageBytes / kHashBlockBytes; ++block) {
     for (size_t s = 0; s < kHashBlockBytes / 64; ++s) {
@@ -164,18 +184,58 @@ uint64_t PageHash(const uint8_t* page) {
   }
   uint64_t lanes[8];
   std::memcpy(lanes, acc, sizeof(lanes));
-  uint64_t h = kBundlePageBytes * 0x9E3779B185EBCA87ull;
-  for (int i = 0; i < 4; ++i) {
-    const unsigned __int128 m =
-        static_cast<unsigned __int128>(lanes[2 * i] ^ kHashKey.w[2 * i + 1]) *
-        (lanes[2 * i + 1] ^ kHashKey.w[2 * i + 2]);
-    h += static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
-  }
-  h ^= h >> 37;
-  h *= 0x165667919E3779F9ull;
-  h ^= h >> 32;
-  return h;
+  return MergeLanes(lanes);
 }
+
+// ... and AVX2, four: the same lanes, the same value, twice as fast.
+__attribute__((target("avx2"))) uint64_t PageHashAvx2(const uint8_t* page) {
+  const uint8_t* key = reinterpret_cast<const uint8_t*>(kHashKey.w);
+  __m256i acc[2];
+  std::memcpy(acc, kLaneStart, sizeof(acc));
+  const __m256i prime = _mm256_set1_epi32(static_cast<int>(0x9E3779B1u));
+  for (size_t block = 0; block < kBundlePageBytes / kHashBlockBytes; ++block) {
+    for (size_t s = 0; s < kHashBlockBytes / 64; ++s) {
+      const uint8_t* in = page + block * kHashBlockBytes + s * 64;
+      const uint8_t* k = key + s * 8;
+      for (int j = 0; j < 2; ++j) {
+        const __m256i d = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in + 32 * j));
+        const __m256i dk =
+            _mm256_xor_si256(d, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 32 * j)));
+        const __m256i product =
+            _mm256_mul_epu32(dk, _mm256_shuffle_epi32(dk, _MM_SHUFFLE(0, 3, 0, 1)));
+        const __m256i swapped = _mm256_shuffle_epi32(d, _MM_SHUFFLE(1, 0, 3, 2));
+        acc[j] = _mm256_add_epi64(acc[j], _mm256_add_epi64(product, swapped));
+      }
+    }
+    const uint8_t* k = key + sizeof(kHashKey.w) - 64;
+    for (int j = 0; j < 2; ++j) {
+      __m256i a = _mm256_xor_si256(acc[j], _mm256_srli_epi64(acc[j], 47));
+      a = _mm256_xor_si256(a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k + 32 * j)));
+      const __m256i lo = _mm256_mul_epu32(a, prime);
+      const __m256i hi =
+          _mm256_mul_epu32(_mm256_shuffle_epi32(a, _MM_SHUFFLE(0, 3, 0, 1)), prime);
+      acc[j] = _mm256_add_epi64(lo, _mm256_slli_epi64(hi, 32));
+    }
+  }
+  uint64_t lanes[8];
+  std::memcpy(lanes, acc, sizeof(lanes));
+  // Clean upper halves: SSE code after this (ComputeDiff, most of libc
+  // here) would otherwise run several times slower.
+  _mm256_zeroupper();
+  return MergeLanes(lanes);
+}
+
+using PageHashFn = uint64_t (*)(const uint8_t*);
+const PageHashFn kPageHash = [] {
+  __builtin_cpu_init();  // this may run before libgcc's own constructor
+  return __builtin_cpu_supports("avx2") ? PageHashAvx2 : PageHashSse2;
+}();
+
+}  // namespace
+
+uint64_t PageHash(const uint8_t* page) { return kPageHash(page); }
+
+uint64_t PageHashPortable(const uint8_t* page) { return PageHashSse2(page); }
 
 BundleWriter::BundleWriter(size_t expected_pages) {
   out_.reserve(kHeaderBytes + expected_pages * (kEntryHeaderBytes + kBundlePageBytes));

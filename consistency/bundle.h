@@ -62,7 +62,10 @@ struct BundledPage {
 
 // A 64-bit hash of a page's contents, the same in every process and build
 // (not cryptographic: it detects changes, it does not stop forgery).
+// XXH3's loop over the page, with AVX2 where the CPU has it.
 uint64_t PageHash(const uint8_t* page);
+// The same value computed without AVX2 (tests compare the two).
+uint64_t PageHashPortable(const uint8_t* page);
 
 // Appends pages to a bundle under construction.
 class BundleWriter {
