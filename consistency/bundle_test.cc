@@ -231,18 +231,28 @@ std::string RawDiff(const std::string& runs) {
 TEST(BundleDiff, DecoderIsStrict) {
   using S = std::string;
   auto code = [](const S& runs) { return DecodeBundle(Bytes(RawDiff(runs))).status().code(); };
-  EXPECT_EQ(code(S("\x00\x01\x07", 3)), absl::StatusCode::kOk) << "one byte at offset 0";
-  EXPECT_EQ(code(S("\x05\x02pq\x01\x01r", 7)), absl::StatusCode::kOk) << "two runs apart";
-  EXPECT_EQ(code(S("\xff\x1f\x01z", 4)), absl::StatusCode::kOk) << "last byte (skip 4095)";
-  EXPECT_EQ(code(S("", 0)), absl::StatusCode::kDataLoss) << "no runs";
-  EXPECT_EQ(code(S("\x00\x00", 2)), absl::StatusCode::kDataLoss) << "empty run";
-  EXPECT_EQ(code(S("\x05\x02pq\x00\x01r", 7)), absl::StatusCode::kDataLoss) << "adjacent runs";
-  EXPECT_EQ(code(S("\x00\x03pq", 4)), absl::StatusCode::kDataLoss) << "truncated run";
-  EXPECT_EQ(code(S("\x00\x01y\x05", 4)), absl::StatusCode::kDataLoss) << "truncated header";
-  EXPECT_EQ(code(S("\x80\x00\x01y", 4)), absl::StatusCode::kDataLoss) << "overlong varint";
-  EXPECT_EQ(code(S("\x80\x80\x01\x01y", 5)), absl::StatusCode::kDataLoss) << "3-byte varint";
-  EXPECT_EQ(code(S("\x80\x20\x01y", 4)), absl::StatusCode::kDataLoss) << "skip 4096: outside";
-  EXPECT_EQ(code(S("\xff\x1f\x02pq", 5)), absl::StatusCode::kDataLoss) << "past the page end";
+  struct Case {
+    S runs;
+    bool ok;
+    const char* what;
+  };
+  const Case cases[] = {
+      {S("\x00\x01\x07", 3), true, "one byte at offset 0"},
+      {S("\x05\x02pq\x01\x01r", 7), true, "two runs apart"},
+      {S("\xff\x1f\x01z", 4), true, "last byte (skip 4095)"},
+      {S("", 0), false, "no runs"},
+      {S("\x00\x00", 2), false, "empty run"},
+      {S("\x05\x02pq\x00\x01r", 7), false, "adjacent runs"},
+      {S("\x00\x03pq", 4), false, "truncated run"},
+      {S("\x00\x01y\x05", 4), false, "truncated header"},
+      {S("\x80\x00\x01y", 4), false, "overlong varint"},
+      {S("\x80\x80\x01\x01y", 5), false, "3-byte varint"},
+      {S("\x80\x20\x01y", 4), false, "skip 4096: outside"},
+      {S("\xff\x1f\x02pq", 5), false, "past the page end"},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(code(c.runs), c.ok ? absl::StatusCode::kOk : absl::StatusCode::kDataLoss) << c.what;
+  }
   // Not smaller than a page: refused (the writer sends the page instead).
   S big;
   for (int i = 0; i < 2048; ++i) big += S(i == 0 ? "\x00\x01x" : "\x01\x01x", 3);
