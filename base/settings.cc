@@ -247,6 +247,14 @@ const std::vector<Row>& Rows() {
         "subject of GASP_NS_CERT.",
         "", 0, 0},
        &Config::ns_principal},
+      {{"GASP_SHIP_COPY_PAGES", SettingType::kInt, "8192",
+        "Function shipping: copies (4 KiB each, over all destination ranks) of the pages this "
+        "rank last sent in call bundles, so that a page changed since is sent as the bytes "
+        "that differ from the copy the receiver holds (docs/services.md). Allocated as "
+        "needed; when all are in use, the least recently sent is given up and its page goes "
+        "in full the next time it changes. 0: changed pages always go in full.",
+        "", 0, 1 << 22},
+       &Config::ship_copy_pages},
   };
   return *rows;
 }
