@@ -5,7 +5,11 @@
 //   bare TCP    16 B request header (+ payload), reply of 8 B or 4 KiB, one
 //               connection with TCP_NODELAY, between the same two processes
 //               and hosts as gasp's traffic; blocking recv, and busy-polling
-//               recv(MSG_DONTWAIT)
+//               recv(MSG_DONTWAIT). Also an 8 B echo whose reply comes back
+//               on a second connection, as gasp's messages do (each rank
+//               sends on the connection it opened): TCP alone charges a
+//               small message for that (each side's stream then carries
+//               data one way only, and every segment gets a bare ACK)
 //   gasp        one-sided READ/WRITE of 8 B and 4 KiB, COMPARE_SWAP and
 //               FETCH_ADD through the transport (Execute, one op at a time),
 //               and a message ping-pong (Send/Recv, rank 1 echoes) of 8 B
@@ -49,7 +53,7 @@ struct Request {
   uint32_t payload;  // bytes following the header
   uint32_t reply;    // bytes to answer with; 0 ends the server
   uint32_t poll;     // 1: busy-poll for the next request
-  uint32_t pad;
+  uint32_t second;   // 1: answer on the second connection
 };
 
 // Where rank 1's bare server listens, published through global memory.
@@ -99,8 +103,10 @@ void NoDelay(int fd) {
 // Rank 1: answers requests until one asks for 0 bytes.
 void Serve(int listener) {
   int fd = accept(listener, nullptr, nullptr);
-  if (fd < 0) Fail("rtt_bench: accept");
+  int back = accept(listener, nullptr, nullptr);  // replies of `second` requests
+  if (fd < 0 || back < 0) Fail("rtt_bench: accept");
   NoDelay(fd);
+  NoDelay(back);
   std::vector<char> buf(8192);
   bool poll = false;
   for (;;) {
@@ -108,9 +114,10 @@ void Serve(int listener) {
     if (!RecvAll(fd, &req, sizeof(req), poll)) break;
     if (req.reply == 0 || req.payload > buf.size() || req.reply > buf.size()) break;
     if (!RecvAll(fd, buf.data(), req.payload, poll)) break;
-    if (!SendAll(fd, buf.data(), req.reply)) break;
+    if (!SendAll(req.second != 0 ? back : fd, buf.data(), req.reply)) break;
     poll = req.poll != 0;
   }
+  close(back);
   close(fd);
 }
 
@@ -143,14 +150,15 @@ int Connect(const Rendezvous& r) {
   return fd;
 }
 
-// Median round trip of `iters` bare requests, in microseconds.
-double Bare(int fd, int iters, uint32_t payload, uint32_t reply, bool poll) {
+// Median round trip of `iters` bare requests, in microseconds; with
+// `back` >= 0 the replies come on that second connection.
+double Bare(int fd, int iters, uint32_t payload, uint32_t reply, bool poll, int back = -1) {
   std::vector<char> buf(8192);
-  Request req{payload, reply, poll ? 1u : 0u, 0};
+  Request req{payload, reply, poll ? 1u : 0u, back >= 0 ? 1u : 0u};
   // The warm-up also switches the server to the new mode.
   return TimedMedian(iters, [&](int) {
     if (!SendAll(fd, &req, sizeof(req)) || !SendAll(fd, buf.data(), payload) ||
-        !RecvAll(fd, buf.data(), reply, poll)) {
+        !RecvAll(back >= 0 ? back : fd, buf.data(), reply, poll)) {
       Fail("rtt_bench: bare ping-pong");
     }
   });
@@ -193,6 +201,7 @@ int main(int argc, char** argv) {
   gasp::Barrier();  // the rendezvous is published
   if (me == 0) {
     const int fd = Connect(*rv);
+    const int back = Connect(*rv);
     auto* tr = gasp::internal::GetTransport();
     auto* coh = gasp::internal::GetCoherence();
     std::vector<char> buf(8192);
@@ -208,11 +217,12 @@ int main(int argc, char** argv) {
     };
     using T = gasp::transport::OpType;
     struct Bares {
-      double small, read4k, write4k, echo4k;
+      double small, read4k, write4k, echo4k, two_conns;
     } block{}, poll{};
     for (int p = 0; p < 2; ++p) {
       Bares& b = p == 0 ? block : poll;
       b.small = Bare(fd, iters, 0, 8, p == 1);
+      b.two_conns = Bare(fd, iters, 8, 8, p == 1, back);
       b.read4k = Bare(fd, iters, 0, 4096, p == 1);
       b.write4k = Bare(fd, iters, 4096, 8, p == 1);
       b.echo4k = Bare(fd, iters, 4096, 4096, p == 1);
@@ -244,6 +254,8 @@ int main(int argc, char** argv) {
     std::printf(" %-28s %10.2f %10.2f\n", "16 B -> 4 KiB", block.read4k, poll.read4k);
     std::printf(" %-28s %10.2f %10.2f\n", "16 B + 4 KiB -> 8 B", block.write4k, poll.write4k);
     std::printf(" %-28s %10.2f %10.2f\n", "16 B + 4 KiB -> 4 KiB", block.echo4k, poll.echo4k);
+    std::printf(" %-28s %10.2f %10.2f\n", "16+8 B -> 8 B, 2nd conn", block.two_conns,
+                poll.two_conns);
     std::printf(" %-28s %10s %12s %12s\n", "gasp transport op", "median", "/ blocking", "/ busy-poll");
     for (const GaspRow& r : rows) {
       const double g = Gasp(tr, op(r.type, r.bytes), iters);
@@ -253,11 +265,14 @@ int main(int argc, char** argv) {
     const double m8 = MessageRtt(tr, 8, iters), m4k = MessageRtt(tr, 4096, iters);
     std::printf(" %-28s %10.2f %11.2fx %11.2fx\n", "message 8 B echo", m8, m8 / block.small,
                 m8 / poll.small);
+    std::printf(" %-28s %10s %11.2fx %11.2fx\n", "  / bare echo on 2 conns", "",
+                m8 / block.two_conns, m8 / poll.two_conns);
     std::printf(" %-28s %10.2f %11.2fx %11.2fx\n", "message 4 KiB echo", m4k, m4k / block.echo4k,
                 m4k / poll.echo4k);
     StopEcho(tr);
     Request stop{0, 0, 0, 0};
     (void)SendAll(fd, &stop, sizeof(stop));
+    close(back);
     close(fd);
   }
   if (me == 1) Echo(gasp::internal::GetTransport());

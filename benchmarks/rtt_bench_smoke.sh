@@ -11,7 +11,8 @@ rc=$?
 echo "$out"
 fail=0
 [ "$rc" = 0 ] || { echo "FAIL: rtt_bench exited $rc"; fail=1; }
-for row in "16 B -> 8 B" "16 B -> 4 KiB" "16 B + 4 KiB -> 8 B" "16 B + 4 KiB -> 4 KiB"; do
+for row in "16 B -> 8 B" "16 B -> 4 KiB" "16 B + 4 KiB -> 8 B" "16 B + 4 KiB -> 4 KiB" \
+           "16+8 B -> 8 B, 2nd conn"; do
   re=${row//+/\\+}
   echo "$out" | grep -qE "^ $re +[0-9.]+ +[0-9.]+$" || { echo "FAIL: no bare row '$row'"; fail=1; }
 done
@@ -19,6 +20,8 @@ for row in "READ 8 B" "READ 4 KiB" "WRITE 8 B" "WRITE 4 KiB" COMPARE_SWAP FETCH_
            "message 8 B echo" "message 4 KiB echo"; do
   echo "$out" | grep -qE "^ $row +[0-9.]+ +[0-9.]+x +[0-9.]+x$" || { echo "FAIL: no gasp row '$row'"; fail=1; }
 done
+echo "$out" | grep -qE "^   / bare echo on 2 conns +[0-9.]+x +[0-9.]+x$" ||
+  { echo "FAIL: no row '/ bare echo on 2 conns'"; fail=1; }
 # barrier_bench at 2 and 4 ranks.
 for np in 2 4; do
   out=$(GASP_TIMEOUT=30s timeout -k 5 120 "$gasprun" -np $np "${bench%rtt_bench}barrier_bench" 20 2>&1)

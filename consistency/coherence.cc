@@ -562,6 +562,9 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   for (uint64_t i = 1; i < refetch_limit; ++i) {
     if (i >= limit && !dropped_.Test(page + i)) continue;  // not read before: skip it
     uint32_t expected = MakeWord(kInvalid);
+    // A load first: most pages in the span are valid, and a failed
+    // compare-exchange still takes the state's cache line exclusive.
+    if (state(page + i).load(std::memory_order_relaxed) != expected) continue;
     if (!state(page + i).compare_exchange_strong(expected, kInvalid | kBusy,
                                                  std::memory_order_acq_rel)) {
       continue;  // valid (or being fetched): skip it
