@@ -126,6 +126,14 @@ const std::vector<Row>& Rows() {
         "densely; smaller: fewer needless invalidations at other ranks for sparse writers.",
         "", 1, 512},
        &Config::home_open_pages},
+      {{"GASP_REFRESH_PAGES", SettingType::kInt, "8192",
+        "At an acquire of a barrier or lock, clean cached pages that its write notices name "
+        "and that this rank read again after an earlier acquire dropped them are fetched anew "
+        "in place (they stay readable: no protection change, no fault) instead of being "
+        "dropped; at most this many pages per acquire, the rest are dropped. Every 8th such "
+        "acquire refreshes none, so pages no longer read stop being refreshed. 0: always drop.",
+        "", 0, 1 << 24},
+       &Config::refresh_pages},
       {{"GASP_GUARD_PAGES", SettingType::kInt, "0",
         "Debugging: leave this many unallocated pages after every collective allocation, so "
         "that an access past the end of one faults with the allocation named instead of "

@@ -36,6 +36,7 @@ struct Config {
   bool packed_diffs = true;        // GASP_PACKED_DIFFS
   int64_t diff_direct_bytes = 0;   // GASP_DIFF_DIRECT_BYTES
   int64_t home_open_pages = 0;     // GASP_HOME_OPEN_PAGES
+  int64_t refresh_pages = 0;       // GASP_REFRESH_PAGES
   int64_t guard_pages = 0;         // GASP_GUARD_PAGES
   std::string wait_mode;           // GASP_WAIT_MODE
   int64_t spin_us = 0;             // GASP_SPIN_US

@@ -19,7 +19,8 @@ const char* const kNames[kNum] = {
     "pages_refetched_ahead",
     "pages_claimed", "zero_copies", "touch_directory_ops",
     "hot_blocks", "read_fault_ns", "fetch_wait_ns", "rpcs_refused", "lock_handoffs",
-    "pages_bundled_as_diffs", "shipped_diffs_dropped"};
+    "pages_bundled_as_diffs", "shipped_diffs_dropped",
+    "pages_refreshed"};
 
 }  // namespace
 

@@ -52,6 +52,7 @@ enum class Counter : int {
   kLockHandoffs,           // locks this rank's threads queued for and were handed by a predecessor
   kPagesBundledAsDiffs,    // pages sent in bundles as the bytes changed since last sent
   kShippedDiffsDropped,    // bundled diffs that did not apply here: the copy dropped instead
+  kPagesRefreshed,         // clean copies fetched anew in place at an acquire instead of dropped
   kCount
 };
 

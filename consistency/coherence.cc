@@ -74,6 +74,7 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   GASP_ASSIGN_OR_RETURN(c->epoch_written_, PageBitmap::Create(pages));
   GASP_ASSIGN_OR_RETURN(c->pending_, PageBitmap::Create(pages));
   GASP_ASSIGN_OR_RETURN(c->dropped_, PageBitmap::Create(pages));
+  GASP_ASSIGN_OR_RETURN(c->reread_, PageBitmap::Create(pages));
   c->hot_block_ = HotBlockPages(pages);
   const uint64_t blocks = (pages + c->hot_block_ - 1) / c->hot_block_;
   GASP_ASSIGN_OR_RETURN(c->hot_blocks_, PageBitmap::Create(blocks));
@@ -88,6 +89,7 @@ absl::StatusOr<std::unique_ptr<Coherence>> Coherence::Create(
   c->scratch_pages_.resize(twins);
   c->scratch_bridged_.reserve(kMaxBridged);
   c->scratch_dirty_.resize(twins);
+  c->scratch_refresh_.resize(twins);
   c->scratch_runs_.resize(MaxDiffRuns(kPageSize));
   c->scratch_ops_.resize(kOpBatch);
   c->diff_service_ = std::make_unique<DiffService>(range, transport, options.rank);
@@ -600,7 +602,7 @@ void Coherence::ReadFault(uint64_t page, const gas::Segment& seg) {
   for (size_t r = 0; r < n_runs; ++r) {
     for (uint64_t p = runs[r].first; p < runs[r].first + runs[r].count; ++p) {
       if (cached_.Set(p)) cached_count_.fetch_add(1, std::memory_order_seq_cst);
-      dropped_.Clear(p);
+      if (dropped_.Clear(p)) reread_.Set(p);  // read again after a drop: refresh it next time
     }
     const uint64_t offset = runs[r].first << kPageShift;
     Op& op = ops[r];

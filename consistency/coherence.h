@@ -79,6 +79,12 @@ struct CoherenceOptions {
   // Home pages opened together by one write fault (GASP_HOME_OPEN_PAGES),
   // 1..kMaxHomeOpenPages.
   uint32_t home_open_pages = 64;
+  // Refresh in place (GASP_REFRESH_PAGES): at an acquire of a barrier or
+  // lock, clean copies that were read again after an earlier acquire
+  // dropped them are fetched anew while they stay readable, up to this many
+  // pages per acquire, instead of being dropped and faulted in again
+  // (docs/protocol.md, "Refresh in place"). 0: always drop.
+  uint32_t refresh_pages = 8192;
   std::function<absl::Status(char* addr, uint64_t length)> register_local;
 };
 
@@ -142,7 +148,10 @@ class Coherence {
   // written home first, see InvalidateLocked); pages not cached and home
   // pages are left alone. The acquire of a barrier or lock whose notices
   // name these pages.
-  absl::Status AcquireRuns(absl::Span<const PageRun> runs);
+  // With `may_refresh`, clean copies read again since an earlier drop are
+  // refreshed in place instead (RefreshLocked): remote READs, so not after
+  // a barrier that peers may leave right away.
+  absl::Status AcquireRuns(absl::Span<const PageRun> runs, bool may_refresh = true);
   // Hot-block classification: pages are grouped in blocks of
   // HotBlockPages(num_pages) pages (at most 2^18 blocks).
   static uint64_t HotBlockPages(uint64_t num_pages) {
@@ -312,7 +321,21 @@ class Coherence {
   // `may_pack`: false in signal context (the fault path's early release),
   // where messages cannot be sent; runs then go as one-sided WRITEs.
   absl::Status ReleaseLocked(uint64_t first_page, uint64_t end_page, bool may_pack = true);
-  absl::Status InvalidateLocked(uint64_t first_page, uint64_t end_page);
+  // With `refresh_budget`, clean pages in reread_ are refreshed in place
+  // (RefreshLocked) while the budget lasts, decrementing it; the others
+  // are dropped. Without, every cached page in the span is dropped.
+  absl::Status InvalidateLocked(uint64_t first_page, uint64_t end_page,
+                                uint64_t* refresh_budget = nullptr);
+  // Fetches busy clean pages `pages` (ascending) anew from their homes
+  // into the system view, leaving their protection alone.
+  absl::Status RefreshLocked(const uint64_t* pages, size_t n);
+  // Refresh budget of the next notice-driven acquire: every
+  // kRefreshProbeInterval-th gets none, so that pages no longer read stop
+  // being refreshed (they are dropped, and come back only if read again).
+  uint64_t NextRefreshBudgetLocked();
+  static constexpr uint32_t kRefreshProbeInterval = 8;
+  // Longest READ of a refresh (Capabilities::max_op_bytes is at least 1 MiB).
+  static constexpr uint64_t kRefreshRunPages = 256;
   // Takes the pages [first, end) busy if every one is invalid (so already
   // PROT_NONE), so that InvalidateLocked may close one run across them;
   // false (none taken) otherwise, or past the bounds below.
@@ -331,7 +354,8 @@ class Coherence {
   void DropTwin(uint64_t page);
   // Sets `want` (capped per domain) on sorted pages, one call per run.
   absl::Status ProtectRuns(const uint64_t* pages, size_t n, gas::Prot want);
-  absl::Status FlushWrites(size_t n_ops);
+  // Posts scratch_ops_[0, n_ops) as one batch and waits for them all.
+  absl::Status FlushOps(size_t n_ops);
   // `prot` capped by the protection domain of `seg` (see SetProtCap).
   gas::Prot Capped(gas::Prot prot, const gas::Segment& seg) const;
   gas::Prot CappedAt(gas::Prot prot, uint64_t page) const;
@@ -376,6 +400,7 @@ class Coherence {
   PageBitmap epoch_written_;  // notices since the last barrier
   PageBitmap pending_;        // notices since the last publication
   PageBitmap dropped_;        // cached until an acquire dropped them (prefetch hint)
+  PageBitmap reread_;         // fetched again after being dropped: refresh candidates
   uint64_t hot_block_ = 64;  // pages per block (HotBlockPages)
   // Hot blocks: home blocks written again within two notice
   // intervals (takes of either notice set) stay open and have their open
@@ -410,6 +435,8 @@ class Coherence {
   std::mutex sync_mu_;
   std::vector<uint64_t> scratch_pages_;  // guarded by sync_mu_
   std::vector<uint64_t> scratch_dirty_;  // guarded by sync_mu_
+  std::vector<uint64_t> scratch_refresh_;  // guarded by sync_mu_
+  uint32_t refresh_round_ = 0;            // guarded by sync_mu_
   std::vector<uint64_t> scratch_bridged_;  // guarded by sync_mu_; capacity kMaxBridged
   std::vector<DiffRun> scratch_runs_;    // guarded by sync_mu_
   std::vector<transport::Op> scratch_ops_;  // guarded by sync_mu_

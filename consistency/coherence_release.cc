@@ -22,7 +22,7 @@ using gas::Prot;
 using transport::Op;
 using transport::OpType;
 
-absl::Status Coherence::FlushWrites(size_t n_ops) {
+absl::Status Coherence::FlushOps(size_t n_ops) {
   if (n_ops == 0) return absl::OkStatus();
   transport::CompletionCounter counter;
   GASP_RETURN_IF_ERROR(transport_->Post(absl::MakeConstSpan(scratch_ops_.data(), n_ops), &counter));
@@ -92,7 +92,7 @@ absl::Status Coherence::WriteBackLocked(const uint64_t* pages, size_t n, bool ma
         }
       }
       if (n_ops == scratch_ops_.size()) {
-        GASP_RETURN_IF_ERROR(FlushWrites(n_ops));
+        GASP_RETURN_IF_ERROR(FlushOps(n_ops));
         n_ops = 0;
       }
       Op& op = scratch_ops_[n_ops++];
@@ -111,7 +111,7 @@ absl::Status Coherence::WriteBackLocked(const uint64_t* pages, size_t n, bool ma
       w->AddPage(offset, cur, absl::MakeConstSpan(scratch_short_.data(), n_short));
     }
   }
-  GASP_RETURN_IF_ERROR(FlushWrites(n_ops));
+  GASP_RETURN_IF_ERROR(FlushOps(n_ops));
   return pack ? FinishPacked() : absl::OkStatus();
 }
 
@@ -224,10 +224,11 @@ absl::Status Coherence::ReleaseLocked(uint64_t first_page, uint64_t end_page, bo
   return absl::OkStatus();
 }
 
-absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page) {
+absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page,
+                                         uint64_t* refresh_budget) {
   if (cached_count_.load(std::memory_order_acquire) == 0) return absl::OkStatus();
   const size_t cap = scratch_pages_.size();
-  size_t n = 0, n_dirty = 0;
+  size_t n = 0, n_dirty = 0, n_refresh = 0;
   absl::Status status;
   // Clean pages: PROT_NONE in coalesced runs. Dirty pages (another thread
   // of this process wrote them after this acquire's release step): closed
@@ -242,6 +243,21 @@ absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page)
     WakePage(&state(p));
   };
   auto flush = [&]() {
+    // Clean pages read again since an earlier drop: fetched anew where they
+    // are, still readable (docs/protocol.md, "Refresh in place").
+    if (status.ok()) status = RefreshLocked(scratch_refresh_.data(), n_refresh);
+    for (size_t i = 0; i < n_refresh; ++i) {
+      const uint64_t p = scratch_refresh_[i];
+      if (!status.ok()) {  // it may hold part of a READ: closed and dropped (the error ends the job)
+        (void)range_->Protect(p << kPageShift, kPageSize, Prot::kNone);
+        reread_.Clear(p);
+        drop(p);
+        continue;
+      }
+      state(p).store(MakeWord(kRead), std::memory_order_release);
+      WakePage(&state(p));
+    }
+    n_refresh = 0;
     if (status.ok()) status = ProtectRuns(scratch_dirty_.data(), n_dirty, Prot::kNone);
     if (status.ok()) status = WriteBackLocked(scratch_dirty_.data(), n_dirty);
     for (size_t i = 0; i < n_dirty; ++i) {
@@ -292,13 +308,17 @@ absl::Status Coherence::InvalidateLocked(uint64_t first_page, uint64_t end_page)
       if (!st.compare_exchange_weak(w, w | kBusy, std::memory_order_acq_rel)) continue;
       if (StateOf(w) == kWrite) {
         scratch_dirty_[n_dirty++] = p;
+      } else if (refresh_budget != nullptr && *refresh_budget > 0 && reread_.Test(p)) {
+        --*refresh_budget;
+        scratch_refresh_[n_refresh++] = p;  // stays kRead, busy
       } else {
+        reread_.Clear(p);
         st.store(kInvalid | kBusy, std::memory_order_relaxed);
         scratch_pages_[n++] = p;
       }
       break;
     }
-    if (n + n_dirty >= cap) flush();
+    if (n + n_dirty + n_refresh >= cap) flush();
   });
   flush();
   return status;

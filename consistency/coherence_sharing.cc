@@ -131,11 +131,12 @@ absl::Status Coherence::TakeNotices(NoticeSet set, std::vector<PageRun>* runs) {
   return status;
 }
 
-absl::Status Coherence::AcquireRuns(absl::Span<const PageRun> runs) {
+absl::Status Coherence::AcquireRuns(absl::Span<const PageRun> runs, bool may_refresh) {
   std::lock_guard<std::mutex> lock(sync_mu_);
+  uint64_t budget = may_refresh ? NextRefreshBudgetLocked() : 0;
   for (const PageRun& r : runs) {
     const uint64_t end = std::min(r.first + r.count, range_->num_pages());
-    if (r.first < end) GASP_RETURN_IF_ERROR(InvalidateLocked(r.first, end));
+    if (r.first < end) GASP_RETURN_IF_ERROR(InvalidateLocked(r.first, end, &budget));
   }
   return absl::OkStatus();
 }

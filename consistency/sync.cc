@@ -380,6 +380,15 @@ absl::Status Combine(const std::vector<Contribution>& known, size_t n, Sync::Red
 }  // namespace
 
 absl::Status Sync::BarrierReduce(absl::Span<const double> values, ReduceOp op, double* out) {
+  return BarrierAcquire(values, op, out, /*may_refresh=*/true);
+}
+
+absl::Status Sync::FinalBarrier() {
+  return BarrierAcquire({}, ReduceOp::kSum, nullptr, /*may_refresh=*/false);
+}
+
+absl::Status Sync::BarrierAcquire(absl::Span<const double> values, ReduceOp op, double* out,
+                                  bool may_refresh) {
   if (values.size() > kMaxReduceValues) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "Allreduce of %d values: at most %d per call", values.size(), kMaxReduceValues));
@@ -415,7 +424,7 @@ absl::Status Sync::BarrierReduce(absl::Span<const double> values, ReduceOp op, d
   }
   StatAdd(Counter::kNoticesReceived, pages);
   std::lock_guard<std::mutex> lock(notice_mu_);
-  return coherence_->AcquireRuns(stale);
+  return coherence_->AcquireRuns(stale, may_refresh);
 }
 
 }  // namespace consistency

@@ -71,6 +71,10 @@ class Sync {
   // every rank, at most kMaxReduceValues) into `out`, in rank order.
   enum class ReduceOp { kSum, kMin, kMax };
   absl::Status BarrierReduce(absl::Span<const double> values, ReduceOp op, double* out);
+  // The barrier of Finalize: every rank may leave as soon as it completes,
+  // so its acquire makes no remote operation (stale copies are dropped,
+  // never refreshed in place).
+  absl::Status FinalBarrier();
   // The message rounds alone, without release/acquire.
   absl::Status BarrierOnly();
 
@@ -118,6 +122,9 @@ class Sync {
   uint64_t collective_seq() const { return stamp_.seq; }
 
  private:
+  // A barrier whose acquire may refresh stale copies in place or not.
+  absl::Status BarrierAcquire(absl::Span<const double> values, ReduceOp op, double* out,
+                              bool may_refresh);
   absl::StatusOr<uint64_t> Atomic(transport::OpType type, uint64_t addr, uint64_t compare,
                                   uint64_t operand);
   // The dissemination rounds; `known` holds this rank's contribution on

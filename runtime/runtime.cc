@@ -385,6 +385,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   co.packed_diffs = c.packed_diffs;
   co.diff_direct_bytes = static_cast<uint32_t>(c.diff_direct_bytes);
   co.home_open_pages = static_cast<uint32_t>(c.home_open_pages);
+  co.refresh_pages = static_cast<uint32_t>(c.refresh_pages);
   co.timeout = c.timeout;
   if (s.transport->capabilities().zero_copy_registered_local && c.cache_reg_chunk > 0) {
     co.cache_reg_chunk = c.cache_reg_chunk;
@@ -504,7 +505,7 @@ int Size() { return S().size; }
 int Runtime::Finalize() {
   State& s = S();
   s.sync->NoteCollective("Finalize()");
-  absl::Status st = s.sync->Barrier();
+  absl::Status st = s.sync->FinalBarrier();
   if (!st.ok()) Die(st, "final barrier");
   // Every rank is here: nobody calls this rank's services any more.
   for (auto& fn : s.at_finalize) fn();

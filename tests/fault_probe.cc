@@ -6,6 +6,9 @@
 //   fault_probe memory        backing store and twin memory stay proportional
 //   fault_probe selective     Release/Acquire of a range with a relaxed flag
 //                             (FAULT_PROBE_SKIP_ACQUIRE=1: negative control)
+//   fault_probe refresh       pages re-read after every barrier are refreshed
+//                             in place, not faulted in (GASP_REFRESH_PAGES=0:
+//                             faulted every round)
 #include <signal.h>
 #include <unistd.h>
 
@@ -314,6 +317,63 @@ int main(int argc, char** argv) {
     int rc = rt->Finalize();
     return bad == 0 ? rc : 1;
   }
+  if (mode == "refresh") {
+    // Refresh in place: pages homed at rank 0, written there every round and
+    // read by the others after the round's barrier. From the third round on
+    // the readers' copies are refreshed at the barrier (no read fault) except
+    // after every 8th barrier (a probe that drops them); every value is
+    // right; once the readers stop reading, refreshing stops within 8
+    // barriers. With GASP_REFRESH_PAGES=0 every round faults and nothing is
+    // refreshed. Counts come from gasp::Stats() (read_faults, pages_refreshed).
+    constexpr int kRounds = 24, kQuietRounds = 12;
+    constexpr size_t kPages = 64, kLongsPerPage = 512;
+    long* a = gasp::CoNewArray<long>(kPages * kLongsPerPage, gasp::Placement::OnRank(0));
+    const char* setting = std::getenv("GASP_REFRESH_PAGES");
+    const bool off = setting != nullptr && std::string(setting) == "0";
+    auto stat = [](const char* name) {
+      for (const auto& [k, v] : gasp::Stats()) {
+        if (k == name) return v;
+      }
+      return uint64_t{0};
+    };
+    long bad = 0;
+    int faulted_rounds = 0;
+    uint64_t refreshed_start = 0;
+    for (int round = 1; round <= kRounds + kQuietRounds; ++round) {
+      if (me == 0) {
+        for (size_t p = 0; p < kPages; ++p) a[p * kLongsPerPage + round % kLongsPerPage] = round;
+      }
+      gasp::Barrier();
+      if (round == kRounds + 1) refreshed_start = stat("pages_refreshed");
+      if (me != 0 && round <= kRounds) {
+        const uint64_t faults = stat("read_faults");
+        for (size_t p = 0; p < kPages; ++p) bad += a[p * kLongsPerPage + round % kLongsPerPage] != round;
+        faulted_rounds += stat("read_faults") != faults;
+      }
+    }
+    // The last quiet rounds' barriers (after a probe dropped the copies)
+    // must have refreshed nothing.
+    const uint64_t refreshed = stat("pages_refreshed");
+    gasp::Barrier();
+    gasp::Barrier();
+    const uint64_t late = stat("pages_refreshed") - refreshed;
+    bool ok = bad == 0;
+    if (me != 0) {
+      const int most_faults = off ? kRounds : 2 + kRounds / 8 + 1;
+      const int least_faults = off ? kRounds : 2;
+      ok = ok && faulted_rounds <= most_faults && faulted_rounds >= least_faults &&
+           (off ? refreshed == 0 : refreshed >= (kRounds - most_faults) * kPages) &&
+           late == 0 && (off || refreshed - refreshed_start <= 8 * kPages);
+    }
+    std::printf("rank %d: refresh %s: %d rounds, %d with read faults, %lu pages refreshed (%lu "
+                "after reading stopped, %lu in the last barriers), %ld stale: %s\n",
+                me, off ? "off" : "on", kRounds, faulted_rounds,
+                static_cast<unsigned long>(refreshed),
+                static_cast<unsigned long>(refreshed - refreshed_start),
+                static_cast<unsigned long>(late), bad, ok ? "verified" : "FAILED");
+    const int rc = rt->Finalize();
+    return ok ? rc : 1;
+  }
   if (mode == "memory") {
     // The backing store holds this rank's share of what was allocated and
     // touched, not the range; twins exist only for written pages.
@@ -337,6 +397,6 @@ int main(int argc, char** argv) {
     int rc = rt->Finalize();
     return home_ok && twins_ok && clean_ok ? rc : 1;
   }
-  std::fprintf(stderr, "usage: fault_probe unallocated|kill R|threads|memory|selective\n");
+  std::fprintf(stderr, "usage: fault_probe unallocated|kill R|threads|memory|selective|refresh\n");
   return 2;
 }

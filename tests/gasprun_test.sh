@@ -6,7 +6,7 @@ for np in 2 4; do
   for prog in "examples/hello" "examples/counter 100" "examples/jacobi2d 128 20" \
               "examples/shared_tree 20000" "examples/ledger 50" "tests/drf_random 6" "tests/fault_probe threads" "tests/fault_probe memory" "tests/fault_probe selective" \
               "tests/fault_probe falseshare" "tests/fault_probe hot" \
-              "tests/fault_probe allreduce"; do
+              "tests/fault_probe allreduce" "tests/fault_probe refresh"; do
     set -- $prog
     b=$(bin "$1"); shift
     log="$TMP/$(basename "$b")-$np.log"
@@ -23,6 +23,11 @@ done
 run_job "$TMP/noacq.log" 120 env FAULT_PROBE_SKIP_ACQUIRE=1 "$GASPRUN" -np 2 "$(bin tests/fault_probe)" selective
 [ "$RC" != 0 ] && grep -q "1536 bad values" "$TMP/noacq.log" && ok "without Acquire(range) the stale copy is seen" \
   || { bad "negative control: rc=$RC"; tail -5 "$TMP/noacq.log"; }
+# Refresh in place off: the same re-read pages fault in every round.
+run_job "$TMP/norefresh.log" 120 env GASP_REFRESH_PAGES=0 "$GASPRUN" -np 2 -x GASP_REFRESH_PAGES "$(bin tests/fault_probe)" refresh
+[ "$RC" = 0 ] && grep -q "rank 1: refresh off: 24 rounds, 24 with read faults, 0 pages refreshed" "$TMP/norefresh.log" \
+  && ok "GASP_REFRESH_PAGES=0: re-read pages are faulted in every round" \
+  || { bad "GASP_REFRESH_PAGES=0 (rc=$RC)"; tail -5 "$TMP/norefresh.log"; }
 # More ranks than cores: adaptive waits stop spinning (logged at info),
 # unless GASP_SPIN_US is set.
 over=$(( $(nproc) + 1 ))
