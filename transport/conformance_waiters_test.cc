@@ -123,6 +123,33 @@ TEST_P(ConformanceTest, WaitsOnOtherThreadsAndOutOfOrderComplete) {
   }
 }
 
+// A thread may poll a counter with Poll() instead of calling Wait: its ops
+// complete (the tcp backend parks a connection with no live op, watched
+// only for its end; Poll must have its replies read again). Checked on a
+// connection that a finished Execute left idle, in each wait mode.
+TEST_P(ConformanceTest, ACounterPolledWithPollCompletes) {
+  WarmUp();
+  for (WaitMode mode : {WaitMode::kAdaptive, WaitMode::kBlock, WaitMode::kPoll}) {
+    SCOPED_TRACE(static_cast<int>(mode));
+    WaitPolicy policy(mode);
+    for (int i = 0; i < 5; ++i) {
+      uint64_t old = 0, seen = 0;
+      ASSERT_TRUE(ExecuteFor(T(0), {ReadOp(1, &seen, 8, RAddr(1, 128), Key(1))}).ok());
+      CompletionCounter c;
+      ASSERT_TRUE(T(0).Post({FetchAddOp(1, &old, RAddr(1, 128), Key(1), 1)}, &c).ok());
+      const absl::Time deadline = absl::Now() + absl::Seconds(10);
+      while (!c.done() && absl::Now() < deadline) {
+        T(0).Poll();
+        std::this_thread::yield();
+      }
+      EXPECT_TRUE(c.done()) << "a polled op did not complete within 10 s";
+      ASSERT_TRUE(T(0).Wait(&c, absl::Now() + absl::Seconds(20)).ok());
+      EXPECT_EQ(old, seen);
+    }
+  }
+  std::memset(Mem(1) + 128, 0, 8);
+}
+
 // A thread blocked in Recv for a message from rank 0 does not stop rank 1
 // from serving rank 0's requests on that very connection.
 TEST_P(ConformanceTest, ABlockedRecvStillServesThePeersRequests) {

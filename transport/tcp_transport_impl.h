@@ -203,7 +203,13 @@ class TcpTransport final : public Transport {
   absl::Status Deregister(const Region& region) override;
   absl::Status Post(absl::Span<const Op> ops, CompletionCounter* counter) override;
   void Abandon(CompletionCounter* counter) override;
-  int Poll() override { return 0; }  // the progress thread does the work
+  // The progress thread completes ops; Poll only has parked connections
+  // with live ops watched again (WatchParked), for threads that poll a
+  // counter instead of calling Wait.
+  int Poll() override {
+    WatchParked();
+    return 0;
+  }
   absl::Status Wait(CompletionCounter* counter, absl::Time deadline) override;
   absl::Status Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) override;
   absl::StatusOr<Message> Recv(uint32_t tag, int from, absl::Time deadline) override;

@@ -222,8 +222,11 @@ class Transport {
   // buffers, and their late replies are dropped. Wait calls it on timeout.
   virtual void Abandon(CompletionCounter* counter) = 0;
 
-  // Drives progress from the caller's thread (backends with a progress
-  // thread may do nothing). Returns the number of completions processed.
+  // Drives progress from the caller's thread. Returns the number of
+  // completions processed. Completions are delivered while some thread of
+  // this process is in Wait or Poll; a thread that checks
+  // CompletionCounter::done() in a loop of its own must call Poll in it
+  // (tcp leaves an idle connection unwatched until then).
   virtual int Poll() = 0;
 
   // Waits until `counter` is done (policy of base/wait.h, calling Poll while
