@@ -37,18 +37,30 @@
 namespace gasp {
 namespace consistency {
 
-// A node's name, as the tail word, the links and the grant carry it:
-// (index << 32) | (rank + 1). 0 names no node (a free lock, no link yet).
+// A node's name, as the tail word, the links and `pred` carry it: (index
+// << 24) | (rank + 1), 44 bits (ranks < 2^24 - 1, indices < 2^20). 0 names
+// no node (a free lock, no link yet). The low half of a name is never 0.
 inline constexpr uint64_t kNoNode = 0;
+inline constexpr int kNameBits = 44;
+inline constexpr uint64_t kNameMask = (uint64_t{1} << kNameBits) - 1;
 struct NodeId {
   int rank = -1;
   uint32_t index = 0;
 };
 uint64_t NodeName(NodeId id);
 // Decodes a name read from memory that other ranks write. False when it
-// names no node of the job: 0, a rank outside [0, nranks), an index at or
-// beyond `nodes_per_rank`.
+// names no node of the job: 0, bits above the name, a rank outside [0,
+// nranks), an index at or beyond `nodes_per_rank`.
 bool DecodeNodeName(uint64_t name, int nranks, uint32_t nodes_per_rank, NodeId* out);
+
+// The lock word: the tail's name in the low 44 bits; the top 20 bits count
+// the threads that announced that their swap keeps failing (a FETCH_ADD,
+// which cannot fail). While any is announced, no other thread swaps: they
+// go first, so no thread starves at the door (docs/protocol.md, "Locks").
+// 0: free, nobody announced.
+inline constexpr uint64_t kAnnounceOne = uint64_t{1} << kNameBits;
+inline uint64_t TailName(uint64_t tail) { return tail & kNameMask; }
+inline uint64_t Announced(uint64_t tail) { return tail >> kNameBits; }
 
 // The grant word that passes `value` (< 2^63) with the lock: never 0, nor
 // 0 in its low half (a waiter may futex-wait on that half).
@@ -143,6 +155,13 @@ class QueueLocks {
 
   QueueNode* Local(uint32_t index) const;
   uint64_t NodeAddress(NodeId id) const;
+  // Swaps `mine` into the lock word's tail, first expecting `guess`;
+  // returns the name it replaced (kNoNode: the lock was free). A thread
+  // whose COMPARE_SWAP fails announces itself (FETCH_ADD on the word's top
+  // bits) and retries; one that finds others announced waits until none
+  // is before it tries. Bounded by `deadline`.
+  absl::StatusOr<uint64_t> Swap(uint64_t lock, int home, uint64_t mine, uint64_t guess,
+                                absl::Time deadline);
   // Waits for node `index`'s last hand-off to complete; its error, if any.
   absl::Status FinishGrant(uint32_t index, absl::Time deadline);
   absl::StatusOr<uint32_t> TakeNode(uint64_t lock);
