@@ -3,7 +3,8 @@
 // Every thread that holds or awaits a lock owns one node for it, in a pool
 // of registered memory at its own rank (threads of one rank queue like
 // remote ranks). To lock, a thread swaps its node's name into the tail (a
-// COMPARE_SWAP loop: the transports have no SWAP); if the tail named a
+// COMPARE_SWAP loop, the transports have no SWAP; a FETCH_ADD announcement
+// keeps a thread from failing at it forever); if the tail named a
 // node, it links itself behind it (one WRITE into the predecessor's `next`)
 // and waits on its own node's `grant` word, which only memory traffic
 // changes. To unlock, a holder without a successor swaps the tail back to
