@@ -105,24 +105,6 @@ class Pauser {
   absl::Duration nap_ = absl::ZeroDuration();
 };
 
-// Waits for the ops posted with `counter`. With the adaptive policy the
-// first GASP_SPIN_US + kYieldFor yield the CPU between looks instead of
-// spinning (the lock's operations come in bursts from every waiting rank;
-// a spinning waiter would hold off the progress threads that complete
-// them when ranks share cores), then Transport::Wait.
-absl::Status WaitOps(transport::Transport* transport, CompletionCounter* counter,
-                     absl::Time deadline) {
-  if (GetWaitMode() == WaitMode::kAdaptive) {
-    const absl::Time yield_until =
-        std::min(deadline, absl::Now() + absl::Microseconds(GetSpinMicros()) + kYieldFor);
-    while (!counter->done() && absl::Now() < yield_until) {
-      transport->Poll();
-      if (!counter->done()) sched_yield();
-    }
-  }
-  return transport->Wait(counter, deadline);
-}
-
 uint64_t ThreadId() {
   static thread_local const uint64_t tid = static_cast<uint64_t>(syscall(SYS_gettid));
   return tid;
@@ -189,7 +171,7 @@ QueueLocks::~QueueLocks() {
 absl::Status QueueLocks::FinishGrant(uint32_t index, absl::Time deadline) {
   Grant& g = grants_[index];
   if (!g.counter.has_value()) return absl::OkStatus();
-  absl::Status s = WaitOps(transport_, &*g.counter, deadline);  // abandons it on timeout
+  absl::Status s = transport_->Wait(&*g.counter, deadline);  // abandons it on timeout
   g.counter.reset();
   return Annotate(s, absl::StrFormat("handing a global lock to %s", describe_rank_(g.to.rank)));
 }
@@ -248,9 +230,7 @@ absl::StatusOr<uint64_t> QueueLocks::Atomic(OpType type, uint64_t lock, int home
   op.local = &old;
   op.compare = compare;
   op.operand = operand;
-  CompletionCounter counter;
-  absl::Status s = transport_->Post(absl::MakeConstSpan(&op, 1), &counter);
-  if (s.ok()) s = WaitOps(transport_, &counter, absl::Now() + timeout_);
+  absl::Status s = transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + timeout_);
   if (!s.ok()) {
     return Annotate(s, absl::StrFormat("global lock %#x at %s", lock, describe_rank_(home)));
   }
@@ -408,7 +388,7 @@ absl::Status QueueLocks::Lock(uint64_t lock, int home, bool* handed_over, uint64
                   [&] { return DescribeWait(lock, pred); }, start);
     if (s.ok() && !link.done()) {
       // The predecessor saw the link (it handed over); its ACK may lag.
-      s = WaitOps(transport_, &link, absl::Now() + timeout_);
+      s = transport_->Wait(&link, absl::Now() + timeout_);
     }
     if (!s.ok()) {
       if (!link.done()) transport_->Abandon(&link);
