@@ -133,14 +133,17 @@ const std::vector<Row>& Rows() {
         "", 0, 1 << 20},
        &Config::guard_pages},
       {{"GASP_WAIT_MODE", SettingType::kChoice, "adaptive",
-        "How waiting threads (completions, progress) wait: adaptive spins GASP_SPIN_US then "
-        "blocks; poll never blocks (dedicated cores); block never spins (oversubscribed nodes).",
+        "How waiting threads (completions, messages, progress) wait: adaptive spins "
+        "GASP_SPIN_US then blocks; poll never blocks, and the tcp progress thread keeps polling "
+        "for GASP_SPIN_US after each event (dedicated cores only); block never spins "
+        "(oversubscribed nodes).",
         "adaptive|poll|block", 0, 0},
        &Config::wait_mode},
       {{"GASP_SPIN_US", SettingType::kInt, "100",
-        "Microseconds an adaptive wait spins before it blocks. Spinning saves a wake-up per "
-        "remote operation (about half the tcp round trip here); lower it, or use "
-        "GASP_WAIT_MODE=block, when ranks outnumber cores.",
+        "Microseconds an adaptive wait spins before it blocks (and, with GASP_WAIT_MODE=poll, "
+        "how long the tcp progress thread polls after an event). Spinning saves a wake-up per "
+        "remote operation. Unless set, it is 0 when this host's ranks outnumber its cores "
+        "(a spinning waiter would hold the core the rank it waits for needs).",
         "", 0, 1000000},
        &Config::spin_us},
       {{"GASP_BOOT", SettingType::kChoice, "auto",
@@ -244,6 +247,14 @@ const std::vector<Row>& Rows() {
         "subject of GASP_NS_CERT.",
         "", 0, 0},
        &Config::ns_principal},
+      {{"GASP_SHIP_COPY_PAGES", SettingType::kInt, "8192",
+        "Function shipping: copies (4 KiB each, over all destination ranks) of the pages this "
+        "rank last sent in call bundles, so that a page changed since is sent as the bytes "
+        "that differ from the copy the receiver holds (docs/services.md). Allocated as "
+        "needed; when all are in use, the least recently sent is given up and its page goes "
+        "in full the next time it changes. 0: changed pages always go in full.",
+        "", 0, 1 << 22},
+       &Config::ship_copy_pages},
   };
   return *rows;
 }

@@ -57,6 +57,7 @@ struct Config {
   std::string ns_cert;             // GASP_NS_CERT
   std::string ns_key;              // GASP_NS_KEY
   std::string ns_principal;        // GASP_NS_PRINCIPAL
+  int64_t ship_copy_pages = 0;     // GASP_SHIP_COPY_PAGES
 };
 
 enum class SettingType { kBool, kInt, kSize, kAddress, kDuration, kString, kChoice };

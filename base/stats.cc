@@ -18,7 +18,8 @@ const char* const kNames[kNum] = {
     "notice_log_overflows", "diff_messages", "diff_message_bytes", "diff_messages_applied",
     "pages_refetched_ahead",
     "pages_claimed", "zero_copies", "touch_directory_ops",
-    "hot_blocks", "read_fault_ns", "fetch_wait_ns", "rpcs_refused", "lock_handoffs"};
+    "hot_blocks", "read_fault_ns", "fetch_wait_ns", "rpcs_refused", "lock_handoffs",
+    "pages_bundled_as_diffs", "shipped_diffs_dropped"};
 
 }  // namespace
 

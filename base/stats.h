@@ -29,7 +29,7 @@ enum class Counter : int {
   kRemoteOps,        // one-sided ops posted to the transport
   kMessagesSent,
   kRpcsShipped,      // function-shipping calls made
-  kPagesBundled,     // pages sent in function-shipping bundles
+  kPagesBundled,     // pages sent whole in function-shipping bundles
   kPagesInstalled,   // bundled pages installed as cached copies
   kDataShipped,      // calls run here by data shipping
   kCacheChunksRegistered,  // page-cache chunks registered for zero-copy fetches
@@ -50,6 +50,8 @@ enum class Counter : int {
   kFetchWaitNs,            // of which waiting for the READs
   kRpcsRefused,            // shipped calls refused for a missing, wrong or replayed credential
   kLockHandoffs,           // locks this rank's threads queued for and were handed by a predecessor
+  kPagesBundledAsDiffs,    // pages sent in bundles as the bytes changed since last sent
+  kShippedDiffsDropped,    // bundled diffs that did not apply here: the copy dropped instead
   kCount
 };
 

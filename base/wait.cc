@@ -1,6 +1,7 @@
 #include "base/wait.h"
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,7 +58,14 @@ bool WaitWhileEqual(const std::atomic<uint32_t>* word, uint32_t value, absl::Tim
     int i = 0;
     while (word->load(std::memory_order_acquire) == value) {
       CpuRelax();
-      if ((++i & 63) == 0 && NowNanos() >= spin_end) break;
+      if ((++i & 63) == 0) {
+        if (NowNanos() >= spin_end) break;
+        // Adaptive: let a thread woken onto this CPU run (the one that
+        // will change the word often is: a waker is expected to sleep
+        // next), instead of making it wait out the spin. Poll keeps the
+        // CPU (dedicated cores).
+        if (mode == WaitMode::kAdaptive) sched_yield();
+      }
     }
     if (word->load(std::memory_order_acquire) != value) return true;
     if (mode == WaitMode::kPoll) return false;

@@ -19,6 +19,10 @@
 // Profiling: BENCH_ONLY=read8|read4k|floor|fetch runs only that loop (fetch:
 // BENCH_ROUNDS rounds over the pages, an acquire before each), so that
 // `perf record -a` in the guest sees nothing else; docs/testing.md.
+// BENCH_ONLY=spin|mprotect|vmaonly|signal times a READ after 20 us of
+// computing, after an mprotect of another populated page, after an
+// mprotect of a page never touched, or after a signal: which part of a trap
+// makes the READ after it slower (docs/benchmarks.md, "Page fetch").
 #include <signal.h>
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -81,9 +85,11 @@ int main(int argc, char** argv) {
   const int me = rt->rank(), n = rt->size();
   const char* only = std::getenv("BENCH_ONLY");
   if (only != nullptr && std::string(only) != "read8" && std::string(only) != "read4k" &&
-      std::string(only) != "floor" && std::string(only) != "fetch") {
+      std::string(only) != "floor" && std::string(only) != "fetch" &&
+      std::string(only) != "spin" && std::string(only) != "mprotect" &&
+      std::string(only) != "vmaonly" && std::string(only) != "signal") {
     if (me == 0) {
-      std::fprintf(stderr, "gasp_bench: BENCH_ONLY=%s: expected read8, read4k, floor or fetch\n",
+      std::fprintf(stderr, "gasp_bench: BENCH_ONLY=%s: expected read8, read4k, floor, spin, mprotect, vmaonly, signal or fetch\n",
                    only);
     }
     (void)rt->Finalize();  // every rank takes this branch: the env is the job's
@@ -191,6 +197,35 @@ int main(int argc, char** argv) {
             halves[0].push_back(Us(t1 - t0));
             halves[1].push_back(Us(Clock::now() - t1));
           });
+        } else if (mode == "spin" || mode == "mprotect" || mode == "vmaonly" ||
+                   mode == "signal") {
+          // What a READ pays after each part of a trap alone: 20 us of
+          // computing; one mprotect of another (populated) page, which
+          // changes its page-table entry; an mprotect of a page never
+          // touched, which changes only the mapping's flags; a signal
+          // delivered to this thread (no protection change).
+          close_traps();
+          char* untouched = static_cast<char*>(
+              mmap(nullptr, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+          struct sigaction sa = {};
+          sa.sa_handler = [](int) {};
+          sigaction(SIGUSR2, &sa, nullptr);
+          part = timed(iters, [&](int i) {
+            if (mode == "spin") {
+              const auto until = Clock::now() + std::chrono::microseconds(20);
+              while (Clock::now() < until) {
+              }
+            } else if (mode == "mprotect") {
+              mprotect(g_trap + static_cast<size_t>(i) * 4096, 4096, PROT_READ);
+            } else if (mode == "vmaonly") {
+              mprotect(untouched, 4096, (i & 1) ? PROT_READ : PROT_NONE);
+            } else {
+              raise(SIGUSR2);
+            }
+            auto t1 = Clock::now();
+            exec(reads4k[static_cast<size_t>(i)]);
+            halves[1].push_back(Us(Clock::now() - t1));
+          });
         } else {  // fetch
           gasp::Acquire(remote, kPages * 4096);
           part = timed(iters, [&](int i) { sum += remote[static_cast<size_t>(i) * 4096]; });
@@ -200,6 +235,8 @@ int main(int argc, char** argv) {
       Row(("only " + mode).c_str(), mode == "read8" ? "8" : "4096", Summarize(t), t.size());
       if (!halves[0].empty()) {
         Row("  of which the trap", "0", Summarize(halves[0]), halves[0].size());
+      }
+      if (!halves[1].empty()) {
         Row("  of which the READ", "4096", Summarize(halves[1]), halves[1].size());
       }
       if (sum == 42) std::printf(" \n");

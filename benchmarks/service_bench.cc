@@ -5,12 +5,16 @@
 // 10k-node tree passed by reference against the same tree marshaled into
 // protobuf over plain gRPC, and AUTO against both fixed paths on a cached
 // and an uncached working set. Medians of per-call times.
+// Profiling: BENCH_ONLY=tree runs only the tree rows (by reference, changed
+// and unchanged, and marshaled), each `iterations` times; BENCH_ONLY=
+// tree-changed, tree-unchanged or tree-marshaled only that one.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <string>
@@ -19,7 +23,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "benchmarks/plain_tree.grpc.pb.h"
+#include "base/stats.h"
 #include "benchmarks/service_bench.gasp.h"
+#include "consistency/bundle.h"
 #include "gasp/gasp.h"
 #include "rpcgen/call_credential.h"
 #include "gasp/service.h"
@@ -106,6 +112,15 @@ class PlainTreeImpl final : public gasp::bench::plain::PlainTree::Service {
   }
 };
 
+// Pages sent in full and as diffs by this rank so far.
+struct BundleCounters {
+  uint64_t full, diffs;
+  static BundleCounters Now() {
+    return {gasp::StatGet(gasp::Counter::kPagesBundled),
+            gasp::StatGet(gasp::Counter::kPagesBundledAsDiffs)};
+  }
+};
+
 double MedianUs(int iters, const std::function<void()>& before, const std::function<void()>& fn) {
   std::vector<double> t;
   t.reserve(iters);
@@ -172,6 +187,21 @@ int main(int argc, char** argv) {
     return 1;
   }
   const int iters = argc > 1 ? std::atoi(argv[1]) : 300;
+  const char* only_env = std::getenv("BENCH_ONLY");
+  const std::string only = only_env != nullptr ? only_env : "";
+  if (!only.empty() && only != "tree" && only != "tree-changed" && only != "tree-unchanged" &&
+      only != "tree-marshaled") {
+    std::fprintf(stderr,
+                 "service_bench: BENCH_ONLY=%s: expected tree, tree-changed, tree-unchanged or "
+                 "tree-marshaled\n",
+                 only.c_str());
+    return 1;
+  }
+  const bool all_rows = only.empty();
+  const int tree_iters = all_rows ? iters / 3 + 1 : iters;
+  auto tree_row = [&](const char* which) {
+    return all_rows || only == "tree" || only == absl::StrCat("tree-", which);
+  };
   constexpr uint64_t kValues = 4096;     // 8 pages
   constexpr uint64_t kSumPages = 64;
   constexpr uint64_t kTreeNodes = 10000;
@@ -214,6 +244,8 @@ int main(int argc, char** argv) {
                 iters, gasp::internal::GetTransport()->name().c_str(), gasp::ProtectionBackend());
     std::printf("| %-58s | %10s | %s\n", "call", "median µs", "note");
     std::printf("|%s|%s|%s\n", std::string(60, '-').c_str(), std::string(12, '-').c_str(), "---");
+  }
+  if (me == 0 && all_rows) {
     BenchImpl local(reinterpret_cast<uint64_t>(root));
     gasp::bench::GetReply r;
     Row("plain C++ call of the implementation (home)", MedianUs(iters, nullptr, [&] { local.Get(get, &r).IgnoreError(); }));
@@ -226,32 +258,35 @@ int main(int argc, char** argv) {
   }
   gasp::Barrier();
   if (me == 1) {
-    Row("data shipping, warm (pages cached here)",
-        MedianUs(iters, nullptr, [&] { stub->Get(get).IgnoreError(); }));
-    Row("data shipping, cold (after an acquire: faults)",
-        MedianUs(iters, [] { gasp::Acquire(); }, [&] { stub->Get(get).IgnoreError(); }));
-    // Pages homed here, written before each call (so each is sent in
-    // full), or left alone (sent as "unchanged": a hash each).
     std::map<uint64_t, double> changed_call_us;  // bundled pages -> median of the call
-    for (uint64_t pages : {0, 1, 16}) {
-      uint64_t* buf = pages == 0 ? nullptr : static_cast<uint64_t*>(gasp::Alloc(pages * 4096, 4096));
-      for (uint64_t i = 0; i < pages * 512; ++i) buf[i] = i;
-      gasp::bench::TouchRequest t;
-      t.mutable_buf()->set_address(reinterpret_cast<uint64_t>(buf));
-      t.mutable_buf()->set_length(pages * 4096);
-      auto change = [&] {
-        for (uint64_t i = 0; i < pages; ++i) buf[i * 512] += 1;
-      };
-      changed_call_us[pages] = MedianUs(iters, change, [&] { stub->Touch(t).IgnoreError(); });
-      Row(absl::StrCat("function shipping, ", pages, " bundled page", pages == 1 ? "" : "s",
-                       pages ? " (changed)" : ""),
-          changed_call_us[pages]);
-      if (pages != 0) {
+    if (all_rows) {
+      Row("data shipping, warm (pages cached here)",
+          MedianUs(iters, nullptr, [&] { stub->Get(get).IgnoreError(); }));
+      Row("data shipping, cold (after an acquire: faults)",
+          MedianUs(iters, [] { gasp::Acquire(); }, [&] { stub->Get(get).IgnoreError(); }));
+      // Pages homed here, written before each call (so each is sent in
+      // full), or left alone (sent as "unchanged": a hash each).
+      for (uint64_t pages : {0, 1, 16}) {
+        uint64_t* buf =
+            pages == 0 ? nullptr : static_cast<uint64_t*>(gasp::Alloc(pages * 4096, 4096));
+        for (uint64_t i = 0; i < pages * 512; ++i) buf[i] = i;
+        gasp::bench::TouchRequest t;
+        t.mutable_buf()->set_address(reinterpret_cast<uint64_t>(buf));
+        t.mutable_buf()->set_length(pages * 4096);
+        auto change = [&] {
+          for (uint64_t i = 0; i < pages; ++i) buf[i * 512] += 1;
+        };
+        changed_call_us[pages] = MedianUs(iters, change, [&] { stub->Touch(t).IgnoreError(); });
         Row(absl::StrCat("function shipping, ", pages, " bundled page", pages == 1 ? "" : "s",
-                         " (unchanged: hashes)"),
-            MedianUs(iters, nullptr, [&] { stub->Touch(t).IgnoreError(); }));
+                         pages ? " (changed)" : ""),
+            changed_call_us[pages]);
+        if (pages != 0) {
+          Row(absl::StrCat("function shipping, ", pages, " bundled page", pages == 1 ? "" : "s",
+                           " (unchanged: hashes)"),
+              MedianUs(iters, nullptr, [&] { stub->Touch(t).IgnoreError(); }));
+        }
       }
-    }
+    }  // all_rows
     // A 10k-node tree: by reference vs marshaled.
     TreeNode* nodes = static_cast<TreeNode*>(gasp::Alloc(kTreeNodes * sizeof(TreeNode), 4096));
     uint64_t next = 0;
@@ -265,15 +300,19 @@ int main(int argc, char** argv) {
       auto r = stub->SumTree(tr);
       ok = ok && r.ok() && r->count() == kTreeNodes;
     };
-    // Every node's value changes before each call: all pages go in full.
-    const double by_ref_changed = MedianUs(iters / 3 + 1, [&] {
-      for (uint64_t i = 0; i < kTreeNodes; ++i) nodes[i].value += 1;
-    }, call_tree);
-    const double by_ref = MedianUs(iters / 3 + 1, nullptr, call_tree);
+    // Every node's value changes before each call: every page changes (a
+    // byte in 32), and goes as a diff against the copy sent last time.
+    const BundleCounters c0 = BundleCounters::Now();
+    const double by_ref_changed =
+        !tree_row("changed") ? 0 : MedianUs(tree_iters, [&] {
+          for (uint64_t i = 0; i < kTreeNodes; ++i) nodes[i].value += 1;
+        }, call_tree);
+    const BundleCounters c1 = BundleCounters::Now();
+    const double by_ref = !tree_row("unchanged") ? 0 : MedianUs(tree_iters, nullptr, call_tree);
     auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", *plain_port),
                                        grpc::InsecureChannelCredentials());
     auto plain = gasp::bench::plain::PlainTree::NewStub(channel);
-    const double marshaled = MedianUs(iters / 3 + 1, nullptr, [&] {
+    const double marshaled = !tree_row("marshaled") ? 0 : MedianUs(tree_iters, nullptr, [&] {
       gasp::bench::plain::Tree msg;
       msg.mutable_nodes()->Reserve(kTreeNodes);
       msg.set_root(Marshal(tree, &msg));
@@ -284,61 +323,98 @@ int main(int argc, char** argv) {
     });
     const uint64_t tree_pages = (kTreeNodes * sizeof(TreeNode) + 4095) / 4096;
     Row("10k-node tree by reference, changed since the last call", by_ref_changed,
-        absl::StrFormat("%d pages in full", tree_pages));
+        absl::StrFormat("%d pages; in %d calls %d went as diffs, %d in full", tree_pages,
+                        tree_iters, c1.diffs - c0.diffs, c1.full - c0.full));
     Row("10k-node tree by reference, unchanged since the last call", by_ref,
         absl::StrFormat("%d pages as hashes", tree_pages));
     Row("10k-node tree marshaled into protobuf, plain gRPC", marshaled,
         absl::StrFormat("%.1fx / %.1fx the by-reference calls%s", marshaled / by_ref_changed,
                         marshaled / by_ref, ok ? "" : " (ERRORS)"));
-    // What the job credential of a call without TLS costs (rpcgen/call_credential.h):
-    // signing at the caller plus checking at the callee, on requests with
-    // the same number of bundled pages as the calls above.
-    const std::string secret(32, 's');
-    const auto key = absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(secret.data()), 32);
-    gasp::rpc::ReplayGuard guard(2);
-    uint64_t counter = 0;
-    for (uint64_t pages : {uint64_t{0}, uint64_t{16}, tree_pages}) {
-      gasp::rpc::CallRequest req;
-      req.set_service("gasp.bench.Bench");
-      req.set_method("Touch");
-      req.set_request(std::string(24, 'r'));
-      req.set_pages(std::string(pages * (4096 + 8), 'p'));
-      req.set_caller_rank(1);
-      const double us = MedianUs(iters, nullptr, [&] {
-        gasp::rpc::SignCall(key, 0, ++counter, &req);
-        ok = ok && gasp::rpc::CheckCallCredential(key, 0, req, &guard).ok();
-      });
-      const double call = pages == tree_pages ? by_ref_changed : changed_call_us[pages];
-      Row(absl::StrCat("job credential, sign + check, ", pages, " bundled pages"), us,
-          absl::StrFormat("%.1f%% of that call above%s", 100.0 * us / call, ok ? "" : " (ERRORS)"));
-    }
-    // AUTO on a cached and an uncached working set of 64 pages homed at rank 0.
-    gasp::bench::SumRequest sr;
-    sr.mutable_buf()->set_address(reinterpret_cast<uint64_t>(sum_data));
-    sr.mutable_buf()->set_length(kSumPages * 4096);
-    auto run = [&](const char* set, bool cold) {
-      std::function<void()> before = cold ? std::function<void()>([] { gasp::Acquire(); })
-                                          : std::function<void()>([&] {
-                                              volatile uint64_t s = 0;
-                                              for (uint64_t i = 0; i < kSumPages * 512; i += 512) s += sum_data[i];
-                                            });
-      stub->binding().ForcePath(Path::kDataShipping);
-      const double d = MedianUs(iters / 2 + 1, before, [&] { stub->Sum(sr).IgnoreError(); });
-      stub->binding().ForcePath(Path::kFunctionShipping);
-      const double f = MedianUs(iters / 2 + 1, before, [&] { stub->Sum(sr).IgnoreError(); });
-      stub->binding().ClearForcedPath();
-      const gasp::rpc::CallStats s0 = stub->binding().stats();
-      const double a = MedianUs(iters, before, [&] { stub->Sum(sr).IgnoreError(); });
-      const gasp::rpc::CallStats s1 = stub->binding().stats();
-      const uint64_t data = s1.calls[2] - s0.calls[2], fn = s1.calls[3] - s0.calls[3];
-      Row(absl::StrCat("Sum 64 pages, ", set, ": data shipping"), d);
-      Row(absl::StrCat("Sum 64 pages, ", set, ": function shipping"), f);
-      Row(absl::StrCat("Sum 64 pages, ", set, ": AUTO"), a,
-          absl::StrFormat("chose data %d%% of %d calls; best fixed path %s", 100 * data / (data + fn),
-                          data + fn, d < f ? "data" : "function"));
-    };
-    run("cached", false);
-    run("uncached", true);
+    if (all_rows) {
+      // What the job credential of a call without TLS costs (rpcgen/call_credential.h):
+      // signing at the caller plus checking at the callee, on requests with
+      // the same number of bundled pages as the calls above.
+      const std::string secret(32, 's');
+      const auto key = absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(secret.data()), 32);
+      gasp::rpc::ReplayGuard guard(2);
+      uint64_t counter = 0;
+      // Bundles of the sizes those calls send: 16 pages with a byte changed
+      // each, the tree after value += 1 (diffs), and the tree in full.
+      struct Size {
+        std::string what;
+        uint64_t bytes;
+        double call;  // the call it belongs to (0: none measured)
+      };
+      std::vector<uint8_t> page(4096, 0x11), changed = page;
+      changed[0] += 1;
+      std::vector<uint8_t> before(tree_pages * 4096), after;
+      std::memcpy(before.data(), nodes, kTreeNodes * sizeof(TreeNode));
+      after = before;
+      TreeNode* after_nodes = reinterpret_cast<TreeNode*>(after.data());
+      for (uint64_t i = 0; i < kTreeNodes; ++i) after_nodes[i].value += 1;
+      gasp::consistency::BundleWriter w16, wtree, wfull;
+      for (uint64_t p = 0; p < 16; ++p) w16.AddDiff(p, page.data(), 1, changed.data(), 2);
+      for (uint64_t p = 0; p < tree_pages; ++p) {
+        if (!wtree.AddDiff(p, &before[p * 4096], 1, &after[p * 4096], 2)) {
+          wtree.Add(p, &after[p * 4096]);
+        }
+        wfull.Add(p, &after[p * 4096]);
+      }
+      const std::vector<Size> sizes = {
+          {"0 bundled pages", 0, changed_call_us[0]},
+          {"16 changed pages (diffs)", w16.Finish().size(), changed_call_us[16]},
+          {absl::StrCat("the changed tree (", tree_pages, " diffs)"), wtree.Finish().size(),
+           by_ref_changed},
+          {absl::StrCat("the tree in full (", tree_pages, " pages)"), wfull.Finish().size(), 0}};
+      for (const Size& size : sizes) {
+        gasp::rpc::CallRequest req;
+        req.set_service("gasp.bench.Bench");
+        req.set_method("Touch");
+        req.set_request(std::string(24, 'r'));
+        req.set_pages(std::string(size.bytes, 'p'));
+        req.set_caller_rank(1);
+        const double us = MedianUs(iters, nullptr, [&] {
+          gasp::rpc::SignCall(key, 0, ++counter, &req);
+          ok = ok && gasp::rpc::CheckCallCredential(key, 0, req, &guard).ok();
+        });
+        Row(absl::StrCat("job credential, sign + check, ", size.what), us,
+            absl::StrFormat("%d bytes of bundle; %s%s", size.bytes,
+                            size.call > 0 ? absl::StrFormat("%.1f%% of that call above",
+                                                            100.0 * us / size.call)
+                                          : std::string("no call measured"),
+                            ok ? "" : " (ERRORS)"));
+      }
+      // AUTO on a cached and an uncached working set of 64 pages homed at rank 0.
+      gasp::bench::SumRequest sr;
+      sr.mutable_buf()->set_address(reinterpret_cast<uint64_t>(sum_data));
+      sr.mutable_buf()->set_length(kSumPages * 4096);
+      auto run = [&](const char* set, bool cold) {
+        std::function<void()> before = cold ? std::function<void()>([] { gasp::Acquire(); })
+                                            : std::function<void()>([&] {
+                                                volatile uint64_t s = 0;
+                                                for (uint64_t i = 0; i < kSumPages * 512; i += 512) {
+                                                  s += sum_data[i];
+                                                }
+                                              });
+        stub->binding().ForcePath(Path::kDataShipping);
+        const double d = MedianUs(iters / 2 + 1, before, [&] { stub->Sum(sr).IgnoreError(); });
+        stub->binding().ForcePath(Path::kFunctionShipping);
+        const double f = MedianUs(iters / 2 + 1, before, [&] { stub->Sum(sr).IgnoreError(); });
+        stub->binding().ClearForcedPath();
+        const gasp::rpc::CallStats s0 = stub->binding().stats();
+        const double a = MedianUs(iters, before, [&] { stub->Sum(sr).IgnoreError(); });
+        const gasp::rpc::CallStats s1 = stub->binding().stats();
+        const uint64_t data = s1.calls[2] - s0.calls[2], fn = s1.calls[3] - s0.calls[3];
+        Row(absl::StrCat("Sum 64 pages, ", set, ": data shipping"), d);
+        Row(absl::StrCat("Sum 64 pages, ", set, ": function shipping"), f);
+        Row(absl::StrCat("Sum 64 pages, ", set, ": AUTO"), a,
+            absl::StrFormat("chose data %d%% of %d calls; best fixed path %s",
+                            100 * data / (data + fn),
+                            data + fn, d < f ? "data" : "function"));
+      };
+      run("cached", false);
+      run("uncached", true);
+    }  // all_rows
     std::fflush(stdout);
   }
   gasp::Barrier();

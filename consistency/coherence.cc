@@ -355,6 +355,25 @@ absl::StatusOr<uint64_t> Coherence::InstallFromHome(uint64_t first,
   return installed;
 }
 
+bool Coherence::PatchCleanCopy(uint64_t page,
+                               absl::FunctionRef<bool(const uint8_t*, uint8_t*)> patch) {
+  if (page >= range_->num_pages() || !HasCleanCopy(page)) return false;
+  const uint32_t before = TakeBusy(page);
+  bool patched = false;
+  if (before == MakeWord(kRead)) {
+    alignas(64) uint8_t next[kPageSize];
+    uint8_t* copy = reinterpret_cast<uint8_t*>(range_->sys(page << kPageShift));
+    if (patch(copy, next)) {
+      std::memcpy(copy, next, kPageSize);
+      patched = true;
+    }
+  }
+  state(page).store(before, std::memory_order_release);
+  WakePage(&state(page));
+  if (patched) StatAdd(Counter::kPagesInstalled);
+  return patched;
+}
+
 transport::RemoteKey Coherence::HomeKey(uint64_t addr, int home) const {
   transport::RemoteKey key;
   if (!range_->Contains(addr) || home < 0 || home >= options_.nranks) return key;

@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "absl/time/time.h"
@@ -229,6 +230,16 @@ class Coherence {
   // home. Not for signal context.
   absl::StatusOr<uint64_t> InstallFromHome(uint64_t first, absl::Span<const uint8_t* const> data,
                                            int from_rank);
+  // Updates a clean cached copy of `page` (state READ) to contents its home
+  // sent as a change against that copy: `patch(copy, out)` writes the new
+  // contents (4 KiB) into `out` and returns whether they are right (the
+  // caller checks hashes). If so they replace the copy, which stays READ,
+  // with no protection change. Returns false, changing nothing, if the page
+  // is not a clean copy or `patch` refuses. The caller has checked that the
+  // sender is the page's home. The page is held busy throughout, so no
+  // fault, release or invalidation sees it half written. Not for signal
+  // context.
+  bool PatchCleanCopy(uint64_t page, absl::FunctionRef<bool(const uint8_t*, uint8_t*)> patch);
 
   // Chunks registered for local use so far (cache registration; tests).
   uint64_t registered_chunks() const { return registered_chunks_.load(); }

@@ -1,5 +1,7 @@
 #include "consistency/diff.h"
 
+#include <emmintrin.h>
+
 #include <cstring>
 
 namespace gasp {
@@ -81,50 +83,72 @@ size_t RunsFromWordMasks(const uint8_t* masks, size_t words, DiffRun* out, size_
 size_t ComputeDiff(const uint8_t* page, const uint8_t* twin, size_t length, DiffRun* out,
                    size_t max_runs) {
   size_t n = 0;
-  bool open = false;  // a run is open and ends at `run_end`
-  size_t run_start = 0, run_end = 0;
-  auto emit = [&]() {
+  bool open = false;  // a run is open from `run_start`
+  size_t run_start = 0;
+  auto emit = [&](size_t end) {
     if (n < max_runs) {
-      out[n] = DiffRun{static_cast<uint32_t>(run_start), static_cast<uint32_t>(run_end - run_start)};
+      out[n] = DiffRun{static_cast<uint32_t>(run_start), static_cast<uint32_t>(end - run_start)};
     }
     ++n;
     open = false;
   };
-  for (size_t w = 0; w < length; w += 8) {
-    uint64_t a, b;
-    std::memcpy(&a, page + w, 8);
-    std::memcpy(&b, twin + w, 8);
-    uint64_t x = a ^ b;
-    if (x == 0) {
-      if (open) emit();
-      continue;
+  // Runs in `diff` (bit i: byte base + i differs; `width` bits), found by
+  // bit scans, not a walk over the bytes. A run open from before continues
+  // only through bit 0; one that reaches the top bit may go on.
+  auto scan = [&](uint64_t diff, size_t base, unsigned width) {
+    if (open && (diff & 1) == 0) emit(base);
+    while (diff != 0) {
+      const unsigned i = static_cast<unsigned>(__builtin_ctzll(diff));
+      const uint64_t rest = ~(diff >> i);  // not zero: diff is not all ones here
+      const unsigned len = static_cast<unsigned>(__builtin_ctzll(rest));
+      if (!open) {
+        open = true;
+        run_start = base + i;
+      }
+      if (i + len >= width) break;  // reaches the top: may go on
+      emit(base + i + len);
+      diff &= ~uint64_t{0} << (i + len);
     }
-    // Which bytes differ, as 8 bits (little-endian: byte i is bits
-    // 8i..8i+7): fold each byte onto its low bit, then gather the low bits.
-    const unsigned mask = ByteMask(x);
-    if (mask == 0xff) {  // the whole word differs: the common dense case
+  };
+  size_t w = 0;
+  // 64 bytes at a time: SSE2 byte compares give a 64-bit mask of the bytes
+  // that differ; equal stretches (the common case) cost a few instructions.
+  for (; w + 64 <= length; w += 64) {
+    uint64_t equal = 0;
+    for (int k = 0; k < 4; ++k) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(page + w + 16 * k));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(twin + w + 16 * k));
+      equal |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(a, b))))
+               << (16 * k);
+    }
+    const uint64_t diff = ~equal;
+    if (diff == 0) {
+      if (open) emit(w);
+    } else if (diff == ~uint64_t{0}) {  // every byte differs: the dense case
       if (!open) {
         open = true;
         run_start = w;
       }
-      run_end = w + 8;
-      continue;
-    }
-    for (size_t i = 0; i < 8; ++i) {
-      bool differs = ((mask >> i) & 1) != 0;
-      size_t pos = w + i;
-      if (differs) {
-        if (!open) {
-          open = true;
-          run_start = pos;
-        }
-        run_end = pos + 1;
-      } else if (open) {
-        emit();
-      }
+    } else {
+      scan(diff, w, 64);
     }
   }
-  if (open) emit();
+  for (; w < length; w += 8) {
+    uint64_t a, b;
+    std::memcpy(&a, page + w, 8);
+    std::memcpy(&b, twin + w, 8);
+    const uint64_t x = a ^ b;
+    const unsigned mask = x == 0 ? 0 : ByteMask(x);
+    if (mask == 0xff) {
+      if (!open) {
+        open = true;
+        run_start = w;
+      }
+    } else {
+      scan(mask, w, 8);
+    }
+  }
+  if (open) emit(length);
   return n;
 }
 

@@ -77,6 +77,37 @@ TEST(DiffTest, MatchesByteReferenceOnRandomPages) {
   }
 }
 
+TEST(DiffTest, MatchesByteReferenceAtAnyLengthAndDensity) {
+  // Lengths that are not a multiple of the 64-byte blocks, and changes
+  // from sparse single bytes to whole blocks, so runs start, end and cross
+  // block and word boundaries everywhere.
+  std::mt19937 rng(7);
+  for (size_t length : {size_t{8}, size_t{56}, size_t{64}, size_t{72}, size_t{200}, size_t{4088},
+                        size_t{4096}}) {
+    for (int iter = 0; iter < 200; ++iter) {
+      std::vector<uint8_t> twin(length), page;
+      for (auto& b : twin) b = static_cast<uint8_t>(rng());
+      page = twin;
+      const int density = static_cast<int>(rng() % 5);  // 0: few bytes .. 4: most bytes
+      for (size_t i = 0; i < length; ++i) {
+        if (static_cast<int>(rng() % 8) < density * 2 - (iter % 2)) page[i] ^= 1 + rng() % 255;
+      }
+      if (iter % 7 == 0) {  // a long run across several blocks
+        const size_t pos = rng() % length, len = rng() % 300;
+        for (size_t i = pos; i < std::min(length, pos + len); ++i) page[i] = ~twin[i];
+      }
+      std::vector<DiffRun> want = Slow(page, twin);
+      std::vector<DiffRun> got(MaxDiffRuns(length));
+      const size_t n = ComputeDiff(page.data(), twin.data(), length, got.data(), got.size());
+      ASSERT_EQ(n, want.size()) << "length " << length << " iter " << iter;
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(got[i].offset, want[i].offset) << "length " << length << " run " << i;
+        ASSERT_EQ(got[i].length, want[i].length) << "length " << length << " run " << i;
+      }
+    }
+  }
+}
+
 TEST(DiffTest, WorstCaseAlternatingBytesAndTruncation) {
   std::vector<uint8_t> twin(4096, 0), page(4096, 0);
   for (size_t i = 0; i < 4096; i += 2) page[i] = 1;

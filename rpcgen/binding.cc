@@ -296,8 +296,9 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
   if (!request.SerializeToString(req.mutable_request())) {
     return absl::InvalidArgumentError("the request does not serialize");
   }
-  uint64_t unchanged = 0;
-  *req.mutable_pages() = BundleHomePages(refs, reply_.home_rank(), bundled, &unchanged);
+  BundleCounts sent;
+  *req.mutable_pages() = BundleHomePages(refs, reply_.home_rank(), &sent);
+  *bundled = sent.full + sent.diffs;
   req.set_caller_rank(Rank());
   req.set_principal(reply_.principal());
   GASP_ASSIGN_OR_RETURN(const ShippingTls* tls, JobShippingTls());

@@ -128,8 +128,8 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
   if (!run.ok()) return run;
   std::vector<Ref> out_refs;
   GASP_RETURN_IF_ERROR(CollectGlobalRefs(*rep, &out_refs));
-  uint64_t full = 0, unchanged = 0;
-  *reply_pages = BundleHomePages(out_refs, caller_rank, &full, &unchanged);
+  BundleCounts sent;
+  *reply_pages = BundleHomePages(out_refs, caller_rank, &sent);
   if (!rep->SerializeToString(reply_bytes)) {
     return absl::InternalError(absl::StrCat("cannot serialize the reply of ", service, ".", method));
   }

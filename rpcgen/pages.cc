@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-
 #include "absl/strings/str_format.h"
 #include "base/stats.h"
 #include "base/status.h"
@@ -30,33 +29,36 @@ namespace {
 
 // What this rank last sent each other rank (bounded; sent_pages.h).
 SentPages& Sent() {
-  static SentPages* s = new SentPages();
+  static SentPages* s = new SentPages(
+      SentPages::kDefaultCapacity, static_cast<size_t>(internal::GetConfig().ship_copy_pages));
   return *s;
 }
 
 }  // namespace
 
-std::string BundleHomePages(const std::vector<Ref>& refs, int to_rank, uint64_t* full,
-                            uint64_t* unchanged) {
+std::string BundleHomePages(const std::vector<Ref>& refs, int to_rank, BundleCounts* counts) {
   consistency::Coherence* coh = internal::GetCoherence();
   std::vector<uint64_t> pages;
   for (const Ref& r : refs) coh->HomePagesIn(r.address, r.length, &pages);
   std::sort(pages.begin(), pages.end());
   pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
   consistency::BundleWriter w(pages.size());
-  *full = *unchanged = 0;
+  *counts = BundleCounts{};
   for (uint64_t p : pages) {
-    const uint8_t* bytes = coh->PageBytes(p);
-    const uint64_t h = consistency::PageHash(bytes);
-    if (Sent().SameAsLast(to_rank, p, h)) {
-      w.AddUnchanged(p, h);
-      ++*unchanged;
-    } else {
-      w.Add(p, bytes);
-      ++*full;
+    switch (Sent().Add(to_rank, p, coh->PageBytes(p), &w)) {
+      case SentPages::Sent::kFull:
+        ++counts->full;
+        break;
+      case SentPages::Sent::kUnchanged:
+        ++counts->unchanged;
+        break;
+      case SentPages::Sent::kDiff:
+        ++counts->diffs;
+        break;
     }
   }
-  StatAdd(Counter::kPagesBundled, *full);
+  StatAdd(Counter::kPagesBundled, counts->full);
+  StatAdd(Counter::kPagesBundledAsDiffs, counts->diffs);
   return w.Finish();
 }
 
@@ -80,15 +82,26 @@ absl::StatusOr<uint64_t> AcquireAndInstall(const std::string& bytes, const std::
           "bundled page %#x comes from rank %d but its home is rank %d", addr, from_rank, home));
     }
   }
-  // Pages sent as unchanged whose clean copy here still matches stay; every
-  // other page of the references is acquired (released if dirty, dropped).
+  // Pages sent as unchanged whose clean copy here still matches stay, and
+  // so do those whose diff applies to the copy here; every other page of
+  // the references is acquired (released if dirty, dropped).
   std::vector<uint64_t> keep;
+  uint64_t refused = 0;
   for (const consistency::BundledPage& p : pages) {
-    if (p.unchanged && coh->HasCleanCopy(p.page) &&
+    if (p.kind == consistency::BundleKind::kUnchanged && coh->HasCleanCopy(p.page) &&
         consistency::PageHash(coh->PageBytes(p.page)) == p.hash) {
       keep.push_back(p.page);
+    } else if (p.kind == consistency::BundleKind::kDiff) {
+      if (coh->PatchCleanCopy(p.page, [&p](const uint8_t* copy, uint8_t* out) {
+            return consistency::PatchedPage(p, copy, out);
+          })) {
+        keep.push_back(p.page);
+      } else {
+        ++refused;
+      }
     }
   }
+  StatAdd(Counter::kShippedDiffsDropped, refused);
   for (const Ref& r : refs) {
     uint64_t at = r.address;
     const uint64_t end = r.address + r.length;
@@ -104,14 +117,17 @@ absl::StatusOr<uint64_t> AcquireAndInstall(const std::string& bytes, const std::
   // each).
   uint64_t installed = keep.size();
   std::vector<const uint8_t*> run;
+  auto whole = [](const consistency::BundledPage& p) {
+    return p.kind == consistency::BundleKind::kFull || p.kind == consistency::BundleKind::kZeros;
+  };
   for (size_t i = 0; i < pages.size();) {
-    if (pages[i].unchanged) {
+    if (!whole(pages[i])) {
       ++i;
       continue;
     }
     size_t j = i;
     run.clear();
-    while (j < pages.size() && !pages[j].unchanged && pages[j].page == pages[i].page + (j - i)) {
+    while (j < pages.size() && whole(pages[j]) && pages[j].page == pages[i].page + (j - i)) {
       run.push_back(pages[j++].data);
     }
     GASP_ASSIGN_OR_RETURN(uint64_t n, coh->InstallFromHome(pages[i].page, run, from_rank));

@@ -1,5 +1,6 @@
 // The runtime: wires base, boot, gas, transport and consistency together
 // behind include/gasp/gasp.h.
+#include <sched.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -252,6 +253,25 @@ void FitRangeToValgrind(Config& c, const InitOptions& options) {
   c.size_bytes = kValgrindSize;
 }
 
+// Adaptive waits spin GASP_SPIN_US before they block. When this host's
+// ranks outnumber its cores, a spinning waiter holds the core the rank it
+// waits for needs (measured: a barrier of 8 ranks on 2 cores took 1.5x as
+// long as with blocking waits), so unless GASP_SPIN_US was set, waits block
+// at once.
+void FitSpinToCores(const Config& c, const InitOptions& options, int local_ranks) {
+  if (c.wait_mode != "adaptive" || std::getenv("GASP_SPIN_US") != nullptr ||
+      options.settings.count("GASP_SPIN_US") > 0) {
+    return;
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const int cores = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+  if (cores <= 0 || local_ranks <= cores) return;
+  SetWaitPolicy(WaitMode::kAdaptive, 0);
+  GASP_LOG(Info) << local_ranks << " ranks on this host share " << cores
+                 << " cores: waits block at once (GASP_SPIN_US=0; set GASP_SPIN_US to spin anyway)";
+}
+
 absl::Status InitLocked(State& s, const InitOptions& options) {
   std::vector<std::string> unknown;
   GASP_ASSIGN_OR_RETURN(
@@ -275,6 +295,7 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
   s.rank = s.boot->rank();
   s.size = s.boot->size();
   SetLogRank(s.rank, s.size);
+  FitSpinToCores(c, options, s.boot->local_size());
   // Checked before connecting: a bad GASP_STATS_FILE should not cost a job.
   GASP_ASSIGN_OR_RETURN(s.stats_export,
                         rt::StatsExporter::Create(c.stats_file, c.stats_interval,

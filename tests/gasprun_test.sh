@@ -23,6 +23,17 @@ done
 run_job "$TMP/noacq.log" 120 env FAULT_PROBE_SKIP_ACQUIRE=1 "$GASPRUN" -np 2 "$(bin tests/fault_probe)" selective
 [ "$RC" != 0 ] && grep -q "1536 bad values" "$TMP/noacq.log" && ok "without Acquire(range) the stale copy is seen" \
   || { bad "negative control: rc=$RC"; tail -5 "$TMP/noacq.log"; }
+# More ranks than cores: adaptive waits stop spinning (logged at info),
+# unless GASP_SPIN_US is set.
+over=$(( $(nproc) + 1 ))
+run_job "$TMP/over.log" 120 env GASP_LOG_LEVEL=info "$GASPRUN" -np "$over" "$(bin examples/hello)"
+[ "$RC" = 0 ] && [ "$(grep -c "ranks on this host share .* waits block at once" "$TMP/over.log")" = "$over" ] \
+  && ok "$over ranks on $(nproc) cores: every rank's waits block at once" \
+  || { bad "oversubscribed spin (rc=$RC)"; tail -5 "$TMP/over.log"; }
+run_job "$TMP/over-set.log" 120 env GASP_LOG_LEVEL=info GASP_SPIN_US=50 "$GASPRUN" -np "$over" "$(bin examples/hello)"
+[ "$RC" = 0 ] && ! grep -q "waits block at once" "$TMP/over-set.log" \
+  && ok "an explicit GASP_SPIN_US is kept when oversubscribed" \
+  || { bad "explicit GASP_SPIN_US (rc=$RC)"; tail -5 "$TMP/over-set.log"; }
 # GASP_STATS=1 prints each rank's counters at Finalize, with the rank prefix.
 run_job "$TMP/stats.log" 120 env GASP_STATS=1 "$GASPRUN" -np 2 "$(bin examples/jacobi2d)" 64 4
 expect_in "$TMP/stats.log" '^\[gasp r1/2 [^]]+\] stats read_faults +[1-9]' "GASP_STATS=1 prints per-rank counters"

@@ -8,15 +8,13 @@
 //   * FIFO: each acquisition that queued behind a node directly follows
 //     that node's acquisition (the lock went to the waiters in the order
 //     they queued: the order of the tail swaps);
-//   * no starvation: when the first thread of a lock has done `count`,
-//     every other thread of that lock has done at least count / 3; the
-//     slowest thread's mean wait is at most 3x the fastest thread's; the
-//     longest wait is at most 25x the mean + 100 ms (loose: a loaded
-//     host's hiccups show there; the figures are printed).
-// These hold for any timing: a thread that sleeps between acquisitions
-// loses turns, but no thread is overtaken once it has queued. The
-// test-and-set lock (`tas`, for comparison) fails them at 2 ranks already:
-// the lock's home takes it over and over.
+//   * no starvation: the longest wait is at most 25x the mean + 100 ms
+//     (loose: a loaded host's hiccups show there). How far the other
+//     threads were when the first finished and the slowest/fastest mean
+//     wait are printed, not checked: they depend on the scheduler when
+//     threads outnumber cores (a thread off its core is not queued).
+// FIFO holds for any timing: a thread that sleeps between acquisitions
+// loses turns, but no thread is overtaken once it has queued.
 //
 //   lock_fairness [count=100] [threads=4] [locks=3] [tas]
 //
@@ -143,13 +141,13 @@ void Check(int l, const Entry* seq, uint64_t counter, const Waits* waits, int n,
                 l, static_cast<unsigned long>(total), users, chained, min_others, count, mean,
                 worst, worst / mean, slow / fast);
   *summary += buf;
-  if (min_others < count / 3) {
-    std::snprintf(buf, sizeof(buf),
-                  "lock %d: a thread finished its %d acquisitions while another had %d: "
-                  "starvation; ",
-                  l, count, min_others);
-    *why += buf;
-  }
+  // How far behind the others were when the first thread finished, and
+  // the slowest thread's mean wait against the fastest's, are printed, not
+  // checked: with more threads than cores a thread the scheduler leaves
+  // off its core between two acquisitions is not queued, and the others
+  // rightly pass it (seen in tools/test: 16 threads on 2 cores, 793 of 800
+  // hand-offs in queue order, one thread at 6 of 50). Once queued, nobody
+  // is overtaken: that is the FIFO check above, which holds for any timing.
   // Loose: one scheduling hiccup of a loaded host shows in the longest
   // wait; a waiter passed over again and again shows far beyond it.
   if (worst > 25 * mean + 100e3) {
@@ -157,13 +155,7 @@ void Check(int l, const Entry* seq, uint64_t counter, const Waits* waits, int n,
                   worst, worst / mean);
     *why += buf;
   }
-  if (slow > 3 * fast) {
-    std::snprintf(buf, sizeof(buf),
-                  "lock %d: the slowest thread waited %.0f us on average, the fastest %.0f us: "
-                  "unfair; ",
-                  l, slow, fast);
-    *why += buf;
-  }
+
 }
 
 }  // namespace

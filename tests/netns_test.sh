@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Two ranks as two hosts: each in its own network namespace with its own
-# address, joined by a veth pair. TCP rendezvous at rank 0's address (rank 0
+# address, joined by a veth pair (then four ranks on two hosts through
+# tools/netns_hosts). TCP rendezvous at rank 0's address (rank 0
 # hosts the coordinator), the tcp transport between the two addresses.
 source "$(dirname "$0")/lib.sh"
 if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
@@ -33,4 +34,22 @@ for prog in "examples/jacobi2d 128 20" "examples/shared_tree 20000"; do
     bad "two namespaces: $prog (rc $ra/$rb)"; tail -n 15 "$TMP/a.log" "$TMP/b.log" | sed 's/^/    | /'
   fi
 done
+
+# tools/netns_hosts: 4 ranks on 2 namespace hosts (2 ranks per host), with
+# several threads per rank: lock hand-offs and the data-race-free stress
+# across hosts, checked as in threads_test.
+HOSTS=$(bin tools/netns_hosts)
+run_job "$TMP/h-lc.log" 240 "$HOSTS" -np 4 "$(bin tests/lock_counters)" 300 3
+if [ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/h-lc.log")" = 4 ]; then
+  ok "netns_hosts: lock_counters, 4 ranks x 3 threads on 2 hosts, none lost"
+else
+  bad "netns_hosts lock_counters (rc=$RC)"; tail -n 15 "$TMP/h-lc.log" | sed 's/^/    | /'
+fi
+run_job "$TMP/h-dt.log" 400 env GASP_LOG_LEVEL=info "$HOSTS" -np 4 "$(bin tests/drf_threads)" 4 3 7 30
+if [ "$RC" = 0 ] && [ "$(grep -c verified "$TMP/h-dt.log")" = 4 ]; then
+  ok "netns_hosts: drf_threads, 4 ranks x 3 threads on 2 hosts, matches the model"
+else
+  bad "netns_hosts drf_threads (rc=$RC)"; tail -n 15 "$TMP/h-dt.log" | sed 's/^/    | /'
+fi
+expect_in "$TMP/h-dt.log" "10\.231\.0\.2" "ranks 2 and 3 advertised the second host's address"
 finish

@@ -5,6 +5,13 @@
 //   service_probe paths    which rank runs each call, per path
 //   service_probe refs     call by reference: results written through a
 //                          GlobalRef, pages bundled both ways, AUTO
+//   service_probe ship     a structure shipped by reference again and
+//                          again with random changes (pages changed, left
+//                          alone, zeroed, rewritten; copies dropped or made
+//                          stale at the receiver in between), both ways:
+//                          every byte the receiver sees is checked against
+//                          the sender's, and diffs, fallbacks and refused
+//                          diffs must all have happened
 //   service_probe bad      unknown service, GlobalRefs outside the range /
 //                          unallocated / into a domain not granted, a
 //                          truncated and a forged page bundle: each refused
@@ -26,6 +33,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -56,6 +64,45 @@ struct State {
   uint64_t calls;
 };
 
+// "ship": a buffer homed at rank 0, one region of kChurnPages per rank,
+// that Churn changes and returns by reference (the same address on every
+// rank: a collective allocation).
+constexpr uint64_t kChurnPages = 8;
+uint8_t* g_churn = nullptr;
+
+// A small deterministic generator (the same stream wherever it runs).
+struct Rng {
+  uint64_t s;
+  uint64_t Next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  uint64_t Below(uint64_t n) { return Next() % n; }
+};
+
+// One random change to `pages` pages at `buf`: a few bytes, a run, a whole
+// page rewritten, or a page of zeros.
+void ChangeSomething(uint8_t* buf, uint64_t pages, Rng* rng) {
+  uint8_t* page = buf + rng->Below(pages) * 4096;
+  switch (rng->Below(8)) {
+    case 0:  // rewritten: a diff would not be smaller
+      for (int i = 0; i < 4096; ++i) page[i] = static_cast<uint8_t>(rng->Next());
+      break;
+    case 1:  // zeros
+      std::memset(page, 0, 4096);
+      break;
+    case 2: {  // a run
+      const uint64_t at = rng->Below(4096), n = 1 + rng->Below(300);
+      for (uint64_t i = at; i < std::min<uint64_t>(4096, at + n); ++i) page[i] ^= 0x5a;
+      break;
+    }
+    default:  // a few bytes here and there, as a counter in each node
+      for (uint64_t k = 1 + rng->Below(40); k > 0; --k) page[rng->Below(4096)] += 1;
+  }
+}
+
 class ProbeImpl : public Probe::Service {
  public:
   explicit ProbeImpl(uint64_t root) : state_(reinterpret_cast<State*>(root)) {}
@@ -72,6 +119,31 @@ class ProbeImpl : public Probe::Service {
     uint64_t* w = reinterpret_cast<uint64_t*>(q.buf().address());
     for (uint64_t i = 0; i < q.buf().length() / 8; ++i) w[i] = q.value();
     r->set_rank(gasp::Rank());
+    return gasp::OkStatus();
+  }
+  gasp::Status Echo(const gasp::tests::EchoRequest& q, gasp::tests::EchoReply* r) override {
+    r->set_data(std::string(reinterpret_cast<const char*>(q.buf().address()), q.buf().length()));
+    return gasp::OkStatus();
+  }
+  gasp::Status Churn(const gasp::tests::ChurnRequest& q, gasp::tests::ChurnReply* r) override {
+    if (q.forget_length() > 0) {
+      const uint8_t* p = reinterpret_cast<const uint8_t*>(q.forget_address());
+      gasp::Acquire(p, q.forget_length());  // this rank's copies are gone
+      if (q.touch()) {  // and fetched again, as the home has them now
+        uint64_t sum = 0;
+        for (uint64_t i = 0; i < q.forget_length(); i += 4096) sum += p[i];
+        (void)*static_cast<volatile uint64_t*>(&sum);
+      }
+    }
+    if (g_churn == nullptr || q.region() >= static_cast<uint32_t>(gasp::Size())) {
+      return gasp::Status(gasp::StatusCode::kInvalidArgument, "no such region");
+    }
+    uint8_t* region = g_churn + q.region() * kChurnPages * 4096;
+    Rng rng{q.seed()};
+    for (uint32_t i = 0; i < q.changes(); ++i) ChangeSomething(region, kChurnPages, &rng);
+    r->mutable_buf()->set_address(reinterpret_cast<uint64_t>(region));
+    r->mutable_buf()->set_length(kChurnPages * 4096);
+    r->set_data(std::string(reinterpret_cast<const char*>(region), kChurnPages * 4096));
     return gasp::OkStatus();
   }
   gasp::Status Sum(const gasp::tests::SumRequest& q, gasp::tests::SumReply* r) override {
@@ -186,16 +258,21 @@ int Refs() {
     uint64_t want = uint64_t(1000 + me) * kPages * 512;
     for (int round = 0; round < 4; ++round) {
       const uint64_t full0 = gasp::StatGet(gasp::Counter::kPagesBundled);
+      const uint64_t diffs0 = gasp::StatGet(gasp::Counter::kPagesBundledAsDiffs);
       auto again = stub->Sum(sr);
       const uint64_t full = gasp::StatGet(gasp::Counter::kPagesBundled) - full0;
       EXPECT(again.ok() && again->sum() == want && again->rank() == 0,
              "round %d: Sum at the home %lu, expected %lu", round,
              again.ok() ? (unsigned long)again->sum() : 0ul, (unsigned long)want);
-      // Round 0 sends everything (the home never had these contents), round
-      // 1 nothing in full, round 2 one changed page, round 3 nothing.
-      const uint64_t expect_full[] = {kPages, 0, 1, 0};
-      EXPECT(full == expect_full[round], "round %d: %lu pages sent in full, expected %lu", round,
-             (unsigned long)full, (unsigned long)expect_full[round]);
+      // Round 0 sends every page as a diff against what Fill shipped (the
+      // home's copies already hold those changes: it made them), round 1
+      // nothing, round 2 the one changed page as a diff, round 3 nothing;
+      // no page goes in full.
+      const uint64_t expect_diffs[] = {kPages, 0, 1, 0};
+      const uint64_t diffs = gasp::StatGet(gasp::Counter::kPagesBundledAsDiffs) - diffs0;
+      EXPECT(full == 0 && diffs == expect_diffs[round],
+             "round %d: %lu pages sent in full and %lu as diffs, expected 0 and %lu", round,
+             (unsigned long)full, (unsigned long)diffs, (unsigned long)expect_diffs[round]);
       if (round == 1) {
         buf[5 * 512 + 3] += 7;  // one page changes
         want += 7;
@@ -204,6 +281,129 @@ int Refs() {
     stub->binding().ClearForcedPath();
   }
   gasp::Barrier();
+  if (me == 0) {
+    // The diffs of round 0 found copies here that already had the changes
+    // (this rank made them): kept, none dropped and fetched again.
+    const uint64_t dropped = gasp::StatGet(gasp::Counter::kShippedDiffsDropped);
+    EXPECT(dropped == 0, "%lu diffs did not apply at the home", (unsigned long)dropped);
+  }
+  return 0;
+}
+
+// Where the bytes differ: "" if nowhere, else the first offset and how many.
+std::string Mismatch(const uint8_t* seen, const uint8_t* want, uint64_t n) {
+  uint64_t first = n, count = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    if (seen[i] != want[i]) {
+      if (first == n) first = i;
+      ++count;
+    }
+  }
+  if (count == 0) return "";
+  return absl::StrCat(count, " bytes differ, the first at offset ", first, " (page ", first / 4096,
+                      ")");
+}
+
+int Ship() {
+  const int me = gasp::Rank();
+  Start();  // publishes on rank 0
+  g_churn = gasp::CoNewArray<uint8_t>(kChurnPages * 4096 * gasp::Size(),
+                                      gasp::Placement::OnRank(0));
+  EXPECT(reinterpret_cast<uint64_t>(g_churn) % 4096 == 0, "the regions start on a page");
+  gasp::Barrier();
+  gasp::Result<Probe::Stub> stub = Probe::Stub::Bind();
+  if (!stub.ok()) return 1;
+  if (me != 0) {
+    constexpr uint64_t kPages = 40;
+    constexpr int kRounds = 30;
+    uint8_t* mine = static_cast<uint8_t*>(gasp::Alloc(kPages * 4096, 4096));
+    Rng rng{0x5eed0000u + static_cast<uint64_t>(me)};
+    for (uint64_t i = 0; i < kPages * 4096; ++i) mine[i] = static_cast<uint8_t>(rng.Next() >> 7);
+    uint8_t* theirs = g_churn + me * kChurnPages * 4096;  // homed at rank 0
+    const uint64_t full0 = gasp::StatGet(gasp::Counter::kPagesBundled);
+    const uint64_t diffs0 = gasp::StatGet(gasp::Counter::kPagesBundledAsDiffs);
+    const uint64_t dropped0 = gasp::StatGet(gasp::Counter::kShippedDiffsDropped);
+    int echoes_right = 0, churns_right = 0;
+    for (int round = 0; round < kRounds; ++round) {
+      const std::string shipped(reinterpret_cast<const char*>(mine), kPages * 4096);
+      // Some pages change (a few bytes, runs, rewritten, zeroed), most do
+      // not; round 0 ships everything for the first time.
+      if (round > 0) {
+        for (uint64_t k = rng.Below(12); k > 0; --k) ChangeSomething(mine, kPages, &rng);
+      }
+      gasp::tests::ChurnRequest cq;
+      cq.set_region(static_cast<uint32_t>(me));
+      if (round % 3 == 2) {
+        // Every third round the callee loses its copies of some pages
+        // first: dropped, or read again from here (then they hold this
+        // round's changes, not what was shipped last). Then some of those
+        // pages are put back as shipped (half the time) and change again,
+        // so their diffs find the callee's copy gone, or a copy that is
+        // not the one they were made against and that patching would get
+        // wrong (bytes changed and changed back are in no run).
+        const uint64_t first = rng.Below(kPages), n = 1 + rng.Below(kPages - first);
+        gasp::tests::ChurnRequest forget = cq;
+        forget.set_forget_address(reinterpret_cast<uint64_t>(mine + first * 4096));
+        forget.set_forget_length(n * 4096);
+        forget.set_touch(rng.Below(2) == 0);
+        auto f = stub->Churn(forget);
+        EXPECT(f.ok(), "round %d: forget: %s", round, Msg(f.status()).c_str());
+        if (rng.Below(2) == 0) std::memcpy(mine + first * 4096, &shipped[first * 4096], n * 4096);
+        for (uint64_t k = 1 + rng.Below(4); k > 0; --k) {
+          ChangeSomething(mine + first * 4096, n, &rng);
+        }
+      }
+      // Request direction: the callee echoes what it sees of `mine`.
+      gasp::tests::EchoRequest eq;
+      eq.mutable_buf()->set_address(reinterpret_cast<uint64_t>(mine));
+      eq.mutable_buf()->set_length(kPages * 4096);
+      auto e = stub->Echo(eq);
+      EXPECT(e.ok() && e->data().size() == kPages * 4096, "round %d: Echo: %s", round,
+             Msg(e.status()).c_str());
+      if (e.ok() && e->data().size() == kPages * 4096) {
+        const std::string wrong =
+            Mismatch(reinterpret_cast<const uint8_t*>(e->data().data()), mine, kPages * 4096);
+        EXPECT(wrong.empty(), "round %d: the callee sees other bytes: %s", round, wrong.c_str());
+        echoes_right += wrong.empty();
+      }
+      // Reply direction: the callee changes its region and returns it by
+      // reference; what this rank reads there must be what it holds.
+      cq.set_seed(rng.Next());
+      cq.set_changes(static_cast<uint32_t>(round == 0 ? 0 : rng.Below(6)));
+      auto c = stub->Churn(cq);
+      EXPECT(c.ok() && c->data().size() == kChurnPages * 4096 &&
+                 c->buf().address() == reinterpret_cast<uint64_t>(theirs),
+             "round %d: Churn: %s", round, Msg(c.status()).c_str());
+      if (c.ok() && c->data().size() == kChurnPages * 4096) {
+        const std::string wrong = Mismatch(
+            theirs, reinterpret_cast<const uint8_t*>(c->data().data()), kChurnPages * 4096);
+        EXPECT(wrong.empty(), "round %d: the reply's pages read here differ: %s", round,
+               wrong.c_str());
+        churns_right += wrong.empty();
+      }
+      // Sometimes this rank drops some of its copies of the callee's pages.
+      if (round % 4 == 1) gasp::Acquire(theirs + rng.Below(kChurnPages) * 4096, 4096);
+    }
+    const uint64_t full = gasp::StatGet(gasp::Counter::kPagesBundled) - full0;
+    const uint64_t diffs = gasp::StatGet(gasp::Counter::kPagesBundledAsDiffs) - diffs0;
+    const uint64_t dropped = gasp::StatGet(gasp::Counter::kShippedDiffsDropped) - dropped0;
+    EXPECT(full > kPages && diffs > 0, "pages sent: %lu in full, %lu as diffs",
+           (unsigned long)full, (unsigned long)diffs);
+    std::printf("rank %d: %d/%d echoes and %d/%d churned regions right, every byte; sent %lu "
+                "pages in full and %lu as diffs; %lu diffs received did not apply\n",
+                me, echoes_right, kRounds, churns_right, kRounds, (unsigned long)full,
+                (unsigned long)diffs, (unsigned long)dropped);
+  }
+  gasp::Barrier();
+  if (me == 0) {
+    const uint64_t diffs = gasp::StatGet(gasp::Counter::kPagesBundledAsDiffs);
+    const uint64_t dropped = gasp::StatGet(gasp::Counter::kShippedDiffsDropped);
+    EXPECT(diffs > 0 && dropped > 0, "rank 0 sent %lu diffs, refused %lu", (unsigned long)diffs,
+           (unsigned long)dropped);
+    std::printf("rank 0: sent %lu pages as diffs; %lu diffs received did not apply (copy gone "
+                "or not the one shipped): dropped and fetched from the home instead\n",
+                (unsigned long)diffs, (unsigned long)dropped);
+  }
   return 0;
 }
 
@@ -563,13 +763,15 @@ int main(int argc, char** argv) {
   if (mode == "paths") rc = Paths();
   if (mode == "refs") rc = Refs();
   if (mode == "bad") rc = Bad();
+  if (mode == "ship") rc = Ship();
   if (mode == "nons") rc = NoNameServer();
   if (mode == "tls") rc = Tls();
   if (mode == "creds") rc = Creds();
   if (mode == "serve") rc = Serve();
   if (mode == "outsider") rc = Outsider();
   if (rc == 2) {
-    std::fprintf(stderr, "usage: service_probe paths|refs|bad|nons|tls|creds|serve|outsider\n");
+    std::fprintf(stderr,
+                 "usage: service_probe paths|refs|ship|bad|nons|tls|creds|serve|outsider\n");
   }
   gasp::Barrier();
   const int fin = rt->Finalize();

@@ -16,6 +16,13 @@ run_job "$TMP/refs.log" 120 "$GASPRUN" -np 3 "$PROBE" refs
 [ "$RC" = 0 ] && [ "$(grep -c '^PASS refs' "$TMP/refs.log")" = 3 ] && ok "refs: all 3 ranks pass" || { bad "refs: rc=$RC"; tail -20 "$TMP/refs.log"; }
 expect_in "$TMP/refs.log" "rank 1: Fill wrote 8192 words through a reference at rank 0 \(16 pages bundled\)" "call by reference: the callee's writes are seen, 16 pages bundled"
 
+# Shipped again and again with random changes, copies dropped or made
+# stale at the receiver in between: every byte checked, both directions.
+run_job "$TMP/ship.log" 120 "$GASPRUN" -np 3 "$PROBE" ship
+[ "$RC" = 0 ] && [ "$(grep -c '^PASS ship' "$TMP/ship.log")" = 3 ] && ok "ship: all 3 ranks pass" || { bad "ship: rc=$RC"; tail -20 "$TMP/ship.log"; }
+expect_in "$TMP/ship.log" "rank 1: 30/30 echoes and 30/30 churned regions right, every byte; sent [0-9]+ pages in full and [1-9][0-9]* as diffs" "ship: every byte right at the receiver, pages sent as diffs"
+expect_in "$TMP/ship.log" "rank 0: sent [1-9][0-9]* pages as diffs; [1-9][0-9]* diffs received did not apply" "ship: diffs both ways; stale or missing copies dropped, not patched"
+
 run_job "$TMP/bad.log" 120 "$GASPRUN" -np 3 "$PROBE" bad
 [ "$RC" = 0 ] && [ "$(grep -c '^PASS bad' "$TMP/bad.log")" = 3 ] && ok "bad input: all 3 ranks pass" || { bad "bad input: rc=$RC"; tail -20 "$TMP/bad.log"; }
 expect_in "$TMP/bad.log" "unknown service, 3 bad GlobalRefs, truncated and forged bundles and a garbage request all refused" "bad input refused with its code"

@@ -4,6 +4,7 @@
 //   conformance_test.cc           one-sided operations and messages (and
 //                                 the backend list)
 //   conformance_failures_test.cc  endpoints, peer failures, malformed bytes
+//   conformance_waiters_test.cc   threads waiting on shared connections
 //   verbs_setup_test.cc           verbs set-up errors (skipped without RDMA)
 #ifndef GASP_TRANSPORT_CONFORMANCE_FIXTURE_H_
 #define GASP_TRANSPORT_CONFORMANCE_FIXTURE_H_

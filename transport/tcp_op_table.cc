@@ -8,7 +8,10 @@ namespace gasp {
 namespace transport {
 namespace tcp {
 
-OpTable::OpTable(size_t capacity) : capacity_(capacity), slots_(new OpSlot[capacity]) {
+OpTable::OpTable(size_t capacity, int peers)
+    : capacity_(capacity),
+      slots_(new OpSlot[capacity]),
+      live_to_(new std::atomic<uint32_t>[static_cast<size_t>(peers)]()) {
   std::lock_guard<std::mutex> l(free_mu_);
   free_.reserve(capacity);
   // Hand out low indices first (LIFO stack): keeps the hot slots in cache.
@@ -41,6 +44,7 @@ uint64_t OpTable::Arm(uint32_t index, const Op& op, CompletionCounter* counter) 
   OpSlot& s = slots_[index];
   std::lock_guard<std::mutex> l(s.mu);
   s.live = true;
+  live_to_[op.peer].fetch_add(1, std::memory_order_seq_cst);
   s.counter = counter;
   s.type = op.type;
   s.peer = op.peer;
@@ -65,6 +69,7 @@ OpSlot* OpTable::Lock(uint64_t req_id) {
 void OpTable::Unlock(OpSlot* slot) { slot->mu.unlock(); }
 
 void OpTable::FreeAndUnlock(OpSlot* slot) {
+  live_to_[slot->peer].fetch_sub(1, std::memory_order_seq_cst);
   slot->live = false;
   slot->counter = nullptr;
   slot->local = nullptr;

@@ -13,13 +13,13 @@
 #ifndef GASP_TRANSPORT_TCP_OP_TABLE_H_
 #define GASP_TRANSPORT_TCP_OP_TABLE_H_
 
+#include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <vector>
-
-#include <condition_variable>
 #include <mutex>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "transport/transport.h"
@@ -44,7 +44,8 @@ struct OpSlot {
 
 class OpTable {
  public:
-  explicit OpTable(size_t capacity);
+  // `peers`: the job size (ops are counted per peer).
+  OpTable(size_t capacity, int peers);
   OpTable(const OpTable&) = delete;
   OpTable& operator=(const OpTable&) = delete;
 
@@ -83,6 +84,8 @@ class OpTable {
 
   // Live slots right now (tests, diagnostics).
   size_t live() const;
+  // Live ops to `peer` right now: armed, not yet completed or abandoned.
+  uint32_t LiveTo(int peer) const { return live_to_[peer].load(std::memory_order_seq_cst); }
 
  private:
   // Marks the locked slot free, bumps its generation and unlocks it, then
@@ -91,6 +94,7 @@ class OpTable {
 
   const size_t capacity_;
   std::unique_ptr<OpSlot[]> slots_;
+  std::unique_ptr<std::atomic<uint32_t>[]> live_to_;  // per peer
   mutable std::mutex free_mu_;
   std::condition_variable free_cv_;
   std::vector<uint32_t> free_ ABSL_GUARDED_BY(free_mu_);  // reserved to capacity_

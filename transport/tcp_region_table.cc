@@ -2,6 +2,7 @@
 
 #include <mutex>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_format.h"
 #include "base/crypto.h"
 #include "base/wait.h"
@@ -74,8 +75,10 @@ absl::Status RegionTable::Deregister(const Region& region, absl::Time deadline, 
     ids_.erase(e->key);
   }
   if (wait) {
-    for (uint32_t pins = e->pins.load(std::memory_order_acquire); pins != 0;
-         pins = e->pins.load(std::memory_order_acquire)) {
+    e->draining.fetch_add(1, std::memory_order_seq_cst);
+    absl::Cleanup done = [e] { e->draining.fetch_sub(1, std::memory_order_seq_cst); };
+    for (uint32_t pins = e->pins.load(std::memory_order_seq_cst); pins != 0;
+         pins = e->pins.load(std::memory_order_seq_cst)) {
       if (!WaitWhileEqual(&e->pins, pins, deadline) && absl::Now() >= deadline) {
         // The id is not reused: the late request still holds a pin on it.
         return absl::DeadlineExceededError(absl::StrFormat(
@@ -119,7 +122,12 @@ CompletionCode RegionTable::Pin(uint64_t rkey, uint64_t addr, uint64_t length, u
 
 void RegionTable::Unpin(uint32_t pin) {
   Entry* e = &entries_[pin - 1];
-  if (e->pins.fetch_sub(1, std::memory_order_acq_rel) == 1) WakeAll(&e->pins);
+  // Both sides seq_cst: either this sees the drainer, or the drainer's
+  // next load of pins sees this decrement.
+  if (e->pins.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+      e->draining.load(std::memory_order_seq_cst) != 0) {
+    WakeAll(&e->pins);
+  }
 }
 
 CompletionCode RegionTable::Atomic(OpType type, uint64_t rkey, uint64_t addr, uint64_t compare,

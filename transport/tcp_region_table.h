@@ -67,6 +67,9 @@ class RegionTable {
     size_t length = 0;
     uint32_t access = 0;
     std::atomic<uint32_t> pins{0};
+    // Deregister is waiting for the pins to drain: only then does the last
+    // Unpin make the futex call that wakes it.
+    std::atomic<uint32_t> draining{0};
   };
 
   // Finds the entry for `rkey` and checks bounds and rights; nullptr when

@@ -1,6 +1,7 @@
 #include "transport/tcp_socket.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -36,18 +37,38 @@ namespace gasp {
 namespace transport {
 namespace tcp {
 
-ssize_t WireRecv(int fd, void* buf, size_t len) {
+namespace {
+
+ssize_t RecvWithFlags(int fd, void* buf, size_t len, int flags) {
 #ifdef GASP_TCP_TSAN
   __tsan_ignore_thread_begin();
-  const ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
+  const ssize_t n = recv(fd, buf, len, flags);
   const int saved = errno;
   __tsan_ignore_thread_end();
   if (n > 0) __tsan_write_range(buf, static_cast<unsigned long>(n));
   errno = saved;
   return n;
 #else
-  return recv(fd, buf, len, MSG_DONTWAIT);
+  return recv(fd, buf, len, flags);
 #endif
+}
+
+}  // namespace
+
+ssize_t WireRecv(int fd, void* buf, size_t len) { return RecvWithFlags(fd, buf, len, MSG_DONTWAIT); }
+
+ssize_t WireRecvWait(int fd, void* buf, size_t len) { return RecvWithFlags(fd, buf, len, 0); }
+
+absl::Status SetBlockingWithTimeout(int fd, absl::Duration slice) {
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    return ErrnoError("fcntl(clear O_NONBLOCK)", errno);
+  }
+  const timeval tv = absl::ToTimeval(slice);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) {
+    return ErrnoError("setsockopt(SO_RCVTIMEO)", errno);
+  }
+  return absl::OkStatus();
 }
 
 ssize_t WireSendmsg(int fd, const struct msghdr* msg) {

@@ -33,6 +33,15 @@ namespace tcp {
 // TSan builds they are the plain system calls.
 ssize_t WireRecv(int fd, void* buf, size_t len);
 ssize_t WireSendmsg(int fd, const struct msghdr* msg);
+// recv(2) that blocks, for a socket made blocking by
+// SetBlockingWithTimeout: returns -1/EAGAIN once the timeout passes.
+ssize_t WireRecvWait(int fd, void* buf, size_t len);
+
+// Clears O_NONBLOCK and bounds a blocking receive by `slice`
+// (SO_RCVTIMEO). Every other call on the socket passes MSG_DONTWAIT, so
+// this changes only WireRecvWait: a thread waiting for a reply blocks in
+// one recv instead of a poll and a recv.
+absl::Status SetBlockingWithTimeout(int fd, absl::Duration slice);
 
 // Milliseconds left until `deadline` for poll(): 0 when passed, capped so it
 // fits an int, rounded up so a wait never ends before the deadline.

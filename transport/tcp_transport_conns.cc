@@ -138,11 +138,13 @@ bool TcpTransport::OnProof(Conn* c, const FrameHeader& h) {
   if (PeerFailCode(peer) != CompletionCode::kSuccess) {
     return reject(absl::StrFormat("%s already failed or said goodbye", PeerName(peer)));
   }
-  if (peers_[peer].in != nullptr) {
+  if (peers_[peer].in.load(std::memory_order_acquire) != nullptr) {
     return reject(absl::StrFormat("second connection from %s", PeerName(peer)));
   }
+  if (absl::Status s = SetBlockingWithTimeout(c->fd, kDirectReadSlice); !s.ok()) {
+    return reject(absl::StrCat("setting up the connection: ", s.message()));
+  }
   c->peer = peer;
-  peers_[peer].in = c;
   ForgetUnauthenticated(c);
   std::unique_ptr<uint8_t[]> bigger(new uint8_t[kInBufBytes]);
   std::memcpy(bigger.get(), c->inbuf.get() + c->in_begin, c->in_end - c->in_begin);
@@ -150,6 +152,8 @@ bool TcpTransport::OnProof(Conn* c, const FrameHeader& h) {
   c->in_begin = 0;
   c->inbuf = std::move(bigger);
   c->inbuf_cap = kInBufBytes;
+  // Published last: from here on an application thread may read it.
+  peers_[peer].in.store(c, std::memory_order_release);
   GASP_LOG(Debug) << "tcp transport: accepted " << PeerName(peer) << " from " << c->remote;
   return true;
 }
@@ -203,19 +207,33 @@ void TcpTransport::CloseIncomingFd(Conn* c) {
     close(c->fd);
     c->fd = -1;
   }
-  if (c->peer >= 0 && peers_[c->peer].in == c) peers_[c->peer].in = nullptr;
   c->closed = true;
   reap_incoming_ = true;
+  if (c->peer >= 0 && peers_[c->peer].in.load(std::memory_order_relaxed) == c) {
+    peers_[c->peer].in_finished.store(true, std::memory_order_release);
+    peers_[c->peer].in.store(nullptr, std::memory_order_release);
+    WakeAllReceivers();  // a Recv waiting for this peer's last messages
+  }
 }
 
 void TcpTransport::DropPeer(int peer, CompletionCode code) {
-  if (Conn* out = peers_[peer].out.load(std::memory_order_acquire)) CloseOutgoingFd(out);
-  if (Conn* in = peers_[peer].in) CloseIncomingFd(in);
+  const absl::Status why = absl::UnavailableError(absl::StrCat(PeerName(peer), " was dropped"));
+  if (Conn* out = peers_[peer].out.load(std::memory_order_acquire)) CloseOrDefer(out, code, why);
+  if (Conn* in = peers_[peer].in.load(std::memory_order_acquire)) CloseOrDefer(in, code, why);
   ops_.FailPeer(peer, code);
 }
 
 void TcpTransport::CloseConn(Conn* c, CompletionCode code, const absl::Status& why) {
   if (c->closed) return;
+  if (ReadingDirectly(c)) {
+    // An application thread reading it: the progress thread closes it
+    // once it is handed back (AppGive).
+    std::lock_guard<std::mutex> l(c->own_mu);
+    c->close_code = code;
+    c->close_why = Detached(why);
+    c->close_pending.store(true);
+    return;
+  }
   const int peer = c->peer;
   if (peer < 0) {
     uint64_t held = 0;
@@ -286,8 +304,13 @@ absl::Duration TcpTransport::ExpireUnauthenticated() {
 void TcpTransport::ReapClosedIncoming() {
   if (!reap_incoming_) return;
   reap_incoming_ = false;
+  for (std::unique_ptr<Conn>& c : incoming_) {
+    // A peer's connection may be held by an application thread (direct
+    // reads): kept, at most one per peer.
+    if (c->closed && c->peer >= 0) retired_incoming_.push_back(std::move(c));
+  }
   incoming_.erase(std::remove_if(incoming_.begin(), incoming_.end(),
-                                 [](const std::unique_ptr<Conn>& c) { return c->closed; }),
+                                 [](const std::unique_ptr<Conn>& c) { return !c || c->closed; }),
                   incoming_.end());
 }
 

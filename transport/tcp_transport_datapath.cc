@@ -38,9 +38,6 @@ constexpr uint64_t kDirectRecvBytes = 16 << 10;
 // recv() calls per connection per wake-up, so one busy peer cannot starve
 // the others (epoll is level-triggered and reports it again).
 constexpr int kReadsPerWakeup = 16;
-// Queued responses above which a connection's requests are not read any
-// more until its peer drains them (backpressure).
-constexpr size_t kMaxQueuedFrames = 16384;
 constexpr size_t kRingInitialFrames = 64;
 constexpr int kFlushIov = 64;
 constexpr int kMaxEvents = 64;
@@ -138,6 +135,7 @@ absl::Status TcpTransport::Post(absl::Span<const Op> ops, CompletionCounter* cou
         "first");
   }
   if (ops.empty()) return absl::OkStatus();
+  NotePost(ops, counter);
   counter->Expect(static_cast<uint32_t>(ops.size()));
   StatAdd(Counter::kRemoteOps, ops.size());
   if (!running) {
@@ -278,8 +276,13 @@ absl::Status TcpTransport::SendOnConn(Conn* conn, struct iovec* iov, int iovcnt)
 void TcpTransport::Abandon(CompletionCounter* counter) { ops_.Abandon(counter); }
 
 absl::Status TcpTransport::Wait(CompletionCounter* counter, absl::Time deadline) {
-  // The progress thread completes ops; this thread only waits (spinning or
-  // blocking per GASP_WAIT_MODE, inside WaitWhileEqual).
+  // The replies of ops to one peer arrive on one connection: read them here
+  // when this thread can take it over (tcp_transport_direct.cc). Otherwise,
+  // and for whatever is left, the progress thread completes ops and this
+  // thread only waits (spinning or blocking per GASP_WAIT_MODE, inside
+  // WaitWhileEqual).
+  if (!counter->done()) WaitDirect(counter, deadline);
+  if (!counter->done()) WatchParked();
   while (!counter->done()) {
     const uint32_t pending = counter->pending();
     if (pending == 0) break;
@@ -326,9 +329,7 @@ absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t
     m.peer = rank_;
     m.tag = tag;
     m.payload.assign(payload.begin(), payload.end());
-    std::lock_guard<std::mutex> l(inbox_mu_);
-    inbox_.push_back(std::move(m));
-    inbox_cv_.notify_all();
+    DeliverMessage(std::move(m));
     return absl::OkStatus();
   }
   if (PeerFailCode(peer) != CompletionCode::kSuccess) {
@@ -359,7 +360,9 @@ absl::StatusOr<Message> TcpTransport::Recv(uint32_t tag, int from, absl::Time de
         absl::StrFormat("Recv from rank %d: out of range [0, %d)", from, size_));
   }
   std::unique_lock<std::mutex> l(inbox_mu_);
+  bool tried_direct = false;
   while (true) {
+    const uint64_t seq = inbox_seq_.load(std::memory_order_relaxed);
     for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
       if (it->tag == tag && (from == kAnyPeer || it->peer == from)) {
         Message m = std::move(*it);
@@ -367,7 +370,8 @@ absl::StatusOr<Message> TcpTransport::Recv(uint32_t tag, int from, absl::Time de
         return m;
       }
     }
-    if (from != kAnyPeer && from != rank_ && PeerFailCode(from) != CompletionCode::kSuccess) {
+    if (from != kAnyPeer && from != rank_ && PeerFailCode(from) != CompletionCode::kSuccess &&
+        !MessagesMayFollow(from)) {
       return absl::UnavailableError(absl::StrFormat(
           "Recv (tag %d) from %s: the rank is unreachable (it failed or shut down)", tag,
           PeerName(from)));
@@ -382,8 +386,37 @@ absl::StatusOr<Message> TcpTransport::Recv(uint32_t tag, int from, absl::Time de
           from == kAnyPeer ? std::string("any rank") : PeerName(from),
           absl::FormatDuration(timeout_)));
     }
-    inbox_cv_.wait_until(l, absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Hours(24))));
+    if (from != kAnyPeer && from != rank_ && !tried_direct) {
+      // A message from `from` arrives on its connection to us: read it here
+      // if this thread can take that connection over. Then everything above
+      // is checked again (the peer may have failed meanwhile) before this
+      // thread blocks.
+      l.unlock();
+      RecvDirect(from, deadline, seq);
+      l.lock();
+      tried_direct = true;
+      continue;
+    }
+    tried_direct = false;
+    RecvWaiter me{tag, from, {}};
+    recv_waiters_.push_back(&me);
+    me.cv.wait_until(l, absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Hours(24))));
+    recv_waiters_.erase(std::find(recv_waiters_.begin(), recv_waiters_.end(), &me));
   }
+}
+
+void TcpTransport::DeliverMessage(Message m) {
+  std::lock_guard<std::mutex> l(inbox_mu_);
+  for (RecvWaiter* w : recv_waiters_) {
+    if (w->tag == m.tag && (w->from == kAnyPeer || w->from == m.peer)) w->cv.notify_one();
+  }
+  inbox_.push_back(std::move(m));
+  inbox_seq_.fetch_add(1, std::memory_order_release);
+}
+
+void TcpTransport::WakeAllReceivers() {
+  std::lock_guard<std::mutex> l(inbox_mu_);
+  for (RecvWaiter* w : recv_waiters_) w->cv.notify_one();
 }
 
 // ---------------------------------------------------------------------------
@@ -407,9 +440,16 @@ void TcpTransport::ProgressLoop() {
     // Blocks until there is work: no spinning, even with idle peers. With
     // connections whose HELLO is due, wakes for the next deadline.
     const absl::Duration next = ExpireUnauthenticated();
-    const int wait_ms = next == absl::InfiniteDuration()
-                            ? -1
-                            : static_cast<int>(absl::ToInt64Milliseconds(next)) + 1;
+    int wait_ms = next == absl::InfiniteDuration()
+                      ? -1
+                      : static_cast<int>(absl::ToInt64Milliseconds(next)) + 1;
+    // GASP_WAIT_MODE=poll (cores to spare): keep polling for GASP_SPIN_US
+    // after each event, so that a peer's next request is served without a
+    // wake-up.
+    if (GetWaitMode() == WaitMode::kPoll &&
+        absl::Now() - last_event_ < absl::Microseconds(GetSpinMicros())) {
+      wait_ms = 0;
+    }
     const int n = epoll_wait(epoll_fd_, events, kMaxEvents, wait_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -417,6 +457,7 @@ void TcpTransport::ProgressLoop() {
       absl::SleepFor(absl::Milliseconds(10));
       continue;
     }
+    bool served = false;  // anything but events skipped for a direct reader
     for (int i = 0; i < n; ++i) {
       void* tag = events[i].data.ptr;
       if (tag == &event_fd_) {
@@ -430,9 +471,12 @@ void TcpTransport::ProgressLoop() {
         continue;
       }
       Conn* c = static_cast<Conn*>(tag);
-      if (c->closed) continue;
+      // An event collected just before an application thread took the
+      // connection over: that thread reads it now.
+      if (!ProgressTake(c)) continue;
+      served = true;
       const uint32_t ev = events[i].events;
-      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) HandleReadable(c);
+      if (!c->closed && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) HandleReadable(c);
       if (!c->closed && (ev & EPOLLOUT)) {
         absl::Status error;
         if (!FlushOutput(c, &error)) {
@@ -441,50 +485,66 @@ void TcpTransport::ProgressLoop() {
           UpdateEpoll(c);
         }
       }
+      ProgressGive(c);
     }
+    if (closes_pending_.exchange(false)) RunPendingCloses();
+    if (served) last_event_ = absl::Now();
     ReapClosedIncoming();
     DeliverNotifications();
   }
 }
 
 void TcpTransport::HandleReadable(Conn* c) {
+  if (ServeInput(c, [] { return false; })) UpdateEpoll(c);
+}
+
+bool TcpTransport::ServeInput(Conn* c, absl::FunctionRef<bool()> done, bool wait) {
+  const auto flush = [&] {
+    if (c->ring_count == 0) return true;
+    absl::Status error;
+    if (FlushOutput(c, &error)) return true;
+    CloseConn(c, CompletionCode::kPeerUnreachable, error);
+    return false;
+  };
+  const auto gone = [c] {
+    return c->closed || c->close_pending.load(std::memory_order_relaxed);
+  };
   for (int iter = 0; iter < kReadsPerWakeup; ++iter) {
-    if (!ProcessInput(c)) return;
+    if (!ProcessInput(c) || gone()) return false;
+    // Responses go out as soon as they are ready, before the next recv.
+    if (!flush()) return false;
+    if (done()) return true;
+    if (c->ring_count >= kMaxQueuedFrames) return true;  // backpressure
     ssize_t n;
     const uint64_t remaining = c->in_payload ? c->cur.length - c->payload_done : 0;
     if (c->in_payload && c->in_begin == c->in_end && remaining >= kDirectRecvBytes) {
       n = RecvIntoSink(c, remaining);
-      if (c->closed) return;
+      if (gone()) return false;
     } else {
       if (c->in_begin > 0) {
         std::memmove(c->inbuf.get(), c->inbuf.get() + c->in_begin, c->in_end - c->in_begin);
         c->in_end -= c->in_begin;
         c->in_begin = 0;
       }
-      n = WireRecv(c->fd, c->inbuf.get() + c->in_end, c->inbuf_cap - c->in_end);
+      n = wait ? WireRecvWait(c->fd, c->inbuf.get() + c->in_end, c->inbuf_cap - c->in_end)
+               : WireRecv(c->fd, c->inbuf.get() + c->in_end, c->inbuf_cap - c->in_end);
       if (n > 0) c->in_end += static_cast<size_t>(n);
     }
+    wait = false;  // only the first recv may block
     if (n > 0) continue;
     if (n == 0) {
       CloseConn(c, CompletionCode::kPeerUnreachable,
                 absl::UnavailableError("connection closed by the peer"));
-      return;
+      return false;
     }
     const int err = errno;
     if (err == EINTR) continue;
     if (err == EAGAIN || err == EWOULDBLOCK) break;
     CloseConn(c, CompletionCode::kPeerUnreachable, ErrnoError("recv", err));
-    return;
+    return false;
   }
-  if (!ProcessInput(c)) return;
-  if (c->ring_count > 0) {
-    absl::Status error;
-    if (!FlushOutput(c, &error)) {
-      CloseConn(c, CompletionCode::kPeerUnreachable, error);
-      return;
-    }
-  }
-  UpdateEpoll(c);
+  if (!ProcessInput(c) || gone()) return false;
+  return flush();
 }
 
 bool TcpTransport::ProcessInput(Conn* c) {
@@ -572,7 +632,11 @@ bool TcpTransport::OnIncomingHeader(Conn* c, const FrameHeader& h) {
       return true;
     case FrameType::kBye:
       c->said_bye = true;
+      // Set before MarkPeerDeparted wakes the receivers: every message of
+      // the peer came before this.
+      peers_[c->peer].in_finished.store(true, std::memory_order_release);
       MarkPeerDeparted(c->peer);
+      WakeAllReceivers();
       return true;
     default:
       CloseConn(c, CompletionCode::kProtocolError,
@@ -734,9 +798,7 @@ bool TcpTransport::OnPayloadDone(Conn* c) {
       m.tag = h.tag;
       m.payload = std::move(c->msg);
       c->msg = std::vector<uint8_t>();
-      std::lock_guard<std::mutex> l(inbox_mu_);
-      inbox_.push_back(std::move(m));
-      inbox_cv_.notify_all();
+      DeliverMessage(std::move(m));
       return true;
     }
     default:
@@ -812,9 +874,7 @@ bool TcpTransport::FlushOutput(Conn* c, absl::Status* error) {
 
 void TcpTransport::UpdateEpoll(Conn* c) {
   if (c->closed || c->fd < 0) return;
-  uint32_t want = EPOLLRDHUP;
-  if (c->ring_count < kMaxQueuedFrames) want |= EPOLLIN;  // else: backpressure
-  if (c->ring_count > 0) want |= EPOLLOUT;
+  const uint32_t want = WantedEvents(c);
   if (want == c->epoll_events) return;
   epoll_event ev{};
   ev.events = want;

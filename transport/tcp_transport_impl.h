@@ -13,10 +13,21 @@
 //    per-connection output ring flushed without blocking), reads responses
 //    on outgoing connections and completes ops, and delivers peer-failure
 //    notifications. It blocks in epoll_wait when there is nothing to do.
-//  * Outgoing Conn objects live until the transport is destroyed (threads
-//    may hold pointers); incoming ones are deleted by the progress thread.
+//  * A thread waiting for a reply on its outgoing connection to a peer (or
+//    for a message from a peer, on that peer's incoming connection) takes
+//    the connection over from the progress thread and reads it itself:
+//    one thread wake-up per reply instead of two (tcp_transport_direct.cc).
+//    Conn::owner says who runs a connection's input and output; the
+//    progress thread skips connections an application thread owns, and
+//    closes them only once they are handed back.
+//  * Outgoing Conn objects, and incoming ones that completed the
+//    handshake, live until the transport is destroyed (threads may hold
+//    pointers); unauthenticated incoming ones are deleted by the progress
+//    thread once closed.
 #ifndef GASP_TRANSPORT_TCP_TRANSPORT_IMPL_H_
 #define GASP_TRANSPORT_TCP_TRANSPORT_IMPL_H_
+
+#include <sys/epoll.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -32,6 +43,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/functional/function_ref.h"
 #include "absl/time/time.h"
 #include "base/accept_guard.h"
 #include "base/log_limit.h"
@@ -59,6 +71,15 @@ inline constexpr absl::Duration kHelloTimeout = absl::Seconds(1);
 inline constexpr int kMaxUnauthPerSource = 32;
 inline constexpr int kMaxUnauthTotal = 256;
 
+// A thread reading a connection directly blocks in recv (or poll) for at
+// most this long at a time, then looks at its deadline and the transport's
+// state again.
+inline constexpr absl::Duration kDirectReadSlice = absl::Milliseconds(10);
+
+// Queued responses above which a connection's requests are not read any
+// more until its peer drains them (backpressure).
+inline constexpr size_t kMaxQueuedFrames = 16384;
+
 // A response waiting in a connection's output ring.
 struct OutFrame {
   uint8_t header[kFrameHeaderSize];
@@ -84,7 +105,24 @@ struct Conn {
   int peer;            // incoming: -1 until its HELLO arrived
   const std::string remote;  // "ip:port" of the other end, for logs
 
-  // ---- progress thread only ----
+  // ---- who runs the input and output below (tcp_transport_direct.cc) ----
+  enum class Owner { kNone, kProgress, kApp };
+  std::mutex own_mu;
+  Owner owner ABSL_GUARDED_BY(own_mu) = Owner::kNone;
+  // Set when the connection must be closed while an application thread
+  // owns it; the progress thread closes it once it is handed back.
+  std::atomic<bool> close_pending{false};
+  CompletionCode close_code ABSL_GUARDED_BY(own_mu) = CompletionCode::kPeerUnreachable;
+  absl::Status close_why ABSL_GUARDED_BY(own_mu);
+  // Outgoing: watched for its end only (kParkedEvents), because no op to
+  // the peer is live and the last thread that read it directly may read
+  // it again without telling epoll twice. Written under own_mu.
+  std::atomic<bool> parked{false};
+  // The progress thread skipped an event while an application thread
+  // owned the connection: it is watched again (not parked) on hand-back.
+  bool missed_event ABSL_GUARDED_BY(own_mu) = false;
+
+  // ---- the owner only (the progress thread unless taken over) ----
   bool closed = false;
   bool said_bye = false;  // the peer sent BYE on this connection
   uint32_t epoll_events = 0;
@@ -127,6 +165,25 @@ inline absl::Status Detached(const absl::Status& s) {
   return s.ok() ? absl::OkStatus() : absl::Status(s.code(), std::string(s.message()));
 }
 
+// The epoll events a connection needs: input unless its responses back up,
+// output while responses wait.
+inline uint32_t WantedEvents(const Conn* c) {
+  uint32_t want = EPOLLRDHUP;
+  if (c->ring_count < kMaxQueuedFrames) want |= EPOLLIN;  // else: backpressure
+  if (c->ring_count > 0) want |= EPOLLOUT;
+  return want;
+}
+
+// A parked connection's epoll events: its end (EOF, error), edge-triggered
+// so that an application thread reading it meanwhile is not raced by level
+// reports.
+inline constexpr uint32_t kParkedEvents = EPOLLRDHUP | EPOLLET;
+
+// The connection this thread reads directly (tcp_transport_direct.cc), if
+// any: its closes are deferred to the progress thread.
+inline thread_local const Conn* tl_direct_conn = nullptr;
+inline bool ReadingDirectly(const Conn* c) { return tl_direct_conn == c; }
+
 enum class PeerState : int { kAlive, kDeparted, kFailed };
 enum class TransportState : int { kRunning, kShutdown, kCrashed };
 
@@ -166,7 +223,12 @@ class TcpTransport final : public Transport {
     std::atomic<Conn*> out{nullptr};
     std::atomic<int> state{static_cast<int>(PeerState::kAlive)};
     std::atomic<uint8_t> fail_code{static_cast<uint8_t>(CompletionCode::kSuccess)};
-    Conn* in = nullptr;  // progress thread only
+    // Set by the progress thread once the peer's HELLO and PROOF checked
+    // out; read by application threads that read it directly.
+    std::atomic<Conn*> in{nullptr};
+    // Its incoming connection said goodbye or closed: no message from the
+    // peer can follow.
+    std::atomic<bool> in_finished{false};
   };
 
   TcpTransport(const TransportOptions& options, const TcpTransportOptions& tcp);
@@ -207,6 +269,43 @@ class TcpTransport final : public Transport {
   void ProgressLoop();
   void AcceptAll();
   void HandleReadable(Conn* c);
+  // Reads what the socket holds, processes it and flushes the responses it
+  // produced; false when the connection was closed (or, for an application
+  // reader, its close is pending). Stops early once `done()` holds.
+  // With `wait`, the first recv blocks (for at most kDirectReadSlice).
+  bool ServeInput(Conn* c, absl::FunctionRef<bool()> done, bool wait = false);
+
+  // ---- direct reads (tcp_transport_direct.cc) ----
+  // The progress thread's claim on `c` for one event; false when an
+  // application thread reads it now.
+  bool ProgressTake(Conn* c);
+  void ProgressGive(Conn* c);
+  // An application thread's claim: takes `c` out of the progress thread's
+  // epoll set. False when it is busy, closed or closing.
+  bool AppTake(Conn* c);
+  // Hands `c` back (into epoll again, or to the progress thread to close).
+  void AppGive(Conn* c);
+  // Reads and serves `c` (owned by this thread) until `done()`, the
+  // deadline, or the connection's end; spins or blocks per GASP_WAIT_MODE.
+  void ReadWhileNot(Conn* c, absl::Time deadline, absl::FunctionRef<bool()> done);
+  // Wait's and Recv's direct paths: read the one connection the reply or
+  // message must arrive on, when this thread can take it.
+  void WaitDirect(CompletionCounter* counter, absl::Time deadline);
+  void RecvDirect(int from, absl::Time deadline, uint64_t seen_seq);
+  // Whether a message from `from` can still arrive after it left or
+  // failed: its connection to us is open and has not said goodbye yet.
+  bool MessagesMayFollow(int from) const;
+  // Records the peer of this thread's posts on `counter` (for WaitDirect).
+  void NotePost(absl::Span<const Op> ops, CompletionCounter* counter);
+  // Has the progress thread watch every parked connection with live ops
+  // again (a thread about to sleep on replies it does not read itself).
+  void WatchParked();
+  // Sets `c`'s epoll events (own_mu held); false when epoll_ctl fails.
+  bool SetEvents(Conn* c, uint32_t events);
+  // Closes `c` now, or once its application reader hands it back.
+  void CloseOrDefer(Conn* c, CompletionCode code, const absl::Status& why);
+  // Closes the connections handed back with a close pending.
+  void RunPendingCloses();
   // Processes buffered input; false when the connection was closed.
   bool ProcessInput(Conn* c);
   // Consumes one decoded header; false when the connection was closed.
@@ -281,6 +380,14 @@ class TcpTransport final : public Transport {
   std::vector<std::unique_ptr<Conn>> outgoing_ ABSL_GUARDED_BY(conns_mu_);
   // Incoming connections: progress thread only (and Shutdown after join).
   std::vector<std::unique_ptr<Conn>> incoming_;
+  // Closed incoming connections that had completed the handshake: kept
+  // until the destructor, because an application thread may hold one.
+  std::vector<std::unique_ptr<Conn>> retired_incoming_;
+  // Some connection was handed back with a close pending.
+  std::atomic<bool> closes_pending_{false};
+  // The progress thread's last event (GASP_WAIT_MODE=poll keeps it
+  // polling for GASP_SPIN_US after one).
+  absl::Time last_event_ = absl::InfinitePast();
   bool reap_incoming_ = false;
   // Accepting, and the unauthenticated incoming connections (progress
   // thread only).
@@ -291,9 +398,24 @@ class TcpTransport final : public Transport {
   std::unique_ptr<uint8_t[]> scratch_;  // discarded payload bytes land here
 
   // Messages.
+  // A thread blocked in Recv: woken by a message it can take, and by peer
+  // failures and shutdown, not by every message (a service thread waiting
+  // for any peer would otherwise wake for each barrier round).
+  struct RecvWaiter {
+    uint32_t tag;
+    int from;
+    std::condition_variable cv;
+  };
+  // Queues `m` and wakes the receivers that can take it.
+  void DeliverMessage(Message m);
+  // Wakes every blocked Recv (a peer failed or left, or shutdown).
+  void WakeAllReceivers();
   std::mutex inbox_mu_;
-  std::condition_variable inbox_cv_;
+  std::vector<RecvWaiter*> recv_waiters_ ABSL_GUARDED_BY(inbox_mu_);
   std::deque<Message> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+  // Bumped (under inbox_mu_) for every message queued: a direct reader
+  // looks at the inbox only when it changed.
+  std::atomic<uint64_t> inbox_seq_{0};
 
   // Failure notifications, delivered by the progress thread.
   std::mutex handler_mu_;

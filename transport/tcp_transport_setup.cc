@@ -83,7 +83,7 @@ TcpTransport::TcpTransport(const TransportOptions& options, const TcpTransportOp
       nonce_(RandomNonce()),
       secret_(options.job_secret),
       peers_(new Peer[static_cast<size_t>(options.size)]),
-      ops_(tcp.max_outstanding_ops),
+      ops_(tcp.max_outstanding_ops, options.size),
       regions_(tcp.max_regions),
       accept_guard_("tcp transport"),
       unauth_(std::max(kMaxUnauthPerSource, options.size),
@@ -412,6 +412,7 @@ absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
   absl::Status s = fd.status();
   if (fd.ok()) {
     s = Handshake(peer, *fd, deadline);
+    if (s.ok()) s = SetBlockingWithTimeout(*fd, kDirectReadSlice);
     if (!s.ok()) {
       close(*fd);
       s = Annotate(s, absl::StrFormat("handshake with %s at %s", PeerName(peer),
@@ -480,8 +481,7 @@ bool TcpTransport::MarkPeerFailed(int peer, CompletionCode code, const absl::Sta
     GASP_LOG(Warn) << "tcp transport: " << why.message();
   }
   QueueNotification(peer, why);
-  std::lock_guard<std::mutex> l(inbox_mu_);
-  inbox_cv_.notify_all();  // a Recv waiting for this peer returns now
+  WakeAllReceivers();  // a Recv waiting for this peer returns now
   return true;
 }
 
@@ -492,8 +492,7 @@ bool TcpTransport::MarkPeerDeparted(int peer) {
     return false;
   }
   GASP_LOG(Debug) << "tcp transport: " << PeerName(peer) << " said goodbye";
-  std::lock_guard<std::mutex> l(inbox_mu_);
-  inbox_cv_.notify_all();
+  WakeAllReceivers();
   return true;
 }
 
@@ -533,6 +532,31 @@ absl::Status TcpTransport::Deregister(const Region& region) {
 }
 
 void TcpTransport::CloseAllSockets(bool abrupt, absl::Time deadline, absl::Status* status) {
+  // An application thread still reading a connection directly sees the
+  // state change within a poll slice and hands it back; wait for that
+  // (bounded) before the sockets go away under it.
+  const absl::Time give_up = absl::Now() + absl::Seconds(1);
+  for (int p = 0; p < size_; ++p) {
+    for (Conn* c : {peers_[p].out.load(std::memory_order_acquire),
+                    peers_[p].in.load(std::memory_order_acquire)}) {
+      if (c == nullptr) continue;
+      while (true) {
+        {
+          std::lock_guard<std::mutex> l(c->own_mu);
+          if (c->owner != Conn::Owner::kApp) {
+            c->owner = Conn::Owner::kProgress;  // for good: nobody takes it again
+            break;
+          }
+        }
+        if (absl::Now() >= give_up) {
+          GASP_LOG(Warn) << "tcp transport: a thread still waits on " << ConnName(c)
+                         << " at shutdown; closing it anyway";
+          break;
+        }
+        absl::SleepFor(absl::Milliseconds(1));
+      }
+    }
+  }
   // Incoming connections: the progress thread is stopped, they are ours.
   for (auto& owned : incoming_) {
     Conn* c = owned.get();
@@ -561,6 +585,10 @@ void TcpTransport::CloseAllSockets(bool abrupt, absl::Time deadline, absl::Statu
     close(c->fd);
     c->fd = -1;
     c->closed = true;
+  }
+  // A peer's connection stays allocated (peers_[].in may point to it).
+  for (auto& owned : incoming_) {
+    if (owned->peer >= 0) retired_incoming_.push_back(std::move(owned));
   }
   incoming_.clear();
 
@@ -616,10 +644,7 @@ absl::Status TcpTransport::Shutdown(absl::Time deadline) {
     std::lock_guard<std::mutex> l(handler_mu_);
     notifications_.clear();
   }
-  {
-    std::lock_guard<std::mutex> l(inbox_mu_);
-    inbox_cv_.notify_all();
-  }
+  WakeAllReceivers();
   GASP_LOG(Info) << "tcp transport: rank " << rank_ << " shut down (" << flushed
                  << " outstanding op(s) flushed)";
   return status;
@@ -638,8 +663,7 @@ absl::Status TcpTransport::Crash() {
     std::lock_guard<std::mutex> l(handler_mu_);
     notifications_.clear();
   }
-  std::lock_guard<std::mutex> l(inbox_mu_);
-  inbox_cv_.notify_all();
+  WakeAllReceivers();
   return absl::OkStatus();
 }
 
