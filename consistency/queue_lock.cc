@@ -117,6 +117,7 @@ struct HeldLock {
   uint64_t instance;
   uint64_t lock;
   uint32_t index;
+  uint64_t failed_swaps;  // COMPARE_SWAPs of its swap that failed
 };
 thread_local std::vector<HeldLock> t_held;
 
@@ -286,15 +287,22 @@ absl::Status QueueLocks::AwaitWord(const std::atomic<uint64_t>* word,
 }
 
 absl::StatusOr<uint64_t> QueueLocks::Swap(uint64_t lock, int home, uint64_t mine,
-                                          uint64_t guess, absl::Time deadline) {
+                                          uint64_t guess, absl::Time deadline,
+                                          uint64_t* failed) {
   // COMPARE_SWAPs until one finds the word it expects (each failure returns
   // the word it found). An uncontended lock costs one. Alone, that loop can
   // starve a thread whose round trip is longer than the time between other
-  // threads' swaps (the lock's home swaps locally); so a thread that fails
-  // announces itself and, from then on, only announced threads may swap.
+  // threads' swaps (the lock's home swaps locally), so a thread announces
+  // itself when it fails (after waiting once for earlier announced threads
+  // to get in, if it found any), and while any thread is announced, only
+  // announced threads can swap: every swap that succeeds expects the count,
+  // and a thread that has not announced never expects a non-zero count.
+  // While one is announced, every other thread swaps at most once and
+  // announces at most once, so it fails at most about 3x the number of
+  // threads contending (docs/protocol.md, "Locks").
   uint64_t expected = guess;
-  bool announced = false;
-  uint64_t failed = 0;
+  bool announced = false, waited = false;
+  *failed = 0;
   Pauser pauser;
   auto give_up = [&](uint64_t seen) -> absl::Status {
     if (announced) {  // withdraw the announcement (a FETCH_ADD of -1 in its field)
@@ -303,7 +311,7 @@ absl::StatusOr<uint64_t> QueueLocks::Swap(uint64_t lock, int home, uint64_t mine
     return absl::DeadlineExceededError(absl::StrFormat(
         "waiting for global lock %#x: could not queue within GASP_TIMEOUT=%s (%d COMPARE_SWAPs "
         "failed; %d threads announced at the last look)",
-        lock, absl::FormatDuration(timeout_), failed, Announced(seen)));
+        lock, absl::FormatDuration(timeout_), *failed, Announced(seen)));
   };
   for (;;) {
     // Keep the announcements; the swap that succeeds withdraws this
@@ -314,24 +322,25 @@ absl::StatusOr<uint64_t> QueueLocks::Swap(uint64_t lock, int home, uint64_t mine
                           Atomic(OpType::kCompareSwap, lock, home, expected, desired));
     if (old == expected) return TailName(old);
     StatAdd(Counter::kLockRetries);
-    ++failed;
+    ++*failed;
     if (absl::Now() >= deadline) return give_up(old);
     if (announced) {
       expected = old;
       continue;
     }
-    if (Announced(old) == 0) {
+    if (Announced(old) == 0 || waited) {
       GASP_ASSIGN_OR_RETURN(old, Atomic(OpType::kFetchAdd, lock, home, 0, kAnnounceOne));
       announced = true;
       expected = old + kAnnounceOne;
       continue;
     }
-    // Threads that failed before this one go first.
+    // Threads that announced before this one failed go first.
     while (Announced(old) != 0) {
       if (absl::Now() >= deadline) return give_up(old);
       pauser.Pause(nullptr, deadline);
       GASP_ASSIGN_OR_RETURN(old, Atomic(OpType::kFetchAdd, lock, home, 0, 0));
     }
+    waited = true;
     expected = old;
   }
 }
@@ -347,10 +356,11 @@ absl::Status QueueLocks::Lock(uint64_t lock, int home, bool* handed_over, uint64
   const uint64_t mine = NodeName({rank_, index});
   QueueNode* n = Local(index);
   TailGuess& guess = GuessFor(lock);
+  uint64_t failed = 0;
   absl::StatusOr<uint64_t> swapped =
       Swap(lock, home, mine,
            guess.instance == instance_ && guess.lock == lock ? guess.tail : kNoNode,
-           start + timeout_);
+           start + timeout_, &failed);
   if (!swapped.ok()) {
     // A swap whose reply was lost may have queued the node: never reuse it.
     Word(&n->state)->store(kNodeAbandoned, std::memory_order_release);
@@ -399,7 +409,7 @@ absl::Status QueueLocks::Lock(uint64_t lock, int home, bool* handed_over, uint64
     *passed = GrantValue(Word(&n->grant)->load(std::memory_order_acquire));
   }
   Word(&n->state)->store(kNodeHolding, std::memory_order_release);
-  t_held.push_back({instance_, lock, index});
+  t_held.push_back({instance_, lock, index, failed});
   return absl::OkStatus();
 }
 
@@ -414,7 +424,7 @@ absl::StatusOr<bool> QueueLocks::TryLock(uint64_t lock, int home) {
     return false;
   }
   Word(&Local(index)->state)->store(kNodeHolding, std::memory_order_release);
-  t_held.push_back({instance_, lock, index});
+  t_held.push_back({instance_, lock, index, 0});
   return true;
 }
 
@@ -501,11 +511,12 @@ absl::Status QueueLocks::Unlock(uint64_t lock, int home, uint64_t pass) {
   return absl::OkStatus();
 }
 
-bool QueueLocks::HeldBy(uint64_t lock, uint64_t* node, uint64_t* pred) const {
+bool QueueLocks::HeldBy(uint64_t lock, Hold* hold) const {
   auto held = FindHeld(instance_, lock);
   if (held == t_held.end()) return false;
-  *node = NodeName({rank_, held->index});
-  *pred = Word(&Local(held->index)->pred)->load(std::memory_order_acquire);
+  hold->node = NodeName({rank_, held->index});
+  hold->pred = Word(&Local(held->index)->pred)->load(std::memory_order_acquire);
+  hold->failed_swaps = held->failed_swaps;
   return true;
 }
 

@@ -126,10 +126,14 @@ class QueueLocks {
   // OK.
   absl::Status Unlock(uint64_t lock, int home, uint64_t pass);
 
-  // For tests: the names of the calling thread's node for `lock` and of the
-  // node it queued behind (kNoNode if it found the lock free). False if the
-  // thread does not hold the lock.
-  bool HeldBy(uint64_t lock, uint64_t* node, uint64_t* pred) const;
+  // For tests: how the calling thread got `lock`. False if it does not
+  // hold it.
+  struct Hold {
+    uint64_t node = kNoNode;    // the name of its queue node
+    uint64_t pred = kNoNode;    // the node it queued behind (kNoNode: it found the lock free)
+    uint64_t failed_swaps = 0;  // COMPARE_SWAPs of its swap that found another word
+  };
+  bool HeldBy(uint64_t lock, Hold* hold) const;
 
   // Who a waiter of `lock` whose predecessor is `pred` waits for: "queued
   // behind rank 1 (h:7) thread 9, which holds it and answers", or "...,
@@ -157,12 +161,13 @@ class QueueLocks {
   QueueNode* Local(uint32_t index) const;
   uint64_t NodeAddress(NodeId id) const;
   // Swaps `mine` into the lock word's tail, first expecting `guess`;
-  // returns the name it replaced (kNoNode: the lock was free). A thread
-  // whose COMPARE_SWAP fails announces itself (FETCH_ADD on the word's top
-  // bits) and retries; one that finds others announced waits until none
-  // is before it tries. Bounded by `deadline`.
+  // returns the name it replaced (kNoNode: the lock was free) and counts
+  // the COMPARE_SWAPs that failed in `*failed`. A thread whose COMPARE_SWAP
+  // fails announces itself (FETCH_ADD on the word's top bits) and retries;
+  // one that finds others announced first waits until none is. Bounded by
+  // `deadline`.
   absl::StatusOr<uint64_t> Swap(uint64_t lock, int home, uint64_t mine, uint64_t guess,
-                                absl::Time deadline);
+                                absl::Time deadline, uint64_t* failed);
   // Waits for node `index`'s last hand-off to complete; its error, if any.
   absl::Status FinishGrant(uint32_t index, absl::Time deadline);
   absl::StatusOr<uint32_t> TakeNode(uint64_t lock);
