@@ -7,7 +7,8 @@
 //                 back to back (see Measure); the median of one alone is
 //                 printed too
 //   uncontended   median lock+unlock at rank 0 of a lock homed at rank 1,
-//                 interleaved with the rtt samples; / rtt (goal: <= 2)
+//                 interleaved with the rtt samples; / rtt (goal: <= 2) and
+//                 / one CAS alone
 //   hand-off      every thread of every rank takes one lock (homed at rank
 //                 1) `acquisitions` times back to back with an empty
 //                 critical section: wall time / all acquisitions; / rtt
@@ -203,6 +204,8 @@ int main(int argc, char** argv) {
                 u.lock_unlock[1]);
     std::printf(" %-38s %12.2f %12.2f\n", "  / rtt", u.lock_unlock[0] / rtt,
                 u.lock_unlock[1] / rtt);
+    std::printf(" %-38s %12.2f %12.2f\n", "  / one COMPARE_SWAP alone",
+                u.lock_unlock[0] / u.one_cas, u.lock_unlock[1] / u.one_cas);
     std::printf(" %-38s %12.2f %12.2f\n", "contended hand-off", contended[0].handoff_us,
                 contended[1].handoff_us);
     std::printf(" %-38s %12.2f %12.2f\n", "  / rtt", contended[0].handoff_us / rtt,

@@ -22,14 +22,19 @@ using transport::CompletionCounter;
 using transport::Op;
 using transport::OpType;
 
+namespace {
+constexpr int kRankBits = 24;
+}  // namespace
+
 uint64_t NodeName(NodeId id) {
-  return (static_cast<uint64_t>(id.index) << 32) | (static_cast<uint64_t>(id.rank) + 1);
+  return (static_cast<uint64_t>(id.index) << kRankBits) | (static_cast<uint64_t>(id.rank) + 1);
 }
 
 bool DecodeNodeName(uint64_t name, int nranks, uint32_t nodes_per_rank, NodeId* out) {
-  const uint64_t rank_plus_1 = name & 0xffffffffu;
-  const uint64_t index = name >> 32;
-  if (rank_plus_1 == 0 || rank_plus_1 > static_cast<uint64_t>(nranks) || index >= nodes_per_rank) {
+  const uint64_t rank_plus_1 = name & ((uint64_t{1} << kRankBits) - 1);
+  const uint64_t index = name >> kRankBits;
+  if (name > kNameMask || rank_plus_1 == 0 || rank_plus_1 > static_cast<uint64_t>(nranks) ||
+      index >= nodes_per_rank) {
     return false;
   }
   out->rank = static_cast<int>(rank_plus_1 - 1);
@@ -68,10 +73,14 @@ class Pauser {
   }
 
   // Returns once `*word` is non-zero, or after a short spin, a yield or a
-  // nap that ends by `until`.
+  // nap that ends by `until`. `word` may be null: a pause between looks at
+  // something remote.
   void Pause(const std::atomic<uint64_t>* word, absl::Time until) {
     if (mode_ == WaitMode::kPoll) {
-      for (int i = 0; i < 64 && word->load(std::memory_order_acquire) == 0; ++i) CpuRelax();
+      for (int i = 0; i < 64 && (word == nullptr || word->load(std::memory_order_acquire) == 0);
+           ++i) {
+        CpuRelax();
+      }
       return;
     }
     const absl::Time now = absl::Now();
@@ -80,10 +89,14 @@ class Pauser {
       return;
     }
     nap_ = nap_ == absl::ZeroDuration() ? kFirstNap : std::min(nap_ * 2, kMaxNap);
+    const absl::Time end = std::min(until, now + nap_);
+    if (word == nullptr) {
+      absl::SleepFor(end - now);
+      return;
+    }
     // The low half of a node name or grant word is never zero: a 32-bit
     // futex on it sees every value arrive.
-    BlockWhileEqual(reinterpret_cast<const std::atomic<uint32_t>*>(word), 0,
-                    std::min(until, now + nap_));
+    BlockWhileEqual(reinterpret_cast<const std::atomic<uint32_t>*>(word), 0, end);
   }
 
  private:
@@ -104,6 +117,7 @@ struct HeldLock {
   uint64_t instance;
   uint64_t lock;
   uint32_t index;
+  uint64_t failed_swaps;  // COMPARE_SWAPs of its swap that failed
 };
 thread_local std::vector<HeldLock> t_held;
 
@@ -217,9 +231,7 @@ absl::StatusOr<uint64_t> QueueLocks::Atomic(OpType type, uint64_t lock, int home
   op.local = &old;
   op.compare = compare;
   op.operand = operand;
-  CompletionCounter counter;
-  absl::Status s = transport_->Post(absl::MakeConstSpan(&op, 1), &counter);
-  if (s.ok()) s = transport_->Wait(&counter, absl::Now() + timeout_);
+  absl::Status s = transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + timeout_);
   if (!s.ok()) {
     return Annotate(s, absl::StrFormat("global lock %#x at %s", lock, describe_rank_(home)));
   }
@@ -274,6 +286,65 @@ absl::Status QueueLocks::AwaitWord(const std::atomic<uint64_t>* word,
   return absl::OkStatus();
 }
 
+absl::StatusOr<uint64_t> QueueLocks::Swap(uint64_t lock, int home, uint64_t mine,
+                                          uint64_t guess, absl::Time deadline,
+                                          uint64_t* failed) {
+  // COMPARE_SWAPs until one finds the word it expects (each failure returns
+  // the word it found). An uncontended lock costs one. Alone, that loop can
+  // starve a thread whose round trip is longer than the time between other
+  // threads' swaps (the lock's home swaps locally), so a thread announces
+  // itself when it fails (after waiting once for earlier announced threads
+  // to get in, if it found any), and while any thread is announced, only
+  // announced threads can swap: every swap that succeeds expects the count,
+  // and a thread that has not announced never expects a non-zero count.
+  // While one is announced, every other thread swaps at most once and
+  // announces at most once, so it fails at most about 3x the number of
+  // threads contending (docs/protocol.md, "Locks").
+  uint64_t expected = guess;
+  bool announced = false, waited = false;
+  *failed = 0;
+  Pauser pauser;
+  auto give_up = [&](uint64_t seen) -> absl::Status {
+    if (announced) {  // withdraw the announcement (a FETCH_ADD of -1 in its field)
+      Atomic(OpType::kFetchAdd, lock, home, 0, uint64_t{0} - kAnnounceOne).IgnoreError();
+    }
+    return absl::DeadlineExceededError(absl::StrFormat(
+        "waiting for global lock %#x: could not queue within GASP_TIMEOUT=%s (%d COMPARE_SWAPs "
+        "failed; %d threads announced at the last look)",
+        lock, absl::FormatDuration(timeout_), *failed, Announced(seen)));
+  };
+  for (;;) {
+    // Keep the announcements; the swap that succeeds withdraws this
+    // thread's own.
+    const uint64_t desired =
+        ((expected & ~kNameMask) - (announced ? kAnnounceOne : 0)) | mine;
+    GASP_ASSIGN_OR_RETURN(uint64_t old,
+                          Atomic(OpType::kCompareSwap, lock, home, expected, desired));
+    if (old == expected) return TailName(old);
+    StatAdd(Counter::kLockRetries);
+    ++*failed;
+    if (absl::Now() >= deadline) return give_up(old);
+    if (announced) {
+      expected = old;
+      continue;
+    }
+    if (Announced(old) == 0 || waited) {
+      GASP_ASSIGN_OR_RETURN(old, Atomic(OpType::kFetchAdd, lock, home, 0, kAnnounceOne));
+      announced = true;
+      expected = old + kAnnounceOne;
+      continue;
+    }
+    // Threads that announced before this one failed go first.
+    while (Announced(old) != 0) {
+      if (absl::Now() >= deadline) return give_up(old);
+      pauser.Pause(nullptr, deadline);
+      GASP_ASSIGN_OR_RETURN(old, Atomic(OpType::kFetchAdd, lock, home, 0, 0));
+    }
+    waited = true;
+    expected = old;
+  }
+}
+
 absl::Status QueueLocks::Lock(uint64_t lock, int home, bool* handed_over, uint64_t* passed) {
   const absl::Time start = absl::Now();
   *handed_over = false;
@@ -283,23 +354,20 @@ absl::Status QueueLocks::Lock(uint64_t lock, int home, bool* handed_over, uint64
   }
   GASP_ASSIGN_OR_RETURN(const uint32_t index, TakeNode(lock));
   const uint64_t mine = NodeName({rank_, index});
-  // Swap our name into the tail: COMPARE_SWAPs until one finds the value
-  // it expects (each failure returns the tail it found). An uncontended
-  // lock costs one.
-  TailGuess& guess = GuessFor(lock);
-  uint64_t pred = guess.instance == instance_ && guess.lock == lock ? guess.tail : kNoNode;
-  for (;;) {
-    absl::StatusOr<uint64_t> old = Atomic(OpType::kCompareSwap, lock, home, pred, mine);
-    if (!old.ok()) {
-      ReturnNode(index);
-      return old.status();
-    }
-    if (*old == pred) break;
-    StatAdd(Counter::kLockRetries);
-    pred = *old;
-  }
-  guess = {instance_, lock, pred};
   QueueNode* n = Local(index);
+  TailGuess& guess = GuessFor(lock);
+  uint64_t failed = 0;
+  absl::StatusOr<uint64_t> swapped =
+      Swap(lock, home, mine,
+           guess.instance == instance_ && guess.lock == lock ? guess.tail : kNoNode,
+           start + timeout_, &failed);
+  if (!swapped.ok()) {
+    // A swap whose reply was lost may have queued the node: never reuse it.
+    Word(&n->state)->store(kNodeAbandoned, std::memory_order_release);
+    return swapped.status();
+  }
+  const uint64_t pred = *swapped;
+  guess = {instance_, lock, pred};
   if (pred != kNoNode) {
     // From here on the node is in the queue: if this thread gives up, it
     // stays there, marked abandoned.
@@ -341,7 +409,7 @@ absl::Status QueueLocks::Lock(uint64_t lock, int home, bool* handed_over, uint64
     *passed = GrantValue(Word(&n->grant)->load(std::memory_order_acquire));
   }
   Word(&n->state)->store(kNodeHolding, std::memory_order_release);
-  t_held.push_back({instance_, lock, index});
+  t_held.push_back({instance_, lock, index, failed});
   return absl::OkStatus();
 }
 
@@ -356,7 +424,7 @@ absl::StatusOr<bool> QueueLocks::TryLock(uint64_t lock, int home) {
     return false;
   }
   Word(&Local(index)->state)->store(kNodeHolding, std::memory_order_release);
-  t_held.push_back({instance_, lock, index});
+  t_held.push_back({instance_, lock, index, 0});
   return true;
 }
 
@@ -365,7 +433,8 @@ absl::Status QueueLocks::CheckHolder(uint64_t lock, int home) {
   const std::string what = absl::StrFormat(
       "unlock of global lock %#x by thread %d of rank %d, which does not hold it", lock,
       ThreadId(), rank_);
-  GASP_ASSIGN_OR_RETURN(const uint64_t tail, Atomic(OpType::kFetchAdd, lock, home, 0, 0));
+  GASP_ASSIGN_OR_RETURN(const uint64_t word, Atomic(OpType::kFetchAdd, lock, home, 0, 0));
+  const uint64_t tail = TailName(word);
   if (tail == kNoNode) {
     return absl::FailedPreconditionError(absl::StrCat(what, ": it is not held"));
   }
@@ -389,11 +458,21 @@ absl::Status QueueLocks::Unlock(uint64_t lock, int home, uint64_t pass) {
   const uint64_t mine = NodeName({rank_, index});
   uint64_t next = Word(&n->next)->load(std::memory_order_acquire);
   if (next == kNoNode) {
-    GASP_ASSIGN_OR_RETURN(const uint64_t tail,
-                          Atomic(OpType::kCompareSwap, lock, home, mine, kNoNode));
-    if (tail == mine) {  // nobody behind: the lock is free
-      ReturnNode(index);
-      return absl::OkStatus();
+    // Free the word's tail unless a thread swapped itself in behind this
+    // one; announcements stay.
+    uint64_t expected = mine, tail = kNoNode;
+    for (;;) {
+      GASP_ASSIGN_OR_RETURN(const uint64_t old, Atomic(OpType::kCompareSwap, lock, home, expected,
+                                                       expected & ~kNameMask));
+      if (old == expected) {  // nobody behind: the lock is free
+        ReturnNode(index);
+        return absl::OkStatus();
+      }
+      if (TailName(old) != mine) {
+        tail = TailName(old);
+        break;
+      }
+      expected = old;  // only the announcements changed
     }
     // A thread has swapped itself in behind this one: wait for its link.
     GASP_RETURN_IF_ERROR(AwaitWord(
@@ -432,11 +511,12 @@ absl::Status QueueLocks::Unlock(uint64_t lock, int home, uint64_t pass) {
   return absl::OkStatus();
 }
 
-bool QueueLocks::HeldBy(uint64_t lock, uint64_t* node, uint64_t* pred) const {
+bool QueueLocks::HeldBy(uint64_t lock, Hold* hold) const {
   auto held = FindHeld(instance_, lock);
   if (held == t_held.end()) return false;
-  *node = NodeName({rank_, held->index});
-  *pred = Word(&Local(held->index)->pred)->load(std::memory_order_acquire);
+  hold->node = NodeName({rank_, held->index});
+  hold->pred = Word(&Local(held->index)->pred)->load(std::memory_order_acquire);
+  hold->failed_swaps = held->failed_swaps;
   return true;
 }
 

@@ -3,7 +3,8 @@
 // Every thread that holds or awaits a lock owns one node for it, in a pool
 // of registered memory at its own rank (threads of one rank queue like
 // remote ranks). To lock, a thread swaps its node's name into the tail (a
-// COMPARE_SWAP loop: the transports have no SWAP); if the tail named a
+// COMPARE_SWAP loop, the transports have no SWAP; a FETCH_ADD announcement
+// keeps a thread from failing at it forever); if the tail named a
 // node, it links itself behind it (one WRITE into the predecessor's `next`)
 // and waits on its own node's `grant` word, which only memory traffic
 // changes. To unlock, a holder without a successor swaps the tail back to
@@ -37,18 +38,30 @@
 namespace gasp {
 namespace consistency {
 
-// A node's name, as the tail word, the links and the grant carry it:
-// (index << 32) | (rank + 1). 0 names no node (a free lock, no link yet).
+// A node's name, as the tail word, the links and `pred` carry it: (index
+// << 24) | (rank + 1), 44 bits (ranks < 2^24 - 1, indices < 2^20). 0 names
+// no node (a free lock, no link yet). The low half of a name is never 0.
 inline constexpr uint64_t kNoNode = 0;
+inline constexpr int kNameBits = 44;
+inline constexpr uint64_t kNameMask = (uint64_t{1} << kNameBits) - 1;
 struct NodeId {
   int rank = -1;
   uint32_t index = 0;
 };
 uint64_t NodeName(NodeId id);
 // Decodes a name read from memory that other ranks write. False when it
-// names no node of the job: 0, a rank outside [0, nranks), an index at or
-// beyond `nodes_per_rank`.
+// names no node of the job: 0, bits above the name, a rank outside [0,
+// nranks), an index at or beyond `nodes_per_rank`.
 bool DecodeNodeName(uint64_t name, int nranks, uint32_t nodes_per_rank, NodeId* out);
+
+// The lock word: the tail's name in the low 44 bits; the top 20 bits count
+// the threads that announced that their swap keeps failing (a FETCH_ADD,
+// which cannot fail). While any is announced, no other thread swaps: they
+// go first, so no thread starves at the door (docs/protocol.md, "Locks").
+// 0: free, nobody announced.
+inline constexpr uint64_t kAnnounceOne = uint64_t{1} << kNameBits;
+inline uint64_t TailName(uint64_t tail) { return tail & kNameMask; }
+inline uint64_t Announced(uint64_t tail) { return tail >> kNameBits; }
 
 // The grant word that passes `value` (< 2^63) with the lock: never 0, nor
 // 0 in its low half (a waiter may futex-wait on that half).
@@ -113,10 +126,14 @@ class QueueLocks {
   // OK.
   absl::Status Unlock(uint64_t lock, int home, uint64_t pass);
 
-  // For tests: the names of the calling thread's node for `lock` and of the
-  // node it queued behind (kNoNode if it found the lock free). False if the
-  // thread does not hold the lock.
-  bool HeldBy(uint64_t lock, uint64_t* node, uint64_t* pred) const;
+  // For tests: how the calling thread got `lock`. False if it does not
+  // hold it.
+  struct Hold {
+    uint64_t node = kNoNode;    // the name of its queue node
+    uint64_t pred = kNoNode;    // the node it queued behind (kNoNode: it found the lock free)
+    uint64_t failed_swaps = 0;  // COMPARE_SWAPs of its swap that found another word
+  };
+  bool HeldBy(uint64_t lock, Hold* hold) const;
 
   // Who a waiter of `lock` whose predecessor is `pred` waits for: "queued
   // behind rank 1 (h:7) thread 9, which holds it and answers", or "...,
@@ -143,6 +160,14 @@ class QueueLocks {
 
   QueueNode* Local(uint32_t index) const;
   uint64_t NodeAddress(NodeId id) const;
+  // Swaps `mine` into the lock word's tail, first expecting `guess`;
+  // returns the name it replaced (kNoNode: the lock was free) and counts
+  // the COMPARE_SWAPs that failed in `*failed`. A thread whose COMPARE_SWAP
+  // fails announces itself (FETCH_ADD on the word's top bits) and retries;
+  // one that finds others announced first waits until none is. Bounded by
+  // `deadline`.
+  absl::StatusOr<uint64_t> Swap(uint64_t lock, int home, uint64_t mine, uint64_t guess,
+                                absl::Time deadline, uint64_t* failed);
   // Waits for node `index`'s last hand-off to complete; its error, if any.
   absl::Status FinishGrant(uint32_t index, absl::Time deadline);
   absl::StatusOr<uint32_t> TakeNode(uint64_t lock);
