@@ -229,7 +229,9 @@ TEST_P(ConformanceTest, MessagesSentBeforeShutdownAreDelivered) {
       ASSERT_TRUE(T(2).Send(0, tag, {static_cast<uint8_t>(i)}).ok());
       ASSERT_TRUE(T(2).Send(1, tag, {static_cast<uint8_t>(i)}).ok());
     }
-    if (mode == WaitMode::kPoll) ASSERT_TRUE(T(2).Shutdown(absl::Now() + absl::Seconds(10)).ok());
+    if (mode == WaitMode::kPoll) {
+      ASSERT_TRUE(T(2).Shutdown(absl::Now() + absl::Seconds(10)).ok());
+    }
     receiver.join();
     ASSERT_EQ(got.size(), size_t{kCount});
     for (int i = 0; i < kCount; ++i) EXPECT_EQ(got[i], i);
