@@ -23,6 +23,7 @@
 #include "base/thread.h"
 #include "base/wait.h"
 #include "transport/deadline_wait.h"
+#include "transport/op_checks.h"
 #include "transport/tcp_socket.h"
 #include "transport/tcp_transport_impl.h"
 
@@ -42,84 +43,16 @@ constexpr size_t kRingInitialFrames = 64;
 constexpr int kFlushIov = 64;
 constexpr int kMaxEvents = 64;
 
-const char* OpName(OpType type) {
-  switch (type) {
-    case OpType::kRead: return "READ";
-    case OpType::kWrite: return "WRITE";
-    case OpType::kCompareSwap: return "CAS";
-    case OpType::kFetchAdd: return "FETCH_ADD";
-  }
-  return "?";
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
 // Posting (application threads)
 
 absl::Status TcpTransport::ValidateOp(const Op& op, size_t index) const {
-  const auto bad = [&](const std::string& what) {
-    return absl::InvalidArgumentError(absl::StrFormat("op %d (%s, wr_id %d) to rank %d: %s", index,
-                                                      OpName(op.type), op.wr_id, op.peer, what));
-  };
-  if (op.peer < 0 || op.peer >= size_) {
-    return bad(absl::StrFormat("peer out of range [0, %d)", size_));
-  }
-  switch (op.type) {
-    case OpType::kRead:
-    case OpType::kWrite:
-      if (op.length > kMaxOpBytes) {
-        return bad(absl::StrFormat("%d bytes exceed max_op_bytes (%d); split the transfer",
-                                   op.length, kMaxOpBytes));
-      }
-      if (op.length > 0 && op.local == nullptr) return bad("null local buffer");
-      if (op.remote_addr + op.length < op.remote_addr) return bad("remote range wraps around");
-      return absl::OkStatus();
-    case OpType::kCompareSwap:
-    case OpType::kFetchAdd:
-      if (op.remote_addr % 8 != 0) {
-        return bad(absl::StrFormat("remote address 0x%x is not 8-byte aligned", op.remote_addr));
-      }
-      return absl::OkStatus();
-  }
-  return bad("unknown op type");
+  return transport::ValidateOp(op, index, size_, kMaxOpBytes);
 }
 
-CompletionCode TcpTransport::ExecuteLocal(const Op& op) {
-  // Ops to self get exactly the checks a peer's request gets.
-  uint8_t* p = nullptr;
-  uint32_t pin = 0;
-  switch (op.type) {
-    case OpType::kRead:
-    case OpType::kWrite: {
-      const bool read = op.type == OpType::kRead;
-      const CompletionCode code = regions_.Pin(op.rkey.packed, op.remote_addr, op.length,
-                                               read ? kRemoteRead : kRemoteWrite, &p, &pin);
-      if (code != CompletionCode::kSuccess) return code;
-      if (op.length > 0) {
-        // memmove: the local buffer may itself lie in the registered region.
-        if (read) {
-          std::memmove(op.local, p, op.length);
-        } else {
-          std::memmove(p, op.local, op.length);
-        }
-      }
-      regions_.Unpin(pin);
-      return CompletionCode::kSuccess;
-    }
-    case OpType::kCompareSwap:
-    case OpType::kFetchAdd: {
-      uint64_t old = 0;
-      const CompletionCode code =
-          regions_.Atomic(op.type, op.rkey.packed, op.remote_addr, op.compare, op.operand, &old);
-      if (code == CompletionCode::kSuccess && op.local != nullptr) {
-        std::memcpy(op.local, &old, sizeof(old));
-      }
-      return code;
-    }
-  }
-  return CompletionCode::kLocalError;
-}
+CompletionCode TcpTransport::ExecuteLocal(const Op& op) { return ExecuteOnSelf(regions_, op); }
 
 absl::Status TcpTransport::Post(absl::Span<const Op> ops, CompletionCounter* counter) {
   if (counter == nullptr) return absl::InvalidArgumentError("Post: null completion counter");

@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "transport/deadline_wait.h"
+#include "transport/stream_handshake.h"
 #include "transport/tcp_socket.h"
 #include "transport/tcp_transport_impl.h"
 
@@ -346,54 +347,14 @@ absl::StatusOr<int> TcpTransport::Dial(int peer, absl::Time deadline) {
 
 absl::Status TcpTransport::Handshake(int peer, int fd, absl::Time deadline) {
   SetNoDelay(fd);
-  HandshakeTranscript t;
-  t.size = static_cast<uint64_t>(size_);
-  t.connector_rank = static_cast<uint64_t>(rank_);
-  t.acceptor_rank = static_cast<uint64_t>(peer);
-  t.connector_session = nonce_;
-  t.connector_nonce = RandomU64();
-  uint8_t hello[kFrameHeaderSize];
-  EncodeHeader(HelloFrame(rank_, size_, nonce_, t.connector_nonce), hello);
-  iovec iov{hello, sizeof(hello)};
-  GASP_RETURN_IF_ERROR(SendAll(fd, &iov, 1, deadline));
-  // The acceptor answers with its HELLO and its PROOF at once.
-  uint8_t reply[2 * kFrameHeaderSize];
-  absl::Status s = RecvExact(fd, reply, sizeof(reply), deadline);
-  if (!s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("no HELLO and PROOF in reply (", s.message(),
-                                                "); the peer refused the connection, see its log"));
-  }
-  GASP_ASSIGN_OR_RETURN(FrameHeader h, DecodeHeader(absl::MakeConstSpan(reply, kFrameHeaderSize)));
-  GASP_ASSIGN_OR_RETURN(FrameHeader p,
-                        DecodeHeader(absl::MakeConstSpan(reply + kFrameHeaderSize, kFrameHeaderSize)));
+  HandshakeSelf self;
+  self.rank = rank_;
+  self.size = size_;
+  self.session = nonce_;
+  self.secret = absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(secret_.data()),
+                                          secret_.size());
   const TcpEndpoint& e = peers_[peer].endpoint;
-  if (h.type != FrameType::kHello || p.type != FrameType::kProof) {
-    return absl::DataLossError(absl::StrFormat("expected HELLO and PROOF in reply, got %s and %s",
-                                               FrameTypeName(h.type), FrameTypeName(p.type)));
-  }
-  if (h.operand != static_cast<uint64_t>(peer) || h.remote_addr != static_cast<uint64_t>(size_) ||
-      h.compare != e.nonce) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "the process at %s is not this job's rank %d (it says rank %d of %d, session %x, "
-        "expected session %x): a stale process may hold the port",
-        FormatAddress(e.ipv4, e.port), peer, h.operand, h.remote_addr, h.compare, e.nonce));
-  }
-  t.acceptor_session = h.compare;
-  t.acceptor_nonce = h.req_id;
-  const absl::Span<const uint8_t> key(reinterpret_cast<const uint8_t*>(secret_.data()),
-                                      secret_.size());
-  const Mac theirs = ProofOf(p);
-  if (!MacEqual(theirs.data(), HandshakeMac(key, /*acceptor=*/true, t).data())) {
-    return absl::PermissionDeniedError(absl::StrFormat(
-        "the process at %s answers as rank %d but does not know this job's secret (a process "
-        "of another job holds the port, or the ranks were not started by one launcher: start "
-        "every rank with the same gasprun, mpirun or srun)",
-        FormatAddress(e.ipv4, e.port), peer));
-  }
-  uint8_t proof[kFrameHeaderSize];
-  EncodeHeader(ProofFrame(HandshakeMac(key, /*acceptor=*/false, t)), proof);
-  iovec piov{proof, sizeof(proof)};
-  return SendAll(fd, &piov, 1, deadline);
+  return ConnectorHandshake(fd, self, peer, e.nonce, FormatAddress(e.ipv4, e.port), deadline);
 }
 
 absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
