@@ -216,28 +216,8 @@ absl::Status TcpTransport::Wait(CompletionCounter* counter, absl::Time deadline)
   // WaitWhileEqual).
   if (!counter->done()) WaitDirect(counter, deadline);
   if (!counter->done()) WatchParked();
-  while (!counter->done()) {
-    const uint32_t pending = counter->pending();
-    if (pending == 0) break;
-    if (absl::Now() >= deadline) {
-      const std::vector<int> peers = ops_.PendingPeers(counter);
-      Abandon(counter);
-      if (counter->done()) break;
-      std::vector<std::string> names;
-      for (int p : peers) names.push_back(PeerName(p));
-      return absl::DeadlineExceededError(absl::StrFormat(
-          "%d operation(s) on the tcp transport not completed before the deadline%s "
-          "(GASP_TIMEOUT=%s)",
-          counter->pending(),
-          names.empty() ? "" : absl::StrCat("; no reply from ", absl::StrJoin(names, ", ")),
-          absl::FormatDuration(timeout_)));
-    }
-    counter->SleepWhile(pending, deadline);
-  }
-  if (counter->first_error() != CompletionCode::kSuccess) {
-    return CompletionError(counter->first_error(), counter->error_peer(), counter->error_wr_id());
-  }
-  return absl::OkStatus();
+  return WaitForCompletions(counter, deadline, ops_, "tcp", timeout_,
+                            [this](int peer) { return PeerName(peer); });
 }
 
 // ---------------------------------------------------------------------------
@@ -423,7 +403,7 @@ void TcpTransport::ProgressLoop() {
     if (closes_pending_.exchange(false)) RunPendingCloses();
     if (served) last_event_ = absl::Now();
     ReapClosedIncoming();
-    DeliverNotifications();
+    failures_.Deliver();
   }
 }
 

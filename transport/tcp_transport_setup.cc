@@ -84,6 +84,7 @@ TcpTransport::TcpTransport(const TransportOptions& options, const TcpTransportOp
       nonce_(RandomNonce()),
       secret_(options.job_secret),
       peers_(new Peer[static_cast<size_t>(options.size)]),
+      failures_(options.size, "tcp"),
       ops_(tcp.max_outstanding_ops, options.size),
       regions_(tcp.max_regions),
       accept_guard_("tcp transport"),
@@ -417,70 +418,24 @@ absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
   return c;
 }
 
-CompletionCode TcpTransport::PeerFailCode(int peer) const {
-  const auto state = static_cast<PeerState>(peers_[peer].state.load(std::memory_order_acquire));
-  switch (state) {
-    case PeerState::kAlive: return CompletionCode::kSuccess;
-    case PeerState::kDeparted: return CompletionCode::kPeerUnreachable;
-    case PeerState::kFailed: {
-      const auto code = static_cast<CompletionCode>(peers_[peer].fail_code.load());
-      return code == CompletionCode::kSuccess ? CompletionCode::kPeerUnreachable : code;
-    }
-  }
-  return CompletionCode::kPeerUnreachable;
-}
+CompletionCode TcpTransport::PeerFailCode(int peer) const { return failures_.FailCode(peer); }
 
 bool TcpTransport::MarkPeerFailed(int peer, CompletionCode code, const absl::Status& why) {
-  int expected = static_cast<int>(PeerState::kAlive);
-  if (!peers_[peer].state.compare_exchange_strong(expected, static_cast<int>(PeerState::kFailed))) {
-    return false;
-  }
-  peers_[peer].fail_code.store(static_cast<uint8_t>(code));
-  if (code == CompletionCode::kProtocolError) {
-    GASP_LOG(Error) << "tcp transport: " << why.message() << "; closed its connections";
-  } else {
-    GASP_LOG(Warn) << "tcp transport: " << why.message();
-  }
-  QueueNotification(peer, why);
+  if (!failures_.MarkFailed(peer, code, why)) return false;
+  if (!OnProgressThread()) Wake();  // the progress thread delivers the notification
   WakeAllReceivers();  // a Recv waiting for this peer returns now
   return true;
 }
 
 bool TcpTransport::MarkPeerDeparted(int peer) {
-  int expected = static_cast<int>(PeerState::kAlive);
-  if (!peers_[peer].state.compare_exchange_strong(expected,
-                                                  static_cast<int>(PeerState::kDeparted))) {
-    return false;
-  }
+  if (!failures_.MarkDeparted(peer)) return false;
   GASP_LOG(Debug) << "tcp transport: " << PeerName(peer) << " said goodbye";
   WakeAllReceivers();
   return true;
 }
 
-void TcpTransport::QueueNotification(int peer, absl::Status status) {
-  {
-    std::lock_guard<std::mutex> l(handler_mu_);
-    notifications_.emplace_back(peer, Detached(status));
-  }
-  if (!OnProgressThread()) Wake();
-}
-
-void TcpTransport::DeliverNotifications() {
-  std::vector<std::pair<int, absl::Status>> todo;
-  PeerFailureHandler handler;
-  {
-    std::lock_guard<std::mutex> l(handler_mu_);
-    if (notifications_.empty()) return;
-    todo.swap(notifications_);
-    handler = handler_;
-  }
-  if (!handler) return;  // already logged when the failure was detected
-  for (const auto& [peer, status] : todo) handler(peer, status);
-}
-
 void TcpTransport::SetPeerFailureHandler(PeerFailureHandler handler) {
-  std::lock_guard<std::mutex> l(handler_mu_);
-  handler_ = std::move(handler);
+  failures_.SetHandler(std::move(handler));
 }
 
 absl::StatusOr<Region> TcpTransport::Register(void* addr, size_t length, uint32_t access) {
@@ -601,10 +556,7 @@ absl::Status TcpTransport::Shutdown(absl::Time deadline) {
   absl::Status status;
   CloseAllSockets(/*abrupt=*/false, deadline, &status);
   const int flushed = ops_.FailPeer(-1, CompletionCode::kFlushed);
-  {
-    std::lock_guard<std::mutex> l(handler_mu_);
-    notifications_.clear();
-  }
+  failures_.Clear();
   WakeAllReceivers();
   GASP_LOG(Info) << "tcp transport: rank " << rank_ << " shut down (" << flushed
                  << " outstanding op(s) flushed)";
@@ -620,10 +572,7 @@ absl::Status TcpTransport::Crash() {
   StopProgressThread();
   CloseAllSockets(/*abrupt=*/true, absl::Now(), nullptr);
   ops_.FailPeer(-1, CompletionCode::kFlushed);
-  {
-    std::lock_guard<std::mutex> l(handler_mu_);
-    notifications_.clear();
-  }
+  failures_.Clear();
   WakeAllReceivers();
   return absl::OkStatus();
 }

@@ -15,6 +15,7 @@
 #include "base/crypto.h"
 #include "base/status.h"
 #include "transport/faulty_transport.h"
+#include "transport/shm_transport.h"
 #include "transport/tcp_transport.h"
 #include "transport/verbs_transport.h"
 
@@ -34,6 +35,7 @@ std::string VmNetDevices() {
 absl::StatusOr<std::unique_ptr<Transport>> TransportFactoryForTest(
     const std::string& name, const TransportOptions& options) {
   if (name == "tcp") return CreateTcpTransport(options);
+  if (name == "shm") return CreateShmTransport(options);
   if (name == "verbs") {
     // In the soft-RoCE guest (VMTEST=1) rank r uses device VMTEST_RXE{r%2}:
     // net_devices lists both devices and the local rank is the rank, so the
@@ -164,6 +166,7 @@ Transport* Unwrap(Transport* t) {
 absl::Status PauseForTest(Transport* transport, bool paused) {
   Transport* t = Unwrap(transport);
   if (t->name() == "tcp") return TcpPauseProgressForTesting(t, paused);
+  if (t->name() == "shm") return ShmPauseProgressForTesting(t, paused);
   if (t->name() == "verbs") return VerbsPauseForTesting(t, paused);
   return absl::UnimplementedError(absl::StrFormat("no pause hook for %s", t->name()));
 }
@@ -171,6 +174,7 @@ absl::Status PauseForTest(Transport* transport, bool paused) {
 absl::Status CrashForTest(Transport* transport) {
   Transport* t = Unwrap(transport);
   if (t->name() == "tcp") return TcpCrashForTesting(t);
+  if (t->name() == "shm") return ShmCrashForTesting(t);
   if (t->name() == "verbs") return VerbsCrashForTesting(t);
   return absl::UnimplementedError(absl::StrFormat("no crash hook for %s", t->name()));
 }

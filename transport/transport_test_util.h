@@ -22,7 +22,7 @@ namespace gasp {
 namespace transport {
 namespace testing {
 
-// "tcp" -> the tcp backend; "verbs" -> the verbs backend (in the VM,
+// "tcp" -> the tcp backend; "shm" -> the shm backend; "verbs" -> the verbs backend (in the VM,
 // VMTEST=1: net_devices = VmNetDevices() and local_rank = rank, so rank r
 // uses VMTEST_RXE{r%2}); "faulty_passthrough" -> FaultyTransport around
 // tcp with no fault set. Unknown names: InvalidArgument.
