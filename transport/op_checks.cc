@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "base/stats.h"
 
 namespace gasp {
 namespace transport {
@@ -44,6 +45,62 @@ absl::Status ValidateOp(const Op& op, size_t index, int size, uint64_t max_op_by
       return absl::OkStatus();
   }
   return bad("unknown op type");
+}
+
+absl::StatusOr<bool> ValidateBatch(absl::Span<const Op> ops, const CompletionCounter* counter,
+                                   int rank, int size, uint64_t max_op_bytes) {
+  if (counter == nullptr) return absl::InvalidArgumentError("Post: null completion counter");
+  bool remote = false;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (absl::Status s = ValidateOp(ops[i], i, size, max_op_bytes); !s.ok()) return s;
+    remote |= ops[i].peer != rank;
+  }
+  return remote;
+}
+
+absl::Status ValidateSend(int peer, int size, size_t bytes, const std::string& peer_name) {
+  if (peer < 0 || peer >= size) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("Send to rank %d: out of range [0, %d)", peer, size));
+  }
+  if (bytes > kMaxMessageBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "Send to %s: %d bytes exceed the message limit of %d", peer_name, bytes,
+        kMaxMessageBytes));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateRecvFrom(int from, int size) {
+  if (from != kAnyPeer && (from < 0 || from >= size)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("Recv from rank %d: out of range [0, %d)", from, size));
+  }
+  return absl::OkStatus();
+}
+
+void DispatchBatch(absl::Span<const Op> ops, CompletionCounter* counter, int rank, bool running,
+                   tcp::RegionTable& regions,
+                   absl::FunctionRef<void(int peer, absl::Span<const Op> run)> post_to_peer) {
+  counter->Expect(static_cast<uint32_t>(ops.size()));
+  StatAdd(Counter::kRemoteOps, ops.size());
+  if (!running) {
+    for (const Op& op : ops) counter->Complete(op.peer, op.wr_id, CompletionCode::kFlushed);
+    return;
+  }
+  size_t i = 0;
+  while (i < ops.size()) {
+    const int peer = ops[i].peer;
+    if (peer == rank) {
+      counter->Complete(peer, ops[i].wr_id, ExecuteOnSelf(regions, ops[i]));
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < ops.size() && ops[j].peer == peer) ++j;
+    post_to_peer(peer, ops.subspan(i, j - i));
+    i = j;
+  }
 }
 
 CompletionCode ExecuteOnSelf(tcp::RegionTable& regions, const Op& op) {

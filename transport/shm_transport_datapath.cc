@@ -60,12 +60,8 @@ RecordType ResponseTypeOf(OpType type) {
 // Posting (application threads)
 
 absl::Status ShmTransport::Post(absl::Span<const Op> ops, CompletionCounter* counter) {
-  if (counter == nullptr) return absl::InvalidArgumentError("Post: null completion counter");
-  bool remote = false;
-  for (size_t i = 0; i < ops.size(); ++i) {
-    GASP_RETURN_IF_ERROR(ValidateOp(ops[i], i, size_, kMaxOpBytes));
-    remote |= ops[i].peer != rank_;
-  }
+  GASP_ASSIGN_OR_RETURN(const bool remote,
+                        ValidateBatch(ops, counter, rank_, size_, kMaxOpBytes));
   const bool running = Running();
   if (remote && running && !connected_.load(std::memory_order_acquire)) {
     return absl::FailedPreconditionError(
@@ -73,25 +69,8 @@ absl::Status ShmTransport::Post(absl::Span<const Op> ops, CompletionCounter* cou
         "first");
   }
   if (ops.empty()) return absl::OkStatus();
-  counter->Expect(static_cast<uint32_t>(ops.size()));
-  StatAdd(Counter::kRemoteOps, ops.size());
-  if (!running) {
-    for (const Op& op : ops) counter->Complete(op.peer, op.wr_id, CompletionCode::kFlushed);
-    return absl::OkStatus();
-  }
-  size_t i = 0;
-  while (i < ops.size()) {
-    const int peer = ops[i].peer;
-    if (peer == rank_) {
-      counter->Complete(peer, ops[i].wr_id, ExecuteOnSelf(regions_, ops[i]));
-      ++i;
-      continue;
-    }
-    size_t j = i + 1;
-    while (j < ops.size() && ops[j].peer == peer) ++j;
-    PostToPeer(peer, ops.subspan(i, j - i), counter);
-    i = j;
-  }
+  DispatchBatch(ops, counter, rank_, running, regions_,
+                [&](int peer, absl::Span<const Op> run) { PostToPeer(peer, run, counter); });
   return absl::OkStatus();
 }
 
@@ -221,15 +200,7 @@ absl::Status ShmTransport::Wait(CompletionCounter* counter, absl::Time deadline)
 // Messages
 
 absl::Status ShmTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) {
-  if (peer < 0 || peer >= size_) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("Send to rank %d: out of range [0, %d)", peer, size_));
-  }
-  if (payload.size() > kMaxMessageBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "Send to %s: %d bytes exceed the message limit of %d", PeerName(peer), payload.size(),
-        kMaxMessageBytes));
-  }
+  GASP_RETURN_IF_ERROR(ValidateSend(peer, size_, payload.size(), PeerName(peer)));
   if (!Running()) return absl::FailedPreconditionError("shm transport: Send after Shutdown");
   StatAdd(Counter::kMessagesSent);
   if (peer == rank_) {
@@ -270,10 +241,7 @@ absl::Status ShmTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t
 }
 
 absl::StatusOr<Message> ShmTransport::Recv(uint32_t tag, int from, absl::Time deadline) {
-  if (from != kAnyPeer && (from < 0 || from >= size_)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("Recv from rank %d: out of range [0, %d)", from, size_));
-  }
+  GASP_RETURN_IF_ERROR(ValidateRecvFrom(from, size_));
   // A peer's messages are all delivered before it is marked gone (its ring
   // is drained first), so an unreachable peer has nothing more to give.
   const auto give_up = [&]() -> absl::Status {
@@ -306,7 +274,7 @@ void ShmTransport::ProgressLoop() {
   absl::Time last_work = absl::InfinitePast();
   int idle_turns = 0;
   while (!stop_.load(std::memory_order_acquire)) {
-    MaybePark();
+    pause_.Park();
     if (stop_.load(std::memory_order_acquire)) break;  // a crashed rank serves nothing more
     AdoptNewConns();
     bool worked = false;
@@ -333,18 +301,6 @@ void ShmTransport::ProgressLoop() {
   }
 }
 
-void ShmTransport::MaybePark() {
-  if (!pause_requested_.load(std::memory_order_acquire)) return;
-  std::unique_lock<std::mutex> l(pause_mu_);
-  parked_ = true;
-  pause_cv_.notify_all();
-  pause_cv_.wait(l, [this] {
-    return !pause_requested_.load(std::memory_order_acquire) ||
-           stop_.load(std::memory_order_acquire);
-  });
-  parked_ = false;
-}
-
 void ShmTransport::AdoptNewConns() {
   std::vector<Conn*> fresh;
   {
@@ -367,7 +323,7 @@ void ShmTransport::SleepUntilWork() {
     if (c->closed) continue;
     pending |= c->outgoing ? c->responses.AnnounceSleep() : c->peer_requests.AnnounceSleep();
   }
-  if (!pending && !pause_requested_.load() && !stop_.load()) {
+  if (!pending && !pause_.requested() && !stop_.load()) {
     epoll_event events[kMaxEvents];
     const int n = epoll_wait(epoll_fd_, events, kMaxEvents, kSleepMs);
     for (int i = 0; i < n; ++i) {

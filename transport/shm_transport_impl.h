@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "base/log_limit.h"
 #include "transport/inbox.h"
+#include "transport/pause_gate.h"
 #include "transport/peer_failures.h"
 #include "transport/shm_ring.h"
 #include "transport/shm_transport.h"
@@ -167,7 +168,6 @@ class ShmTransport final : public Transport {
   // cannot be taken back).
   void SendFailed(Conn* c, const absl::Status& why);
   void ProgressLoop();
-  void MaybePark();
   void AdoptNewConns();
   void SleepUntilWork();
   // Serves requests / completes responses; true when any record was consumed.
@@ -218,10 +218,7 @@ class ShmTransport final : public Transport {
   std::atomic<bool> stop_{false};
   LogLimiter refused_log_;
 
-  std::mutex pause_mu_;
-  std::condition_variable pause_cv_;
-  std::atomic<bool> pause_requested_{false};
-  bool parked_ ABSL_GUARDED_BY(pause_mu_) = false;
+  PauseGate pause_;  // test hook
 
   // Every connection (never freed before the destructor), and the ones the
   // progress thread has not taken up yet.

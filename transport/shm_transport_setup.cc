@@ -371,11 +371,7 @@ void ShmTransport::SetPeerFailureHandler(PeerFailureHandler handler) {
 
 void ShmTransport::StopThreads() {
   stop_.store(true, std::memory_order_release);
-  {
-    std::lock_guard<std::mutex> l(pause_mu_);
-    pause_requested_.store(false, std::memory_order_release);
-  }
-  pause_cv_.notify_all();
+  pause_.Release();
   Wake();
   RingDoorbell(stop_fd_);
   if (progress_.joinable()) progress_.join();
@@ -434,17 +430,7 @@ absl::Status ShmTransport::PauseProgress(bool paused) {
   if (!Running() || !progress_.joinable()) {
     return absl::FailedPreconditionError("shm transport is not running");
   }
-  std::unique_lock<std::mutex> l(pause_mu_);
-  pause_requested_.store(paused, std::memory_order_release);
-  if (!paused) {
-    pause_cv_.notify_all();
-    return absl::OkStatus();
-  }
-  Wake();
-  if (!WaitUntil(pause_cv_, l, absl::Now() + timeout_, [this] { return parked_; })) {
-    return absl::DeadlineExceededError("progress thread did not park");
-  }
-  return absl::OkStatus();
+  return pause_.Set(paused, [this] { Wake(); }, absl::Now() + timeout_);
 }
 
 absl::Status ShmTransport::CorruptRing(int peer) {

@@ -48,19 +48,9 @@ constexpr int kMaxEvents = 64;
 // ---------------------------------------------------------------------------
 // Posting (application threads)
 
-absl::Status TcpTransport::ValidateOp(const Op& op, size_t index) const {
-  return transport::ValidateOp(op, index, size_, kMaxOpBytes);
-}
-
-CompletionCode TcpTransport::ExecuteLocal(const Op& op) { return ExecuteOnSelf(regions_, op); }
-
 absl::Status TcpTransport::Post(absl::Span<const Op> ops, CompletionCounter* counter) {
-  if (counter == nullptr) return absl::InvalidArgumentError("Post: null completion counter");
-  bool remote = false;
-  for (size_t i = 0; i < ops.size(); ++i) {
-    GASP_RETURN_IF_ERROR(ValidateOp(ops[i], i));
-    remote |= ops[i].peer != rank_;
-  }
+  GASP_ASSIGN_OR_RETURN(const bool remote,
+                        ValidateBatch(ops, counter, rank_, size_, kMaxOpBytes));
   const bool running = state_.load() == static_cast<int>(TransportState::kRunning);
   if (remote && running && !connected_.load(std::memory_order_acquire)) {
     return absl::FailedPreconditionError(
@@ -69,25 +59,8 @@ absl::Status TcpTransport::Post(absl::Span<const Op> ops, CompletionCounter* cou
   }
   if (ops.empty()) return absl::OkStatus();
   NotePost(ops, counter);
-  counter->Expect(static_cast<uint32_t>(ops.size()));
-  StatAdd(Counter::kRemoteOps, ops.size());
-  if (!running) {
-    for (const Op& op : ops) counter->Complete(op.peer, op.wr_id, CompletionCode::kFlushed);
-    return absl::OkStatus();
-  }
-  size_t i = 0;
-  while (i < ops.size()) {
-    const int peer = ops[i].peer;
-    if (peer == rank_) {
-      counter->Complete(peer, ops[i].wr_id, ExecuteLocal(ops[i]));
-      ++i;
-      continue;
-    }
-    size_t j = i + 1;
-    while (j < ops.size() && ops[j].peer == peer) ++j;
-    PostToPeer(peer, ops.subspan(i, j - i), counter);
-    i = j;
-  }
+  DispatchBatch(ops, counter, rank_, running, regions_,
+                [&](int peer, absl::Span<const Op> run) { PostToPeer(peer, run, counter); });
   return absl::OkStatus();
 }
 
@@ -224,15 +197,7 @@ absl::Status TcpTransport::Wait(CompletionCounter* counter, absl::Time deadline)
 // Messages
 
 absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) {
-  if (peer < 0 || peer >= size_) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("Send to rank %d: out of range [0, %d)", peer, size_));
-  }
-  if (payload.size() > kMaxMessageBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "Send to %s: %d bytes exceed the message limit of %d", PeerName(peer), payload.size(),
-        kMaxMessageBytes));
-  }
+  GASP_RETURN_IF_ERROR(ValidateSend(peer, size_, payload.size(), PeerName(peer)));
   if (state_.load() != static_cast<int>(TransportState::kRunning)) {
     return absl::FailedPreconditionError("tcp transport: Send after Shutdown");
   }
@@ -268,10 +233,7 @@ absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t
 }
 
 absl::StatusOr<Message> TcpTransport::Recv(uint32_t tag, int from, absl::Time deadline) {
-  if (from != kAnyPeer && (from < 0 || from >= size_)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("Recv from rank %d: out of range [0, %d)", from, size_));
-  }
+  GASP_RETURN_IF_ERROR(ValidateRecvFrom(from, size_));
   std::unique_lock<std::mutex> l(inbox_mu_);
   bool tried_direct = false;
   while (true) {
@@ -340,15 +302,7 @@ void TcpTransport::ProgressLoop() {
   thread_id_.store(std::this_thread::get_id());
   epoll_event events[kMaxEvents];
   while (!stop_.load(std::memory_order_acquire)) {
-    if (pause_requested_.load(std::memory_order_acquire)) {
-      std::unique_lock<std::mutex> l(pause_mu_);
-      if (pause_requested_.load(std::memory_order_relaxed)) {
-        parked_ = true;
-        pause_cv_.notify_all();
-        pause_cv_.wait(l, [this] { return !pause_requested_.load(std::memory_order_relaxed); });
-        parked_ = false;
-      }
-    }
+    pause_.Park();
     if (stop_.load(std::memory_order_acquire)) break;
     // Blocks until there is work: no spinning, even with idle peers. With
     // connections whose HELLO is due, wakes for the next deadline.

@@ -47,6 +47,7 @@
 #include "absl/time/time.h"
 #include "base/accept_guard.h"
 #include "base/log_limit.h"
+#include "transport/pause_gate.h"
 #include "transport/peer_failures.h"
 #include "transport/tcp_op_table.h"
 #include "transport/tcp_region_table.h"
@@ -254,8 +255,6 @@ class TcpTransport final : public Transport {
   bool OnProgressThread() const;
 
   // ---- data path (tcp_transport_datapath.cc) ----
-  absl::Status ValidateOp(const Op& op, size_t index) const;
-  CompletionCode ExecuteLocal(const Op& op);
   void PostToPeer(int peer, absl::Span<const Op> ops, CompletionCounter* counter);
   void SendRequests(Conn* conn, int peer, absl::Span<const Op> ops, const uint64_t* req_ids);
   // Sends under the connection's send mutex; on failure breaks the
@@ -366,12 +365,7 @@ class TcpTransport final : public Transport {
   std::atomic<bool> stop_{false};
 
   // Pausing (test hook).
-  std::mutex pause_mu_;
-  std::condition_variable pause_cv_;
-  // Test hook (PauseForTest): written under pause_mu_, atomic so that the
-  // progress loop tests it without taking the lock on every iteration.
-  std::atomic<bool> pause_requested_{false};
-  bool parked_ ABSL_GUARDED_BY(pause_mu_) = false;
+  PauseGate pause_;
 
   // Outgoing connections (never freed before the destructor).
   std::mutex conns_mu_;

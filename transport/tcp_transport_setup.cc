@@ -209,11 +209,7 @@ absl::Status TcpTransport::StartProgressThread() {
 void TcpTransport::StopProgressThread() {
   if (!thread_.joinable()) return;
   stop_.store(true, std::memory_order_release);
-  {
-    std::lock_guard<std::mutex> l(pause_mu_);
-    pause_requested_ = false;
-  }
-  pause_cv_.notify_all();
+  pause_.Release();
   Wake();
   thread_.join();
 }
@@ -581,17 +577,7 @@ absl::Status TcpTransport::PauseProgress(bool paused) {
   if (state_.load() != static_cast<int>(TransportState::kRunning) || !thread_.joinable()) {
     return absl::FailedPreconditionError("tcp transport is not running");
   }
-  std::unique_lock<std::mutex> l(pause_mu_);
-  pause_requested_.store(paused, std::memory_order_release);
-  if (!paused) {
-    pause_cv_.notify_all();
-    return absl::OkStatus();
-  }
-  Wake();
-  if (!WaitUntil(pause_cv_, l, absl::Now() + timeout_, [this] { return parked_; })) {
-    return absl::DeadlineExceededError("progress thread did not park");
-  }
-  return absl::OkStatus();
+  return pause_.Set(paused, [this] { Wake(); }, absl::Now() + timeout_);
 }
 
 }  // namespace tcp
