@@ -52,11 +52,6 @@ absl::Status ShmPauseProgressForTesting(Transport* transport, bool paused);
 // Local outstanding ops complete with kFlushed; the object stays valid.
 absl::Status ShmCrashForTesting(Transport* transport);
 
-// Makes `transport` behave like a corrupt node-mate towards `peer`:
-// connects if needed, then publishes a malformed record in its request
-// ring to `peer` (which must drop it with kProtocolError).
-absl::Status ShmCorruptRingForTesting(Transport* transport, int peer);
-
 }  // namespace transport
 }  // namespace gasp
 

@@ -120,7 +120,6 @@ class ShmTransport final : public Transport {
   // Test hooks (shm_transport.h).
   absl::Status PauseProgress(bool paused);
   absl::Status Crash();
-  absl::Status CorruptRing(int peer);
 
  private:
   struct Peer {

@@ -49,12 +49,6 @@ absl::Status ShmCrashForTesting(Transport* transport) {
   return t->Crash();
 }
 
-absl::Status ShmCorruptRingForTesting(Transport* transport, int peer) {
-  shm::ShmTransport* t = AsShm(transport);
-  if (t == nullptr) return absl::InvalidArgumentError("not an shm transport");
-  return t->CorruptRing(peer);
-}
-
 namespace shm {
 namespace {
 
@@ -431,17 +425,6 @@ absl::Status ShmTransport::PauseProgress(bool paused) {
     return absl::FailedPreconditionError("shm transport is not running");
   }
   return pause_.Set(paused, [this] { Wake(); }, absl::Now() + timeout_);
-}
-
-absl::Status ShmTransport::CorruptRing(int peer) {
-  if (peer < 0 || peer >= size_ || peer == rank_) {
-    return absl::InvalidArgumentError("CorruptRing: not a peer");
-  }
-  GASP_ASSIGN_OR_RETURN(Conn * c, Outgoing(peer));
-  RecordHeader h;
-  h.type = static_cast<RecordType>(200);  // no such record type
-  std::lock_guard<std::mutex> l(c->send_mu);
-  return PutRecord(c, h, nullptr);
 }
 
 }  // namespace shm
