@@ -80,18 +80,23 @@ TransportOptions LoopbackOptions(int rank, int size, absl::Duration timeout) {
 
 namespace {
 
-int RawConnectUnix(const std::string& path) {
-  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::memcpy(a.sun_path, path.data(), std::min(path.size(), sizeof(a.sun_path) - 1));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+// Connects `fd` to `a` and gives it a 20 s receive timeout; -1 on failure.
+int ConnectBlocking(int fd, const sockaddr* a, socklen_t len) {
+  if (connect(fd, a, len) != 0) {
     close(fd);
     return -1;
   }
   timeval tv{20, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   return fd;
+}
+
+int RawConnectUnix(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path, path.data(), std::min(path.size(), sizeof(a.sun_path) - 1));
+  return ConnectBlocking(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
 }
 
 }  // namespace
@@ -132,13 +137,7 @@ int RawConnect(const EndpointBlob& blob) {
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(e->ipv4);
   a.sin_port = htons(e->port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  timeval tv{20, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  return fd;
+  return ConnectBlocking(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
 }
 
 bool ClosedByPeer(int fd) {
