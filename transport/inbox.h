@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -35,6 +36,9 @@ class Inbox {
   absl::StatusOr<Message> Take(uint32_t tag, int from, absl::Time deadline,
                                absl::FunctionRef<absl::Status()> give_up);
 
+  // Takes the oldest such message if one is queued, without waiting.
+  std::optional<Message> TryTake(uint32_t tag, int from);
+
   // Wakes every blocked Take so that it asks give_up() again.
   void WakeAll();
 
@@ -44,6 +48,8 @@ class Inbox {
     int from;
     std::condition_variable cv;
   };
+  std::optional<Message> TakeLocked(uint32_t tag, int from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   std::mutex mu_;
   std::deque<Message> messages_ ABSL_GUARDED_BY(mu_);
   std::vector<Waiter*> waiters_ ABSL_GUARDED_BY(mu_);

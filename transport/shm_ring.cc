@@ -243,12 +243,14 @@ bool RingConsumer::ProducerNeedsWake() {
   return true;
 }
 
-bool RingConsumer::AnnounceSleep() {
+bool RingConsumer::AnnounceSleep() const {
   ctl_->consumer_sleeping.store(1, std::memory_order_seq_cst);
-  return ctl_->tail.load(std::memory_order_seq_cst) != head_;
+  // The shared head, not head_: another thread may be consuming (it
+  // publishes head at every Pop).
+  return ctl_->tail.load(std::memory_order_seq_cst) != ctl_->head.load(std::memory_order_seq_cst);
 }
 
-void RingConsumer::ClearSleep() { ctl_->consumer_sleeping.store(0, std::memory_order_relaxed); }
+void RingConsumer::ClearSleep() const { ctl_->consumer_sleeping.store(0, std::memory_order_relaxed); }
 
 uint64_t RingConsumer::Pending() const {
   const uint64_t avail = ctl_->tail.load(std::memory_order_seq_cst) - head_;

@@ -131,9 +131,10 @@ class RingConsumer {
   // producer waits for space and must be told.
   bool ProducerNeedsWake();
   // Before sleeping: sets consumer_sleeping; true when a record arrived
-  // meanwhile (then do not sleep). ClearSleep after waking.
-  bool AnnounceSleep();
-  void ClearSleep();
+  // meanwhile (then do not sleep). ClearSleep after waking. Both only touch
+  // shared words: any thread may call them while another one consumes.
+  bool AnnounceSleep() const;
+  void ClearSleep() const;
   // Published bytes not consumed yet (0 when corrupt).
   uint64_t Pending() const;
 

@@ -86,6 +86,7 @@ void ShmTransport::PostToPeer(int peer, absl::Span<const Op> ops, CompletionCoun
     for (const Op& op : ops) counter->Complete(peer, op.wr_id, code);
     return;
   }
+  tl_last_post = LastPost{this, counter, peer};
   std::lock_guard<std::mutex> l(c->send_mu);
   const absl::Time deadline = absl::Now() + timeout_;
   for (const Op& op : ops) {
@@ -190,10 +191,67 @@ void ShmTransport::SendFailed(Conn* c, const absl::Status& why) {
 }
 
 absl::Status ShmTransport::Wait(CompletionCounter* counter, absl::Time deadline) {
-  // The progress thread completes ops; this thread waits (spinning or
-  // blocking per GASP_WAIT_MODE, inside SleepWhile).
+  // While spinning, this thread consumes the responses itself (no wake-up
+  // of the progress thread and then of this one); then the progress thread
+  // completes the ops and this thread sleeps on the counter.
+  if (!counter->done() && GetWaitMode() != WaitMode::kBlock) WaitDirect(counter, deadline);
   return tcp::WaitForCompletions(counter, deadline, ops_, "shm", timeout_,
                                  [this](int peer) { return PeerName(peer); });
+}
+
+namespace {
+
+// Spins until `done()` or the spin window of GASP_WAIT_MODE ends (poll:
+// `deadline`), running `step` between looks.
+template <typename Step, typename Done>
+void SpinWhileNot(absl::Time deadline, Step step, Done done) {
+  const bool poll = GetWaitMode() == WaitMode::kPoll;
+  const absl::Time end =
+      poll ? deadline : std::min(deadline, absl::Now() + absl::Microseconds(GetSpinMicros()));
+  for (int i = 1; !done(); ++i) {
+    step();
+    if (done()) return;
+    CpuRelax();
+    if ((i & 63) == 0) {
+      if (absl::Now() >= end) return;
+      if (!poll) sched_yield();  // let a thread woken onto this CPU run
+    }
+  }
+}
+
+}  // namespace
+
+void ShmTransport::WaitDirect(CompletionCounter* counter, absl::Time deadline) {
+  const LastPost last = tl_last_post;
+  if (last.transport != this || last.counter != counter) return;
+  Conn* c = peers_[last.peer].out.load(std::memory_order_acquire);
+  if (c == nullptr) return;
+  SpinWhileNot(
+      deadline,
+      [&] {
+        std::unique_lock<std::mutex> l(c->consume_mu, std::try_to_lock);
+        if (l.owns_lock() && !c->closed) Consume(c);
+      },
+      [&] { return counter->done() || c->closed; });
+}
+
+std::optional<Message> ShmTransport::RecvDirect(uint32_t tag, int from, absl::Time deadline) {
+  Conn* c = peers_[from].in.load(std::memory_order_acquire);
+  if (c == nullptr) return std::nullopt;
+  std::optional<Message> m;
+  SpinWhileNot(
+      deadline,
+      [&] {
+        std::unique_lock<std::mutex> l(c->consume_mu, std::try_to_lock);
+        if (l.owns_lock() && !c->closed) Consume(c);
+        m = inbox_.TryTake(tag, from);
+      },
+      [&] { return m.has_value() || c->closed; });
+  return m;
+}
+
+bool ShmTransport::Consume(Conn* c, bool peer_gone) {
+  return c->outgoing ? DrainResponses(c) : ServeRequests(c, peer_gone);
 }
 
 // ---------------------------------------------------------------------------
@@ -256,6 +314,10 @@ absl::StatusOr<Message> ShmTransport::Recv(uint32_t tag, int from, absl::Time de
     }
     return absl::OkStatus();
   };
+  if (from != kAnyPeer && from != rank_ && GetWaitMode() != WaitMode::kBlock) {
+    if (std::optional<Message> m = inbox_.TryTake(tag, from)) return std::move(*m);
+    if (std::optional<Message> m = RecvDirect(tag, from, deadline)) return std::move(*m);
+  }
   absl::StatusOr<Message> m = inbox_.Take(tag, from, deadline, give_up);
   if (m.status().code() == absl::StatusCode::kDeadlineExceeded) {
     return absl::DeadlineExceededError(absl::StrFormat(
@@ -280,7 +342,9 @@ void ShmTransport::ProgressLoop() {
     bool worked = false;
     for (Conn* c : active_) {
       if (c->closed) continue;
-      worked |= c->outgoing ? DrainResponses(c) : ServeRequests(c, /*peer_gone=*/false);
+      std::unique_lock<std::mutex> l(c->consume_mu, std::try_to_lock);
+      if (!l.owns_lock()) continue;  // an application thread drains it now
+      worked |= Consume(c);
     }
     failures_.Deliver();
     if (worked) {
@@ -311,7 +375,10 @@ void ShmTransport::AdoptNewConns() {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLRDHUP;
     ev.data.ptr = c;
-    c->registered = c->sock >= 0 && epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->sock, &ev) == 0;
+    {
+      std::lock_guard<std::mutex> l(conns_mu_);  // DropPeer may close it meanwhile
+      c->registered = c->sock >= 0 && epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c->sock, &ev) == 0;
+    }
     active_.push_back(c);
     if (!c->registered) PeerGone(c->peer, false);
   }
@@ -523,7 +590,14 @@ bool ShmTransport::OnResponse(Conn* c, const RecordHeader& h) {
 
 void ShmTransport::OnSocketEvent(Conn* c, uint32_t events) {
   uint8_t buf[64];
-  const ssize_t n = recv(c->sock, buf, sizeof(buf), MSG_DONTWAIT);
+  ssize_t n = 0;
+  {
+    // An application thread that found a protocol error may close it.
+    std::lock_guard<std::mutex> l(conns_mu_);
+    if (c->sock < 0) return;
+    n = recv(c->sock, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0) n = -errno;
+  }
   if (n > 0) {
     for (ssize_t i = 0; i < n; ++i) {
       if (buf[i] != kByeByte) {
@@ -535,7 +609,7 @@ void ShmTransport::OnSocketEvent(Conn* c, uint32_t events) {
     PeerGone(c->peer, /*said_bye=*/true);
     return;
   }
-  if (n == 0 || (errno != EAGAIN && errno != EINTR) || (events & (EPOLLHUP | EPOLLERR)) != 0) {
+  if (n == 0 || (n != -EAGAIN && n != -EINTR) || (events & (EPOLLHUP | EPOLLERR)) != 0) {
     PeerGone(c->peer, peers_[c->peer].said_bye);
   }
 }
@@ -546,12 +620,10 @@ void ShmTransport::PeerGone(int peer, bool said_bye) {
   AdoptNewConns();
   // Everything it put in the rings before its end still counts (messages
   // sent before a shutdown are delivered).
-  if (Conn* in = p.in.load(std::memory_order_acquire)) {
-    while (!in->closed && ServeRequests(in, /*peer_gone=*/true)) {
-    }
-  }
-  if (Conn* out = p.out.load(std::memory_order_acquire)) {
-    while (!out->closed && DrainResponses(out)) {
+  for (Conn* c : {p.in.load(std::memory_order_acquire), p.out.load(std::memory_order_acquire)}) {
+    if (c == nullptr) continue;
+    std::lock_guard<std::mutex> l(c->consume_mu);
+    while (!c->closed && Consume(c, /*peer_gone=*/true)) {
     }
   }
   if (!(p.said_bye && MarkPeerDeparted(peer))) {
@@ -572,12 +644,10 @@ void ShmTransport::ProtocolError(Conn* c, const absl::Status& why) {
 
 void ShmTransport::DropPeer(int peer, CompletionCode code) {
   for (Conn* c : {peers_[peer].in.load(), peers_[peer].out.load()}) {
-    if (c == nullptr || c->closed) continue;
-    c->closed = true;
+    if (c == nullptr || c->closed.exchange(true)) continue;
     std::lock_guard<std::mutex> l(conns_mu_);
     if (c->sock >= 0) {
-      if (c->registered) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->sock, nullptr);
-      close(c->sock);
+      close(c->sock);  // also takes it out of the epoll set
       c->sock = -1;
     }
   }

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -76,22 +77,34 @@ struct Conn {
   std::mutex send_mu;
   RingProducer requests;
   bool broken ABSL_GUARDED_BY(send_mu) = false;  // gave up: the peer is dropped
-  // Outgoing: the progress thread consumes responses.
-  RingConsumer responses;
-
-  // Incoming: the progress thread consumes requests and produces responses.
-  RingConsumer peer_requests;
-  RingProducer our_responses;
-  bool blocked = false;  // waits for room in the response ring
-
-  // Progress thread only.
-  bool closed = false;
-  bool registered = false;  // in the epoll set
+  // The consuming side of the connection (outgoing: responses; incoming:
+  // requests, and the responses to them) is run by whoever holds
+  // consume_mu: the progress thread, or an application thread that waits
+  // for a reply (outgoing) or a message (incoming) and drains the ring
+  // itself rather than wait to be woken by the progress thread. Never
+  // waited for by the progress thread except when the peer is gone.
+  std::mutex consume_mu;
+  RingConsumer responses ABSL_GUARDED_BY(consume_mu);       // outgoing
+  RingConsumer peer_requests ABSL_GUARDED_BY(consume_mu);   // incoming
+  RingProducer our_responses ABSL_GUARDED_BY(consume_mu);   // incoming
+  bool blocked ABSL_GUARDED_BY(consume_mu) = false;  // waits for room for a response
   // The message being received in chunks (incoming).
-  bool assembling = false;
-  uint64_t assembled = 0;
-  Message partial;
+  bool assembling ABSL_GUARDED_BY(consume_mu) = false;
+  uint64_t assembled ABSL_GUARDED_BY(consume_mu) = 0;
+  Message partial ABSL_GUARDED_BY(consume_mu);
+
+  std::atomic<bool> closed{false};  // the peer was dropped
+  bool registered = false;          // in the epoll set (progress thread only)
 };
+
+// The last ops an application thread posted to a remote peer: Wait drains
+// that connection's responses itself when it waits for the same counter.
+struct LastPost {
+  const void* transport = nullptr;
+  const CompletionCounter* counter = nullptr;
+  int peer = -1;
+};
+inline thread_local LastPost tl_last_post;
 
 enum class TransportState : int { kRunning, kShutdown, kCrashed };
 
@@ -166,6 +179,14 @@ class ShmTransport final : public Transport {
   // A send that failed: the peer is dropped (a partial record sequence
   // cannot be taken back).
   void SendFailed(Conn* c, const absl::Status& why);
+  // Wait's and Recv's own draining of the one ring the reply or message
+  // must arrive on, for GASP_SPIN_US (poll: until the deadline); nothing in
+  // GASP_WAIT_MODE=block.
+  void WaitDirect(CompletionCounter* counter, absl::Time deadline);
+  std::optional<Message> RecvDirect(uint32_t tag, int from, absl::Time deadline);
+  // Consumes what `c` holds (responses or requests); true when any record
+  // was. REQUIRES: c->consume_mu held.
+  bool Consume(Conn* c, bool peer_gone = false);
   void ProgressLoop();
   void AdoptNewConns();
   void SleepUntilWork();

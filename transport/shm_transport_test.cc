@@ -156,12 +156,14 @@ TEST(ShmTransportTest, ANodeMateThatIsKilledFailsItsOpsAndIsReportedOnce) {
   EXPECT_EQ(back, 0x1235u);
   // Stopped, an op waits; killed, the op fails at once with the peer named.
   ASSERT_EQ(kill(child, SIGSTOP), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, WUNTRACED), child);  // stopped for sure
+  ASSERT_TRUE(WIFSTOPPED(status));
   CompletionCounter counter;
   ASSERT_TRUE((*t)->Post({testing::ReadOp(1, &back, 8, theirs.addr, theirs.rkey, 7)}, &counter).ok());
   absl::SleepFor(absl::Milliseconds(50));
   EXPECT_FALSE(counter.done());
   ASSERT_EQ(kill(child, SIGKILL), 0);
-  int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
   // A killed rank cannot remove its socket directory; its job's launcher
   // (here the test) may.
