@@ -179,6 +179,13 @@ void RingProducer::Put(const RecordHeader& h, const uint8_t* payload) {
 }
 
 bool RingProducer::ConsumerNeedsWake() {
+  if (ctl_->direct_waiters.load(std::memory_order_seq_cst) != 0) {
+    // The waiting thread consumes; it tells its progress thread about
+    // anything it leaves behind (RetireDirect).
+    ctl_->direct_seq.fetch_add(1, std::memory_order_seq_cst);
+    WakeShared(&ctl_->direct_seq);
+    return false;
+  }
   if (ctl_->consumer_sleeping.load(std::memory_order_seq_cst) == 0) return false;
   return ctl_->consumer_sleeping.exchange(0, std::memory_order_seq_cst) != 0;
 }
@@ -255,6 +262,23 @@ void RingConsumer::ClearSleep() const { ctl_->consumer_sleeping.store(0, std::me
 uint64_t RingConsumer::Pending() const {
   const uint64_t avail = ctl_->tail.load(std::memory_order_seq_cst) - head_;
   return avail > kRingBytes ? 0 : avail;
+}
+
+uint32_t RingConsumer::AnnounceDirect() const {
+  const uint32_t seq = ctl_->direct_seq.load(std::memory_order_seq_cst);
+  ctl_->direct_waiters.fetch_add(1, std::memory_order_seq_cst);
+  return seq;
+}
+
+bool RingConsumer::RetireDirect() const {
+  ctl_->direct_waiters.fetch_sub(1, std::memory_order_seq_cst);
+  return ctl_->tail.load(std::memory_order_seq_cst) != ctl_->head.load(std::memory_order_seq_cst);
+}
+
+void RingConsumer::WakeDirect() const {
+  if (ctl_->direct_waiters.load(std::memory_order_seq_cst) == 0) return;
+  ctl_->direct_seq.fetch_add(1, std::memory_order_seq_cst);
+  WakeShared(&ctl_->direct_seq);
 }
 
 // ---------------------------------------------------------------------------

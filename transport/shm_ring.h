@@ -50,6 +50,11 @@ struct RingCtl {
   alignas(64) std::atomic<uint32_t> consumer_sleeping;
   alignas(64) std::atomic<uint32_t> producer_waiting;
   std::atomic<uint32_t> space_seq;  // futex word: bumped when space was freed
+  // Threads of the consumer's process sleeping on this ring themselves (a
+  // Wait or Recv in GASP_WAIT_MODE=block or after its spin), and the futex
+  // word the producer bumps for them instead of ringing the doorbell.
+  alignas(64) std::atomic<uint32_t> direct_waiters;
+  std::atomic<uint32_t> direct_seq;
 };
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared atomics must be lock-free");
 static_assert(2 * sizeof(RingCtl) <= kCtlBytes, "control page too small");
@@ -96,7 +101,10 @@ class RingProducer {
   // Appends one record with h.length bytes of `payload` and publishes it.
   // REQUIRES: Free() >= RecordBytes(h.length).
   void Put(const RecordHeader& h, const uint8_t* payload);
-  // True (and the flag cleared) when the consumer sleeps and must be rung.
+  // After Put: wakes the consumer's threads that sleep on this ring
+  // directly (shared futex) and returns false; otherwise true (and the
+  // flag cleared) when the consumer's progress thread sleeps and its
+  // doorbell must be rung.
   bool ConsumerNeedsWake();
   // Announces that this producer waits for space; returns the space_seq
   // value to wait on (check Free again before sleeping).
@@ -137,6 +145,17 @@ class RingConsumer {
   void ClearSleep() const;
   // Published bytes not consumed yet (0 when corrupt).
   uint64_t Pending() const;
+
+  // A thread of this process about to sleep on the ring itself: announces
+  // it and returns the direct_seq value to sleep on (look at the ring and
+  // the condition again before sleeping). RetireDirect when done; then
+  // true when records wait that nobody may have been told about.
+  uint32_t AnnounceDirect() const;
+  bool RetireDirect() const;
+  const std::atomic<uint32_t>* direct_word() const { return &ctl_->direct_seq; }
+  // After consuming on behalf of others: wakes the threads sleeping on the
+  // ring directly (their op may be done now).
+  void WakeDirect() const;
 
  private:
   RingCtl* ctl_ = nullptr;

@@ -34,6 +34,10 @@ constexpr int kRecordsPerTurn = 256;
 // An application thread waiting for room in a ring looks at its deadline
 // and the transport's state at least this often.
 constexpr absl::Duration kRoomWaitSlice = absl::Milliseconds(10);
+// A thread sleeping on a ring itself is woken by the producer, by the
+// progress thread that consumed for it, and by the end of the peer or the
+// transport; the slice only bounds a wake-up lost to a misbehaving peer.
+constexpr absl::Duration kDirectSleepSlice = absl::Seconds(1);
 // The progress thread's sleep is bounded too (a safety net only: every
 // producer rings the doorbell of a sleeping consumer).
 constexpr int kSleepMs = 1000;
@@ -86,7 +90,9 @@ void ShmTransport::PostToPeer(int peer, absl::Span<const Op> ops, CompletionCoun
     for (const Op& op : ops) counter->Complete(peer, op.wr_id, code);
     return;
   }
-  tl_last_post = LastPost{this, counter, peer};
+  LastPost& last = tl_last_post;
+  if (last.transport != this || last.counter != counter) last = LastPost{this, counter, peer};
+  if (last.peer != peer) last.peer = kManyPeers;
   std::lock_guard<std::mutex> l(c->send_mu);
   const absl::Time deadline = absl::Now() + timeout_;
   for (const Op& op : ops) {
@@ -188,13 +194,14 @@ void ShmTransport::SendFailed(Conn* c, const absl::Status& why) {
   MarkPeerFailed(c->peer, CompletionCode::kPeerUnreachable,
                  Annotate(why, absl::StrFormat("sending to %s", PeerName(c->peer))));
   ops_.FailPeer(c->peer, PeerFailCode(c->peer));
+  WakeDirectWaiters(c->peer);
 }
 
 absl::Status ShmTransport::Wait(CompletionCounter* counter, absl::Time deadline) {
   // While spinning, this thread consumes the responses itself (no wake-up
   // of the progress thread and then of this one); then the progress thread
   // completes the ops and this thread sleeps on the counter.
-  if (!counter->done() && GetWaitMode() != WaitMode::kBlock) WaitDirect(counter, deadline);
+  if (!counter->done()) WaitDirect(counter, deadline);
   return tcp::WaitForCompletions(counter, deadline, ops_, "shm", timeout_,
                                  [this](int peer) { return PeerName(peer); });
 }
@@ -221,37 +228,51 @@ void SpinWhileNot(absl::Time deadline, Step step, Done done) {
 
 }  // namespace
 
+Conn* ShmTransport::DirectConn(const CompletionCounter* counter) const {
+  const LastPost& last = tl_last_post;
+  if (last.transport != this || last.counter != counter || last.peer < 0) return nullptr;
+  return peers_[last.peer].out.load(std::memory_order_acquire);
+}
+
+void ShmTransport::DrainWhileNot(Conn* c, absl::Time deadline, absl::FunctionRef<bool()> done) {
+  const auto consume = [&] {
+    std::unique_lock<std::mutex> l(c->consume_mu, std::try_to_lock);
+    if (l.owns_lock() && !c->closed) Consume(c);
+  };
+  const auto over = [&] { return done() || c->closed || !Running(); };
+  if (GetWaitMode() != WaitMode::kBlock) SpinWhileNot(deadline, consume, over);
+  const RingConsumer& ring = ConsumedRing(c);
+  while (!over() && absl::Now() < deadline) {
+    const uint32_t seq = ring.AnnounceDirect();
+    consume();
+    if (!over()) {
+      SleepShared(ring.direct_word(), seq, std::min(deadline, absl::Now() + kDirectSleepSlice));
+    }
+    // Records may have come in for others while the producer woke only
+    // this thread: the progress thread takes them.
+    if (ring.RetireDirect()) Wake();
+  }
+}
+
 void ShmTransport::WaitDirect(CompletionCounter* counter, absl::Time deadline) {
-  const LastPost last = tl_last_post;
-  if (last.transport != this || last.counter != counter) return;
-  Conn* c = peers_[last.peer].out.load(std::memory_order_acquire);
-  if (c == nullptr) return;
-  SpinWhileNot(
-      deadline,
-      [&] {
-        std::unique_lock<std::mutex> l(c->consume_mu, std::try_to_lock);
-        if (l.owns_lock() && !c->closed) Consume(c);
-      },
-      [&] { return counter->done() || c->closed; });
+  if (Conn* c = DirectConn(counter)) DrainWhileNot(c, deadline, [&] { return counter->done(); });
 }
 
 std::optional<Message> ShmTransport::RecvDirect(uint32_t tag, int from, absl::Time deadline) {
   Conn* c = peers_[from].in.load(std::memory_order_acquire);
   if (c == nullptr) return std::nullopt;
   std::optional<Message> m;
-  SpinWhileNot(
-      deadline,
-      [&] {
-        std::unique_lock<std::mutex> l(c->consume_mu, std::try_to_lock);
-        if (l.owns_lock() && !c->closed) Consume(c);
-        m = inbox_.TryTake(tag, from);
-      },
-      [&] { return m.has_value() || c->closed; });
+  DrainWhileNot(c, deadline, [&] {
+    if (!m.has_value()) m = inbox_.TryTake(tag, from);  // asked again after it is true
+    return m.has_value() || PeerFailCode(from) != CompletionCode::kSuccess;
+  });
   return m;
 }
 
-bool ShmTransport::Consume(Conn* c, bool peer_gone) {
-  return c->outgoing ? DrainResponses(c) : ServeRequests(c, peer_gone);
+bool ShmTransport::Consume(Conn* c, bool peer_gone, bool wake_direct) {
+  const bool worked = c->outgoing ? DrainResponses(c) : ServeRequests(c, peer_gone);
+  if (worked && wake_direct) ConsumedRing(c).WakeDirect();
+  return worked;
 }
 
 // ---------------------------------------------------------------------------
@@ -314,7 +335,7 @@ absl::StatusOr<Message> ShmTransport::Recv(uint32_t tag, int from, absl::Time de
     }
     return absl::OkStatus();
   };
-  if (from != kAnyPeer && from != rank_ && GetWaitMode() != WaitMode::kBlock) {
+  if (from != kAnyPeer && from != rank_) {
     if (std::optional<Message> m = inbox_.TryTake(tag, from)) return std::move(*m);
     if (std::optional<Message> m = RecvDirect(tag, from, deadline)) return std::move(*m);
   }
@@ -344,7 +365,7 @@ void ShmTransport::ProgressLoop() {
       if (c->closed) continue;
       std::unique_lock<std::mutex> l(c->consume_mu, std::try_to_lock);
       if (!l.owns_lock()) continue;  // an application thread drains it now
-      worked |= Consume(c);
+      worked |= Consume(c, /*peer_gone=*/false, /*wake_direct=*/true);
     }
     failures_.Deliver();
     if (worked) {
@@ -653,6 +674,13 @@ void ShmTransport::DropPeer(int peer, CompletionCode code) {
   }
   ops_.FailPeer(peer, code == CompletionCode::kSuccess ? CompletionCode::kPeerUnreachable : code);
   inbox_.WakeAll();
+  WakeDirectWaiters(peer);
+}
+
+void ShmTransport::WakeDirectWaiters(int peer) {
+  for (Conn* c : {peers_[peer].in.load(), peers_[peer].out.load()}) {
+    if (c != nullptr) ConsumedRing(c).WakeDirect();
+  }
 }
 
 }  // namespace shm

@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -102,8 +103,9 @@ struct Conn {
 struct LastPost {
   const void* transport = nullptr;
   const CompletionCounter* counter = nullptr;
-  int peer = -1;
+  int peer = -1;  // -1: none yet; kManyPeers: more than one
 };
+inline constexpr int kManyPeers = -2;
 inline thread_local LastPost tl_last_post;
 
 enum class TransportState : int { kRunning, kShutdown, kCrashed };
@@ -184,9 +186,24 @@ class ShmTransport final : public Transport {
   // GASP_WAIT_MODE=block.
   void WaitDirect(CompletionCounter* counter, absl::Time deadline);
   std::optional<Message> RecvDirect(uint32_t tag, int from, absl::Time deadline);
+  // The connection whose responses the calling thread's last posts to
+  // `counter` wait for, when they all went to one peer (else null).
+  Conn* DirectConn(const CompletionCounter* counter) const;
+  // Spins (per GASP_WAIT_MODE), then sleeps on `c`'s ring itself (woken by
+  // the producer through a shared futex), consuming what arrives, until
+  // `done()`, the deadline, the connection's end or shutdown. `done` may
+  // take what it waits for (Recv's message).
+  void DrainWhileNot(Conn* c, absl::Time deadline, absl::FunctionRef<bool()> done);
   // Consumes what `c` holds (responses or requests); true when any record
   // was. REQUIRES: c->consume_mu held.
-  bool Consume(Conn* c, bool peer_gone = false);
+  // With `wake_direct` (the progress thread) threads sleeping on the ring
+  // are woken when something was consumed for them.
+  bool Consume(Conn* c, bool peer_gone = false, bool wake_direct = false);
+  // The ring `c`'s consumer reads.
+  static const RingConsumer& ConsumedRing(const Conn* c)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS {  // only its shared words are used
+    return c->outgoing ? c->responses : c->peer_requests;
+  }
   void ProgressLoop();
   void AdoptNewConns();
   void SleepUntilWork();
@@ -204,6 +221,9 @@ class ShmTransport final : public Transport {
   void PeerGone(int peer, bool said_bye);
   void ProtocolError(Conn* c, const absl::Status& why);
   void DropPeer(int peer, CompletionCode code);
+  // Wakes the threads sleeping on `peer`'s rings themselves (DrainWhileNot)
+  // so that they look at the peer's state, their ops and the transport's.
+  void WakeDirectWaiters(int peer);
 
   const int rank_;
   const int size_;

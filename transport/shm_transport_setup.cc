@@ -346,6 +346,7 @@ bool ShmTransport::MarkPeerFailed(int peer, CompletionCode code, const absl::Sta
   if (!failures_.MarkFailed(peer, code, why)) return false;
   if (!OnProgressThread()) Wake();  // the progress thread delivers the notification
   inbox_.WakeAll();                 // a Recv waiting for this peer returns now
+  WakeDirectWaiters(peer);
   return true;
 }
 
@@ -353,6 +354,7 @@ bool ShmTransport::MarkPeerDeparted(int peer) {
   if (!failures_.MarkDeparted(peer)) return false;
   GASP_LOG(Debug) << "shm transport: " << PeerName(peer) << " said goodbye";
   inbox_.WakeAll();
+  WakeDirectWaiters(peer);
   return true;
 }
 
@@ -401,6 +403,7 @@ absl::Status ShmTransport::Stop(TransportState to, bool abrupt) {
   const int flushed = ops_.FailPeer(-1, CompletionCode::kFlushed);
   failures_.Clear();
   inbox_.WakeAll();
+  for (int p = 0; p < size_; ++p) WakeDirectWaiters(p);
   GASP_LOG(Info) << "shm transport: rank " << rank_ << (abrupt ? " crashed" : " shut down") << " ("
                  << flushed << " outstanding op(s) flushed)";
   return absl::OkStatus();
