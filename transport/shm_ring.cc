@@ -275,8 +275,8 @@ bool RingConsumer::RetireDirect() const {
   return ctl_->tail.load(std::memory_order_seq_cst) != ctl_->head.load(std::memory_order_seq_cst);
 }
 
-void RingConsumer::WakeDirect() const {
-  if (ctl_->direct_waiters.load(std::memory_order_seq_cst) == 0) return;
+void RingConsumer::WakeDirect(uint32_t self) const {
+  if (ctl_->direct_waiters.load(std::memory_order_seq_cst) <= self) return;
   ctl_->direct_seq.fetch_add(1, std::memory_order_seq_cst);
   WakeShared(&ctl_->direct_seq);
 }

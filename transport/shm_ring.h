@@ -153,9 +153,10 @@ class RingConsumer {
   uint32_t AnnounceDirect() const;
   bool RetireDirect() const;
   const std::atomic<uint32_t>* direct_word() const { return &ctl_->direct_seq; }
-  // After consuming on behalf of others: wakes the threads sleeping on the
-  // ring directly (their op may be done now).
-  void WakeDirect() const;
+  // After consuming (perhaps for others): wakes the threads sleeping on the
+  // ring directly (their op may be done, their message in the inbox) when
+  // there are more than `self` of them (1 when the caller is one).
+  void WakeDirect(uint32_t self = 0) const;
 
  private:
   RingCtl* ctl_ = nullptr;

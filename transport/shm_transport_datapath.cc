@@ -235,21 +235,24 @@ Conn* ShmTransport::DirectConn(const CompletionCounter* counter) const {
 }
 
 void ShmTransport::DrainWhileNot(Conn* c, absl::Time deadline, absl::FunctionRef<bool()> done) {
+  bool counted = false;  // in the ring's direct_waiters
   const auto consume = [&] {
     std::unique_lock<std::mutex> l(c->consume_mu, std::try_to_lock);
-    if (l.owns_lock() && !c->closed) Consume(c);
+    if (l.owns_lock() && !c->closed) Consume(c, /*peer_gone=*/false, counted);
   };
   const auto over = [&] { return done() || c->closed || !Running(); };
   if (GetWaitMode() != WaitMode::kBlock) SpinWhileNot(deadline, consume, over);
   const RingConsumer& ring = ConsumedRing(c);
   while (!over() && absl::Now() < deadline) {
     const uint32_t seq = ring.AnnounceDirect();
+    counted = true;
     consume();
     if (!over()) {
       SleepShared(ring.direct_word(), seq, std::min(deadline, absl::Now() + kDirectSleepSlice));
     }
     // Records may have come in for others while the producer woke only
     // this thread: the progress thread takes them.
+    counted = false;
     if (ring.RetireDirect()) Wake();
   }
 }
@@ -269,9 +272,10 @@ std::optional<Message> ShmTransport::RecvDirect(uint32_t tag, int from, absl::Ti
   return m;
 }
 
-bool ShmTransport::Consume(Conn* c, bool peer_gone, bool wake_direct) {
+bool ShmTransport::Consume(Conn* c, bool peer_gone, bool caller_sleeps) {
   const bool worked = c->outgoing ? DrainResponses(c) : ServeRequests(c, peer_gone);
-  if (worked && wake_direct) ConsumedRing(c).WakeDirect();
+  // Another thread's reply or message may have been among the records.
+  if (worked) ConsumedRing(c).WakeDirect(caller_sleeps ? 1 : 0);
   return worked;
 }
 
@@ -365,7 +369,7 @@ void ShmTransport::ProgressLoop() {
       if (c->closed) continue;
       std::unique_lock<std::mutex> l(c->consume_mu, std::try_to_lock);
       if (!l.owns_lock()) continue;  // an application thread drains it now
-      worked |= Consume(c, /*peer_gone=*/false, /*wake_direct=*/true);
+      worked |= Consume(c);
     }
     failures_.Deliver();
     if (worked) {

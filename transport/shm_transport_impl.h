@@ -196,9 +196,10 @@ class ShmTransport final : public Transport {
   void DrainWhileNot(Conn* c, absl::Time deadline, absl::FunctionRef<bool()> done);
   // Consumes what `c` holds (responses or requests); true when any record
   // was. REQUIRES: c->consume_mu held.
-  // With `wake_direct` (the progress thread) threads sleeping on the ring
-  // are woken when something was consumed for them.
-  bool Consume(Conn* c, bool peer_gone = false, bool wake_direct = false);
+  // When something was consumed, the threads sleeping on the ring
+  // themselves are woken (it may have been for them), but for the caller
+  // when it is one of them (`caller_sleeps`).
+  bool Consume(Conn* c, bool peer_gone = false, bool caller_sleeps = false);
   // The ring `c`'s consumer reads.
   static const RingConsumer& ConsumedRing(const Conn* c)
       ABSL_NO_THREAD_SAFETY_ANALYSIS {  // only its shared words are used
