@@ -1,6 +1,8 @@
 #include "transport/shm_socket.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,6 +24,7 @@ namespace transport {
 namespace shm {
 namespace {
 
+constexpr char kSocketDirPrefix[] = "gasp-shm-";
 constexpr absl::Duration kFirstRetryDelay = absl::Milliseconds(5);
 constexpr absl::Duration kMaxRetryDelay = absl::Milliseconds(100);
 
@@ -54,12 +57,36 @@ void CloseAll(int* fds, int n) {
 
 }  // namespace
 
+void RemoveStaleSocketDirs(const std::string& base) {
+  DIR* d = opendir(base.c_str());
+  if (d == nullptr) return;
+  while (dirent* e = readdir(d)) {
+    const std::string name = e->d_name;
+    // gasp-shm-<job>-r<rank>-p<pid>-XXXXXX
+    const size_t p = name.find("-p");
+    if (name.rfind(kSocketDirPrefix, 0) != 0 || p == std::string::npos) continue;
+    const long pid = std::strtol(name.c_str() + p + 2, nullptr, 10);
+    const std::string dir = base + "/" + name;
+    struct stat st {};
+    if (pid <= 0 || lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+        st.st_uid != geteuid()) {
+      continue;
+    }
+    if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive (or unknown)
+    RemoveSocketPath(dir + "/sock");
+  }
+  closedir(d);
+}
+
 absl::StatusOr<std::string> MakeSocketPath(const std::string& job_tag, int rank) {
   const char* xdg = std::getenv("XDG_RUNTIME_DIR");
   struct stat st {};
   const std::string base =
       xdg != nullptr && xdg[0] == '/' && stat(xdg, &st) == 0 && S_ISDIR(st.st_mode) ? xdg : "/tmp";
-  std::string dir = absl::StrFormat("%s/gasp-shm-%s-r%d-XXXXXX", base, job_tag, rank);
+  // Ranks killed without a chance to clean up (SIGKILL) leave theirs.
+  RemoveStaleSocketDirs(base);
+  std::string dir = absl::StrFormat("%s/%s%s-r%d-p%d-XXXXXX", base, kSocketDirPrefix, job_tag,
+                                    rank, getpid());
   if (dir.size() + 5 >= kBlobPathBytes) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "shm transport: socket directory %s is longer than the %d bytes an endpoint blob "

@@ -20,13 +20,18 @@ namespace transport {
 namespace shm {
 
 // Makes this rank's private socket directory (mode 0700, mkdtemp) under
-// $XDG_RUNTIME_DIR, else /tmp, named from `job_tag` and the rank, and
-// returns the socket path inside it. Errors name the directory; a path too
+// $XDG_RUNTIME_DIR, else /tmp, named from `job_tag`, the rank and the pid,
+// and returns the socket path inside it. First removes the directories
+// (of this uid) whose process no longer exists (RemoveStaleSocketDirs). Errors name the directory; a path too
 // long for the endpoint blob suggests setting XDG_RUNTIME_DIR to a short
 // directory.
 absl::StatusOr<std::string> MakeSocketPath(const std::string& job_tag, int rank);
 // Removes the socket and its directory (best effort).
 void RemoveSocketPath(const std::string& path);
+// Removes the socket directories under `base` that this uid owns and whose
+// process (the pid in the name) is gone: ranks killed with SIGKILL cannot
+// remove their own. A live process's directory is never touched.
+void RemoveStaleSocketDirs(const std::string& base);
 
 // A non-blocking listening unix stream socket bound to `path`.
 absl::StatusOr<int> ListenUnix(const std::string& path);

@@ -165,12 +165,6 @@ TEST(ShmTransportTest, ANodeMateThatIsKilledFailsItsOpsAndIsReportedOnce) {
   EXPECT_FALSE(counter.done());
   ASSERT_EQ(kill(child, SIGKILL), 0);
   ASSERT_EQ(waitpid(child, &status, 0), child);
-  // A killed rank cannot remove its socket directory; its job's launcher
-  // (here the test) may.
-  absl::StatusOr<shm::ShmEndpoint> dead = shm::DecodeShmEndpoint(theirs.blob);
-  ASSERT_TRUE(dead.ok());
-  unlink(dead->path.c_str());
-  rmdir(dead->path.substr(0, dead->path.rfind('/')).c_str());
   const absl::Time start = absl::Now();
   absl::Status s = (*t)->Wait(&counter, absl::Now() + absl::Seconds(20));
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
@@ -185,6 +179,20 @@ TEST(ShmTransportTest, ANodeMateThatIsKilledFailsItsOpsAndIsReportedOnce) {
   }
   EXPECT_TRUE((*t)->Shutdown(absl::Now() + absl::Seconds(5)).ok());
   for (int fd : {up[0], up[1], down[0], down[1]}) close(fd);
+  // A killed rank cannot remove its socket directory: the next transport
+  // created on this host does (and leaves the live ones alone).
+  absl::StatusOr<shm::ShmEndpoint> dead = shm::DecodeShmEndpoint(theirs.blob);
+  ASSERT_TRUE(dead.ok());
+  const std::string dead_dir = dead->path.substr(0, dead->path.rfind('/'));
+  struct stat st {};
+  EXPECT_EQ(stat(dead_dir.c_str(), &st), 0) << "the killed rank's directory is gone already?";
+  absl::StatusOr<Cluster> next = Cluster::Start("shm", 2, absl::Seconds(5));
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_NE(stat(dead_dir.c_str(), &st), 0) << dead_dir << " left behind";
+  absl::StatusOr<shm::ShmEndpoint> live = shm::DecodeShmEndpoint(next->blobs[0]);
+  ASSERT_TRUE(live.ok());
+  EXPECT_EQ(stat(live->path.c_str(), &st), 0) << "a live rank's socket was removed";
+  EXPECT_TRUE(next->ShutdownAll().ok());
 }
 
 }  // namespace
