@@ -49,7 +49,8 @@ const std::vector<Row>& Rows() {
       {{"GASP_TRANSPORT", SettingType::kChoice, "auto",
         "Transport for one-sided operations and messages. auto picks verbs where an RDMA "
         "device has an active port, else tcp (the choice and the reason are logged at info). "
-        "shm is not in this build.",
+        "shm: shared-memory rings between the ranks of one host, for jobs whose ranks all "
+        "run on one machine (a rank on another host is refused at connect).",
         "auto|tcp|verbs|shm", 0, 0},
        &Config::transport},
       {{"GASP_TIMEOUT", SettingType::kDuration, "60s",

@@ -19,6 +19,11 @@
 // (READ 4 KiB by "16 B -> 4 KiB", WRITE 4 KiB by "4 KiB -> 8 B", a 4 KiB
 // message echo by "4 KiB -> 4 KiB"), in both bare modes. The waiting mode of gasp's side is GASP_WAIT_MODE.
 //
+// When the runtime's transport is not shm and ranks 0 and 1 share a host,
+// the same gasp rows are measured again over a second, shm transport
+// between the same processes (side_shm.h) and printed beside the first
+// transport's figures.
+//
 //   gasprun -np 2 bazel-bin/benchmarks/rtt_bench [iterations]
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,6 +42,7 @@
 #include "absl/time/clock.h"
 #include "absl/types/span.h"
 #include "benchmarks/echo.h"
+#include "benchmarks/side_shm.h"
 #include "gasp/gasp.h"
 #include "runtime/runtime_internal.h"
 #include "transport/transport.h"
@@ -47,6 +53,7 @@ using gasp::bench::Echo;
 using gasp::bench::MessageRtt;
 using gasp::bench::StopEcho;
 using gasp::bench::TimedMedian;
+namespace transport = gasp::transport;
 
 // What the bare server needs to know per request.
 struct Request {
@@ -199,6 +206,15 @@ int main(int argc, char** argv) {
     });
   }
   gasp::Barrier();  // the rendezvous is published
+  // The shm transport beside the runtime's (unless that is shm already).
+  absl::StatusOr<gasp::bench::SideShm> side = gasp::bench::SideShm{};
+  if (gasp::internal::GetTransport()->name() != "shm") {
+    auto* coh = gasp::internal::GetCoherence();
+    void* home = me == 1 ? reinterpret_cast<void*>(
+                               coh->HomeAddress(1, reinterpret_cast<uint64_t>(target)))
+                         : nullptr;
+    side = gasp::bench::OpenSideShm(home, 8192);
+  }
   if (me == 0) {
     const int fd = Connect(*rv);
     const int back = Connect(*rv);
@@ -257,12 +273,16 @@ int main(int argc, char** argv) {
     std::printf(" %-28s %10.2f %10.2f\n", "16+8 B -> 8 B, 2nd conn", block.two_conns,
                 poll.two_conns);
     std::printf(" %-28s %10s %12s %12s\n", "gasp transport op", "median", "/ blocking", "/ busy-poll");
+    double main_us[8];
+    int k = 0;
     for (const GaspRow& r : rows) {
-      const double g = Gasp(tr, op(r.type, r.bytes), iters);
+      const double g = main_us[k++] = Gasp(tr, op(r.type, r.bytes), iters);
       std::printf(" %-28s %10.2f %11.2fx %11.2fx\n", r.name, g, g / (block.*r.baseline),
                   g / (poll.*r.baseline));
     }
     const double m8 = MessageRtt(tr, 8, iters), m4k = MessageRtt(tr, 4096, iters);
+    main_us[6] = m8;
+    main_us[7] = m4k;
     std::printf(" %-28s %10.2f %11.2fx %11.2fx\n", "message 8 B echo", m8, m8 / block.small,
                 m8 / poll.small);
     std::printf(" %-28s %10s %11.2fx %11.2fx\n", "  / bare echo on 2 conns", "",
@@ -270,12 +290,40 @@ int main(int argc, char** argv) {
     std::printf(" %-28s %10.2f %11.2fx %11.2fx\n", "message 4 KiB echo", m4k, m4k / block.echo4k,
                 m4k / poll.echo4k);
     StopEcho(tr);
+    if (side.ok() && side->transport != nullptr) {
+      transport::Transport* st = side->transport.get();
+      std::printf(" %-28s %10s %12s\n", "same ops over shm", "median", "/ first");
+      k = 0;
+      for (const GaspRow& r : rows) {
+        gasp::transport::Op o = op(r.type, r.bytes);
+        o.remote_addr = side->target_addr;
+        o.rkey = side->rkey;
+        const double g = Gasp(st, o, iters);
+        std::printf(" shm %-24s %10.2f %11.2fx\n", r.name, g, g / main_us[k++]);
+      }
+      const double s8 = MessageRtt(st, 8, iters), s4k = MessageRtt(st, 4096, iters);
+      std::printf(" shm %-24s %10.2f %11.2fx\n", "message 8 B echo", s8, s8 / main_us[6]);
+      std::printf(" shm %-24s %10.2f %11.2fx\n", "message 4 KiB echo", s4k, s4k / main_us[7]);
+      StopEcho(st);
+    } else {
+      std::printf("# shm rows: %s\n", side.ok() ? "the job already runs on shm"
+                                                : side.status().ToString().c_str());
+    }
     Request stop{0, 0, 0, 0};
     (void)SendAll(fd, &stop, sizeof(stop));
     close(back);
     close(fd);
   }
-  if (me == 1) Echo(gasp::internal::GetTransport());
+  if (me == 1) {
+    Echo(gasp::internal::GetTransport());
+    if (side.ok() && side->transport != nullptr) Echo(side->transport.get());
+  }
+  if (gasp::internal::GetTransport()->name() != "shm") {
+    gasp::Barrier();  // neither side leaves while the other still measures
+    if (side.ok() && side->transport != nullptr) {
+      (void)side->transport->Shutdown(absl::Now() + absl::Seconds(5));
+    }
+  }
   if (server.joinable()) server.join();
   return rt->Finalize();
 }

@@ -96,8 +96,9 @@ run_job "$TMP/dict.log" 180 "$GASPRUN" -np 3 "$DICT"
 [ "$RC" = 0 ] && grep -q "verified" "$TMP/dict.log" && ok "examples/dictionary under gasprun -np 3" || { bad "dictionary: rc=$RC"; tail -20 "$TMP/dict.log"; }
 expect_in "$TMP/dict.log" "InsertTree passed a 1000-node tree by reference in one call" "dictionary: a whole tree by reference"
 # The function-shipping servers listen where the peers are, not on every
-# interface (GASP_TCP_ADDR=0.0.0.0 would ask for that).
-"$GASPRUN" -np 3 "$DICT" 2000 >"$TMP/dict-bind.log" 2>&1 &
+# interface (GASP_TCP_ADDR=0.0.0.0 would ask for that). On the tcp
+# transport, whose listeners are counted too (shm's are unix sockets).
+GASP_TRANSPORT=tcp "$GASPRUN" -np 3 "$DICT" 2000 >"$TMP/dict-bind.log" 2>&1 &
 job=$!
 addrs=$(watch_listeners dictionary 4)
 wait "$job"

@@ -212,6 +212,17 @@ TEST_P(ConformanceTest, UnreachablePeerAfterConnectRetries) {
 }
 
 // --- Malformed input from the network (tcp wire format) -------------------
+// tcp listens on TCP, shm on its unix socket; both speak the handshake of
+// tcp_wire.h there. verbs connects through the RDMA CM (verbs_setup_test.cc
+// and verbs_cm_proof_test.cc cover its private data).
+
+// Skips (with the reason printed) a backend without a raw handshake socket.
+bool SkipWithoutRawWire(const EndpointBlob& blob) {
+  if (testing::BlobSession(blob) != 0) return false;
+  std::printf("[ SKIPPED  ] no tcp-style handshake socket: the verbs backend connects through "
+              "the RDMA CM (verbs_setup_test.cc, verbs_cm_proof_test.cc)\n");
+  return true;
+}
 
 using testing::ClosedByPeer;
 using testing::RawConnect;
@@ -221,7 +232,7 @@ void WriteBytes(int fd, const void* data, size_t n) {
 }
 
 TEST_P(ConformanceTest, MalformedBytesDropTheConnectionOnly) {
-  if (!tcp::DecodeEndpoint(cluster_.blobs[0]).ok()) GTEST_SKIP() << "not a tcp endpoint";
+  if (SkipWithoutRawWire(cluster_.blobs[0])) GTEST_SKIP() << "no raw handshake socket";
   WarmUp();
   std::vector<std::vector<uint8_t>> attacks;
   // Garbage.
@@ -235,7 +246,7 @@ TEST_P(ConformanceTest, MalformedBytesDropTheConnectionOnly) {
   // HELLO with the wrong job size, HELLO with a wrong session nonce, a
   // right HELLO followed by a request instead of a PROOF, and by a PROOF
   // that is not a MAC with the job's secret.
-  const uint64_t session1 = tcp::DecodeEndpoint(cluster_.blobs[1])->nonce;
+  const uint64_t session1 = testing::BlobSession(cluster_.blobs[1]);
   tcp::FrameHeader read_req;
   read_req.type = tcp::FrameType::kReadReq;
   read_req.req_id = 1;
@@ -293,10 +304,11 @@ TEST_P(ConformanceTest, MalformedBytesDropTheConnectionOnly) {
 }
 
 TEST_P(ConformanceTest, ProtocolErrorFromAKnownPeerFailsItsOps) {
-  if (!tcp::DecodeEndpoint(cluster_.blobs[0]).ok()) GTEST_SKIP() << "not a tcp endpoint";
+  if (SkipWithoutRawWire(cluster_.blobs[0])) GTEST_SKIP() << "no raw handshake socket";
   // Rank 0 connects to rank 2 (so it has ops outstanding there), but rank 2
   // never connects to rank 0: a raw socket does, posing as rank 2, and
-  // then sends a corrupt frame.
+  // then sends a corrupt frame (tcp) or hands over rings holding a corrupt
+  // record (shm).
   uint64_t v = 0;
   ASSERT_TRUE(ExecuteFor(T(0), {ReadOp(2, &v, 8, RAddr(2, 0), Key(2))}).ok());
   if (!testing::PauseForTest(&T(2), true).ok()) GTEST_SKIP() << "backend has no pause hook";
@@ -307,11 +319,15 @@ TEST_P(ConformanceTest, ProtocolErrorFromAKnownPeerFailsItsOps) {
   ASSERT_GE(fd, 0);
   tcp::HandshakeTranscript t;
   bool acceptor_ok = false;
-  ASSERT_TRUE(testing::RawHandshake(fd, 2, kRanks, tcp::DecodeEndpoint(cluster_.blobs[2])->nonce,
-                                    0, testing::TestJobSecret(), true, &t, &acceptor_ok));
+  ASSERT_TRUE(testing::RawHandshake(fd, 2, kRanks, testing::BlobSession(cluster_.blobs[2]), 0,
+                                    testing::TestJobSecret(), true, &t, &acceptor_ok));
   EXPECT_TRUE(acceptor_ok);
-  const uint8_t garbage[tcp::kFrameHeaderSize] = {0x53, 0x47, 1, 200};
-  WriteBytes(fd, garbage, sizeof(garbage));
+  if (GetParam() == "shm") {
+    ASSERT_TRUE(testing::RawShmGarbageRecord(fd));
+  } else {
+    const uint8_t garbage[tcp::kFrameHeaderSize] = {0x53, 0x47, 1, 200};
+    WriteBytes(fd, garbage, sizeof(garbage));
+  }
   EXPECT_TRUE(ClosedByPeer(fd));
   close(fd);
 

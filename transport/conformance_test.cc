@@ -18,7 +18,7 @@ TEST_P(ConformanceTest, CapabilitiesAndName) {
     EXPECT_EQ(T(0).name(), "verbs");
   } else {
     EXPECT_TRUE(caps.cpu_atomics_coherent);
-    EXPECT_THAT(T(0).name(), HasSubstr("tcp"));
+    EXPECT_THAT(T(0).name(), HasSubstr(GetParam() == "shm" ? "shm" : "tcp"));
   }
   EXPECT_GE(caps.max_op_bytes, size_t{1} << 20);
   EXPECT_EQ(T(2).rank(), 2);
@@ -527,7 +527,8 @@ TEST_P(ConformanceTest, RecvTimeoutNamesTagAndPeer) {
 // Every backend (and decorator set-up) the suite runs on. "verbs" skips
 // (with the reason) where there is no RDMA device.
 const std::vector<std::string>& Backends() {
-  static const auto* names = new std::vector<std::string>{"tcp", "faulty_passthrough", "verbs"};
+  static const auto* names = new std::vector<std::string>{"tcp", "faulty_passthrough", "shm",
+                                                                "verbs"};
   return *names;
 }
 

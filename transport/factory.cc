@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/log.h"
+#include "transport/shm_transport.h"
 #include "transport/tcp_transport.h"
 #include "transport/verbs_transport.h"
 
@@ -20,7 +21,7 @@ std::string DefaultHostAddress() {
 
 
 std::vector<std::string> AvailableTransports() {
-  std::vector<std::string> names = {"tcp"};
+  std::vector<std::string> names = {"tcp", "shm"};
   if (VerbsDeviceAvailable(nullptr)) names.push_back("verbs");
   return names;
 }
@@ -48,10 +49,7 @@ absl::StatusOr<std::unique_ptr<Transport>> CreateTransport(const std::string& na
     GASP_LOG(Info) << "GASP_TRANSPORT=verbs: " << reason;
     return CreateVerbsTransport(options, VerbsOptionsFrom(options));
   }
-  if (name == "shm") {
-    return absl::UnimplementedError(absl::StrFormat(
-        "the %s backend is not in this build; set GASP_TRANSPORT=tcp (or auto)", name));
-  }
+  if (name == "shm") return CreateShmTransport(options);
   return absl::InvalidArgumentError(absl::StrFormat(
       "unknown transport '%s' (GASP_TRANSPORT); this build has: auto, %s", name,
       absl::StrJoin(AvailableTransports(), ", ")));

@@ -21,8 +21,10 @@ namespace transport {
 //           verbs_transport.h) when such a device exists; otherwise
 //           Unavailable "GASP_TRANSPORT=verbs but no RDMA device
 //           (ibv_get_device_list: ...); use GASP_TRANSPORT=tcp".
-// "shm" is recognised but not in this build: Unimplemented, with a hint to
-// set GASP_TRANSPORT=tcp. Any other name: InvalidArgument listing the
+//   "shm"   the shared-memory backend for jobs whose ranks all run on this
+//           host (shm_transport.h); Connect refuses blobs of ranks on
+//           another host with a hint to use tcp or auto.
+// Any other name: InvalidArgument listing the
 // available ones. Creation errors of the backend itself (e.g. GASP_TCP_PORT
 // in use) are returned as they are.
 absl::StatusOr<std::unique_ptr<Transport>> CreateTransport(const std::string& name,

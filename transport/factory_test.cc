@@ -38,11 +38,18 @@ TEST(FactoryTest, TcpGivesTcpAndAutoPicksVerbsOnlyWithADevice) {
   EXPECT_TRUE((*t)->Shutdown(absl::Now() + absl::Seconds(5)).ok());
 }
 
-TEST(FactoryTest, ShmIsUnimplementedWithAHint) {
+TEST(FactoryTest, ShmGivesShmAndNeedsAJobSecret) {
   absl::StatusOr<std::unique_ptr<Transport>> t = CreateTransport("shm", Loopback());
-  EXPECT_EQ(t.status().code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(t.status().message()), HasSubstr("the shm backend is not in this build"));
-  EXPECT_THAT(std::string(t.status().message()), HasSubstr("GASP_TRANSPORT=tcp"));
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ((*t)->name(), "shm");
+  EXPECT_TRUE((*t)->capabilities().cpu_atomics_coherent);
+  EXPECT_TRUE((*t)->Shutdown(absl::Now() + absl::Seconds(5)).ok());
+  EXPECT_THAT(AvailableTransports(), Contains("shm"));
+  TransportOptions o = Loopback();
+  o.job_secret.clear();
+  t = CreateTransport("shm", o);
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("job secret"));
 }
 
 TEST(FactoryTest, VerbsWithoutADeviceSaysWhyAndAutoStaysOnTcp) {

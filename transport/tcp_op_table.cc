@@ -1,5 +1,9 @@
 #include "transport/tcp_op_table.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
 #include <algorithm>
 
 #include "transport/deadline_wait.h"
@@ -140,6 +144,33 @@ std::vector<int> OpTable::PendingPeers(const CompletionCounter* counter) {
 size_t OpTable::live() const {
   std::lock_guard<std::mutex> l(free_mu_);
   return capacity_ - free_.size();
+}
+
+absl::Status WaitForCompletions(CompletionCounter* counter, absl::Time deadline, OpTable& ops,
+                                absl::string_view backend, absl::Duration timeout,
+                                absl::FunctionRef<std::string(int)> peer_name) {
+  while (!counter->done()) {
+    const uint32_t pending = counter->pending();
+    if (pending == 0) break;
+    if (absl::Now() >= deadline) {
+      const std::vector<int> peers = ops.PendingPeers(counter);
+      ops.Abandon(counter);
+      if (counter->done()) break;
+      std::vector<std::string> names;
+      for (int p : peers) names.push_back(peer_name(p));
+      return absl::DeadlineExceededError(absl::StrFormat(
+          "%d operation(s) on the %s transport not completed before the deadline%s "
+          "(GASP_TIMEOUT=%s)",
+          counter->pending(), backend,
+          names.empty() ? "" : absl::StrCat("; no reply from ", absl::StrJoin(names, ", ")),
+          absl::FormatDuration(timeout)));
+    }
+    counter->SleepWhile(pending, deadline);
+  }
+  if (counter->first_error() != CompletionCode::kSuccess) {
+    return CompletionError(counter->first_error(), counter->error_peer(), counter->error_wr_id());
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace tcp

@@ -19,8 +19,12 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "transport/transport.h"
 
@@ -100,6 +104,15 @@ class OpTable {
   std::vector<uint32_t> free_ ABSL_GUARDED_BY(free_mu_);  // reserved to capacity_
   int waiters_ ABSL_GUARDED_BY(free_mu_) = 0;
 };
+
+// Waits until `counter` is done, sleeping on it (GASP_WAIT_MODE) while
+// another thread completes its ops from `ops`. At `deadline` abandons them
+// and returns DeadlineExceeded naming the peers that owe a reply
+// (`peer_name`) and GASP_TIMEOUT (`timeout`) of the `backend` ("tcp").
+// Otherwise OK, or the first failed op's CompletionError.
+absl::Status WaitForCompletions(CompletionCounter* counter, absl::Time deadline, OpTable& ops,
+                                absl::string_view backend, absl::Duration timeout,
+                                absl::FunctionRef<std::string(int)> peer_name);
 
 // Parts of a req_id.
 inline uint32_t ReqIdIndex(uint64_t req_id) { return static_cast<uint32_t>(req_id); }

@@ -23,6 +23,7 @@
 #include "base/thread.h"
 #include "base/wait.h"
 #include "transport/deadline_wait.h"
+#include "transport/op_checks.h"
 #include "transport/tcp_socket.h"
 #include "transport/tcp_transport_impl.h"
 
@@ -42,92 +43,14 @@ constexpr size_t kRingInitialFrames = 64;
 constexpr int kFlushIov = 64;
 constexpr int kMaxEvents = 64;
 
-const char* OpName(OpType type) {
-  switch (type) {
-    case OpType::kRead: return "READ";
-    case OpType::kWrite: return "WRITE";
-    case OpType::kCompareSwap: return "CAS";
-    case OpType::kFetchAdd: return "FETCH_ADD";
-  }
-  return "?";
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------
 // Posting (application threads)
 
-absl::Status TcpTransport::ValidateOp(const Op& op, size_t index) const {
-  const auto bad = [&](const std::string& what) {
-    return absl::InvalidArgumentError(absl::StrFormat("op %d (%s, wr_id %d) to rank %d: %s", index,
-                                                      OpName(op.type), op.wr_id, op.peer, what));
-  };
-  if (op.peer < 0 || op.peer >= size_) {
-    return bad(absl::StrFormat("peer out of range [0, %d)", size_));
-  }
-  switch (op.type) {
-    case OpType::kRead:
-    case OpType::kWrite:
-      if (op.length > kMaxOpBytes) {
-        return bad(absl::StrFormat("%d bytes exceed max_op_bytes (%d); split the transfer",
-                                   op.length, kMaxOpBytes));
-      }
-      if (op.length > 0 && op.local == nullptr) return bad("null local buffer");
-      if (op.remote_addr + op.length < op.remote_addr) return bad("remote range wraps around");
-      return absl::OkStatus();
-    case OpType::kCompareSwap:
-    case OpType::kFetchAdd:
-      if (op.remote_addr % 8 != 0) {
-        return bad(absl::StrFormat("remote address 0x%x is not 8-byte aligned", op.remote_addr));
-      }
-      return absl::OkStatus();
-  }
-  return bad("unknown op type");
-}
-
-CompletionCode TcpTransport::ExecuteLocal(const Op& op) {
-  // Ops to self get exactly the checks a peer's request gets.
-  uint8_t* p = nullptr;
-  uint32_t pin = 0;
-  switch (op.type) {
-    case OpType::kRead:
-    case OpType::kWrite: {
-      const bool read = op.type == OpType::kRead;
-      const CompletionCode code = regions_.Pin(op.rkey.packed, op.remote_addr, op.length,
-                                               read ? kRemoteRead : kRemoteWrite, &p, &pin);
-      if (code != CompletionCode::kSuccess) return code;
-      if (op.length > 0) {
-        // memmove: the local buffer may itself lie in the registered region.
-        if (read) {
-          std::memmove(op.local, p, op.length);
-        } else {
-          std::memmove(p, op.local, op.length);
-        }
-      }
-      regions_.Unpin(pin);
-      return CompletionCode::kSuccess;
-    }
-    case OpType::kCompareSwap:
-    case OpType::kFetchAdd: {
-      uint64_t old = 0;
-      const CompletionCode code =
-          regions_.Atomic(op.type, op.rkey.packed, op.remote_addr, op.compare, op.operand, &old);
-      if (code == CompletionCode::kSuccess && op.local != nullptr) {
-        std::memcpy(op.local, &old, sizeof(old));
-      }
-      return code;
-    }
-  }
-  return CompletionCode::kLocalError;
-}
-
 absl::Status TcpTransport::Post(absl::Span<const Op> ops, CompletionCounter* counter) {
-  if (counter == nullptr) return absl::InvalidArgumentError("Post: null completion counter");
-  bool remote = false;
-  for (size_t i = 0; i < ops.size(); ++i) {
-    GASP_RETURN_IF_ERROR(ValidateOp(ops[i], i));
-    remote |= ops[i].peer != rank_;
-  }
+  GASP_ASSIGN_OR_RETURN(const bool remote,
+                        ValidateBatch(ops, counter, rank_, size_, kMaxOpBytes));
   const bool running = state_.load() == static_cast<int>(TransportState::kRunning);
   if (remote && running && !connected_.load(std::memory_order_acquire)) {
     return absl::FailedPreconditionError(
@@ -136,25 +59,8 @@ absl::Status TcpTransport::Post(absl::Span<const Op> ops, CompletionCounter* cou
   }
   if (ops.empty()) return absl::OkStatus();
   NotePost(ops, counter);
-  counter->Expect(static_cast<uint32_t>(ops.size()));
-  StatAdd(Counter::kRemoteOps, ops.size());
-  if (!running) {
-    for (const Op& op : ops) counter->Complete(op.peer, op.wr_id, CompletionCode::kFlushed);
-    return absl::OkStatus();
-  }
-  size_t i = 0;
-  while (i < ops.size()) {
-    const int peer = ops[i].peer;
-    if (peer == rank_) {
-      counter->Complete(peer, ops[i].wr_id, ExecuteLocal(ops[i]));
-      ++i;
-      continue;
-    }
-    size_t j = i + 1;
-    while (j < ops.size() && ops[j].peer == peer) ++j;
-    PostToPeer(peer, ops.subspan(i, j - i), counter);
-    i = j;
-  }
+  DispatchBatch(ops, counter, rank_, running, regions_,
+                [&](int peer, absl::Span<const Op> run) { PostToPeer(peer, run, counter); });
   return absl::OkStatus();
 }
 
@@ -283,43 +189,15 @@ absl::Status TcpTransport::Wait(CompletionCounter* counter, absl::Time deadline)
   // WaitWhileEqual).
   if (!counter->done()) WaitDirect(counter, deadline);
   if (!counter->done()) WatchParked();
-  while (!counter->done()) {
-    const uint32_t pending = counter->pending();
-    if (pending == 0) break;
-    if (absl::Now() >= deadline) {
-      const std::vector<int> peers = ops_.PendingPeers(counter);
-      Abandon(counter);
-      if (counter->done()) break;
-      std::vector<std::string> names;
-      for (int p : peers) names.push_back(PeerName(p));
-      return absl::DeadlineExceededError(absl::StrFormat(
-          "%d operation(s) on the tcp transport not completed before the deadline%s "
-          "(GASP_TIMEOUT=%s)",
-          counter->pending(),
-          names.empty() ? "" : absl::StrCat("; no reply from ", absl::StrJoin(names, ", ")),
-          absl::FormatDuration(timeout_)));
-    }
-    counter->SleepWhile(pending, deadline);
-  }
-  if (counter->first_error() != CompletionCode::kSuccess) {
-    return CompletionError(counter->first_error(), counter->error_peer(), counter->error_wr_id());
-  }
-  return absl::OkStatus();
+  return WaitForCompletions(counter, deadline, ops_, "tcp", timeout_,
+                            [this](int peer) { return PeerName(peer); });
 }
 
 // ---------------------------------------------------------------------------
 // Messages
 
 absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) {
-  if (peer < 0 || peer >= size_) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("Send to rank %d: out of range [0, %d)", peer, size_));
-  }
-  if (payload.size() > kMaxMessageBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "Send to %s: %d bytes exceed the message limit of %d", PeerName(peer), payload.size(),
-        kMaxMessageBytes));
-  }
+  GASP_RETURN_IF_ERROR(ValidateSend(peer, size_, payload.size(), PeerName(peer)));
   if (state_.load() != static_cast<int>(TransportState::kRunning)) {
     return absl::FailedPreconditionError("tcp transport: Send after Shutdown");
   }
@@ -355,10 +233,7 @@ absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t
 }
 
 absl::StatusOr<Message> TcpTransport::Recv(uint32_t tag, int from, absl::Time deadline) {
-  if (from != kAnyPeer && (from < 0 || from >= size_)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("Recv from rank %d: out of range [0, %d)", from, size_));
-  }
+  GASP_RETURN_IF_ERROR(ValidateRecvFrom(from, size_));
   std::unique_lock<std::mutex> l(inbox_mu_);
   bool tried_direct = false;
   while (true) {
@@ -427,15 +302,7 @@ void TcpTransport::ProgressLoop() {
   thread_id_.store(std::this_thread::get_id());
   epoll_event events[kMaxEvents];
   while (!stop_.load(std::memory_order_acquire)) {
-    if (pause_requested_.load(std::memory_order_acquire)) {
-      std::unique_lock<std::mutex> l(pause_mu_);
-      if (pause_requested_.load(std::memory_order_relaxed)) {
-        parked_ = true;
-        pause_cv_.notify_all();
-        pause_cv_.wait(l, [this] { return !pause_requested_.load(std::memory_order_relaxed); });
-        parked_ = false;
-      }
-    }
+    pause_.Park();
     if (stop_.load(std::memory_order_acquire)) break;
     // Blocks until there is work: no spinning, even with idle peers. With
     // connections whose HELLO is due, wakes for the next deadline.
@@ -490,7 +357,7 @@ void TcpTransport::ProgressLoop() {
     if (closes_pending_.exchange(false)) RunPendingCloses();
     if (served) last_event_ = absl::Now();
     ReapClosedIncoming();
-    DeliverNotifications();
+    failures_.Deliver();
   }
 }
 

@@ -47,6 +47,8 @@
 #include "absl/time/time.h"
 #include "base/accept_guard.h"
 #include "base/log_limit.h"
+#include "transport/pause_gate.h"
+#include "transport/peer_failures.h"
 #include "transport/tcp_op_table.h"
 #include "transport/tcp_region_table.h"
 #include "transport/tcp_transport.h"
@@ -184,7 +186,6 @@ inline constexpr uint32_t kParkedEvents = EPOLLRDHUP | EPOLLET;
 inline thread_local const Conn* tl_direct_conn = nullptr;
 inline bool ReadingDirectly(const Conn* c) { return tl_direct_conn == c; }
 
-enum class PeerState : int { kAlive, kDeparted, kFailed };
 enum class TransportState : int { kRunning, kShutdown, kCrashed };
 
 class TcpTransport final : public Transport {
@@ -227,8 +228,6 @@ class TcpTransport final : public Transport {
     std::string name;  // "rank 3 (host:pid)"
     std::mutex connect_mu;  // serializes lazy connection set-up
     std::atomic<Conn*> out{nullptr};
-    std::atomic<int> state{static_cast<int>(PeerState::kAlive)};
-    std::atomic<uint8_t> fail_code{static_cast<uint8_t>(CompletionCode::kSuccess)};
     // Set by the progress thread once the peer's HELLO and PROOF checked
     // out; read by application threads that read it directly.
     std::atomic<Conn*> in{nullptr};
@@ -257,15 +256,11 @@ class TcpTransport final : public Transport {
   bool MarkPeerDeparted(int peer);
   // Completion code for ops to `peer` given its state (kSuccess if alive).
   CompletionCode PeerFailCode(int peer) const;
-  void QueueNotification(int peer, absl::Status status);
-  void DeliverNotifications();
   void Wake();
   void CloseAllSockets(bool abrupt, absl::Time deadline, absl::Status* status);
   bool OnProgressThread() const;
 
   // ---- data path (tcp_transport_datapath.cc) ----
-  absl::Status ValidateOp(const Op& op, size_t index) const;
-  CompletionCode ExecuteLocal(const Op& op);
   void PostToPeer(int peer, absl::Span<const Op> ops, CompletionCounter* counter);
   void SendRequests(Conn* conn, int peer, absl::Span<const Op> ops, const uint64_t* req_ids);
   // Sends under the connection's send mutex; on failure breaks the
@@ -363,6 +358,8 @@ class TcpTransport final : public Transport {
   EndpointBlob local_blob_;
   std::unique_ptr<Peer[]> peers_;
 
+  // Peer states; failure notifications are delivered by the progress thread.
+  PeerFailures failures_;
   OpTable ops_;
   RegionTable regions_;
 
@@ -374,12 +371,7 @@ class TcpTransport final : public Transport {
   std::atomic<bool> stop_{false};
 
   // Pausing (test hook).
-  std::mutex pause_mu_;
-  std::condition_variable pause_cv_;
-  // Test hook (PauseForTest): written under pause_mu_, atomic so that the
-  // progress loop tests it without taking the lock on every iteration.
-  std::atomic<bool> pause_requested_{false};
-  bool parked_ ABSL_GUARDED_BY(pause_mu_) = false;
+  PauseGate pause_;
 
   // Outgoing connections (never freed before the destructor).
   std::mutex conns_mu_;
@@ -423,10 +415,6 @@ class TcpTransport final : public Transport {
   // looks at the inbox only when it changed.
   std::atomic<uint64_t> inbox_seq_{0};
 
-  // Failure notifications, delivered by the progress thread.
-  std::mutex handler_mu_;
-  PeerFailureHandler handler_ ABSL_GUARDED_BY(handler_mu_);
-  std::vector<std::pair<int, absl::Status>> notifications_ ABSL_GUARDED_BY(handler_mu_);
 };
 
 }  // namespace tcp

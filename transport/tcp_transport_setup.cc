@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/status.h"
 #include "transport/deadline_wait.h"
+#include "transport/stream_handshake.h"
 #include "transport/tcp_socket.h"
 #include "transport/tcp_transport_impl.h"
 
@@ -83,6 +84,7 @@ TcpTransport::TcpTransport(const TransportOptions& options, const TcpTransportOp
       nonce_(RandomNonce()),
       secret_(options.job_secret),
       peers_(new Peer[static_cast<size_t>(options.size)]),
+      failures_(options.size, "tcp"),
       ops_(tcp.max_outstanding_ops, options.size),
       regions_(tcp.max_regions),
       accept_guard_("tcp transport"),
@@ -207,11 +209,7 @@ absl::Status TcpTransport::StartProgressThread() {
 void TcpTransport::StopProgressThread() {
   if (!thread_.joinable()) return;
   stop_.store(true, std::memory_order_release);
-  {
-    std::lock_guard<std::mutex> l(pause_mu_);
-    pause_requested_ = false;
-  }
-  pause_cv_.notify_all();
+  pause_.Release();
   Wake();
   thread_.join();
 }
@@ -346,54 +344,14 @@ absl::StatusOr<int> TcpTransport::Dial(int peer, absl::Time deadline) {
 
 absl::Status TcpTransport::Handshake(int peer, int fd, absl::Time deadline) {
   SetNoDelay(fd);
-  HandshakeTranscript t;
-  t.size = static_cast<uint64_t>(size_);
-  t.connector_rank = static_cast<uint64_t>(rank_);
-  t.acceptor_rank = static_cast<uint64_t>(peer);
-  t.connector_session = nonce_;
-  t.connector_nonce = RandomU64();
-  uint8_t hello[kFrameHeaderSize];
-  EncodeHeader(HelloFrame(rank_, size_, nonce_, t.connector_nonce), hello);
-  iovec iov{hello, sizeof(hello)};
-  GASP_RETURN_IF_ERROR(SendAll(fd, &iov, 1, deadline));
-  // The acceptor answers with its HELLO and its PROOF at once.
-  uint8_t reply[2 * kFrameHeaderSize];
-  absl::Status s = RecvExact(fd, reply, sizeof(reply), deadline);
-  if (!s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("no HELLO and PROOF in reply (", s.message(),
-                                                "); the peer refused the connection, see its log"));
-  }
-  GASP_ASSIGN_OR_RETURN(FrameHeader h, DecodeHeader(absl::MakeConstSpan(reply, kFrameHeaderSize)));
-  GASP_ASSIGN_OR_RETURN(FrameHeader p,
-                        DecodeHeader(absl::MakeConstSpan(reply + kFrameHeaderSize, kFrameHeaderSize)));
+  HandshakeSelf self;
+  self.rank = rank_;
+  self.size = size_;
+  self.session = nonce_;
+  self.secret = absl::Span<const uint8_t>(reinterpret_cast<const uint8_t*>(secret_.data()),
+                                          secret_.size());
   const TcpEndpoint& e = peers_[peer].endpoint;
-  if (h.type != FrameType::kHello || p.type != FrameType::kProof) {
-    return absl::DataLossError(absl::StrFormat("expected HELLO and PROOF in reply, got %s and %s",
-                                               FrameTypeName(h.type), FrameTypeName(p.type)));
-  }
-  if (h.operand != static_cast<uint64_t>(peer) || h.remote_addr != static_cast<uint64_t>(size_) ||
-      h.compare != e.nonce) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "the process at %s is not this job's rank %d (it says rank %d of %d, session %x, "
-        "expected session %x): a stale process may hold the port",
-        FormatAddress(e.ipv4, e.port), peer, h.operand, h.remote_addr, h.compare, e.nonce));
-  }
-  t.acceptor_session = h.compare;
-  t.acceptor_nonce = h.req_id;
-  const absl::Span<const uint8_t> key(reinterpret_cast<const uint8_t*>(secret_.data()),
-                                      secret_.size());
-  const Mac theirs = ProofOf(p);
-  if (!MacEqual(theirs.data(), HandshakeMac(key, /*acceptor=*/true, t).data())) {
-    return absl::PermissionDeniedError(absl::StrFormat(
-        "the process at %s answers as rank %d but does not know this job's secret (a process "
-        "of another job holds the port, or the ranks were not started by one launcher: start "
-        "every rank with the same gasprun, mpirun or srun)",
-        FormatAddress(e.ipv4, e.port), peer));
-  }
-  uint8_t proof[kFrameHeaderSize];
-  EncodeHeader(ProofFrame(HandshakeMac(key, /*acceptor=*/false, t)), proof);
-  iovec piov{proof, sizeof(proof)};
-  return SendAll(fd, &piov, 1, deadline);
+  return ConnectorHandshake(fd, self, peer, e.nonce, FormatAddress(e.ipv4, e.port), deadline);
 }
 
 absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
@@ -456,70 +414,24 @@ absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
   return c;
 }
 
-CompletionCode TcpTransport::PeerFailCode(int peer) const {
-  const auto state = static_cast<PeerState>(peers_[peer].state.load(std::memory_order_acquire));
-  switch (state) {
-    case PeerState::kAlive: return CompletionCode::kSuccess;
-    case PeerState::kDeparted: return CompletionCode::kPeerUnreachable;
-    case PeerState::kFailed: {
-      const auto code = static_cast<CompletionCode>(peers_[peer].fail_code.load());
-      return code == CompletionCode::kSuccess ? CompletionCode::kPeerUnreachable : code;
-    }
-  }
-  return CompletionCode::kPeerUnreachable;
-}
+CompletionCode TcpTransport::PeerFailCode(int peer) const { return failures_.FailCode(peer); }
 
 bool TcpTransport::MarkPeerFailed(int peer, CompletionCode code, const absl::Status& why) {
-  int expected = static_cast<int>(PeerState::kAlive);
-  if (!peers_[peer].state.compare_exchange_strong(expected, static_cast<int>(PeerState::kFailed))) {
-    return false;
-  }
-  peers_[peer].fail_code.store(static_cast<uint8_t>(code));
-  if (code == CompletionCode::kProtocolError) {
-    GASP_LOG(Error) << "tcp transport: " << why.message() << "; closed its connections";
-  } else {
-    GASP_LOG(Warn) << "tcp transport: " << why.message();
-  }
-  QueueNotification(peer, why);
+  if (!failures_.MarkFailed(peer, code, why)) return false;
+  if (!OnProgressThread()) Wake();  // the progress thread delivers the notification
   WakeAllReceivers();  // a Recv waiting for this peer returns now
   return true;
 }
 
 bool TcpTransport::MarkPeerDeparted(int peer) {
-  int expected = static_cast<int>(PeerState::kAlive);
-  if (!peers_[peer].state.compare_exchange_strong(expected,
-                                                  static_cast<int>(PeerState::kDeparted))) {
-    return false;
-  }
+  if (!failures_.MarkDeparted(peer)) return false;
   GASP_LOG(Debug) << "tcp transport: " << PeerName(peer) << " said goodbye";
   WakeAllReceivers();
   return true;
 }
 
-void TcpTransport::QueueNotification(int peer, absl::Status status) {
-  {
-    std::lock_guard<std::mutex> l(handler_mu_);
-    notifications_.emplace_back(peer, Detached(status));
-  }
-  if (!OnProgressThread()) Wake();
-}
-
-void TcpTransport::DeliverNotifications() {
-  std::vector<std::pair<int, absl::Status>> todo;
-  PeerFailureHandler handler;
-  {
-    std::lock_guard<std::mutex> l(handler_mu_);
-    if (notifications_.empty()) return;
-    todo.swap(notifications_);
-    handler = handler_;
-  }
-  if (!handler) return;  // already logged when the failure was detected
-  for (const auto& [peer, status] : todo) handler(peer, status);
-}
-
 void TcpTransport::SetPeerFailureHandler(PeerFailureHandler handler) {
-  std::lock_guard<std::mutex> l(handler_mu_);
-  handler_ = std::move(handler);
+  failures_.SetHandler(std::move(handler));
 }
 
 absl::StatusOr<Region> TcpTransport::Register(void* addr, size_t length, uint32_t access) {
@@ -640,10 +552,7 @@ absl::Status TcpTransport::Shutdown(absl::Time deadline) {
   absl::Status status;
   CloseAllSockets(/*abrupt=*/false, deadline, &status);
   const int flushed = ops_.FailPeer(-1, CompletionCode::kFlushed);
-  {
-    std::lock_guard<std::mutex> l(handler_mu_);
-    notifications_.clear();
-  }
+  failures_.Clear();
   WakeAllReceivers();
   GASP_LOG(Info) << "tcp transport: rank " << rank_ << " shut down (" << flushed
                  << " outstanding op(s) flushed)";
@@ -659,10 +568,7 @@ absl::Status TcpTransport::Crash() {
   StopProgressThread();
   CloseAllSockets(/*abrupt=*/true, absl::Now(), nullptr);
   ops_.FailPeer(-1, CompletionCode::kFlushed);
-  {
-    std::lock_guard<std::mutex> l(handler_mu_);
-    notifications_.clear();
-  }
+  failures_.Clear();
   WakeAllReceivers();
   return absl::OkStatus();
 }
@@ -671,17 +577,7 @@ absl::Status TcpTransport::PauseProgress(bool paused) {
   if (state_.load() != static_cast<int>(TransportState::kRunning) || !thread_.joinable()) {
     return absl::FailedPreconditionError("tcp transport is not running");
   }
-  std::unique_lock<std::mutex> l(pause_mu_);
-  pause_requested_.store(paused, std::memory_order_release);
-  if (!paused) {
-    pause_cv_.notify_all();
-    return absl::OkStatus();
-  }
-  Wake();
-  if (!WaitUntil(pause_cv_, l, absl::Now() + timeout_, [this] { return parked_; })) {
-    return absl::DeadlineExceededError("progress thread did not park");
-  }
-  return absl::OkStatus();
+  return pause_.Set(paused, [this] { Wake(); }, absl::Now() + timeout_);
 }
 
 }  // namespace tcp

@@ -284,9 +284,7 @@ bool operator==(const TcpEndpoint& a, const TcpEndpoint& b) {
 EndpointBlob EncodeEndpoint(const TcpEndpoint& e) {
   EndpointBlob blob;
   uint8_t* p = blob.bytes;
-  PutLe32(p + 0, kBlobMagic);
-  PutLe16(p + 4, static_cast<uint16_t>(BlobBackend::kTcp));
-  PutLe16(p + 6, kBlobVersion);
+  EncodeBlobPrefix(BlobBackend::kTcp, kBlobVersion, &blob);
   p[8] = static_cast<uint8_t>(e.ipv4 >> 24);
   p[9] = static_cast<uint8_t>(e.ipv4 >> 16);
   p[10] = static_cast<uint8_t>(e.ipv4 >> 8);
@@ -300,7 +298,26 @@ EndpointBlob EncodeEndpoint(const TcpEndpoint& e) {
   return blob;
 }
 
-absl::StatusOr<TcpEndpoint> DecodeEndpoint(const EndpointBlob& blob) {
+namespace {
+
+const char* BackendName(uint16_t backend) {
+  switch (static_cast<BlobBackend>(backend)) {
+    case BlobBackend::kTcp: return "tcp";
+    case BlobBackend::kVerbs: return "verbs";
+    case BlobBackend::kShm: return "shm";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+void EncodeBlobPrefix(BlobBackend backend, uint16_t version, EndpointBlob* blob) {
+  PutLe32(blob->bytes + 0, kBlobMagic);
+  PutLe16(blob->bytes + 4, static_cast<uint16_t>(backend));
+  PutLe16(blob->bytes + 6, version);
+}
+
+absl::Status CheckBlobPrefix(const EndpointBlob& blob, BlobBackend expected, uint16_t version) {
   const uint8_t* p = blob.bytes;
   const uint32_t magic = GetLe32(p);
   if (magic != kBlobMagic) {
@@ -310,22 +327,26 @@ absl::StatusOr<TcpEndpoint> DecodeEndpoint(const EndpointBlob& blob) {
         magic, kBlobMagic));
   }
   const uint16_t backend = GetLe16(p + 4);
-  if (backend != static_cast<uint16_t>(BlobBackend::kTcp)) {
-    const char* name = backend == static_cast<uint16_t>(BlobBackend::kVerbs) ? "verbs"
-                       : backend == static_cast<uint16_t>(BlobBackend::kShm) ? "shm"
-                                                                             : "unknown";
+  const char* mine = BackendName(static_cast<uint16_t>(expected));
+  if (backend != static_cast<uint16_t>(expected)) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "endpoint blob is from the %s backend (id %d), this rank uses tcp: set the same "
+        "endpoint blob is from the %s backend (id %d), this rank uses %s: set the same "
         "GASP_TRANSPORT on every rank",
-        name, backend));
+        BackendName(backend), backend, mine));
   }
-  const uint16_t version = GetLe16(p + 6);
-  if (version != kBlobVersion) {
+  const uint16_t got = GetLe16(p + 6);
+  if (got != version) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "tcp endpoint blob version %d, this build speaks version %d: are all ranks running "
+        "%s endpoint blob version %d, this build speaks version %d: are all ranks running "
         "the same gasp build?",
-        version, kBlobVersion));
+        mine, got, version));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TcpEndpoint> DecodeEndpoint(const EndpointBlob& blob) {
+  const uint8_t* p = blob.bytes;
+  if (absl::Status s = CheckBlobPrefix(blob, BlobBackend::kTcp, kBlobVersion); !s.ok()) return s;
   TcpEndpoint e;
   e.ipv4 = (uint32_t{p[8]} << 24) | (uint32_t{p[9]} << 16) | (uint32_t{p[10]} << 8) | p[11];
   e.port = GetLe16(p + 12);

@@ -154,9 +154,18 @@ inline constexpr uint32_t kBlobMagic = 0x50534147;  // bytes "GASP"
 inline constexpr uint16_t kBlobVersion = 1;
 inline constexpr size_t kBlobHostnameBytes = 64;
 
-// Backend ids in the common blob prefix. Only tcp exists in this release;
-// the others are reserved so an error can name the backend a blob is from.
+// Backend ids in the common blob prefix, so an error can name the backend
+// a blob is from.
 enum class BlobBackend : uint16_t { kTcp = 1, kVerbs = 2, kShm = 3 };
+
+// Writes the common 8-byte prefix {kBlobMagic, backend, version}.
+void EncodeBlobPrefix(BlobBackend backend, uint16_t version, EndpointBlob* blob);
+
+// Checks the common prefix of a blob a `backend` rank of blob `version`
+// accepts. Errors (InvalidArgument) say what to check: a wrong magic (not
+// a gasp blob / different build), another backend's blob (set the same
+// GASP_TRANSPORT everywhere), another version (mixed gasp builds).
+absl::Status CheckBlobPrefix(const EndpointBlob& blob, BlobBackend backend, uint16_t version);
 
 // What a tcp rank publishes about itself.
 struct TcpEndpoint {

@@ -1,6 +1,6 @@
 // The transport interface: memory registration, one-sided READ / WRITE /
 // 8-byte CAS / FETCH_ADD, two-sided tagged messages, batched posting and
-// completion waiting. Backends: tcp (this release), verbs and shm (later),
+// completion waiting. Backends: tcp, verbs and shm (ranks of one host),
 // plus FaultyTransport, a decorator for tests. Chosen at run time by
 // GASP_TRANSPORT.
 //

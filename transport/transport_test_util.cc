@@ -2,12 +2,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -15,6 +18,10 @@
 #include "base/crypto.h"
 #include "base/status.h"
 #include "transport/faulty_transport.h"
+#include "transport/shm_ring.h"
+#include "transport/shm_socket.h"
+#include "transport/shm_transport.h"
+#include "transport/shm_wire.h"
 #include "transport/tcp_transport.h"
 #include "transport/verbs_transport.h"
 
@@ -34,6 +41,7 @@ std::string VmNetDevices() {
 absl::StatusOr<std::unique_ptr<Transport>> TransportFactoryForTest(
     const std::string& name, const TransportOptions& options) {
   if (name == "tcp") return CreateTcpTransport(options);
+  if (name == "shm") return CreateShmTransport(options);
   if (name == "verbs") {
     // In the soft-RoCE guest (VMTEST=1) rank r uses device VMTEST_RXE{r%2}:
     // net_devices lists both devices and the local rank is the rank, so the
@@ -70,7 +78,58 @@ TransportOptions LoopbackOptions(int rank, int size, absl::Duration timeout) {
   return o;
 }
 
+namespace {
+
+// Connects `fd` to `a` and gives it a 20 s receive timeout; -1 on failure.
+int ConnectBlocking(int fd, const sockaddr* a, socklen_t len) {
+  if (connect(fd, a, len) != 0) {
+    close(fd);
+    return -1;
+  }
+  timeval tv{20, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+int RawConnectUnix(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::memcpy(a.sun_path, path.data(), std::min(path.size(), sizeof(a.sun_path) - 1));
+  return ConnectBlocking(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+}
+
+}  // namespace
+
+uint64_t BlobSession(const EndpointBlob& blob) {
+  if (absl::StatusOr<tcp::TcpEndpoint> e = tcp::DecodeEndpoint(blob); e.ok()) return e->nonce;
+  if (absl::StatusOr<shm::ShmEndpoint> e = shm::DecodeShmEndpoint(blob); e.ok()) return e->nonce;
+  return 0;
+}
+
+bool RawShmGarbageRecord(int fd) {
+  absl::StatusOr<shm::Segment> seg = shm::Segment::Create("test-garbage-rings");
+  const int bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (!seg.ok() || bell < 0) return false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  const int fds[2] = {seg->fd(), bell};
+  int theirs = -1;
+  const bool ok = shm::SendFds(fd, 'R', fds, 2, deadline).ok() &&
+                  shm::RecvFds(fd, 'D', &theirs, 1, deadline).ok();
+  close(bell);
+  if (!ok) return false;
+  // A whole record's worth of bytes whose header no decoder accepts.
+  std::memset(seg->req_data(), 0xee, shm::kRecordHeaderSize);
+  seg->req_ctl()->tail.store(shm::kRecordHeaderSize);
+  shm::RingDoorbell(theirs);
+  close(theirs);
+  return true;
+}
+
 int RawConnect(const EndpointBlob& blob) {
+  if (absl::StatusOr<shm::ShmEndpoint> s = shm::DecodeShmEndpoint(blob); s.ok()) {
+    return RawConnectUnix(s->path);
+  }
   absl::StatusOr<tcp::TcpEndpoint> e = tcp::DecodeEndpoint(blob);
   if (!e.ok()) return -1;
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -78,13 +137,7 @@ int RawConnect(const EndpointBlob& blob) {
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(e->ipv4);
   a.sin_port = htons(e->port);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    close(fd);
-    return -1;
-  }
-  timeval tv{20, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  return fd;
+  return ConnectBlocking(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
 }
 
 bool ClosedByPeer(int fd) {
@@ -164,6 +217,7 @@ Transport* Unwrap(Transport* t) {
 absl::Status PauseForTest(Transport* transport, bool paused) {
   Transport* t = Unwrap(transport);
   if (t->name() == "tcp") return TcpPauseProgressForTesting(t, paused);
+  if (t->name() == "shm") return ShmPauseProgressForTesting(t, paused);
   if (t->name() == "verbs") return VerbsPauseForTesting(t, paused);
   return absl::UnimplementedError(absl::StrFormat("no pause hook for %s", t->name()));
 }
@@ -171,6 +225,7 @@ absl::Status PauseForTest(Transport* transport, bool paused) {
 absl::Status CrashForTest(Transport* transport) {
   Transport* t = Unwrap(transport);
   if (t->name() == "tcp") return TcpCrashForTesting(t);
+  if (t->name() == "shm") return ShmCrashForTesting(t);
   if (t->name() == "verbs") return VerbsCrashForTesting(t);
   return absl::UnimplementedError(absl::StrFormat("no crash hook for %s", t->name()));
 }

@@ -22,7 +22,7 @@ namespace gasp {
 namespace transport {
 namespace testing {
 
-// "tcp" -> the tcp backend; "verbs" -> the verbs backend (in the VM,
+// "tcp" -> the tcp backend; "shm" -> the shm backend; "verbs" -> the verbs backend (in the VM,
 // VMTEST=1: net_devices = VmNetDevices() and local_rank = rank, so rank r
 // uses VMTEST_RXE{r%2}); "faulty_passthrough" -> FaultyTransport around
 // tcp with no fault set. Unknown names: InvalidArgument.
@@ -40,9 +40,17 @@ TransportOptions LoopbackOptions(int rank, int size, absl::Duration timeout);
 const std::string& TestJobSecret();
 
 // ---- An outsider's raw view of the tcp wire (tcp_wire.h) ----
-// Connects a blocking socket (20 s receive timeout) to the tcp listener of
-// `blob`; -1 on failure.
+// Connects a blocking socket (20 s receive timeout) to the listener of
+// `blob`: the tcp listener, or the shm backend's unix socket (which speaks
+// the same handshake); -1 on failure or for other backends.
 int RawConnect(const EndpointBlob& blob);
+// The session nonce a tcp or shm blob carries (0 for other backends).
+uint64_t BlobSession(const EndpointBlob& blob);
+// After a RawHandshake on an shm socket: hands over rings (a sealed memfd
+// and a doorbell) as a node-mate would, with one malformed record in the
+// request ring, and rings the acceptor's doorbell. False when the
+// acceptor refused the rings.
+bool RawShmGarbageRecord(int fd);
 // True when the other end closed the connection (EOF or reset), reading
 // and discarding anything it sent first (e.g. a HELLO reply).
 bool ClosedByPeer(int fd);
