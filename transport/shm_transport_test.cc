@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -126,6 +127,26 @@ struct Shared {
 }
 
 TEST(ShmTransportTest, ANodeMateThatIsKilledFailsItsOpsAndIsReportedOnce) {
+  // A directory of this test's own for the socket directories: shm
+  // transports of other tests running on the host at the same time remove
+  // a dead rank's directory too, which the checks at the end must not race.
+  char runtime_dir[] = "/tmp/gasp-shm-killed-XXXXXX";
+  ASSERT_NE(mkdtemp(runtime_dir), nullptr);
+  const char* saved = std::getenv("XDG_RUNTIME_DIR");
+  const std::string saved_dir = saved != nullptr ? saved : "";
+  ASSERT_EQ(setenv("XDG_RUNTIME_DIR", runtime_dir, 1), 0);
+  struct Restore {
+    std::string dir, saved;
+    bool had;
+    ~Restore() {
+      if (had) {
+        setenv("XDG_RUNTIME_DIR", saved.c_str(), 1);
+      } else {
+        unsetenv("XDG_RUNTIME_DIR");
+      }
+      rmdir(dir.c_str());
+    }
+  } restore{runtime_dir, saved_dir, saved != nullptr};
   int up[2], down[2];
   ASSERT_EQ(pipe(up), 0);
   ASSERT_EQ(pipe(down), 0);
