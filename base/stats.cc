@@ -20,7 +20,7 @@ const char* const kNames[kNum] = {
     "pages_claimed", "zero_copies", "touch_directory_ops",
     "hot_blocks", "read_fault_ns", "fetch_wait_ns", "rpcs_refused", "lock_handoffs",
     "pages_bundled_as_diffs", "shipped_diffs_dropped",
-    "pages_refreshed"};
+    "pages_refreshed", "notices_carried"};
 
 }  // namespace
 

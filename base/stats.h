@@ -53,6 +53,7 @@ enum class Counter : int {
   kPagesBundledAsDiffs,    // pages sent in bundles as the bytes changed since last sent
   kShippedDiffsDropped,    // bundled diffs that did not apply here: the copy dropped instead
   kPagesRefreshed,         // clean copies fetched anew in place at an acquire instead of dropped
+  kNoticesCarried,         // pages named in notices sent inside shipped calls instead of the log
   kCount
 };
 

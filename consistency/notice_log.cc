@@ -66,12 +66,14 @@ absl::Status NoticeLog::Transfer(OpType type, uint64_t first_slot, uint64_t n, L
                   absl::StrFormat("write-notice log at %s", describe_rank_(home_)));
 }
 
-absl::Status NoticeLog::Publish(const std::vector<PageRun>& runs) {
-  if (runs.empty()) return absl::OkStatus();
+absl::Status NoticeLog::Publish(absl::Span<const Contribution> by_origin) {
   buf_.clear();
-  AppendLogEntries(rank_, runs, &buf_);
   uint64_t pages = 0;
-  for (const PageRun& r : runs) pages += r.count;
+  for (const Contribution& c : by_origin) {
+    AppendLogEntries(c.origin, c.runs, &buf_);
+    for (const PageRun& r : c.runs) pages += r.count;
+  }
+  if (buf_.empty()) return absl::OkStatus();
   StatAdd(Counter::kNoticesSent, pages);
   GASP_ASSIGN_OR_RETURN(const uint64_t first, Tail(buf_.size()));
   known_tail_ = std::max(known_tail_, first + buf_.size());

@@ -44,10 +44,12 @@ class NoticeLog {
             uint64_t addr, uint64_t entries, absl::Duration timeout,
             std::function<std::string(int)> describe_rank);
 
-  // Appends `runs` (this rank's notices since its last publication).
-  // Returns once the entries are at the log's home. Not thread-safe: the
-  // caller serializes publications and collections of its process.
-  absl::Status Publish(const std::vector<PageRun>& runs);
+  // Appends the runs of `by_origin` (this rank's notices since its last
+  // publication, and those of other ranks it relays for shipped calls),
+  // each entry naming its origin. Returns once the entries are at the log's
+  // home. Not thread-safe: the caller serializes publications and
+  // collections of its process.
+  absl::Status Publish(absl::Span<const Contribution> by_origin);
 
   // Reads the entries appended since the last call and invalidates the
   // pages other ranks named (everything, if the log lapped this reader).

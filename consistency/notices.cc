@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status.h"
 
 namespace gasp {
 namespace consistency {
@@ -53,6 +54,32 @@ class Reader {
 
 constexpr size_t kRunBytes = 16;
 
+// `n_runs` runs of rank `origin`, each non-empty and inside the range.
+absl::Status ReadRuns(Reader* in, uint32_t n_runs, uint32_t origin, uint64_t num_pages,
+                      const char* what, std::vector<PageRun>* runs) {
+  if (n_runs > in->left() / kRunBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": truncated runs"));
+  }
+  runs->resize(n_runs);
+  for (PageRun& r : *runs) {
+    in->U64(&r.first);
+    in->U64(&r.count);
+    if (r.count == 0 || r.first >= num_pages || r.count > num_pages - r.first) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: pages [%u, +%u) of rank %u outside the range of %u pages", what,
+                          r.first, r.count, origin, num_pages));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void PutRuns(absl::Span<const PageRun> runs, std::vector<uint8_t>* out) {
+  for (const PageRun& r : runs) {
+    Put64(out, r.first);
+    Put64(out, r.count);
+  }
+}
+
 }  // namespace
 
 void AppendPage(uint64_t page, std::vector<PageRun>* runs) {
@@ -78,10 +105,7 @@ std::vector<uint8_t> EncodeBarrierMessage(const BarrierMessage& m) {
     Put32(&out, static_cast<uint32_t>(c.origin));
     Put32(&out, static_cast<uint32_t>(c.runs.size()));
     Put32(&out, static_cast<uint32_t>(c.values.size()));
-    for (const PageRun& r : c.runs) {
-      Put64(&out, r.first);
-      Put64(&out, r.count);
-    }
+    PutRuns(c.runs, &out);
     for (double v : c.values) {
       uint64_t bits;
       std::memcpy(&bits, &v, 8);
@@ -119,20 +143,8 @@ absl::StatusOr<BarrierMessage> DecodeBarrierMessage(absl::Span<const uint8_t> by
           "barrier message: contribution of rank %u (out of range or repeated)", origin));
     }
     seen[origin] = true;
-    if (n_runs > in.left() / kRunBytes) {
-      return absl::InvalidArgumentError("barrier message: truncated runs");
-    }
     c.origin = static_cast<int>(origin);
-    c.runs.resize(n_runs);
-    for (PageRun& r : c.runs) {
-      in.U64(&r.first);
-      in.U64(&r.count);
-      if (r.count == 0 || r.first >= num_pages || r.count > num_pages - r.first) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "barrier message: pages [%u, +%u) of rank %u outside the range of %u pages", r.first,
-            r.count, origin, num_pages));
-      }
-    }
+    GASP_RETURN_IF_ERROR(ReadRuns(&in, n_runs, origin, num_pages, "barrier message", &c.runs));
     if (n_values > kMaxReduceValues || n_values > in.left() / 8) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "barrier message: %u reduction values of rank %u (at most %u, or truncated)", n_values,
@@ -150,6 +162,102 @@ absl::StatusOr<BarrierMessage> DecodeBarrierMessage(absl::Span<const uint8_t> by
         absl::StrFormat("barrier message: %u trailing bytes", in.left()));
   }
   return m;
+}
+
+void MergeRuns(std::vector<PageRun>* runs) {
+  std::sort(runs->begin(), runs->end(),
+            [](const PageRun& a, const PageRun& b) { return a.first < b.first; });
+  size_t out = 0;
+  for (const PageRun& r : *runs) {
+    if (out > 0 && (*runs)[out - 1].first + (*runs)[out - 1].count >= r.first) {
+      PageRun& last = (*runs)[out - 1];
+      last.count = std::max(last.count, r.first + r.count - last.first);
+    } else {
+      (*runs)[out++] = r;
+    }
+  }
+  runs->resize(out);
+}
+
+void SubtractRuns(absl::Span<const PageRun> runs, absl::Span<const PageRun> minus,
+                  std::vector<PageRun>* out) {
+  size_t m = 0;
+  for (const PageRun& r : runs) {
+    uint64_t at = r.first;
+    const uint64_t end = r.first + r.count;
+    while (at < end) {
+      while (m < minus.size() && minus[m].first + minus[m].count <= at) ++m;
+      if (m == minus.size() || minus[m].first >= end) {
+        out->push_back({at, end - at});
+        break;
+      }
+      if (minus[m].first > at) out->push_back({at, minus[m].first - at});
+      at = std::min(end, minus[m].first + minus[m].count);
+    }
+  }
+}
+
+size_t CountRuns(absl::Span<const Contribution> contributions) {
+  size_t n = 0;
+  for (const Contribution& c : contributions) n += c.runs.size();
+  return n;
+}
+
+std::vector<uint8_t> EncodeCarriedNotices(absl::Span<const Contribution> contributions) {
+  std::vector<uint8_t> out;
+  if (contributions.empty()) return out;
+  out.reserve(4 + contributions.size() * 8 + CountRuns(contributions) * kRunBytes);
+  Put32(&out, static_cast<uint32_t>(contributions.size()));
+  for (const Contribution& c : contributions) {
+    Put32(&out, static_cast<uint32_t>(c.origin));
+    Put32(&out, static_cast<uint32_t>(c.runs.size()));
+    PutRuns(c.runs, &out);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Contribution>> DecodeCarriedNotices(absl::Span<const uint8_t> bytes,
+                                                                int nranks, uint64_t num_pages) {
+  std::vector<Contribution> out;
+  if (bytes.empty()) return out;
+  Reader in(bytes);
+  uint32_t n_contrib = 0;
+  if (!in.U32(&n_contrib) || n_contrib == 0 || n_contrib > static_cast<uint32_t>(nranks)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "carried notices: %u contributions for %d ranks (or truncated)", n_contrib, nranks));
+  }
+  std::vector<bool> seen(nranks, false);
+  size_t total = 0;
+  out.resize(n_contrib);
+  for (Contribution& c : out) {
+    uint32_t origin = 0, n_runs = 0;
+    if (!in.U32(&origin) || !in.U32(&n_runs)) {
+      return absl::InvalidArgumentError("carried notices: truncated contribution");
+    }
+    if (origin >= static_cast<uint32_t>(nranks) || seen[origin] || n_runs == 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "carried notices: contribution of rank %u (out of range, repeated or empty)", origin));
+    }
+    seen[origin] = true;
+    total += n_runs;
+    if (total > kMaxCarriedRuns) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("carried notices: more than %u runs", kMaxCarriedRuns));
+    }
+    c.origin = static_cast<int>(origin);
+    GASP_RETURN_IF_ERROR(ReadRuns(&in, n_runs, origin, num_pages, "carried notices", &c.runs));
+    for (size_t i = 1; i < c.runs.size(); ++i) {
+      if (c.runs[i].first <= c.runs[i - 1].first + c.runs[i - 1].count) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "carried notices: runs of rank %u not ascending and apart at run %u", origin, i));
+      }
+    }
+  }
+  if (in.left() != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("carried notices: %u trailing bytes", in.left()));
+  }
+  return out;
 }
 
 void AppendLogEntries(int origin, absl::Span<const PageRun> runs, std::vector<LogEntry>* out) {

@@ -68,6 +68,32 @@ std::vector<uint8_t> EncodeBarrierMessage(const BarrierMessage& m);
 absl::StatusOr<BarrierMessage> DecodeBarrierMessage(absl::Span<const uint8_t> bytes, int nranks,
                                                     uint64_t num_pages);
 
+// Sorts `runs` and merges the ones that overlap or touch.
+void MergeRuns(std::vector<PageRun>* runs);
+// Appends to `out` the pages of `runs` that are not in `minus` (both
+// sorted by first page, `minus` merged).
+void SubtractRuns(absl::Span<const PageRun> runs, absl::Span<const PageRun> minus,
+                  std::vector<PageRun>* out);
+// Runs over all of `contributions`.
+size_t CountRuns(absl::Span<const Contribution> contributions);
+
+// Notices a function-shipped call carries instead of publishing them to the
+// notice log before it (docs/protocol.md, "Notices carried by calls"): the
+// sender's own and those it relays, one contribution per origin rank,
+// without reduction values. At most kMaxCarriedRuns runs in all (a sender
+// with more publishes them to the log instead).
+inline constexpr size_t kMaxCarriedRuns = 1024;
+// Wire form: nothing at all when there are no contributions; else
+// little-endian u32 contributions, then each u32 origin, u32 runs, runs as
+// u64 first, u64 count.
+std::vector<uint8_t> EncodeCarriedNotices(absl::Span<const Contribution> contributions);
+// Strict decoder: InvalidArgument (naming the defect) for truncated or
+// trailing bytes, an origin outside [0, nranks) or given twice, an empty
+// contribution or run, a run outside [0, num_pages), or more than
+// kMaxCarriedRuns runs. Nothing is returned on error.
+absl::StatusOr<std::vector<Contribution>> DecodeCarriedNotices(absl::Span<const uint8_t> bytes,
+                                                                int nranks, uint64_t num_pages);
+
 // One entry of the notice log (24 bytes). `check` binds the other two
 // words, so that an entry read while it was being written (a torn read of a
 // concurrent release) is recognized as not yet written. The lap is the

@@ -1,5 +1,6 @@
 // Fuzz target for the write-notice decoders (consistency/notices.h): barrier
-// messages and notice-log entries, both bytes other ranks sent.
+// messages, notices carried by shipped calls and notice-log entries, all
+// bytes other ranks sent.
 // Checks, besides "no crash, no sanitizer report": an accepted barrier
 // message re-encodes to the same bytes and stays inside the range; a valid
 // log entry names an existing rank and pages inside the range.
@@ -35,6 +36,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
     }
   }
+  auto carried = gasp::consistency::DecodeCarriedNotices(absl::MakeConstSpan(data, size), kRanks,
+                                                         kPages);
+  if (carried.ok()) {
+    const std::vector<uint8_t> again = gasp::consistency::EncodeCarriedNotices(*carried);
+    if (again.size() != size || (size > 0 && std::memcmp(again.data(), data, size) != 0)) {
+      std::fprintf(stderr, "notices_fuzzer: accepted carried notices do not re-encode the same\n");
+      std::abort();
+    }
+    size_t runs = 0;
+    for (const auto& c : *carried) {
+      runs += c.runs.size();
+      for (size_t i = 0; i < c.runs.size(); ++i) {
+        const PageRun& r = c.runs[i];
+        if (r.count == 0 || r.first + r.count > kPages) std::abort();
+        if (i > 0 && r.first <= c.runs[i - 1].first + c.runs[i - 1].count) std::abort();
+      }
+    }
+    if (runs > gasp::consistency::kMaxCarriedRuns) std::abort();
+  }
   for (size_t at = 0; at + sizeof(LogEntry) <= size; at += sizeof(LogEntry)) {
     LogEntry e;
     std::memcpy(&e, data + at, sizeof(e));
@@ -58,6 +78,9 @@ extern "C" void GaspFuzzSeeds(void (*add)(void* ctx, const uint8_t* data, size_t
   m.contributions.push_back({5, {{7, 9}}});
   const std::vector<uint8_t> two = EncodeBarrierMessage(m);
   add(ctx, two.data(), two.size());
+  const std::vector<uint8_t> carried =
+      gasp::consistency::EncodeCarriedNotices({{2, {{0, 4}, {100, 1}}, {}}, {5, {{7, 9}}, {}}});
+  add(ctx, carried.data(), carried.size());
   std::vector<LogEntry> entries;
   const PageRun runs[] = {{1, 2}, {50, 3}};
   gasp::consistency::AppendLogEntries(1, runs, &entries);

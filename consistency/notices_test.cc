@@ -146,6 +146,78 @@ TEST(NoticesTest, LogEntryOfAnotherLapOrTornIsNotYetWritten) {
   EXPECT_EQ(DecodeLogEntry(out[0], 9, 4, 8, &origin, &r), EntryState::kCorrupt);
 }
 
+TEST(NoticesTest, MergeAndSubtractRuns) {
+  std::vector<PageRun> runs = {{10, 2}, {0, 3}, {12, 1}, {3, 1}, {20, 5}, {22, 1}};
+  MergeRuns(&runs);
+  EXPECT_EQ(runs, (std::vector<PageRun>{{0, 4}, {10, 3}, {20, 5}}));
+  std::vector<PageRun> out;
+  const PageRun minus[] = {{1, 1}, {9, 2}, {21, 2}, {30, 4}};
+  SubtractRuns(runs, minus, &out);
+  EXPECT_EQ(out, (std::vector<PageRun>{{0, 1}, {2, 2}, {11, 2}, {20, 1}, {23, 2}}));
+  out.clear();
+  SubtractRuns(runs, {}, &out);
+  EXPECT_EQ(out, runs);
+  out.clear();
+  const PageRun all[] = {{0, 100}};
+  SubtractRuns(runs, all, &out);
+  EXPECT_TRUE(out.empty());
+}
+
+std::vector<Contribution> TwoOrigins() {
+  return {{2, {{0, 4}, {100, 1}}, {}}, {5, {{7, 9}}, {}}};
+}
+
+TEST(NoticesTest, CarriedNoticesRoundTrip) {
+  const std::vector<Contribution> c = TwoOrigins();
+  const std::vector<uint8_t> bytes = EncodeCarriedNotices(c);
+  EXPECT_EQ(bytes.size(), 4u + 2 * 8 + 3 * 16);
+  absl::StatusOr<std::vector<Contribution>> back = DecodeCarriedNotices(bytes, 8, 200);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[0].origin, 2);
+  EXPECT_EQ((*back)[0].runs, c[0].runs);
+  EXPECT_EQ((*back)[1].origin, 5);
+  EXPECT_EQ((*back)[1].runs, c[1].runs);
+  // Nothing to carry is no bytes at all.
+  EXPECT_TRUE(EncodeCarriedNotices({}).empty());
+  absl::StatusOr<std::vector<Contribution>> none = DecodeCarriedNotices({}, 8, 200);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST(NoticesTest, CarriedNoticesDefectsAreNamed) {
+  const std::vector<uint8_t> good = EncodeCarriedNotices(TwoOrigins());
+  auto expect_error = [](const std::vector<uint8_t>& b, int ranks, uint64_t pages,
+                         const std::string& words) {
+    SCOPED_TRACE(words);
+    absl::StatusOr<std::vector<Contribution>> d = DecodeCarriedNotices(b, ranks, pages);
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(d.status().message().find(words), std::string::npos) << d.status();
+  };
+  expect_error({good.begin(), good.end() - 1}, 8, 200, "truncated");
+  std::vector<uint8_t> longer = good;
+  longer.push_back(0);
+  expect_error(longer, 8, 200, "trailing");
+  expect_error(good, 5, 200, "contribution");  // rank 5 of 5 ranks
+  expect_error(good, 8, 100, "outside the range");
+  expect_error(EncodeCarriedNotices({{2, {{0, 4}}, {}}, {2, {{9, 1}}, {}}}), 8, 200,
+               "repeated");
+  expect_error(EncodeCarriedNotices({{2, {}, {}}}), 8, 200, "empty");
+  expect_error(EncodeCarriedNotices({{2, {{9, 1}, {0, 4}}, {}}}), 8, 200, "not ascending");
+  expect_error(EncodeCarriedNotices({{2, {{0, 4}, {4, 1}}, {}}}), 8, 200, "not ascending");
+  expect_error(EncodeCarriedNotices({{2, {{0, 0}}, {}}}), 8, 200, "outside the range");
+  std::vector<Contribution> many(1);
+  many[0].origin = 1;
+  for (uint64_t i = 0; i <= kMaxCarriedRuns; ++i) many[0].runs.push_back({2 * i, 1});
+  expect_error(EncodeCarriedNotices(many), 8, 1 << 20, "more than");
+  many[0].runs.pop_back();
+  EXPECT_TRUE(DecodeCarriedNotices(EncodeCarriedNotices(many), 8, 1 << 20).ok());
+  // A count of contributions no message could hold.
+  const std::vector<uint8_t> huge = {0xff, 0xff, 0xff, 0xff};
+  expect_error(huge, 8, 200, "contributions");
+}
+
 }  // namespace
 }  // namespace consistency
 }  // namespace gasp

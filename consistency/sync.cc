@@ -324,10 +324,78 @@ absl::StatusOr<uint64_t> Sync::ReleaseForHandOff() {
   std::lock_guard<std::mutex> lock(notice_mu_);
   GASP_RETURN_IF_ERROR(coherence_->Release());
   if (log_ == nullptr) return 0;
-  std::vector<PageRun> runs;
-  GASP_RETURN_IF_ERROR(coherence_->TakeNotices(Coherence::NoticeSet::kSincePublished, &runs));
-  GASP_RETURN_IF_ERROR(log_->Publish(runs));
+  GASP_RETURN_IF_ERROR(PublishLocked());
   return log_->known_tail();
+}
+
+absl::Status Sync::PublishLocked() {
+  std::vector<Contribution> all(1);
+  all[0].origin = rank_;
+  GASP_RETURN_IF_ERROR(
+      coherence_->TakeNotices(Coherence::NoticeSet::kSincePublished, &all[0].runs));
+  all.insert(all.end(), relayed_.begin(), relayed_.end());
+  GASP_RETURN_IF_ERROR(log_->Publish(all));
+  relayed_.clear();
+  return absl::OkStatus();
+}
+
+void Sync::RelayLocked(const Contribution& c) {
+  for (Contribution& r : relayed_) {
+    if (r.origin != c.origin) continue;
+    r.runs.insert(r.runs.end(), c.runs.begin(), c.runs.end());
+    MergeRuns(&r.runs);
+    return;
+  }
+  relayed_.push_back({c.origin, c.runs, {}});
+  MergeRuns(&relayed_.back().runs);
+}
+
+absl::Status Sync::ReleaseForCall(int to_rank, std::vector<Contribution>* carry) {
+  std::lock_guard<std::mutex> lock(notice_mu_);
+  carry->clear();
+  GASP_RETURN_IF_ERROR(coherence_->Release());
+  if (log_ == nullptr) return absl::OkStatus();
+  size_t relayed_runs = 0;
+  for (const Contribution& c : relayed_) {
+    if (c.origin != to_rank) relayed_runs += c.runs.size();
+  }
+  Contribution own{rank_, {}, {}};
+  if (relayed_runs > kMaxCarriedRuns ||
+      !coherence_->PeekNotices(kMaxCarriedRuns - relayed_runs, &own.runs)) {
+    return PublishLocked();  // too many for a call: the log takes them all
+  }
+  if (!own.runs.empty()) carry->push_back(std::move(own));
+  for (const Contribution& c : relayed_) {
+    if (c.origin != to_rank) carry->push_back(c);
+  }
+  uint64_t pages = 0;
+  for (const Contribution& c : *carry) {
+    for (const PageRun& r : c.runs) pages += r.count;
+  }
+  StatAdd(Counter::kNoticesCarried, pages);
+  return absl::OkStatus();
+}
+
+absl::Status Sync::ReceiveCarried(absl::Span<const Contribution> carried,
+                                  absl::Span<const PageRun> current) {
+  std::lock_guard<std::mutex> lock(notice_mu_);
+  std::vector<PageRun> stale;
+  uint64_t pages = 0;
+  for (const Contribution& c : carried) {
+    if (c.origin == rank_) continue;  // this rank's own writes: nothing is stale here
+    for (const PageRun& r : c.runs) pages += r.count;
+    SubtractRuns(c.runs, current, &stale);
+    if (log_ != nullptr) RelayLocked(c);
+  }
+  StatAdd(Counter::kNoticesReceived, pages);
+  // The call's references were acquired by the call; a copy of any other
+  // page the sender (or a rank before it) wrote is stale.
+  GASP_RETURN_IF_ERROR(coherence_->AcquireRuns(stale, /*may_refresh=*/false));
+  size_t relayed_runs = 0;
+  for (const Contribution& c : relayed_) relayed_runs += c.runs.size();
+  // Bounded: past what one call may carry, the log takes them.
+  if (relayed_runs > kMaxCarriedRuns) return PublishLocked();
+  return absl::OkStatus();
 }
 
 absl::Status Sync::Acquire() {

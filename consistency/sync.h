@@ -88,6 +88,23 @@ class Sync {
   absl::StatusOr<uint64_t> ReleaseForHandOff();
   absl::Status AcquireTo(uint64_t known_tail);
 
+  // Shipped calls carry write notices instead of publishing them before
+  // the call (docs/protocol.md, "Notices carried by calls").
+  // ReleaseForCall writes dirty pages home and fills `carry` with this
+  // rank's notices since its last publication (left pending: its next
+  // publication to the log covers them too) and the ones it relays for
+  // other ranks, except those of `to_rank`, the receiver. Notices too many
+  // for a call (kMaxCarriedRuns) are published to the log here instead,
+  // and `carry` is left empty; without a log it is always empty.
+  absl::Status ReleaseForCall(int to_rank, std::vector<Contribution>* carry);
+  // The receiving side: invalidates the cached copies of the pages that
+  // other ranks' `carried` notices name, except the pages of `current`
+  // (the call's references, which the call itself acquired), and keeps the
+  // notices to relay: this rank's next publication to the log (any lock or
+  // atomic release) or next shipped call passes them on.
+  absl::Status ReceiveCarried(absl::Span<const Contribution> carried,
+                              absl::Span<const PageRun> current);
+
   // Uses the notice log at global address `addr` (NoticeLog::BytesFor
   // `entries` bytes, zero-filled, allocated on every rank) for lock and
   // atomic hand-offs. Without it, every acquire drops the whole cache.
@@ -131,6 +148,11 @@ class Sync {
   // entry and every rank's on return.
   absl::Status Exchange(std::vector<Contribution>* known);
   absl::Status CheckWord(uint64_t addr, int* home) const;
+  // Publishes this rank's pending notices and the relayed ones.
+  // REQUIRES: notice_mu_ held, log_ set.
+  absl::Status PublishLocked();
+  // Adds `c` to relayed_. REQUIRES: notice_mu_ held.
+  void RelayLocked(const Contribution& c);
   // The home of a lock word (CheckWord), once the queue nodes are set.
   absl::StatusOr<int> LockHome(uint64_t word_addr) const;
   // Arrival words (sync_probe.cc): this rank's barrier number; the ranks
@@ -160,6 +182,10 @@ class Sync {
   // held across a barrier's message rounds.
   std::mutex notice_mu_;
   std::unique_ptr<NoticeLog> log_;  // guarded by notice_mu_ (set before use)
+  // Other ranks' notices that shipped calls brought here and that no
+  // publication of this rank has passed on yet: one entry per origin, runs
+  // merged. Guarded by notice_mu_.
+  std::vector<Contribution> relayed_;
   std::unique_ptr<QueueLocks> queue_;  // set once at Init
   uint64_t allgather_epoch_ = 0;
   uint64_t arrival_addr_ = 0;

@@ -15,6 +15,7 @@
 #include "base/status.h"
 #include "rpcgen/auto_policy.h"
 #include "rpcgen/call_credential.h"
+#include "rpcgen/call_notices.h"
 #include "rpcgen/code.h"
 #include "rpcgen/global_refs.h"
 #include "rpcgen/host.h"
@@ -288,9 +289,10 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
     }
     stub = stub_.get();
   }
-  // Release first: the callee must see everything this rank wrote.
-  GASP_RETURN_IF_ERROR(internal::GetSync()->Release());
+  // Release first: the callee must see everything this rank wrote. The
+  // notices ride in the request (call_notices.h).
   CallRequest req;
+  GASP_ASSIGN_OR_RETURN(*req.mutable_notices(), ReleaseForCall(reply_.home_rank()));
   req.set_service(reply_.service());
   req.set_method(method);
   if (!request.SerializeToString(req.mutable_request())) {
@@ -325,9 +327,12 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
   // reply's, installing the pages it bundled.
   std::vector<Ref> all = refs;
   GASP_RETURN_IF_ERROR(CollectGlobalRefs(*reply, &all));
+  absl::StatusOr<std::vector<consistency::Contribution>> notices = DecodeNotices(rep.notices());
+  if (!notices.ok()) return Annotate(notices.status(), "the reply's write notices were rejected");
   absl::StatusOr<uint64_t> n = AcquireAndInstall(rep.pages(), all, reply_.home_rank());
   if (!n.ok()) return Annotate(n.status(), "the reply's page bundle was rejected");
   *bundled += *n;
+  GASP_RETURN_IF_ERROR(ApplyNotices(*notices, all));
   return absl::OkStatus();
 }
 

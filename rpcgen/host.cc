@@ -10,6 +10,7 @@
 #include "base/status.h"
 #include "nameserver/server_limits.h"
 #include "rpcgen/call_credential.h"
+#include "rpcgen/call_notices.h"
 #include "rpcgen/global_refs.h"
 #include "rpcgen/ns.h"
 #include "rpcgen/pages.h"
@@ -65,17 +66,18 @@ class ShippingServiceImpl final : public Shipping::Service {
         return ToGrpc(auth);
       }
     }
-    std::string reply_bytes, reply_pages;
-    absl::Status s = RunShippedCall(request->service(), request->method(), request->request(),
-                                    request->pages(), request->caller_rank(), &reply_bytes,
-                                    &reply_pages);
+    ShippedCallOut out;
+    absl::Status s = RunShippedCall(
+        request->service(), request->method(),
+        {request->request(), request->pages(), request->notices(), request->caller_rank()}, &out);
     if (!s.ok()) {
       GASP_LOG(Info) << "shipped call " << request->service() << "." << request->method()
                      << " from rank " << request->caller_rank() << " refused: " << s;
       return ToGrpc(s);
     }
-    reply->set_reply(std::move(reply_bytes));
-    reply->set_pages(std::move(reply_pages));
+    reply->set_reply(std::move(out.reply));
+    reply->set_pages(std::move(out.pages));
+    reply->set_notices(std::move(out.notices));
     return grpc::Status::OK;
   }
 
@@ -85,10 +87,16 @@ class ShippingServiceImpl final : public Shipping::Service {
   LogLimiter refused_log_;
 };
 
+namespace {
+// The successful end of a shipped call: release, the reply's pages and
+// bytes.
+absl::Status ReplyWithNotices(const google::protobuf::Message& rep, int caller_rank,
+                              ShippedCallOut* out);
+}  // namespace
+
 absl::Status RunShippedCall(const std::string& service, const std::string& method,
-                            const std::string& request_bytes, const std::string& pages,
-                            int caller_rank, std::string* reply_bytes,
-                            std::string* reply_pages) {
+                            const ShippedCallIn& in, ShippedCallOut* out) {
+  const int caller_rank = in.caller_rank;
   PublishedService* svc = Host::Get().Find(service);
   if (svc == nullptr) {
     return absl::NotFoundError(absl::StrCat("service ", service, " is not published by ",
@@ -106,7 +114,7 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
         absl::StrFormat("caller rank %d is not a rank of this job (0..%d)", caller_rank, Size() - 1));
   }
   std::unique_ptr<google::protobuf::Message> req(m->request_prototype->New());
-  if (!req->ParseFromString(request_bytes)) {
+  if (!req->ParseFromString(in.request)) {
     return absl::InvalidArgumentError(absl::StrCat("the request of ", service, ".", method,
                                                    " does not parse as ",
                                                    req->GetDescriptor()->full_name()));
@@ -118,23 +126,41 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
   for (const Ref& r : refs) {
     GASP_RETURN_IF_ERROR(internal::CheckGlobalRef(r.address, r.length, caller_rank, false));
   }
-  GASP_RETURN_IF_ERROR(Annotate(AcquireAndInstall(pages, refs, caller_rank).status(),
+  absl::StatusOr<std::vector<consistency::Contribution>> notices = DecodeNotices(in.notices);
+  if (!notices.ok()) return Annotate(notices.status(), "the request's write notices were rejected");
+  GASP_RETURN_IF_ERROR(Annotate(AcquireAndInstall(in.pages, refs, caller_rank).status(),
                                 "the request's page bundle was rejected"));
+  // The caller's other writes: stale copies here go, and this rank passes
+  // the notices on (call_notices.h).
+  GASP_RETURN_IF_ERROR(ApplyNotices(*notices, refs));
   std::unique_ptr<google::protobuf::Message> rep(m->reply_prototype->New());
   absl::Status run = ToAbsl(m->invoke(svc->impl.get(), *req, rep.get()));
   // The callee's writes (through references too) go home before the reply,
-  // so the caller sees them after its acquire.
-  GASP_RETURN_IF_ERROR(internal::GetSync()->Release());
-  if (!run.ok()) return run;
-  std::vector<Ref> out_refs;
-  GASP_RETURN_IF_ERROR(CollectGlobalRefs(*rep, &out_refs));
-  BundleCounts sent;
-  *reply_pages = BundleHomePages(out_refs, caller_rank, &sent);
-  if (!rep->SerializeToString(reply_bytes)) {
-    return absl::InternalError(absl::StrCat("cannot serialize the reply of ", service, ".", method));
+  // so the caller sees them after its acquire; their notices go with it.
+  // An error reply carries none: they are published to the log instead.
+  if (run.ok()) run = ReplyWithNotices(*rep, caller_rank, out);
+  if (!run.ok()) {
+    GASP_RETURN_IF_ERROR(internal::GetSync()->Release());
+    return run;
   }
   return absl::OkStatus();
 }
+
+namespace {
+absl::Status ReplyWithNotices(const google::protobuf::Message& rep, int caller_rank,
+                              ShippedCallOut* out) {
+  GASP_ASSIGN_OR_RETURN(out->notices, ReleaseForCall(caller_rank));
+  std::vector<Ref> out_refs;
+  GASP_RETURN_IF_ERROR(CollectGlobalRefs(rep, &out_refs));
+  BundleCounts sent;
+  out->pages = BundleHomePages(out_refs, caller_rank, &sent);
+  if (!rep.SerializeToString(&out->reply)) {
+    return absl::InternalError(
+        absl::StrCat("cannot serialize the reply of ", rep.GetDescriptor()->full_name()));
+  }
+  return absl::OkStatus();
+}
+}  // namespace
 
 void SignJobCall(int callee, CallRequest* request) {
   static CallCounters* counters = new CallCounters(Size());

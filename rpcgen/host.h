@@ -61,13 +61,26 @@ class Host {
   std::string endpoint_;
 };
 
+// One shipped call's bytes besides its service and method: the wire
+// fields of CallRequest and CallReply (rpcgen/shipping.proto).
+struct ShippedCallIn {
+  const std::string& request;
+  const std::string& pages;
+  const std::string& notices;
+  int caller_rank;
+};
+struct ShippedCallOut {
+  std::string reply;
+  std::string pages;
+  std::string notices;
+};
+
 // Runs one function-shipped call on this process's services: what the
-// Shipping service does per request (exposed for tests). `request_bytes`
-// and `pages` are the wire fields; fills `reply_bytes` and `reply_pages`.
+// Shipping service does per request (exposed for tests). Nothing runs and
+// nothing is installed when the request, the bundle or the notices are
+// malformed.
 absl::Status RunShippedCall(const std::string& service, const std::string& method,
-                            const std::string& request_bytes, const std::string& pages,
-                            int caller_rank, std::string* reply_bytes,
-                            std::string* reply_pages);
+                            const ShippedCallIn& in, ShippedCallOut* out);
 
 // Signs `request` for `callee` with this job's secret and this rank's next
 // counter for that callee (call_credential.h): what every shipped call

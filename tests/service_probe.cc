@@ -25,6 +25,11 @@
 //                          claimed principal that is not the certificate's
 //                          are refused, as are a callee that is not the
 //                          owner and a plaintext caller; none of them ran
+//   service_probe notices  (3 ranks) write notices carried by calls: the
+//                          caller's writes reach a third rank through a
+//                          lock the callee frees, the callee's reach the
+//                          caller's next acquire, and notices too many for
+//                          a call go to the notice log
 // Prints "PASS <mode>" per rank.
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/tls_certificate_provider.h>
@@ -34,9 +39,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -123,6 +130,14 @@ class ProbeImpl : public Probe::Service {
   }
   gasp::Status Echo(const gasp::tests::EchoRequest& q, gasp::tests::EchoReply* r) override {
     r->set_data(std::string(reinterpret_cast<const char*>(q.buf().address()), q.buf().length()));
+    return gasp::OkStatus();
+  }
+  gasp::Status Relay(const gasp::tests::RelayRequest& q, gasp::tests::RelayReply*) override {
+    gasp::GlobalLock lock(reinterpret_cast<uint64_t*>(q.lock_word()));
+    if (q.lock_word() != 0) lock.lock();
+    if (q.remote_address() != 0) *reinterpret_cast<uint64_t*>(q.remote_address()) = q.value();
+    if (q.flag_address() != 0) *reinterpret_cast<uint64_t*>(q.flag_address()) = 1;
+    if (q.lock_word() != 0) lock.unlock();
     return gasp::OkStatus();
   }
   gasp::Status Churn(const gasp::tests::ChurnRequest& q, gasp::tests::ChurnReply* r) override {
@@ -750,6 +765,95 @@ int Outsider() {
   return 0;
 }
 
+// Write notices carried by calls (docs/protocol.md, "Notices carried by
+// calls"), 3 ranks, rank 1 calling rank 0: (a) what the caller wrote
+// outside the call's references reaches rank 2 through a lock the callee
+// takes and frees in the method; (b) what the callee wrote outside them
+// reaches the caller's next acquire; (c) more runs than a call carries go
+// to the notice log instead.
+int Notices() {
+  const int me = gasp::Rank();
+  Start();
+  constexpr uint64_t kWords = 512;
+  uint64_t* p = gasp::CoNewArray<uint64_t>(kWords, gasp::Placement::OnRank(1));
+  uint64_t* q = gasp::CoNewArray<uint64_t>(2 * kWords, gasp::Placement::OnRank(2));
+  uint64_t* flag = gasp::CoNewArray<uint64_t>(kWords, gasp::Placement::OnRank(0));
+  constexpr uint64_t kWidePages = 2 * 1024 + 100;  // every other page: over 1024 runs
+  uint8_t* wide = gasp::CoNewArray<uint8_t>(kWidePages * 4096, gasp::Placement::OnRank(1));
+  gasp::GlobalLock lock = gasp::CoNewLock();
+  gasp::Barrier();
+  // Copies that go stale: rank 2 caches p, rank 1 caches both pages of q.
+  volatile uint64_t sink = 0;
+  if (me == 2) sink = sink + p[0];
+  if (me == 1) sink = sink + q[0] + q[kWords];
+  gasp::Barrier();
+  gasp::Result<Probe::Stub> stub = Probe::Stub::Bind();
+  if (!stub.ok()) return 1;
+  if (me == 1) {
+    for (uint64_t i = 0; i < kWords; ++i) p[i] = 42;
+    const uint64_t carried0 = gasp::StatGet(gasp::Counter::kNoticesCarried);
+    const uint64_t sent0 = gasp::StatGet(gasp::Counter::kNoticesSent);
+    gasp::tests::RelayRequest a;
+    a.set_lock_word(reinterpret_cast<uint64_t>(lock.word()));
+    a.set_remote_address(reinterpret_cast<uint64_t>(q));
+    a.set_value(77);
+    a.set_flag_address(reinterpret_cast<uint64_t>(flag));
+    auto ra = stub->Relay(a);
+    EXPECT(ra.ok(), "Relay under the lock: %s", Msg(ra.status()).c_str());
+    const uint64_t carried = gasp::StatGet(gasp::Counter::kNoticesCarried) - carried0;
+    const uint64_t sent = gasp::StatGet(gasp::Counter::kNoticesSent) - sent0;
+    EXPECT(carried >= 1 && sent == 0, "the call carried %lu pages of notices and published %lu",
+           (unsigned long)carried, (unsigned long)sent);
+    // (b) The second page of q, written by the callee without a lock: its
+    // notice can only come back with the reply.
+    gasp::tests::RelayRequest b;
+    b.set_remote_address(reinterpret_cast<uint64_t>(q + kWords));
+    b.set_value(78);
+    auto rb = stub->Relay(b);
+    EXPECT(rb.ok(), "Relay without a lock: %s", Msg(rb.status()).c_str());
+    gasp::Acquire();
+    const uint64_t q0 = q[0], q1 = q[kWords];
+    EXPECT(q0 == 77 && q1 == 78, "after the calls and an acquire rank 1 reads %lu and %lu, "
+           "expected 77 and 78", (unsigned long)q0, (unsigned long)q1);
+    // (c) Too many runs for a call.
+    for (uint64_t k = 0; k < kWidePages; k += 2) wide[k * 4096] = 1;
+    const uint64_t carried1 = gasp::StatGet(gasp::Counter::kNoticesCarried);
+    const uint64_t sent1 = gasp::StatGet(gasp::Counter::kNoticesSent);
+    auto rc = stub->Relay(gasp::tests::RelayRequest());
+    EXPECT(rc.ok(), "Relay of nothing: %s", Msg(rc.status()).c_str());
+    const uint64_t wide_carried = gasp::StatGet(gasp::Counter::kNoticesCarried) - carried1;
+    const uint64_t wide_sent = gasp::StatGet(gasp::Counter::kNoticesSent) - sent1;
+    EXPECT(wide_carried == 0 && wide_sent >= kWidePages / 2,
+           "%lu written pages in %lu runs: %lu carried, %lu published", (unsigned long)kWidePages / 2,
+           (unsigned long)kWidePages / 2, (unsigned long)wide_carried, (unsigned long)wide_sent);
+    std::printf("rank 1: the call carried %lu pages of notices and published none; the callee's "
+                "writes read after an acquire (%lu, %lu); %lu pages in %lu runs went to the log "
+                "instead\n",
+                (unsigned long)carried, (unsigned long)q0, (unsigned long)q1,
+                (unsigned long)wide_sent, (unsigned long)kWidePages / 2);
+  }
+  if (me == 2) {
+    // (a) Wait for the callee's flag under the lock, then read p.
+    uint64_t f = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (f == 0 && std::chrono::steady_clock::now() < deadline) {
+      lock.lock();
+      f = flag[0];
+      lock.unlock();
+      if (f == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT(f == 1, "the callee's flag never came");
+    uint64_t right = 0;
+    for (uint64_t i = 0; i < kWords; ++i) right += p[i] == 42 ? 1 : 0;
+    EXPECT(right == kWords, "rank 2 read %lu/%lu words of the caller's writes after the "
+           "callee's lock", (unsigned long)right, (unsigned long)kWords);
+    std::printf("rank 2: the caller's writes read through the callee's lock: %lu/%lu words\n",
+                (unsigned long)right, (unsigned long)kWords);
+  }
+  gasp::Barrier();
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -769,9 +873,10 @@ int main(int argc, char** argv) {
   if (mode == "creds") rc = Creds();
   if (mode == "serve") rc = Serve();
   if (mode == "outsider") rc = Outsider();
+  if (mode == "notices") rc = Notices();
   if (rc == 2) {
     std::fprintf(stderr,
-                 "usage: service_probe paths|refs|ship|bad|nons|tls|creds|serve|outsider\n");
+                 "usage: service_probe paths|refs|ship|bad|nons|tls|creds|serve|outsider|notices\n");
   }
   gasp::Barrier();
   const int fin = rt->Finalize();

@@ -23,6 +23,15 @@ run_job "$TMP/ship.log" 120 "$GASPRUN" -np 3 "$PROBE" ship
 expect_in "$TMP/ship.log" "rank 1: 30/30 echoes and 30/30 churned regions right, every byte; sent [0-9]+ pages in full and [1-9][0-9]* as diffs" "ship: every byte right at the receiver, pages sent as diffs"
 expect_in "$TMP/ship.log" "rank 0: sent [1-9][0-9]* pages as diffs; [1-9][0-9]* diffs received did not apply" "ship: diffs both ways; stale or missing copies dropped, not patched"
 
+# Write notices ride in calls instead of the notice log: the caller's
+# writes outside the references reach a third rank through a lock the
+# callee frees, the callee's reach the caller's next acquire, and more runs
+# than a call carries (one page per home write fault) go to the log.
+run_job "$TMP/notices.log" 120 env GASP_HOME_OPEN_PAGES=1 "$GASPRUN" -np 3 "$PROBE" notices
+[ "$RC" = 0 ] && [ "$(grep -c '^PASS notices' "$TMP/notices.log")" = 3 ] && ok "notices: all 3 ranks pass" || { bad "notices: rc=$RC"; tail -20 "$TMP/notices.log"; }
+expect_in "$TMP/notices.log" "rank 2: the caller's writes read through the callee's lock: 512/512 words" "notices: carried by the call, relayed by the callee's lock"
+expect_in "$TMP/notices.log" "rank 1: the call carried [1-9][0-9]* pages of notices and published none; the callee's writes read after an acquire \(77, 78\); [0-9]+ pages in 1074 runs went to the log instead" "notices: none published for a call, the reply's applied, too many go to the log"
+
 run_job "$TMP/bad.log" 120 "$GASPRUN" -np 3 "$PROBE" bad
 [ "$RC" = 0 ] && [ "$(grep -c '^PASS bad' "$TMP/bad.log")" = 3 ] && ok "bad input: all 3 ranks pass" || { bad "bad input: rc=$RC"; tail -20 "$TMP/bad.log"; }
 expect_in "$TMP/bad.log" "unknown service, 3 bad GlobalRefs, truncated and forged bundles and a garbage request all refused" "bad input refused with its code"

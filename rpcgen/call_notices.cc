@@ -1,0 +1,44 @@
+#include "rpcgen/call_notices.h"
+
+#include "base/status.h"
+#include "consistency/sync.h"
+#include "gas/range.h"
+#include "gasp/gasp.h"
+#include "runtime/runtime_internal.h"
+
+namespace gasp {
+namespace rpc {
+
+using consistency::Contribution;
+using consistency::PageRun;
+
+absl::StatusOr<std::string> ReleaseForCall(int to_rank) {
+  std::vector<Contribution> carry;
+  GASP_RETURN_IF_ERROR(internal::GetSync()->ReleaseForCall(to_rank, &carry));
+  const std::vector<uint8_t> bytes = consistency::EncodeCarriedNotices(carry);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+absl::StatusOr<std::vector<Contribution>> DecodeNotices(const std::string& bytes) {
+  return consistency::DecodeCarriedNotices(
+      absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), Size(),
+      internal::GetRange()->num_pages());
+}
+
+absl::Status ApplyNotices(const std::vector<Contribution>& notices, const std::vector<Ref>& refs) {
+  if (notices.empty()) return absl::OkStatus();
+  const gas::GlobalRange* range = internal::GetRange();
+  std::vector<PageRun> current;
+  for (const Ref& r : refs) {
+    // References were checked to lie inside the range before this.
+    if (r.length == 0 || r.address < range->base()) continue;
+    const uint64_t first = (r.address - range->base()) >> gas::kPageShift;
+    const uint64_t end = (r.address - range->base() + r.length + gas::kPageSize - 1) >> gas::kPageShift;
+    current.push_back({first, end - first});
+  }
+  consistency::MergeRuns(&current);
+  return internal::GetSync()->ReceiveCarried(notices, current);
+}
+
+}  // namespace rpc
+}  // namespace gasp
