@@ -328,55 +328,68 @@ absl::StatusOr<uint64_t> Sync::ReleaseForHandOff() {
   return log_->known_tail();
 }
 
-absl::Status Sync::PublishLocked() {
+absl::Status Sync::PublishLocked(bool take_own) {
   std::vector<Contribution> all(1);
   all[0].origin = rank_;
-  GASP_RETURN_IF_ERROR(
-      coherence_->TakeNotices(Coherence::NoticeSet::kSincePublished, &all[0].runs));
-  all.insert(all.end(), relayed_.begin(), relayed_.end());
+  if (take_own) {
+    GASP_RETURN_IF_ERROR(
+        coherence_->TakeNotices(Coherence::NoticeSet::kSincePublished, &all[0].runs));
+  }
+  for (const Outgoing& o : outbox_) all.push_back(o.notices);
   GASP_RETURN_IF_ERROR(log_->Publish(all));
-  relayed_.clear();
+  outbox_.clear();
   return absl::OkStatus();
 }
 
-void Sync::RelayLocked(const Contribution& c) {
-  for (Contribution& r : relayed_) {
-    if (r.origin != c.origin) continue;
-    r.runs.insert(r.runs.end(), c.runs.begin(), c.runs.end());
-    MergeRuns(&r.runs);
-    return;
-  }
-  relayed_.push_back({c.origin, c.runs, {}});
-  MergeRuns(&relayed_.back().runs);
+size_t Sync::OutboxRunsLocked() const {
+  size_t n = 0;
+  for (const Outgoing& o : outbox_) n += o.notices.runs.size();
+  return n;
 }
 
-absl::Status Sync::ReleaseForCall(int to_rank, std::vector<Contribution>* carry) {
+absl::Status Sync::ReleaseForCall(int to_rank, std::vector<Contribution>* carry, uint64_t* upto) {
   std::lock_guard<std::mutex> lock(notice_mu_);
   carry->clear();
+  *upto = 0;
   GASP_RETURN_IF_ERROR(coherence_->Release());
   if (log_ == nullptr) return absl::OkStatus();
-  size_t relayed_runs = 0;
-  for (const Contribution& c : relayed_) {
-    if (c.origin != to_rank) relayed_runs += c.runs.size();
-  }
   Contribution own{rank_, {}, {}};
-  if (relayed_runs > kMaxCarriedRuns ||
-      !coherence_->PeekNotices(kMaxCarriedRuns - relayed_runs, &own.runs)) {
-    return PublishLocked();  // too many for a call: the log takes them all
-  }
-  if (!own.runs.empty()) carry->push_back(std::move(own));
-  for (const Contribution& c : relayed_) {
-    if (c.origin != to_rank) carry->push_back(c);
+  GASP_RETURN_IF_ERROR(coherence_->TakeNotices(Coherence::NoticeSet::kSincePublished, &own.runs));
+  if (!own.runs.empty()) outbox_.push_back({next_seq_++, rank_, std::move(own)});
+  // Too many for a call: the log takes them all (this rank's own are
+  // already in the outbox).
+  if (OutboxRunsLocked() > kMaxCarriedRuns) return PublishLocked(/*take_own=*/false);
+  if (delivered_.empty()) delivered_.assign(nranks_, 0);
+  for (const Outgoing& o : outbox_) {
+    if (o.seq <= delivered_[to_rank] || o.from == to_rank || o.notices.origin == to_rank) continue;
+    Contribution* into = nullptr;
+    for (Contribution& c : *carry) {
+      if (c.origin == o.notices.origin) into = &c;
+    }
+    if (into == nullptr) {
+      carry->push_back({o.notices.origin, {}, {}});
+      into = &carry->back();
+    }
+    into->runs.insert(into->runs.end(), o.notices.runs.begin(), o.notices.runs.end());
   }
   uint64_t pages = 0;
-  for (const Contribution& c : *carry) {
+  for (Contribution& c : *carry) {
+    MergeRuns(&c.runs);
     for (const PageRun& r : c.runs) pages += r.count;
   }
   StatAdd(Counter::kNoticesCarried, pages);
+  *upto = next_seq_ - 1;
   return absl::OkStatus();
 }
 
-absl::Status Sync::ReceiveCarried(absl::Span<const Contribution> carried,
+void Sync::Delivered(int to_rank, uint64_t upto) {
+  std::lock_guard<std::mutex> lock(notice_mu_);
+  if (to_rank < 0 || to_rank >= nranks_ || upto == 0) return;
+  if (delivered_.empty()) delivered_.assign(nranks_, 0);
+  delivered_[to_rank] = std::max(delivered_[to_rank], upto);
+}
+
+absl::Status Sync::ReceiveCarried(int from_rank, absl::Span<const Contribution> carried,
                                   absl::Span<const PageRun> current) {
   std::lock_guard<std::mutex> lock(notice_mu_);
   std::vector<PageRun> stale;
@@ -385,16 +398,15 @@ absl::Status Sync::ReceiveCarried(absl::Span<const Contribution> carried,
     if (c.origin == rank_) continue;  // this rank's own writes: nothing is stale here
     for (const PageRun& r : c.runs) pages += r.count;
     SubtractRuns(c.runs, current, &stale);
-    if (log_ != nullptr) RelayLocked(c);
+    if (log_ != nullptr) outbox_.push_back({next_seq_++, from_rank, c});
   }
   StatAdd(Counter::kNoticesReceived, pages);
   // The call's references were acquired by the call; a copy of any other
   // page the sender (or a rank before it) wrote is stale.
+  MergeRuns(&stale);
   GASP_RETURN_IF_ERROR(coherence_->AcquireRuns(stale, /*may_refresh=*/false));
-  size_t relayed_runs = 0;
-  for (const Contribution& c : relayed_) relayed_runs += c.runs.size();
   // Bounded: past what one call may carry, the log takes them.
-  if (relayed_runs > kMaxCarriedRuns) return PublishLocked();
+  if (log_ != nullptr && OutboxRunsLocked() > kMaxCarriedRuns) return PublishLocked();
   return absl::OkStatus();
 }
 

@@ -89,20 +89,28 @@ class Sync {
   absl::Status AcquireTo(uint64_t known_tail);
 
   // Shipped calls carry write notices instead of publishing them before
-  // the call (docs/protocol.md, "Notices carried by calls").
-  // ReleaseForCall writes dirty pages home and fills `carry` with this
-  // rank's notices since its last publication (left pending: its next
-  // publication to the log covers them too) and the ones it relays for
-  // other ranks, except those of `to_rank`, the receiver. Notices too many
-  // for a call (kMaxCarriedRuns) are published to the log here instead,
-  // and `carry` is left empty; without a log it is always empty.
-  absl::Status ReleaseForCall(int to_rank, std::vector<Contribution>* carry);
-  // The receiving side: invalidates the cached copies of the pages that
-  // other ranks' `carried` notices name, except the pages of `current`
-  // (the call's references, which the call itself acquired), and keeps the
-  // notices to relay: this rank's next publication to the log (any lock or
-  // atomic release) or next shipped call passes them on.
-  absl::Status ReceiveCarried(absl::Span<const Contribution> carried,
+  // the call (docs/protocol.md, "Function-shipped calls: notices carried").
+  // Notices a call carries wait in an outbox until this rank's next
+  // publication to the log; each goes to each other rank at most once.
+  //
+  // ReleaseForCall writes dirty pages home, moves this rank's notices since
+  // its last publication or call into the outbox, and fills `carry` with
+  // what of the outbox `to_rank` has not been given yet (nothing that came
+  // from it or names its own writes), one contribution per origin.
+  // `*upto` marks what was given: pass it to Delivered once the call (or
+  // reply) went through, so that a call that failed is carried again.
+  // Notices too many for a call (kMaxCarriedRuns) are published to the log
+  // here instead, and `carry` is left empty; without a log it is always
+  // empty.
+  absl::Status ReleaseForCall(int to_rank, std::vector<Contribution>* carry, uint64_t* upto);
+  void Delivered(int to_rank, uint64_t upto);
+  // The receiving side, for notices `from_rank` carried: invalidates the
+  // cached copies of the pages they name (other ranks' writes), except the
+  // pages of `current` (the call's references, which the call itself
+  // acquired), and puts them in the outbox, to be published by this rank's
+  // next publication (any lock or atomic release) and carried by its calls
+  // to ranks other than `from_rank` and the origin.
+  absl::Status ReceiveCarried(int from_rank, absl::Span<const Contribution> carried,
                               absl::Span<const PageRun> current);
 
   // Uses the notice log at global address `addr` (NoticeLog::BytesFor
@@ -148,11 +156,11 @@ class Sync {
   // entry and every rank's on return.
   absl::Status Exchange(std::vector<Contribution>* known);
   absl::Status CheckWord(uint64_t addr, int* home) const;
-  // Publishes this rank's pending notices and the relayed ones.
-  // REQUIRES: notice_mu_ held, log_ set.
-  absl::Status PublishLocked();
-  // Adds `c` to relayed_. REQUIRES: notice_mu_ held.
-  void RelayLocked(const Contribution& c);
+  // Publishes this rank's pending notices (unless `take_own` is false) and
+  // the outbox, and empties it. REQUIRES: notice_mu_ held, log_ set.
+  absl::Status PublishLocked(bool take_own = true);
+  // Runs in the outbox. REQUIRES: notice_mu_ held.
+  size_t OutboxRunsLocked() const;
   // The home of a lock word (CheckWord), once the queue nodes are set.
   absl::StatusOr<int> LockHome(uint64_t word_addr) const;
   // Arrival words (sync_probe.cc): this rank's barrier number; the ranks
@@ -182,10 +190,19 @@ class Sync {
   // held across a barrier's message rounds.
   std::mutex notice_mu_;
   std::unique_ptr<NoticeLog> log_;  // guarded by notice_mu_ (set before use)
-  // Other ranks' notices that shipped calls brought here and that no
-  // publication of this rank has passed on yet: one entry per origin, runs
-  // merged. Guarded by notice_mu_.
-  std::vector<Contribution> relayed_;
+  // Notices carried or to be carried by shipped calls that no publication
+  // of this rank has passed on yet: this rank's own (from == rank_) and
+  // those calls brought here, numbered in arrival order. delivered_[r]:
+  // the entries up to this number were carried to rank r. Guarded by
+  // notice_mu_.
+  struct Outgoing {
+    uint64_t seq = 0;
+    int from = 0;
+    Contribution notices;
+  };
+  std::vector<Outgoing> outbox_;
+  uint64_t next_seq_ = 1;
+  std::vector<uint64_t> delivered_;
   std::unique_ptr<QueueLocks> queue_;  // set once at Init
   uint64_t allgather_epoch_ = 0;
   uint64_t arrival_addr_ = 0;

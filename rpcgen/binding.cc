@@ -292,7 +292,8 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
   // Release first: the callee must see everything this rank wrote. The
   // notices ride in the request (call_notices.h).
   CallRequest req;
-  GASP_ASSIGN_OR_RETURN(*req.mutable_notices(), ReleaseForCall(reply_.home_rank()));
+  GASP_ASSIGN_OR_RETURN(const CarriedNotices carried, ReleaseForCall(reply_.home_rank()));
+  req.set_notices(carried.bytes);
   req.set_service(reply_.service());
   req.set_method(method);
   if (!request.SerializeToString(req.mutable_request())) {
@@ -319,6 +320,7 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
                                      reply_.home_rank(), " (", reply_.endpoint(),
                                      "): ", s.error_message()));
   }
+  Delivered(reply_.home_rank(), carried);
   if (!reply->ParseFromString(rep.reply())) {
     return absl::DataLossError(absl::StrCat("the reply of ", reply_.service(), ".", method,
                                             " does not parse"));
@@ -332,7 +334,7 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
   absl::StatusOr<uint64_t> n = AcquireAndInstall(rep.pages(), all, reply_.home_rank());
   if (!n.ok()) return Annotate(n.status(), "the reply's page bundle was rejected");
   *bundled += *n;
-  GASP_RETURN_IF_ERROR(ApplyNotices(*notices, all));
+  GASP_RETURN_IF_ERROR(ApplyNotices(reply_.home_rank(), *notices, all));
   return absl::OkStatus();
 }
 

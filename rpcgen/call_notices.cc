@@ -12,11 +12,17 @@ namespace rpc {
 using consistency::Contribution;
 using consistency::PageRun;
 
-absl::StatusOr<std::string> ReleaseForCall(int to_rank) {
+absl::StatusOr<CarriedNotices> ReleaseForCall(int to_rank) {
   std::vector<Contribution> carry;
-  GASP_RETURN_IF_ERROR(internal::GetSync()->ReleaseForCall(to_rank, &carry));
+  CarriedNotices out;
+  GASP_RETURN_IF_ERROR(internal::GetSync()->ReleaseForCall(to_rank, &carry, &out.upto));
   const std::vector<uint8_t> bytes = consistency::EncodeCarriedNotices(carry);
-  return std::string(bytes.begin(), bytes.end());
+  out.bytes.assign(bytes.begin(), bytes.end());
+  return out;
+}
+
+void Delivered(int to_rank, const CarriedNotices& carried) {
+  internal::GetSync()->Delivered(to_rank, carried.upto);
 }
 
 absl::StatusOr<std::vector<Contribution>> DecodeNotices(const std::string& bytes) {
@@ -25,7 +31,8 @@ absl::StatusOr<std::vector<Contribution>> DecodeNotices(const std::string& bytes
       internal::GetRange()->num_pages());
 }
 
-absl::Status ApplyNotices(const std::vector<Contribution>& notices, const std::vector<Ref>& refs) {
+absl::Status ApplyNotices(int from_rank, const std::vector<Contribution>& notices,
+                          const std::vector<Ref>& refs) {
   if (notices.empty()) return absl::OkStatus();
   const gas::GlobalRange* range = internal::GetRange();
   std::vector<PageRun> current;
@@ -37,7 +44,7 @@ absl::Status ApplyNotices(const std::vector<Contribution>& notices, const std::v
     current.push_back({first, end - first});
   }
   consistency::MergeRuns(&current);
-  return internal::GetSync()->ReceiveCarried(notices, current);
+  return internal::GetSync()->ReceiveCarried(from_rank, notices, current);
 }
 
 }  // namespace rpc

@@ -132,7 +132,7 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
                                 "the request's page bundle was rejected"));
   // The caller's other writes: stale copies here go, and this rank passes
   // the notices on (call_notices.h).
-  GASP_RETURN_IF_ERROR(ApplyNotices(*notices, refs));
+  GASP_RETURN_IF_ERROR(ApplyNotices(caller_rank, *notices, refs));
   std::unique_ptr<google::protobuf::Message> rep(m->reply_prototype->New());
   absl::Status run = ToAbsl(m->invoke(svc->impl.get(), *req, rep.get()));
   // The callee's writes (through references too) go home before the reply,
@@ -149,7 +149,11 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
 namespace {
 absl::Status ReplyWithNotices(const google::protobuf::Message& rep, int caller_rank,
                               ShippedCallOut* out) {
-  GASP_ASSIGN_OR_RETURN(out->notices, ReleaseForCall(caller_rank));
+  GASP_ASSIGN_OR_RETURN(const CarriedNotices carried, ReleaseForCall(caller_rank));
+  // A reply is taken as delivered: a call whose reply is lost failed, and
+  // a failed call orders nothing.
+  Delivered(caller_rank, carried);
+  out->notices = carried.bytes;
   std::vector<Ref> out_refs;
   GASP_RETURN_IF_ERROR(CollectGlobalRefs(rep, &out_refs));
   BundleCounts sent;
