@@ -348,6 +348,10 @@ size_t Sync::OutboxRunsLocked() const {
 }
 
 absl::Status Sync::ReleaseForCall(int to_rank, std::vector<Contribution>* carry, uint64_t* upto) {
+  if (to_rank < 0 || to_rank >= nranks_) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "a shipped call to rank %d: not a rank of this job (0..%d)", to_rank, nranks_ - 1));
+  }
   std::lock_guard<std::mutex> lock(notice_mu_);
   carry->clear();
   *upto = 0;

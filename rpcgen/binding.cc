@@ -292,8 +292,17 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
   // Release first: the callee must see everything this rank wrote. The
   // notices ride in the request (call_notices.h).
   CallRequest req;
-  GASP_ASSIGN_OR_RETURN(const CarriedNotices carried, ReleaseForCall(reply_.home_rank()));
+  // Notices mean something only inside one job: a call to another job's
+  // service publishes them instead.
+  const bool same_job = reply_.job_id() == internal::JobId();
+  CarriedNotices carried;
+  if (same_job) {
+    GASP_ASSIGN_OR_RETURN(carried, ReleaseForCall(reply_.home_rank()));
+  } else {
+    GASP_RETURN_IF_ERROR(internal::GetSync()->Release());
+  }
   req.set_notices(carried.bytes);
+  req.set_job_id(internal::JobId());
   req.set_service(reply_.service());
   req.set_method(method);
   if (!request.SerializeToString(req.mutable_request())) {
@@ -320,7 +329,7 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
                                      reply_.home_rank(), " (", reply_.endpoint(),
                                      "): ", s.error_message()));
   }
-  Delivered(reply_.home_rank(), carried);
+  if (same_job) Delivered(reply_.home_rank(), carried);
   if (!reply->ParseFromString(rep.reply())) {
     return absl::DataLossError(absl::StrCat("the reply of ", reply_.service(), ".", method,
                                             " does not parse"));
@@ -329,7 +338,8 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
   // reply's, installing the pages it bundled.
   std::vector<Ref> all = refs;
   GASP_RETURN_IF_ERROR(CollectGlobalRefs(*reply, &all));
-  absl::StatusOr<std::vector<consistency::Contribution>> notices = DecodeNotices(rep.notices());
+  absl::StatusOr<std::vector<consistency::Contribution>> notices =
+      same_job ? DecodeNotices(rep.notices()) : std::vector<consistency::Contribution>();
   if (!notices.ok()) return Annotate(notices.status(), "the reply's write notices were rejected");
   absl::StatusOr<uint64_t> n = AcquireAndInstall(rep.pages(), all, reply_.home_rank());
   if (!n.ok()) return Annotate(n.status(), "the reply's page bundle was rejected");

@@ -18,12 +18,12 @@ Mac CallMac(absl::Span<const uint8_t> secret, const CallRequest& r, int callee) 
   const std::string service = Field(r.service()), method = Field(r.method());
   const std::string principal = Field(r.principal());
   const std::string request = Le64(r.request().size()), pages = Le64(r.pages().size());
-  const std::string notices = Le64(r.notices().size());
+  const std::string notices = Le64(r.notices().size()), job = Field(r.job_id());
   return HmacSha256(secret, {"gasp-call-v2", service, method,
                              Le64(static_cast<uint64_t>(static_cast<int64_t>(r.caller_rank()))),
                              Le64(static_cast<uint64_t>(callee)), principal,
                              Le64(r.credential().counter()), request, r.request(), pages,
-                             r.pages(), notices, r.notices()});
+                             r.pages(), notices, r.notices(), job});
 }
 
 void SignCall(absl::Span<const uint8_t> secret, int callee, uint64_t counter, CallRequest* r) {

@@ -5,7 +5,7 @@
 // A credential is a counter and an HMAC-SHA256, with the job secret, over
 // everything the call asks for: service, method, caller and callee rank,
 // the claimed principal, the counter, the serialized request, the page
-// bundle and the carried write notices. The callee recomputes the MAC and accepts each (caller, counter)
+// bundle, the carried write notices and the job id. The callee recomputes the MAC and accepts each (caller, counter)
 // once: counters count per (caller, callee) pair, and the callee keeps a
 // window of the last kReplayWindow counters of every caller, so that calls
 // overtaking each other on several threads are accepted while a recorded

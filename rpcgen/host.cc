@@ -69,7 +69,9 @@ class ShippingServiceImpl final : public Shipping::Service {
     ShippedCallOut out;
     absl::Status s = RunShippedCall(
         request->service(), request->method(),
-        {request->request(), request->pages(), request->notices(), request->caller_rank()}, &out);
+        {request->request(), request->pages(), request->notices(), request->caller_rank(),
+         request->job_id() == internal::JobId()},
+        &out);
     if (!s.ok()) {
       GASP_LOG(Info) << "shipped call " << request->service() << "." << request->method()
                      << " from rank " << request->caller_rank() << " refused: " << s;
@@ -91,7 +93,7 @@ namespace {
 // The successful end of a shipped call: release, the reply's pages and
 // bytes.
 absl::Status ReplyWithNotices(const google::protobuf::Message& rep, int caller_rank,
-                              ShippedCallOut* out);
+                              bool same_job, ShippedCallOut* out);
 }  // namespace
 
 absl::Status RunShippedCall(const std::string& service, const std::string& method,
@@ -126,7 +128,8 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
   for (const Ref& r : refs) {
     GASP_RETURN_IF_ERROR(internal::CheckGlobalRef(r.address, r.length, caller_rank, false));
   }
-  absl::StatusOr<std::vector<consistency::Contribution>> notices = DecodeNotices(in.notices);
+  absl::StatusOr<std::vector<consistency::Contribution>> notices =
+      in.same_job ? DecodeNotices(in.notices) : std::vector<consistency::Contribution>();
   if (!notices.ok()) return Annotate(notices.status(), "the request's write notices were rejected");
   GASP_RETURN_IF_ERROR(Annotate(AcquireAndInstall(in.pages, refs, caller_rank).status(),
                                 "the request's page bundle was rejected"));
@@ -138,7 +141,7 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
   // The callee's writes (through references too) go home before the reply,
   // so the caller sees them after its acquire; their notices go with it.
   // An error reply carries none: they are published to the log instead.
-  if (run.ok()) run = ReplyWithNotices(*rep, caller_rank, out);
+  if (run.ok()) run = ReplyWithNotices(*rep, caller_rank, in.same_job, out);
   if (!run.ok()) {
     GASP_RETURN_IF_ERROR(internal::GetSync()->Release());
     return run;
@@ -148,12 +151,16 @@ absl::Status RunShippedCall(const std::string& service, const std::string& metho
 
 namespace {
 absl::Status ReplyWithNotices(const google::protobuf::Message& rep, int caller_rank,
-                              ShippedCallOut* out) {
-  GASP_ASSIGN_OR_RETURN(const CarriedNotices carried, ReleaseForCall(caller_rank));
-  // A reply is taken as delivered: a call whose reply is lost failed, and
-  // a failed call orders nothing.
-  Delivered(caller_rank, carried);
-  out->notices = carried.bytes;
+                              bool same_job, ShippedCallOut* out) {
+  if (same_job) {
+    GASP_ASSIGN_OR_RETURN(const CarriedNotices carried, ReleaseForCall(caller_rank));
+    // A reply is taken as delivered: a call whose reply is lost failed, and
+    // a failed call orders nothing.
+    Delivered(caller_rank, carried);
+    out->notices = carried.bytes;
+  } else {
+    GASP_RETURN_IF_ERROR(internal::GetSync()->Release());  // another job: the log
+  }
   std::vector<Ref> out_refs;
   GASP_RETURN_IF_ERROR(CollectGlobalRefs(rep, &out_refs));
   BundleCounts sent;

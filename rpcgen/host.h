@@ -68,6 +68,7 @@ struct ShippedCallIn {
   const std::string& pages;
   const std::string& notices;
   int caller_rank;
+  bool same_job;  // the caller's job id is this one's (else no notices)
 };
 struct ShippedCallOut {
   std::string reply;
