@@ -144,11 +144,6 @@ class Coherence {
   // Appends the pages of `set` as ascending runs and empties the set; home
   // pages among them are closed (read-only) until their next write.
   absl::Status TakeNotices(NoticeSet set, std::vector<PageRun>* runs);
-  // The pages TakeNotices(kSincePublished) would take now, as ascending
-  // runs, leaving the set as it is (a shipped call carries them, and the
-  // next publication still covers them). False, with `runs` cleared, when
-  // there are more than `max_runs` runs.
-  bool PeekNotices(size_t max_runs, std::vector<PageRun>* runs);
   // Invalidates the cached copies of the pages in `runs` (dirty ones are
   // written home first, see InvalidateLocked); pages not cached and home
   // pages are left alone. The acquire of a barrier or lock whose notices

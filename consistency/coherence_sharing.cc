@@ -131,35 +131,6 @@ absl::Status Coherence::TakeNotices(NoticeSet set, std::vector<PageRun>* runs) {
   return status;
 }
 
-bool Coherence::PeekNotices(size_t max_runs, std::vector<PageRun>* runs) {
-  std::lock_guard<std::mutex> lock(sync_mu_);
-  runs->clear();
-  // What a take would add: the open pages of hot blocks (written without a
-  // fault). A block a take would demote is noted the same way, so nothing
-  // is changed here: demotion stays the business of takes.
-  std::vector<PageRun> hot;
-  const uint64_t blocks = (range_->num_pages() + hot_block_ - 1) / hot_block_;
-  hot_blocks_.ForEach(0, blocks, [&](uint64_t b) {
-    const uint64_t end = std::min((b + 1) * hot_block_, range_->num_pages());
-    for (uint64_t p = b * hot_block_; p < end; ++p) {
-      const uint32_t w = state(p).load(std::memory_order_acquire) & ~kBusy;
-      if (w == (MakeWord(kHome) | kHomeOpen)) AppendPage(p, &hot);
-    }
-  });
-  bool fits = true;
-  pending_.ForEach(0, range_->num_pages(), [&](uint64_t p) {
-    if (fits) AppendPage(p, runs);
-    fits = runs->size() <= max_runs;
-  });
-  if (fits && !hot.empty()) {
-    runs->insert(runs->end(), hot.begin(), hot.end());
-    MergeRuns(runs);
-    fits = runs->size() <= max_runs;
-  }
-  if (!fits) runs->clear();
-  return fits;
-}
-
 absl::Status Coherence::AcquireRuns(absl::Span<const PageRun> runs, bool may_refresh) {
   std::lock_guard<std::mutex> lock(sync_mu_);
   uint64_t budget = may_refresh ? NextRefreshBudgetLocked() : 0;
