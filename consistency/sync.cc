@@ -26,7 +26,8 @@ Sync::Sync(Coherence* coherence, transport::Transport* transport, int rank, int 
       rank_(rank),
       nranks_(nranks),
       timeout_(timeout),
-      describe_rank_(std::move(describe_rank)) {}
+      describe_rank_(std::move(describe_rank)),
+      delivered_(std::max(nranks, 0), 0) {}
 
 absl::Status Sync::CheckWord(uint64_t addr, int* home) const {
   if (addr % 8 != 0) {
@@ -363,7 +364,6 @@ absl::Status Sync::ReleaseForCall(int to_rank, std::vector<Contribution>* carry,
   // Too many for a call: the log takes them all (this rank's own are
   // already in the outbox).
   if (OutboxRunsLocked() > kMaxCarriedRuns) return PublishLocked(/*take_own=*/false);
-  if (delivered_.empty()) delivered_.assign(nranks_, 0);
   for (const Outgoing& o : outbox_) {
     if (o.seq <= delivered_[to_rank] || o.from == to_rank || o.notices.origin == to_rank) continue;
     Contribution* into = nullptr;
@@ -389,7 +389,6 @@ absl::Status Sync::ReleaseForCall(int to_rank, std::vector<Contribution>* carry,
 void Sync::Delivered(int to_rank, uint64_t upto) {
   std::lock_guard<std::mutex> lock(notice_mu_);
   if (to_rank < 0 || to_rank >= nranks_ || upto == 0) return;
-  if (delivered_.empty()) delivered_.assign(nranks_, 0);
   delivered_[to_rank] = std::max(delivered_[to_rank], upto);
 }
 

@@ -4,6 +4,7 @@
 #include "consistency/sync.h"
 #include "gas/range.h"
 #include "gasp/gasp.h"
+#include "rpcgen/pages.h"
 #include "runtime/runtime_internal.h"
 
 namespace gasp {
@@ -34,16 +35,7 @@ absl::StatusOr<std::vector<Contribution>> DecodeNotices(const std::string& bytes
 absl::Status ApplyNotices(int from_rank, const std::vector<Contribution>& notices,
                           const std::vector<Ref>& refs) {
   if (notices.empty()) return absl::OkStatus();
-  const gas::GlobalRange* range = internal::GetRange();
-  std::vector<PageRun> current;
-  for (const Ref& r : refs) {
-    // References were checked to lie inside the range before this.
-    if (r.length == 0 || r.address < range->base()) continue;
-    const uint64_t first = (r.address - range->base()) >> gas::kPageShift;
-    const uint64_t end = (r.address - range->base() + r.length + gas::kPageSize - 1) >> gas::kPageShift;
-    current.push_back({first, end - first});
-  }
-  consistency::MergeRuns(&current);
+  const std::vector<PageRun> current = RefPageRuns(*internal::GetRange(), refs);
   return internal::GetSync()->ReceiveCarried(from_rank, notices, current);
 }
 

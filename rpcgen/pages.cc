@@ -14,16 +14,29 @@ namespace gasp {
 namespace rpc {
 namespace {
 
-bool InsideRefs(uint64_t addr, const std::vector<Ref>& refs) {
-  for (const Ref& r : refs) {
-    // A page is covered when any byte of it is inside the reference.
-    const uint64_t page_end = addr + gas::kPageSize;
-    if (addr < r.address + r.length && r.address < page_end) return true;
-  }
-  return false;
+bool InRuns(uint64_t page, const std::vector<consistency::PageRun>& runs) {
+  auto it = std::upper_bound(
+      runs.begin(), runs.end(), page,
+      [](uint64_t p, const consistency::PageRun& r) { return p < r.first; });
+  return it != runs.begin() && page < std::prev(it)->first + std::prev(it)->count;
 }
 
 }  // namespace
+
+std::vector<consistency::PageRun> RefPageRuns(const gas::GlobalRange& range,
+                                              const std::vector<Ref>& refs) {
+  std::vector<consistency::PageRun> runs;
+  const uint64_t base = range.base(), limit = range.base() + range.size();
+  for (const Ref& r : refs) {
+    const uint64_t lo = std::max(r.address, base), hi = std::min(r.address + r.length, limit);
+    if (hi <= lo) continue;
+    const uint64_t first = (lo - base) >> gas::kPageShift;
+    const uint64_t end = (hi - base + gas::kPageSize - 1) >> gas::kPageShift;
+    runs.push_back({first, end - first});
+  }
+  consistency::MergeRuns(&runs);
+  return runs;
+}
 
 namespace {
 
@@ -70,9 +83,10 @@ absl::StatusOr<uint64_t> AcquireAndInstall(const std::string& bytes, const std::
           reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())));
   consistency::Coherence* coh = internal::GetCoherence();
   gas::GlobalRange* range = internal::GetRange();
+  const std::vector<consistency::PageRun> covered = RefPageRuns(*range, refs);
   for (const consistency::BundledPage& p : pages) {
     const uint64_t addr = range->base() + (p.page << gas::kPageShift);
-    if (p.page >= range->num_pages() || !InsideRefs(addr, refs)) {
+    if (p.page >= range->num_pages() || !InRuns(p.page, covered)) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "bundled page %#x is not covered by any GlobalRef of the call", addr));
     }
@@ -85,37 +99,34 @@ absl::StatusOr<uint64_t> AcquireAndInstall(const std::string& bytes, const std::
   // Pages sent as unchanged whose clean copy here still matches stay, and
   // so do those whose diff applies to the copy here; every other page of
   // the references is acquired (released if dirty, dropped).
-  std::vector<uint64_t> keep;
+  std::vector<consistency::PageRun> keep;
   uint64_t refused = 0;
   for (const consistency::BundledPage& p : pages) {
     if (p.kind == consistency::BundleKind::kUnchanged && coh->HasCleanCopy(p.page) &&
         consistency::PageHash(coh->PageBytes(p.page)) == p.hash) {
-      keep.push_back(p.page);
+      consistency::AppendPage(p.page, &keep);
     } else if (p.kind == consistency::BundleKind::kDiff) {
       if (coh->PatchCleanCopy(p.page, [&p](const uint8_t* copy, uint8_t* out) {
             return consistency::PatchedPage(p, copy, out);
           })) {
-        keep.push_back(p.page);
+        consistency::AppendPage(p.page, &keep);
       } else {
         ++refused;
       }
     }
   }
   StatAdd(Counter::kShippedDiffsDropped, refused);
-  for (const Ref& r : refs) {
-    uint64_t at = r.address;
-    const uint64_t end = r.address + r.length;
-    for (uint64_t k : keep) {
-      const uint64_t lo = range->base() + (k << gas::kPageShift), hi = lo + gas::kPageSize;
-      if (hi <= at || lo >= end) continue;
-      if (lo > at) GASP_RETURN_IF_ERROR(coh->AcquireRange(at, lo - at));
-      at = hi;
-    }
-    if (at < end) GASP_RETURN_IF_ERROR(coh->AcquireRange(at, end - at));
+  consistency::MergeRuns(&keep);
+  std::vector<consistency::PageRun> stale;
+  consistency::SubtractRuns(covered, keep, &stale);
+  for (const consistency::PageRun& r : stale) {
+    GASP_RETURN_IF_ERROR(coh->AcquireRange(range->base() + (r.first << gas::kPageShift),
+                                           r.count << gas::kPageShift));
   }
   // Runs of consecutive full pages go in together (one protection change
   // each).
-  uint64_t installed = keep.size();
+  uint64_t installed = 0;
+  for (const consistency::PageRun& r : keep) installed += r.count;
   std::vector<const uint8_t*> run;
   auto whole = [](const consistency::BundledPage& p) {
     return p.kind == consistency::BundleKind::kFull || p.kind == consistency::BundleKind::kZeros;

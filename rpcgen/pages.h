@@ -9,10 +9,18 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "consistency/notices.h"
+#include "gas/range.h"
 #include "rpcgen/global_refs.h"
 
 namespace gasp {
 namespace rpc {
+
+// The pages of `range` that `refs` cover (a page counts when any byte of
+// it is inside a reference), as sorted, merged runs. Parts of a reference
+// outside the range are left out: callers check references first.
+std::vector<consistency::PageRun> RefPageRuns(const gas::GlobalRange& range,
+                                              const std::vector<Ref>& refs);
 
 struct BundleCounts {
   uint64_t full = 0;       // pages sent whole (or as zeros)

@@ -14,8 +14,9 @@
 //                          diffs must all have happened
 //   service_probe bad      unknown service, GlobalRefs outside the range /
 //                          unallocated / into a domain not granted, a
-//                          truncated and a forged page bundle: each refused
-//                          with its code, and nothing changed
+//                          truncated and a forged page bundle, malformed
+//                          write notices: each refused with its code, and
+//                          nothing ran or changed
 //   service_probe nons     (GASP_NAMESERVER points at nothing) Bind fails
 //                          with UNAVAILABLE within the deadline
 //   service_probe tls      (mutual TLS: GASP_NS_CA/CERT/KEY set, and
@@ -44,10 +45,12 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "consistency/bundle.h"
+#include "consistency/notices.h"
 #include "gasp/gasp.h"
 #include "nameserver/pem.h"
 #include "rpcgen/call_credential.h"
@@ -502,8 +505,38 @@ int Bad() {
       t = raw->Call(&c3, req, &rep);
       EXPECT(t.error_code() == grpc::StatusCode::INVALID_ARGUMENT, "garbage request: %d %s",
              t.error_code(), t.error_message().c_str());
-      std::printf("rank %d: unknown service, 3 bad GlobalRefs, truncated and forged bundles and "
-                  "a garbage request all refused\n", me);
+      // Malformed write notices, on a request of this job (so that they
+      // are read): truncated, an origin outside the job, a run past the
+      // range's end. Each is refused before the method runs.
+      req = FillCall(mine, 7);
+      req.set_job_id(gasp::internal::JobId());
+      req.set_pages(gasp::consistency::BundleWriter().Finish());  // valid and empty
+      const uint64_t num_pages = gasp::internal::GetConfig().size_bytes >> 12;
+      const std::vector<uint8_t> ok_notices = gasp::consistency::EncodeCarriedNotices(
+          {{me, {{(reinterpret_cast<uint64_t>(mine) - base) >> 12, 1}}, {}}});
+      const std::vector<std::vector<uint8_t>> bad_notices = {
+          std::vector<uint8_t>(ok_notices.begin(), ok_notices.end() - 3),
+          gasp::consistency::EncodeCarriedNotices({{gasp::Size(), {{0, 1}}, {}}}),
+          gasp::consistency::EncodeCarriedNotices({{me, {{num_pages - 1, 2}}, {}}}),
+      };
+      int notices_refused = 0;
+      for (const std::vector<uint8_t>& n : bad_notices) {
+        req.set_notices(std::string(n.begin(), n.end()));
+        gasp::rpc::SignJobCall(bound->home_rank(), &req);
+        grpc::ClientContext cn;
+        t = raw->Call(&cn, req, &rep);
+        EXPECT(t.error_code() == grpc::StatusCode::INVALID_ARGUMENT &&
+                   t.error_message().find("write notices") != std::string::npos,
+               "malformed notices: %d %s", t.error_code(), t.error_message().c_str());
+        notices_refused += t.error_code() == grpc::StatusCode::INVALID_ARGUMENT ? 1 : 0;
+      }
+      // None of the calls above ran Fill: the page still holds zeros.
+      gasp::Acquire(mine, 4096);
+      EXPECT(mine[0] == 0 && mine[511] == 0, "a refused call ran: %lu %lu",
+             (unsigned long)mine[0], (unsigned long)mine[511]);
+      std::printf("rank %d: unknown service, 3 bad GlobalRefs, truncated and forged bundles, "
+                  "a garbage request and %d malformed notice lists all refused; nothing ran\n",
+                  me, notices_refused);
     }
   }
   gasp::Barrier();

@@ -34,7 +34,7 @@ expect_in "$TMP/notices.log" "rank 1: the call carried [1-9][0-9]* pages of noti
 
 run_job "$TMP/bad.log" 120 "$GASPRUN" -np 3 "$PROBE" bad
 [ "$RC" = 0 ] && [ "$(grep -c '^PASS bad' "$TMP/bad.log")" = 3 ] && ok "bad input: all 3 ranks pass" || { bad "bad input: rc=$RC"; tail -20 "$TMP/bad.log"; }
-expect_in "$TMP/bad.log" "unknown service, 3 bad GlobalRefs, truncated and forged bundles and a garbage request all refused" "bad input refused with its code"
+expect_in "$TMP/bad.log" "unknown service, 3 bad GlobalRefs, truncated and forged bundles, a garbage request and 3 malformed notice lists all refused; nothing ran" "bad input refused with its code"
 expect_in "$TMP/bad.log" "the secret domain is intact \(512 words\)" "bad input: nothing changed"
 
 run_job "$TMP/nons.log" 60 env GASP_TIMEOUT=5s GASP_NAMESERVER=127.0.0.1:1 "$GASPRUN" -np 2 "$PROBE" nons
