@@ -100,5 +100,13 @@ absl::StatusOr<JobSecret> ObtainJobSecret(Bootstrap& boot, absl::Time deadline) 
   return s;
 }
 
+std::string JobIdOf(absl::string_view launcher_id, const JobSecret& secret) {
+  if (!launcher_id.empty()) return std::string(launcher_id);
+  const Mac mac = HmacSha256(secret.key(), {"gasp-job-id"});
+  std::string id = "gasp-";
+  for (int i = 0; i < 8; ++i) absl::StrAppendFormat(&id, "%02x", mac[i]);
+  return id;
+}
+
 }  // namespace boot
 }  // namespace gasp

@@ -23,6 +23,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "boot/bootstrap.h"
@@ -62,6 +63,13 @@ absl::StatusOr<JobSecret> JobSecretFromFd(const char* fd_text);
 // else drawn by rank 0 and carried by one allgather of the bootstrap
 // (bounded by `deadline`), else, for a single rank, drawn here.
 absl::StatusOr<JobSecret> ObtainJobSecret(Bootstrap& boot, absl::Time deadline);
+
+// The job's id (CallRequest.job_id, name-server registrations): the
+// launcher's (`launcher_id`: GASP_JOB_ID, SLURM's job.step, Open MPI's job
+// id) when it gives one, else "gasp-" and 16 hex digits derived from the
+// secret (one-way), the same at every rank, so that two jobs without a
+// launcher id do not both call themselves "".
+std::string JobIdOf(absl::string_view launcher_id, const JobSecret& secret);
 
 }  // namespace boot
 }  // namespace gasp

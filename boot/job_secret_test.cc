@@ -167,6 +167,17 @@ TEST(JobSecretTest, GasprunsCoordinatorAdmitsOnlyItsRanks) {
   EXPECT_TRUE((*b)->Finalize(absl::Now() + absl::Seconds(5)).ok());
 }
 
+TEST(JobSecretTest, JobIdIsTheLaunchersElseDerivedFromTheSecret) {
+  JobSecret a, b;
+  a.bytes.fill(1);
+  b.bytes.fill(2);
+  EXPECT_EQ(JobIdOf("slurm-77.0", a), "slurm-77.0");
+  const std::string id = JobIdOf("", a);
+  EXPECT_THAT(id, ::testing::MatchesRegex("gasp-[0-9a-f]{16}"));
+  EXPECT_EQ(JobIdOf("", a), id) << "every rank holds the same secret and must get the same id";
+  EXPECT_NE(JobIdOf("", b), id) << "two jobs without a launcher id must differ";
+}
+
 }  // namespace
 }  // namespace boot
 }  // namespace gasp

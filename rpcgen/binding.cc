@@ -314,8 +314,10 @@ absl::Status BindingImpl::Ship(const std::string& method, const std::vector<Ref>
   req.set_caller_rank(Rank());
   req.set_principal(reply_.principal());
   GASP_ASSIGN_OR_RETURN(const ShippingTls* tls, JobShippingTls());
-  if (tls == nullptr) {
-    // No mutual TLS: prove membership of the job instead (call_credential.h).
+  if (tls == nullptr || same_job) {
+    // Membership of the job is proved by the job credential
+    // (call_credential.h): without mutual TLS for every call; with it, for
+    // calls inside the job, whose notices only the job's ranks may send.
     SignJobCall(reply_.home_rank(), &req);
   }
   grpc::ClientContext ctx;

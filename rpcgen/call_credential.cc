@@ -64,24 +64,22 @@ bool ReplayGuard::Accept(int caller, uint64_t counter) {
 }
 
 absl::Status CheckCallCredential(absl::Span<const uint8_t> secret, int callee,
-                                 const CallRequest& r, ReplayGuard* guard) {
-  constexpr char kHint[] =
-      "only ranks of this job may call without mutual TLS; for calls from other jobs or "
-      "programs configure GASP_NS_CA, GASP_NS_CERT and GASP_NS_KEY (docs/services.md)";
+                                 const CallRequest& r, ReplayGuard* guard,
+                                 absl::string_view hint) {
   if (!r.has_credential()) {
-    return absl::UnauthenticatedError(absl::StrCat("the call carries no job credential: ", kHint));
+    return absl::UnauthenticatedError(absl::StrCat("the call carries no job credential: ", hint));
   }
   if (r.credential().mac().size() != kMacBytes) {
     return absl::UnauthenticatedError(absl::StrFormat(
         "the call's credential has a %d-byte MAC, not %d: %s", r.credential().mac().size(),
-        kMacBytes, kHint));
+        kMacBytes, hint));
   }
   const Mac want = CallMac(secret, r, callee);
   if (!MacEqual(reinterpret_cast<const uint8_t*>(r.credential().mac().data()), want.data())) {
     return absl::UnauthenticatedError(absl::StrCat(
         "the call's credential does not match this job's secret (a process of another job, or "
         "a call made for another rank or altered on the way): ",
-        kHint));
+        hint));
   }
   if (!guard->Accept(r.caller_rank(), r.credential().counter())) {
     return absl::UnauthenticatedError(absl::StrFormat(

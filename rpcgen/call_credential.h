@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "base/crypto.h"
 #include "rpcgen/shipping.pb.h"
@@ -59,11 +60,24 @@ class ReplayGuard {
   std::vector<std::unique_ptr<Window>> windows_;
 };
 
+// What a refusal suggests when the callee has no mutual TLS: calls from
+// outside the job need it.
+inline constexpr char kNoTlsCredentialHint[] =
+    "only ranks of this job may call without mutual TLS; for calls from other jobs or "
+    "programs configure GASP_NS_CA, GASP_NS_CERT and GASP_NS_KEY (docs/services.md)";
+// With mutual TLS a call from another job is let in by its certificate, but
+// one that gives this job's id must also prove it (docs/services.md).
+inline constexpr char kTlsCredentialHint[] =
+    "with mutual TLS a call that gives this job's id (job_id) must also carry the job "
+    "credential, which only the job's own ranks can make; a rank of another job gives its "
+    "own job's id";
+
 // Checks `request`'s credential at `callee` (this rank) against the job
-// secret and `guard`. UNAUTHENTICATED, naming what to configure, for a
-// missing, malformed or wrong credential or a repeated call.
+// secret and `guard`. UNAUTHENTICATED, ending with `hint`, for a missing,
+// malformed or wrong credential, or a repeated call.
 absl::Status CheckCallCredential(absl::Span<const uint8_t> secret, int callee,
-                                 const CallRequest& request, ReplayGuard* guard);
+                                 const CallRequest& request, ReplayGuard* guard,
+                                 absl::string_view hint = kNoTlsCredentialHint);
 
 // Counters of this rank's calls, one per callee rank.
 class CallCounters {

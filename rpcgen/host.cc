@@ -52,19 +52,17 @@ class ShippingServiceImpl final : public Shipping::Service {
                             absl::StrCat("the call claims principal '", request->principal(),
                                          "' but its certificate is '", *caller, "'"));
       }
-    } else {
-      const boot::JobSecret& secret = internal::JobSecret();
-      absl::Status auth = CheckCallCredential(secret.key(), Rank(), *request, &replays_);
-      if (!auth.ok()) {
-        StatAdd(Counter::kRpcsRefused);
-        uint64_t held = 0;
-        if (refused_log_.Allow(&held)) {
-          GASP_LOG(Warn) << "shipped call " << request->service() << "." << request->method()
-                         << " from " << context->peer() << " refused: " << auth.message() << " ("
-                         << held << " more refused without a line since the last one)";
-        }
-        return ToGrpc(auth);
+      // Its certificate let it in; this job's id it must prove too, or it
+      // could pass notices and move delivery marks as a rank of this job.
+      if (request->job_id() == internal::JobId()) {
+        absl::Status auth = CheckCallCredential(internal::JobSecret().key(), Rank(), *request,
+                                                &replays_, kTlsCredentialHint);
+        if (!auth.ok()) return Refuse(*context, *request, auth);
       }
+    } else {
+      absl::Status auth =
+          CheckCallCredential(internal::JobSecret().key(), Rank(), *request, &replays_);
+      if (!auth.ok()) return Refuse(*context, *request, auth);
     }
     ShippedCallOut out;
     absl::Status s = RunShippedCall(
@@ -84,6 +82,20 @@ class ShippingServiceImpl final : public Shipping::Service {
   }
 
  private:
+  // A call refused for its credential: counted, logged at most once per
+  // 10 s with a count.
+  grpc::Status Refuse(const grpc::ServerContext& context, const CallRequest& request,
+                      const absl::Status& why) {
+    StatAdd(Counter::kRpcsRefused);
+    uint64_t held = 0;
+    if (refused_log_.Allow(&held)) {
+      GASP_LOG(Warn) << "shipped call " << request.service() << "." << request.method()
+                     << " from " << context.peer() << " refused: " << why.message() << " ("
+                     << held << " more refused without a line since the last one)";
+    }
+    return ToGrpc(why);
+  }
+
   const ShippingTls* const tls_;
   ReplayGuard replays_;
   LogLimiter refused_log_;

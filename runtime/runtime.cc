@@ -22,6 +22,8 @@
 #include "base/wait.h"
 #include "boot/bootstrap.h"
 #include "boot/endpoint_exchange.h"
+#include "boot/job_secret.h"
+#include "boot/launch_env.h"
 #include "boot/net.h"
 #include "consistency/coherence.h"
 #include "consistency/sync.h"
@@ -303,6 +305,12 @@ absl::Status InitLocked(State& s, const InitOptions& options) {
                                                    static_cast<int>(getpid())}));
   const absl::Time deadline = absl::Now() + c.timeout;
   GASP_ASSIGN_OR_RETURN(s.secret, boot::ObtainJobSecret(*s.boot, deadline));
+  absl::StatusOr<boot::LaunchEnv> launch =
+      boot::DetectLaunchEnv([](const char* name) { return std::getenv(name); });
+  // A rank that runs as a job of its own (GASP_BOOT=single under a
+  // launcher) does not take the launcher's job id.
+  const bool launcher_job = launch.ok() && launch->size == s.size;
+  s.job_id = boot::JobIdOf(launcher_job ? launch->job_id : "", s.secret);
 
   transport::TransportOptions topts;
   topts.rank = s.rank;
@@ -677,10 +685,7 @@ consistency::Coherence* GetCoherence() { return S().coherence.get(); }
 consistency::Sync* GetSync() { return S().sync.get(); }
 const Config& GetConfig() { return S().config; }
 protect::Protection* GetProtection() { return S().protection.get(); }
-std::string JobId() {
-  const char* id = std::getenv("GASP_JOB_ID");
-  return id == nullptr ? "" : id;
-}
+std::string JobId() { return S().job_id; }
 void AtFinalize(std::function<void()> fn) { S().at_finalize.push_back(std::move(fn)); }
 std::string AdvertisedHost() { return S().advertised_host; }
 std::string ListenHost() { return S().bind_all ? "0.0.0.0" : S().advertised_host; }

@@ -40,7 +40,8 @@ const boot::JobSecret& JobSecret();
 // own view. Other ranks' views are not changed (unlike CoGrant).
 absl::Status BindGrant(int domain, protect::Rights rights);
 
-// GASP_JOB_ID of the launcher ("" when none).
+// This job's id: the launcher's (GASP_JOB_ID, SLURM job.step, Open MPI's
+// job id), else one derived from the job secret (boot::JobIdOf). Never "".
 std::string JobId();
 
 // Checks a by-reference argument [addr, addr+length) for rank `rank`:

@@ -79,6 +79,7 @@ struct State {
   uint64_t key_epoch = 0;          // key exchanges so far (collective order)
   std::vector<std::function<void()>> at_finalize;
   std::unique_ptr<StatsExporter> stats_export;  // GASP_STATS_FILE; null without
+  std::string job_id;           // boot::JobIdOf: the launcher's, else from the secret
   std::string advertised_host;  // where other ranks reach this one (transport address)
   bool bind_all = false;        // GASP_TCP_ADDR=0.0.0.0: listeners bind every interface
   int rank = 0;

@@ -624,14 +624,18 @@ int Tls() {
     bundle.Add((reinterpret_cast<uint64_t>(mine) - c.base) >> 12,
                reinterpret_cast<const uint8_t*>(mine));
     req.set_pages(bundle.Finish());
-    auto call = [&](std::shared_ptr<grpc::ChannelCredentials> creds, const std::string& principal) {
+    auto send = [&](std::shared_ptr<grpc::ChannelCredentials> creds,
+                    const gasp::rpc::CallRequest& r) {
       auto raw = gasp::rpc::Shipping::NewStub(grpc::CreateChannel(bound->endpoint(), creds));
-      gasp::rpc::CallRequest r = req;
-      r.set_principal(principal);
       gasp::rpc::CallReply rep;
       grpc::ClientContext ctx;
       ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
       return raw->Call(&ctx, r, &rep);
+    };
+    auto call = [&](std::shared_ptr<grpc::ChannelCredentials> creds, const std::string& principal) {
+      gasp::rpc::CallRequest r = req;
+      r.set_principal(principal);
+      return send(creds, r);
     };
     grpc::Status t = call(OutsiderCredentials(*ca, "", ""), bound->principal());
     EXPECT(t.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
@@ -651,6 +655,22 @@ int Tls() {
     t = call(grpc::InsecureChannelCredentials(), bound->principal());
     EXPECT(t.error_code() == grpc::StatusCode::UNAVAILABLE, "plaintext caller: %d %s",
            t.error_code(), t.error_message().c_str());
+    // A certificate of the CA does not make its holder a rank of this job:
+    // a call that gives this job's id must carry the job credential too
+    // (else another job could pass write notices as one of its ranks).
+    gasp::rpc::CallRequest claimed = req;
+    claimed.set_job_id(gasp::internal::JobId());
+    t = send((*tls)->ChannelCredentials(bound->owner()), claimed);
+    EXPECT(t.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+               t.error_message().find("must also carry the job credential") != std::string::npos,
+           "this job's id, no credential: %d %s", t.error_code(), t.error_message().c_str());
+    const std::vector<uint8_t> other_secret(32, 0x5a);
+    gasp::rpc::SignCall(absl::MakeConstSpan(other_secret), bound->home_rank(), 1, &claimed);
+    t = send((*tls)->ChannelCredentials(bound->owner()), claimed);
+    EXPECT(t.error_code() == grpc::StatusCode::UNAUTHENTICATED &&
+               t.error_message().find("does not match this job's secret") != std::string::npos,
+           "this job's id, another job's credential: %d %s", t.error_code(),
+           t.error_message().c_str());
     int untouched = 0;
     for (int i = 0; i < 512; ++i) untouched += mine[i] == 0 ? 1 : 0;
     EXPECT(untouched == 512, "a refused call ran: %d/512 words untouched", untouched);
@@ -660,8 +680,9 @@ int Tls() {
     int filled = 0;
     for (int i = 0; i < 512; ++i) filled += mine[i] == 7 ? 1 : 0;
     EXPECT(filled == 512, "the proper call filled %d/512 words", filled);
-    std::printf("rank 1: no certificate, another CA, a false principal, a false callee and "
-                "plaintext all refused (%d words untouched); the proper call ran (%d filled)\n",
+    std::printf("rank 1: no certificate, another CA, a false principal, a false callee, "
+                "plaintext and this job's id without its credential all refused (%d words "
+                "untouched); the proper call ran (%d filled)\n",
                 untouched, filled);
   }
   gasp::Barrier();

@@ -92,7 +92,7 @@ if bash "${MKCERTS:-missing}" "$CERTS" >"$TMP/certs.log" 2>&1; then
       "$GASPRUN" --no-nameserver -np 2 "$PROBE" tls
     [ "$RC" = 0 ] && [ "$(grep -c '^PASS tls' "$TMP/tls.log")" = 2 ] && ok "mutual TLS: both ranks pass" || { bad "mutual TLS: rc=$RC"; tail -20 "$TMP/tls.log"; }
     expect_in "$TMP/tls.log" "rank 1: WhereFunction shipped to rank 0 over mutual TLS" "mutual TLS: function shipping works"
-    expect_in "$TMP/tls.log" "plaintext all refused \(512 words untouched\); the proper call ran \(512 filled\)" "mutual TLS: outsiders, false principals and false callees refused"
+    expect_in "$TMP/tls.log" "plaintext and this job's id without its credential all refused \(512 words untouched\); the proper call ran \(512 filled\)" "mutual TLS: outsiders, false principals, false callees and false job ids refused"
   else
     bad "mutual TLS: the name server did not start"; cat "$TMP/ns.log"
   fi
