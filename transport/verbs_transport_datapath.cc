@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/status.h"
 #include "base/wait.h"
 #include "base/log.h"
 #include "transport/tcp_wire.h"
@@ -543,7 +544,10 @@ void VerbsTransport::OnWc(const ibv_wc& wc) {
     if (wc.status != IBV_WC_SUCCESS) {
       c->send_failed = true;
       if (c->state == Conn::kUp) c->state = Conn::kError;
-      if (MapStatus(wc.status) == CompletionCode::kPeerUnreachable) {
+      // Send returned before its chunks were delivered, so a failed chunk
+      // is a message lost under a caller that was told it went out: the
+      // rank is lost (unless this rank tore the connection down itself).
+      if (!shut_down_ && !c->we_disconnected) {
         MarkPeer(c->peer, PeerState::kFailed,
                  absl::UnavailableError(absl::StrFormat(
                      "rank %d unreachable: message send %s; lost without goodbye", c->peer,
@@ -610,12 +614,52 @@ void VerbsTransport::DeliverMessage(int from, uint32_t tag, std::vector<uint8_t>
   mb_cv_.notify_all();
 }
 
+absl::Status VerbsTransport::WaitSends(Lock& l, Conn* c, int peer, int max_pending,
+                                       absl::Time deadline) {
+  // Reap the send completions here for the spin window (no wake-up of the
+  // progress thread), then arm the CQ and block.
+  const absl::Time spin_end = absl::Now() + absl::Microseconds(GetSpinMicros());
+  bool armed = GetWaitMode() == WaitMode::kBlock;
+  while (c->send_pending > max_pending && !c->send_failed) {
+    const absl::Time now = absl::Now();
+    if (now >= deadline) {
+      c->state = Conn::kError;  // buffers still posted: never reuse this QP
+      return absl::DeadlineExceededError(absl::StrFormat(
+          "message to rank %d not delivered before the deadline (GASP_TIMEOUT)", peer));
+    }
+    if (!armed && now < spin_end) {
+      spinners_.fetch_add(1, std::memory_order_acq_rel);
+      spin_epoch_.fetch_add(1, std::memory_order_relaxed);
+      l.unlock();
+      for (int i = 0; i < 16 && Poll() == 0; ++i) CpuRelax();
+      l.lock();
+      spinners_.fetch_sub(1, std::memory_order_acq_rel);
+      continue;
+    }
+    if (!armed) {
+      armed = true;
+      l.unlock();
+      ArmAndDrain();
+      l.lock();
+      continue;
+    }
+    cv_.wait_for(l, std::chrono::milliseconds(5));
+  }
+  if (c->send_failed) {
+    return absl::UnavailableError(
+        absl::StrFormat("message to rank %d failed: connection lost", peer));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status VerbsTransport::SendInternal(Lock& l, int peer, uint32_t tag, uint32_t flags,
                                           absl::Span<const uint8_t> payload,
                                           absl::Time deadline) {
   size_t offset = 0;
   bool first = true;
   Conn* used = nullptr;
+  ibv_send_wr wrs[kSendWindow];
+  ibv_sge sges[kSendWindow];
   while (first || offset < payload.size()) {
     absl::StatusOr<Conn*> conn = EnsureConn(l, peer, kMsgConn, deadline);
     if (!conn.ok()) return conn.status();
@@ -625,11 +669,16 @@ absl::Status VerbsTransport::SendInternal(Lock& l, int peer, uint32_t tag, uint3
           absl::StrFormat("connection to rank %d lost in the middle of a message", peer));
     }
     used = c;
-    std::vector<ibv_send_wr> wrs(kSendWindow);
-    std::vector<ibv_sge> sges(kSendWindow);
+    // The chunks form a ring: a Send returns once its chunks are posted,
+    // and waits only for a free chunk. Completions on one QP come in
+    // order, so the send_pending chunks before send_next are the ones in
+    // flight. (Waiting for each message's ACK cost a wake-up per message.)
+    GASP_RETURN_IF_ERROR(WaitSends(l, c, peer, kSendWindow - 1, deadline));
+    const int room = kSendWindow - c->send_pending;
     int n = 0;
-    while (n < kSendWindow && (first || offset < payload.size())) {
-      uint8_t* buf = c->send_mem.get() + size_t(n) * kChunkBytes;
+    while (n < room && (first || offset < payload.size())) {
+      const int slot = static_cast<int>((c->send_next + static_cast<uint64_t>(n)) % kSendWindow);
+      uint8_t* buf = c->send_mem.get() + size_t(slot) * kChunkBytes;
       size_t len = 0;
       if (first) {
         PutLe32(buf, tag);
@@ -650,7 +699,7 @@ absl::Status VerbsTransport::SendInternal(Lock& l, int peer, uint32_t tag, uint3
       sges[n].lkey = c->send_mr->lkey;
       ibv_send_wr& wr = wrs[n];
       wr = ibv_send_wr{};
-      wr.wr_id = (kWrMsgSend << 56) | (uint64_t{c->serial} << 16) | static_cast<uint64_t>(n);
+      wr.wr_id = (kWrMsgSend << 56) | (uint64_t{c->serial} << 16) | static_cast<uint64_t>(slot);
       wr.sg_list = &sges[n];
       wr.num_sge = 1;
       wr.opcode = IBV_WR_SEND;
@@ -659,47 +708,18 @@ absl::Status VerbsTransport::SendInternal(Lock& l, int peer, uint32_t tag, uint3
       ++n;
     }
     c->send_pending += n;
+    c->send_next += static_cast<uint64_t>(n);
     ibv_send_wr* bad = nullptr;
-    if (ibv_post_send(c->id->qp, wrs.data(), &bad) != 0) {
+    if (ibv_post_send(c->id->qp, wrs, &bad) != 0) {
       c->state = Conn::kError;
       c->send_pending = 0;
       return absl::InternalError(
           absl::StrFormat("ibv_post_send (message to rank %d): %s", peer, strerror(errno)));
     }
-    // Reap the send completions here for the spin window (no wake-up of
-    // the progress thread), then arm the CQ and block.
-    const absl::Time spin_end = absl::Now() + absl::Microseconds(GetSpinMicros());
-    bool armed = GetWaitMode() == WaitMode::kBlock;
-    while (c->send_pending > 0 && !c->send_failed) {
-      const absl::Time now = absl::Now();
-      if (now >= deadline) {
-        c->state = Conn::kError;  // buffers still posted: never reuse this QP
-        return absl::DeadlineExceededError(absl::StrFormat(
-            "message to rank %d not delivered before the deadline (GASP_TIMEOUT)", peer));
-      }
-      if (!armed && now < spin_end) {
-        spinners_.fetch_add(1, std::memory_order_acq_rel);
-        spin_epoch_.fetch_add(1, std::memory_order_relaxed);
-        l.unlock();
-        for (int i = 0; i < 16 && Poll() == 0; ++i) CpuRelax();
-        l.lock();
-        spinners_.fetch_sub(1, std::memory_order_acq_rel);
-        continue;
-      }
-      if (!armed) {
-        armed = true;
-        l.unlock();
-        ArmAndDrain();
-        l.lock();
-        continue;
-      }
-      cv_.wait_for(l, std::chrono::milliseconds(5));
-    }
-    if (c->send_failed) {
-      return absl::UnavailableError(
-          absl::StrFormat("message to rank %d failed: connection lost", peer));
-    }
   }
+  // A goodbye is the last message on the connection: wait until it and
+  // everything before it arrived, since the connection goes down next.
+  if (flags & kMsgFlagBye) return WaitSends(l, used, peer, 0, deadline);
   return absl::OkStatus();
 }
 

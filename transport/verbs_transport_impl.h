@@ -137,7 +137,8 @@ struct Conn {
   // Send side (active msg conns).
   std::unique_ptr<uint8_t[]> send_mem;
   ibv_mr* send_mr = nullptr;
-  int send_pending = 0;
+  int send_pending = 0;     // chunks posted and not completed
+  uint64_t send_next = 0;   // chunks posted in all; the next uses slot send_next % kSendWindow
   bool send_failed = false;
   // Ops QPs: slots posted and not yet completed, in posting order (only the
   // last WR of a chain is signaled; its completion completes those before).
@@ -272,6 +273,9 @@ class VerbsTransport : public Transport {
   void DeliverMessage(int from, uint32_t tag, std::vector<uint8_t> payload);
   absl::Status SendInternal(Lock& l, int peer, uint32_t tag, uint32_t flags,
                             absl::Span<const uint8_t> payload, absl::Time deadline);
+  // Waits until at most `max_pending` message chunks of `c` are in flight;
+  // Unavailable if one failed. REQUIRES mu_ (held by `l`).
+  absl::Status WaitSends(Lock& l, Conn* c, int peer, int max_pending, absl::Time deadline);
 
   TransportOptions options_;
   VerbsOptions verbs_;
