@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
@@ -57,23 +59,52 @@ void CloseAll(int* fds, int n) {
 
 }  // namespace
 
+namespace {
+
+// A directory is made under this prefix, locked, then renamed to its
+// kSocketDirPrefix name, so that no directory of that name exists unlocked
+// while its owner lives.
+constexpr char kNewDirPrefix[] = ".gasp-shm-new-";
+
+// Descriptors of this process's socket directories, each holding an
+// exclusive flock for as long as the directory is in use.
+std::mutex& DirLocksMu() {
+  static std::mutex* mu = new std::mutex;
+  return *mu;
+}
+std::map<std::string, int>& DirLocks() {
+  static auto* m = new std::map<std::string, int>;
+  return *m;
+}
+
+// True if nobody holds `dir`'s lock (its owner exited, however it
+// exited); the lock is then held by `*fd` until the caller closes it.
+bool TakeAbandoned(const std::string& dir, int* fd) {
+  *fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (*fd < 0) return false;
+  if (flock(*fd, LOCK_EX | LOCK_NB) == 0) return true;
+  close(*fd);
+  *fd = -1;
+  return false;
+}
+
+}  // namespace
+
 void RemoveStaleSocketDirs(const std::string& base) {
   DIR* d = opendir(base.c_str());
   if (d == nullptr) return;
   while (dirent* e = readdir(d)) {
     const std::string name = e->d_name;
-    // gasp-shm-<job>-r<rank>-p<pid>-XXXXXX
-    const size_t p = name.find("-p");
-    if (name.rfind(kSocketDirPrefix, 0) != 0 || p == std::string::npos) continue;
-    const long pid = std::strtol(name.c_str() + p + 2, nullptr, 10);
+    if (name.rfind(kSocketDirPrefix, 0) != 0) continue;
     const std::string dir = base + "/" + name;
     struct stat st {};
-    if (pid <= 0 || lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
-        st.st_uid != geteuid()) {
-      continue;
-    }
-    if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive (or unknown)
+    if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
+    // The owner's flock, not its pid, says whether it lives: a pid means
+    // nothing across PID namespaces (containers, sandboxes) sharing /tmp.
+    int fd = -1;
+    if (!TakeAbandoned(dir, &fd)) continue;
     RemoveSocketPath(dir + "/sock");
+    close(fd);
   }
   closedir(d);
 }
@@ -85,27 +116,46 @@ absl::StatusOr<std::string> MakeSocketPath(const std::string& job_tag, int rank)
       xdg != nullptr && xdg[0] == '/' && stat(xdg, &st) == 0 && S_ISDIR(st.st_mode) ? xdg : "/tmp";
   // Ranks killed without a chance to clean up (SIGKILL) leave theirs.
   RemoveStaleSocketDirs(base);
-  std::string dir = absl::StrFormat("%s/%s%s-r%d-p%d-XXXXXX", base, kSocketDirPrefix, job_tag,
-                                    rank, getpid());
-  if (dir.size() + 5 >= kBlobPathBytes) {
+  const std::string suffix = absl::StrFormat("%s-r%d-p%d-XXXXXX", job_tag, rank, getpid());
+  std::string made = absl::StrFormat("%s/%s%s", base, kNewDirPrefix, suffix);
+  const std::string dir_prefix = absl::StrFormat("%s/%s", base, kSocketDirPrefix);
+  if (dir_prefix.size() + suffix.size() + 5 >= kBlobPathBytes) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "shm transport: socket directory %s is longer than the %d bytes an endpoint blob "
+        "shm transport: socket directory %s%s is longer than the %d bytes an endpoint blob "
         "holds; set XDG_RUNTIME_DIR to a shorter directory",
-        dir, kBlobPathBytes - 6));
+        dir_prefix, suffix, kBlobPathBytes - 6));
   }
-  if (mkdtemp(dir.data()) == nullptr) {
+  if (mkdtemp(made.data()) == nullptr) {
     return Annotate(ErrnoError("mkdtemp", errno),
                     absl::StrFormat("shm transport: making a socket directory under %s (set "
                                     "XDG_RUNTIME_DIR to a writable directory)",
                                     base));
   }
+  const std::string dir = dir_prefix + made.substr(made.size() - suffix.size());
+  const int fd = open(made.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0 || rename(made.c_str(), dir.c_str()) != 0) {
+    const int err = errno;
+    if (fd >= 0) close(fd);
+    rmdir(made.c_str());
+    return Annotate(ErrnoError("lock and rename", err),
+                    absl::StrFormat("shm transport: socket directory %s", made));
+  }
+  std::lock_guard<std::mutex> l(DirLocksMu());
+  DirLocks()[dir] = fd;
   return dir + "/sock";
 }
 
 void RemoveSocketPath(const std::string& path) {
   if (path.empty()) return;
+  const std::string dir = path.substr(0, path.rfind('/'));
   unlink(path.c_str());
-  rmdir(path.substr(0, path.rfind('/')).c_str());
+  rmdir(dir.c_str());
+  std::lock_guard<std::mutex> l(DirLocksMu());
+  auto it = DirLocks().find(dir);
+  if (it != DirLocks().end()) {
+    close(it->second);
+    DirLocks().erase(it);
+  }
 }
 
 absl::StatusOr<int> ListenUnix(const std::string& path) {

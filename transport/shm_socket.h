@@ -21,16 +21,19 @@ namespace shm {
 
 // Makes this rank's private socket directory (mode 0700, mkdtemp) under
 // $XDG_RUNTIME_DIR, else /tmp, named from `job_tag`, the rank and the pid,
-// and returns the socket path inside it. First removes the directories
-// (of this uid) whose process no longer exists (RemoveStaleSocketDirs). Errors name the directory; a path too
+// and returns the socket path inside it. The directory stays locked (an
+// exclusive flock on it) until RemoveSocketPath. First removes the
+// directories (of this uid) whose owner is gone (RemoveStaleSocketDirs).
+// Errors name the directory; a path too
 // long for the endpoint blob suggests setting XDG_RUNTIME_DIR to a short
 // directory.
 absl::StatusOr<std::string> MakeSocketPath(const std::string& job_tag, int rank);
 // Removes the socket and its directory (best effort).
 void RemoveSocketPath(const std::string& path);
 // Removes the socket directories under `base` that this uid owns and whose
-// process (the pid in the name) is gone: ranks killed with SIGKILL cannot
-// remove their own. A live process's directory is never touched.
+// lock nobody holds: ranks killed with SIGKILL cannot remove their own. A
+// live process's directory is never touched, whatever PID namespace it
+// runs in (the pid in the name is only for people reading it).
 void RemoveStaleSocketDirs(const std::string& base);
 
 // A non-blocking listening unix stream socket bound to `path`.
