@@ -37,9 +37,8 @@ absl::StatusOr<uint64_t> NoticeLog::Tail(uint64_t add) {
   Op op = coherence_->HomeOp(OpType::kFetchAdd, home_, addr_);
   op.local = &old;
   op.operand = add;
-  GASP_RETURN_IF_ERROR(
-      Annotate(transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + timeout_),
-               absl::StrFormat("write-notice log at %s", describe_rank_(home_))));
+  absl::Status s = transport_->Execute(absl::MakeConstSpan(&op, 1), absl::Now() + timeout_);
+  if (!s.ok()) return Annotate(s, absl::StrFormat("write-notice log at %s", describe_rank_(home_)));
   return old;
 }
 
@@ -62,8 +61,9 @@ absl::Status NoticeLog::Transfer(OpType type, uint64_t first_slot, uint64_t n, L
     op.wr_id = first_slot + done;
     done += count;
   }
-  return Annotate(transport_->Execute(absl::MakeConstSpan(ops, n_ops), absl::Now() + timeout_),
-                  absl::StrFormat("write-notice log at %s", describe_rank_(home_)));
+  absl::Status s = transport_->Execute(absl::MakeConstSpan(ops, n_ops), absl::Now() + timeout_);
+  if (s.ok()) return s;
+  return Annotate(s, absl::StrFormat("write-notice log at %s", describe_rank_(home_)));
 }
 
 absl::Status NoticeLog::Publish(absl::Span<const Contribution> by_origin) {

@@ -174,6 +174,7 @@ absl::Status QueueLocks::FinishGrant(uint32_t index, absl::Time deadline) {
   if (!g.counter.has_value()) return absl::OkStatus();
   absl::Status s = transport_->Wait(&*g.counter, deadline);  // abandons it on timeout
   g.counter.reset();
+  if (s.ok()) return s;
   return Annotate(s, absl::StrFormat("handing a global lock to %s", describe_rank_(g.to.rank)));
 }
 

@@ -227,9 +227,11 @@ absl::Status Sync::Exchange(std::vector<Contribution>* known) {
     out.stamp = stamp_;
     out.contributions = *known;
     const std::vector<uint8_t> payload = EncodeBarrierMessage(out);
-    GASP_RETURN_IF_ERROR(Annotate(transport_->Send(to, kBarrierTag, payload),
-                                  absl::StrFormat("barrier %d: notifying %s", epoch,
-                                                  describe_rank_(to))));
+    // The message is formatted only on failure: a round is a few
+    // microseconds, formatting a rank's description is not free.
+    if (absl::Status sent = transport_->Send(to, kBarrierTag, payload); !sent.ok()) {
+      return Annotate(sent, absl::StrFormat("barrier %d: notifying %s", epoch, describe_rank_(to)));
+    }
     absl::StatusOr<transport::Message> m = RecvRound(from, epoch, start, deadline);
     if (!m.ok()) {
       if (absl::IsDeadlineExceeded(m.status())) {
@@ -279,9 +281,9 @@ absl::StatusOr<std::vector<uint64_t>> Sync::AllgatherU64(uint64_t mine) {
   AppendStamp(stamp_, &payload);
   for (int r = 0; r < nranks_; ++r) {
     if (r == rank_) continue;
-    GASP_RETURN_IF_ERROR(Annotate(transport_->Send(r, kAllgatherTag, payload),
-                                  absl::StrFormat("allgather %d: sending to %s", epoch,
-                                                  describe_rank_(r))));
+    if (absl::Status sent = transport_->Send(r, kAllgatherTag, payload); !sent.ok()) {
+      return Annotate(sent, absl::StrFormat("allgather %d: sending to %s", epoch, describe_rank_(r)));
+    }
   }
   for (int r = 0; r < nranks_; ++r) {
     if (r == rank_) continue;

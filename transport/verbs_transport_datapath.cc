@@ -610,6 +610,7 @@ void VerbsTransport::DeliverMessage(int from, uint32_t tag, std::vector<uint8_t>
     m.tag = tag;
     m.payload = std::move(payload);
     mailbox_.push_back(std::move(m));
+    ++mb_events_;
   }
   mb_cv_.notify_all();
 }
@@ -772,8 +773,10 @@ absl::StatusOr<Message> VerbsTransport::Recv(uint32_t tag, int from, absl::Time 
       if (shut_down_) return absl::FailedPreconditionError("the verbs transport is shut down");
       if (from != kAnyPeer && from != options_.rank) peer = peer_state_[static_cast<size_t>(from)];
     }
+    uint64_t seen = 0;
     {
       std::lock_guard<std::mutex> l(mb_mu_);
+      seen = mb_events_;
       for (auto it = mailbox_.begin(); it != mailbox_.end(); ++it) {
         if (it->tag == tag && (from == kAnyPeer || it->peer == from)) {
           Message m = std::move(*it);
@@ -808,8 +811,10 @@ absl::StatusOr<Message> VerbsTransport::Recv(uint32_t tag, int from, absl::Time 
       continue;
     }
     std::unique_lock<std::mutex> l(mb_mu_);
-    mb_cv_.wait_for(l, std::chrono::microseconds(absl::ToInt64Microseconds(
-                           std::min(deadline - now, absl::Milliseconds(10)))));
+    mb_cv_.wait_for(l,
+                    std::chrono::microseconds(absl::ToInt64Microseconds(
+                        std::min(deadline - now, absl::Milliseconds(10)))),
+                    [&] { return mb_events_ != seen; });
   }
 }
 

@@ -330,6 +330,10 @@ class VerbsTransport : public Transport {
   std::mutex mb_mu_;
   std::condition_variable mb_cv_;
   std::deque<Message> mailbox_;
+  // Messages delivered and peers lost so far (guarded by mb_mu_): a Recv
+  // that found nothing sleeps only while this is what it saw, so a
+  // delivery between its look and its wait is not missed.
+  uint64_t mb_events_ = 0;
 };
 
 }  // namespace verbs

@@ -459,6 +459,10 @@ void VerbsTransport::MarkPeer(int peer, PeerState state, const absl::Status& why
     have_failures_.store(true, std::memory_order_release);
   }
   cv_.notify_all();
+  {
+    std::lock_guard<std::mutex> l(mb_mu_);
+    ++mb_events_;
+  }
   mb_cv_.notify_all();
 }
 
@@ -613,6 +617,10 @@ absl::Status VerbsTransport::Shutdown(absl::Time deadline) {
 }
 
 void VerbsTransport::StopProgressAndFlush() {
+  {
+    std::lock_guard<std::mutex> l(mb_mu_);
+    ++mb_events_;  // a Recv waiting sees the shutdown at once
+  }
   mb_cv_.notify_all();
   stop_.store(true, std::memory_order_release);
   if (wake_fd_ >= 0) {
