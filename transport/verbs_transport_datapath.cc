@@ -540,7 +540,10 @@ void VerbsTransport::OnWc(const ibv_wc& wc) {
   if (serial >= conns_.size()) return;
   Conn* c = conns_[serial].get();
   if (kind == kWrMsgSend) {
-    if (c->send_pending > 0) --c->send_pending;
+    // A signaled chunk's completion stands for the chunks it covers (the
+    // low bits of its wr_id); an unsignaled chunk completes only in error.
+    const int covered = wc.status == IBV_WC_SUCCESS ? std::max(index, 1) : 1;
+    c->send_pending = std::max(0, c->send_pending - covered);
     if (wc.status != IBV_WC_SUCCESS) {
       c->send_failed = true;
       if (c->state == Conn::kUp) c->state = Conn::kError;
@@ -700,11 +703,24 @@ absl::Status VerbsTransport::SendInternal(Lock& l, int peer, uint32_t tag, uint3
       sges[n].lkey = c->send_mr->lkey;
       ibv_send_wr& wr = wrs[n];
       wr = ibv_send_wr{};
-      wr.wr_id = (kWrMsgSend << 56) | (uint64_t{c->serial} << 16) | static_cast<uint64_t>(slot);
       wr.sg_list = &sges[n];
       wr.num_sge = 1;
       wr.opcode = IBV_WR_SEND;
-      wr.send_flags = IBV_SEND_SIGNALED;
+      // Every kSignalEvery-th chunk, and a goodbye's last, is signaled; its
+      // completion covers the unsignaled ones before it (one QP completes
+      // in order; a failure completes every chunk with an error). A
+      // completion per message would wake the progress thread for each.
+      // The low bits: how many chunks a signaled one covers (0 on the
+      // others, which complete only in error).
+      wr.wr_id = (kWrMsgSend << 56) | (uint64_t{c->serial} << 16);
+      ++c->send_unsignaled;
+      const bool last = offset >= payload.size();
+      if ((c->send_next + static_cast<uint64_t>(n) + 1) % kSignalEvery == 0 ||
+          ((flags & kMsgFlagBye) && last)) {
+        wr.send_flags = IBV_SEND_SIGNALED;
+        wr.wr_id |= static_cast<uint64_t>(c->send_unsignaled);
+        c->send_unsignaled = 0;
+      }
       if (n > 0) wrs[n - 1].next = &wr;
       ++n;
     }

@@ -34,6 +34,9 @@ inline constexpr size_t kChunkBytes = 16384;      // message chunk / recv buffer
 inline constexpr size_t kMsgHeaderBytes = 16;     // {tag u32, flags u32, total u64}
 inline constexpr int kRecvDepth = 64;             // posted receives per msg QP
 inline constexpr int kSendWindow = 16;            // message chunks in flight
+inline constexpr int kSignalEvery = 8;            // one signaled message chunk in this many
+static_assert(kSendWindow % kSignalEvery == 0 && kSendWindow >= 2 * kSignalEvery,
+              "a full ring always holds a signaled chunk");
 inline constexpr uint32_t kMsgFlagBye = 1;
 inline constexpr uint64_t kMaxOpBytes = uint64_t{1} << 30;
 
@@ -139,6 +142,7 @@ struct Conn {
   ibv_mr* send_mr = nullptr;
   int send_pending = 0;     // chunks posted and not completed
   uint64_t send_next = 0;   // chunks posted in all; the next uses slot send_next % kSendWindow
+  int send_unsignaled = 0;  // chunks posted since the last signaled one
   bool send_failed = false;
   // Ops QPs: slots posted and not yet completed, in posting order (only the
   // last WR of a chain is signaled; its completion completes those before).

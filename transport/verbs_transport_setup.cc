@@ -303,7 +303,7 @@ absl::Status VerbsTransport::CreateQp(Conn* c) {
   qa.send_cq = dev->cq;
   qa.recv_cq = dev->cq;
   qa.qp_type = IBV_QPT_RC;
-  qa.sq_sig_all = 0;  // ops: only a chain's last WR is signaled; messages: every WR
+  qa.sq_sig_all = 0;  // ops: only a chain's last WR is signaled; messages: one in kSignalEvery
   qa.cap.max_send_wr = static_cast<uint32_t>(verbs_.max_outstanding_ops) + kSendWindow + 8;
   qa.cap.max_recv_wr = kRecvDepth;
   qa.cap.max_send_sge = 1;
