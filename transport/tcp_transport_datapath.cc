@@ -210,15 +210,8 @@ absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t
     DeliverMessage(std::move(m));
     return absl::OkStatus();
   }
-  if (PeerFailCode(peer) != CompletionCode::kSuccess) {
-    return absl::UnavailableError(absl::StrFormat(
-        "Send (tag %d) to %s: the rank is unreachable (it failed or shut down)", tag,
-        PeerName(peer)));
-  }
-  if (!connected_.load(std::memory_order_acquire)) {
-    return absl::FailedPreconditionError(
-        "tcp transport: Send before Connect(): exchange the endpoint blobs first");
-  }
+  GASP_RETURN_IF_ERROR(CheckSendPeer("tcp", tag, PeerFailCode(peer),
+                                    connected_.load(std::memory_order_acquire), PeerName(peer)));
   GASP_ASSIGN_OR_RETURN(Conn * conn, Outgoing(peer));
   FrameHeader h;
   h.type = FrameType::kMsg;
