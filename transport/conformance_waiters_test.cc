@@ -15,19 +15,6 @@ namespace transport {
 namespace conformance {
 namespace {
 
-// Restores the process-wide wait policy at the end of a test.
-class WaitPolicy {
- public:
-  explicit WaitPolicy(WaitMode mode) : mode_(GetWaitMode()), spin_(GetSpinMicros()) {
-    SetWaitPolicy(mode, spin_);
-  }
-  ~WaitPolicy() { SetWaitPolicy(mode_, spin_); }
-
- private:
-  const WaitMode mode_;
-  const int64_t spin_;
-};
-
 std::vector<uint8_t> Pattern(int seed, size_t n) {
   std::vector<uint8_t> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed * 31 + i * 7);
@@ -124,9 +111,9 @@ TEST_P(ConformanceTest, WaitsOnOtherThreadsAndOutOfOrderComplete) {
 }
 
 // A thread may poll a counter with Poll() instead of calling Wait: its ops
-// complete (the tcp backend parks a connection with no live op, watched
-// only for its end; Poll must have its replies read again). Checked on a
-// connection that a finished Execute left idle, in each wait mode.
+// complete (someone must read their replies: the tcp backend watches
+// every connection no thread reads directly). Checked on a connection
+// that a finished Execute left idle, in each wait mode.
 TEST_P(ConformanceTest, ACounterPolledWithPollCompletes) {
   WarmUp();
   for (WaitMode mode : {WaitMode::kAdaptive, WaitMode::kBlock, WaitMode::kPoll}) {

@@ -85,7 +85,6 @@ bool TcpTransport::ProgressTake(Conn* c) {
 void TcpTransport::ProgressGive(Conn* c) {
   std::lock_guard<std::mutex> l(c->own_mu);
   c->owner = Conn::Owner::kNone;
-  c->parked.store(c->epoll_events == kParkedEvents, std::memory_order_relaxed);
 }
 
 bool TcpTransport::SetEvents(Conn* c, uint32_t events) {
@@ -95,7 +94,6 @@ bool TcpTransport::SetEvents(Conn* c, uint32_t events) {
   ev.data.ptr = c;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev) != 0) return false;
   c->epoll_events = events;
-  c->parked.store(events == kParkedEvents, std::memory_order_relaxed);
   return true;
 }
 
@@ -109,13 +107,11 @@ bool TcpTransport::AppTake(Conn* c) {
   // Watched for its end only while this thread reads it, so the progress
   // thread is not woken by the data this thread reads. Done under own_mu:
   // the progress thread, which takes own_mu for each event, then sees at
-  // most an event it can skip (and notes it, see AppGive). A parked
-  // connection is taken without a system call. With GASP_WAIT_MODE=poll
-  // the progress thread polls anyway, so a peer's request connection stays
-  // watched: skipping what this thread reads costs it nothing, and two
-  // epoll_ctl calls per Recv are saved.
-  const bool keep_watched =
-      c->kind == Conn::Kind::kIncoming && GetWaitMode() == WaitMode::kPoll;
+  // most an event it can skip (and notes it). With GASP_WAIT_MODE=poll
+  // the progress thread polls anyway, so the connection stays watched:
+  // skipping what this thread reads costs it nothing, and two epoll_ctl
+  // calls per wait are saved.
+  const bool keep_watched = GetWaitMode() == WaitMode::kPoll;
   if (!keep_watched && !SetEvents(c, kParkedEvents)) return false;
   c->owner = Conn::Owner::kApp;
   c->missed_event = false;
@@ -127,13 +123,10 @@ void TcpTransport::AppGive(Conn* c) {
   {
     std::lock_guard<std::mutex> l(c->own_mu);
     closing = c->close_pending.load(std::memory_order_relaxed);
-    // An outgoing connection stays parked while no op to the peer is live:
-    // the next waiter takes it without a system call. An op armed by a
-    // thread that could not take it is counted before that thread tried
-    // (LiveTo), so its reply is watched for.
-    const bool park = c->kind == Conn::Kind::kOutgoing && !c->missed_event &&
-                      ops_.LiveTo(c->peer) == 0 && c->ring_count == 0;
-    if (!closing && !SetEvents(c, park ? kParkedEvents : WantedEvents(c))) {
+    // Watched fully again, even an outgoing connection with no op live:
+    // the peer may send its messages on it at any time (and a rank that
+    // computes outside gasp must still take them in).
+    if (!closing && !SetEvents(c, WantedEvents(c))) {
       // Without epoll nobody would read it again: have it closed.
       c->close_code = CompletionCode::kLocalError;
       c->close_why = ErrnoError("epoll_ctl after a direct read", errno);
@@ -146,25 +139,6 @@ void TcpTransport::AppGive(Conn* c) {
   if (closing) {
     closes_pending_.store(true);
     Wake();
-  }
-}
-
-void TcpTransport::WatchParked() {
-  for (int p = 0; p < size_; ++p) {
-    Conn* c = peers_[p].out.load(std::memory_order_acquire);
-    if (c == nullptr || !c->parked.load(std::memory_order_relaxed) || ops_.LiveTo(p) == 0) {
-      continue;
-    }
-    std::lock_guard<std::mutex> l(c->own_mu);
-    // Owned: its owner watches it again when it hands it back (LiveTo > 0).
-    if (c->owner != Conn::Owner::kNone || c->closed || c->fd < 0) continue;
-    if (!SetEvents(c, WantedEvents(c))) {
-      c->close_code = CompletionCode::kLocalError;
-      c->close_why = ErrnoError("epoll_ctl(watch a parked connection)", errno);
-      c->close_pending.store(true);
-      closes_pending_.store(true);
-      Wake();
-    }
   }
 }
 
@@ -266,19 +240,16 @@ void TcpTransport::WaitDirect(CompletionCounter* counter, absl::Time deadline) {
   AppGive(c);
 }
 
-bool TcpTransport::MessagesMayFollow(int from) const {
-  return peers_[from].in.load(std::memory_order_acquire) != nullptr &&
-         !peers_[from].in_finished.load(std::memory_order_acquire);
-}
-
 void TcpTransport::RecvDirect(int from, absl::Time deadline, uint64_t seen_seq) {
-  Conn* c = peers_[from].in.load(std::memory_order_acquire);
+  Conn* c = ExpectedMessageConn(from);
   if (c == nullptr || !AppTake(c)) return;
+  const std::atomic<bool>& finished =
+      c->kind == Conn::Kind::kIncoming ? peers_[from].in_finished : peers_[from].out_finished;
   ReadWhileNot(c, deadline, [&] {
     // A peer that left or failed may still have messages on the way on
     // this connection: read on until its goodbye or its end.
     return inbox_seq_.load(std::memory_order_acquire) != seen_seq ||
-           peers_[from].in_finished.load(std::memory_order_acquire);
+           finished.load(std::memory_order_acquire);
   });
   AppGive(c);
 }

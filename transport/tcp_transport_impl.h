@@ -4,10 +4,24 @@
 // thread, the target-side service, messages) and tcp_transport_conns.cc
 // (accepting, the incoming HELLO, closing connections, dropping peers).
 //
+// Connections: a rank dials each peer it posts to (its outgoing
+// connection, carrying its requests and the peer's responses). Messages
+// share connections in both directions: a rank sends its messages to a
+// peer on one connection between the two, chosen once, at its first Send
+// to that peer, and kept (MessageConn in tcp_transport_messages.cc): the
+// only one that exists then, or the one the lower rank dialed when both
+// do, or a new outgoing one. So a message and its reply travel on one TCP
+// stream each way (no bare ACK per segment), and a sender's messages stay
+// in order (one stream). Every connection's readers accept messages.
+//
 // Threads and ownership:
-//  * Application threads post requests and messages on the outgoing
-//    connection to a peer (the one this rank opened), under that
-//    connection's send mutex, with a bounded blocking write.
+//  * Application threads post requests on the outgoing connection to a
+//    peer, and messages on the connection chosen for them, under that
+//    connection's send mutex, with a bounded blocking write. On a
+//    connection the peer dialed, the responses written by the
+//    connection's owner share that mutex (FlushOutput only tries it, so
+//    the progress thread never waits for a sender) and a sender waits
+//    while a response is half written (Conn::out_partial).
 //  * The progress thread owns everything else: it accepts incoming
 //    connections, serves requests arriving on them (responses go to a
 //    per-connection output ring flushed without blocking), reads responses
@@ -116,12 +130,8 @@ struct Conn {
   std::atomic<bool> close_pending{false};
   CompletionCode close_code ABSL_GUARDED_BY(own_mu) = CompletionCode::kPeerUnreachable;
   absl::Status close_why ABSL_GUARDED_BY(own_mu);
-  // Outgoing: watched for its end only (kParkedEvents), because no op to
-  // the peer is live and the last thread that read it directly may read
-  // it again without telling epoll twice. Written under own_mu.
-  std::atomic<bool> parked{false};
   // The progress thread skipped an event while an application thread
-  // owned the connection: it is watched again (not parked) on hand-back.
+  // owned the connection.
   bool missed_event ABSL_GUARDED_BY(own_mu) = false;
 
   // ---- the owner only (the progress thread unless taken over) ----
@@ -152,11 +162,16 @@ struct Conn {
   size_t ring_head = 0;
   size_t ring_count = 0;
 
-  // ---- application threads (outgoing connections) ----
+  // ---- writers of the socket: application threads (requests, messages)
+  // and, on an incoming connection, the owner flushing its responses ----
   std::mutex send_mu;
   bool send_closed ABSL_GUARDED_BY(send_mu) = false;
   // Why a sender gave up on the connection (reported when it is closed).
   absl::Status broken ABSL_GUARDED_BY(send_mu);
+  // The owner's last flush left a response frame half written: nobody
+  // else may write before it is finished (send_cv announces that).
+  bool out_partial ABSL_GUARDED_BY(send_mu) = false;
+  std::condition_variable send_cv;
 };
 
 // A copy of `s` that shares nothing with it. absl::Status reference-counts
@@ -176,8 +191,9 @@ inline uint32_t WantedEvents(const Conn* c) {
   return want;
 }
 
-// A parked connection's epoll events: its end (EOF, error), edge-triggered
-// so that an application thread reading it meanwhile is not raced by level
+// The epoll events of a connection an application thread reads directly:
+// its end (EOF, error) only, edge-triggered, so that the progress thread
+// is neither woken by the data that thread reads nor raced by level
 // reports.
 inline constexpr uint32_t kParkedEvents = EPOLLRDHUP | EPOLLET;
 
@@ -204,13 +220,9 @@ class TcpTransport final : public Transport {
   absl::Status Deregister(const Region& region) override;
   absl::Status Post(absl::Span<const Op> ops, CompletionCounter* counter) override;
   void Abandon(CompletionCounter* counter) override;
-  // The progress thread completes ops; Poll only has parked connections
-  // with live ops watched again (WatchParked), for threads that poll a
-  // counter instead of calling Wait.
-  int Poll() override {
-    WatchParked();
-    return 0;
-  }
+  // The progress thread completes ops and watches every connection no
+  // application thread reads: nothing to do here.
+  int Poll() override { return 0; }
   absl::Status Wait(CompletionCounter* counter, absl::Time deadline) override;
   absl::Status Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) override;
   absl::StatusOr<Message> Recv(uint32_t tag, int from, absl::Time deadline) override;
@@ -229,11 +241,23 @@ class TcpTransport final : public Transport {
     std::mutex connect_mu;  // serializes lazy connection set-up
     std::atomic<Conn*> out{nullptr};
     // Set by the progress thread once the peer's HELLO and PROOF checked
-    // out; read by application threads that read it directly.
+    // out; read by application threads that read it directly or send
+    // messages on it.
     std::atomic<Conn*> in{nullptr};
     // Its incoming connection said goodbye or closed: no message from the
-    // peer can follow.
+    // peer can follow on it.
     std::atomic<bool> in_finished{false};
+    // The same for the outgoing connection (the peer may send its
+    // messages on it).
+    std::atomic<bool> out_finished{false};
+    // The connection this rank sends its messages to the peer on: chosen
+    // once under msg_mu (MessageConn), never changed, so they stay in
+    // order.
+    std::mutex msg_mu;
+    std::atomic<Conn*> msg_out{nullptr};
+    // The connection the peer's messages last arrived on: where a Recv
+    // from it reads directly.
+    std::atomic<Conn*> msg_in{nullptr};
   };
 
   TcpTransport(const TransportOptions& options, const TcpTransportOptions& tcp);
@@ -258,6 +282,10 @@ class TcpTransport final : public Transport {
   CompletionCode PeerFailCode(int peer) const;
   void Wake();
   void CloseAllSockets(bool abrupt, absl::Time deadline, absl::Status* status);
+  // CloseAllSockets' end of one connection (send_mu held): after a
+  // goodbye, a half close and the unread input drained; a reset when
+  // `abrupt`. Nothing is written on it afterwards.
+  void CloseSocket(Conn* c, bool said_bye, bool abrupt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->send_mu);
   bool OnProgressThread() const;
 
   // ---- data path (tcp_transport_datapath.cc) ----
@@ -294,19 +322,32 @@ class TcpTransport final : public Transport {
   void WaitDirect(CompletionCounter* counter, absl::Time deadline);
   void RecvDirect(int from, absl::Time deadline, uint64_t seen_seq);
   // Whether a message from `from` can still arrive after it left or
-  // failed: its connection to us is open and has not said goodbye yet.
+  // failed: a connection between us is open and has not said goodbye yet.
   bool MessagesMayFollow(int from) const;
   // Records the peer of this thread's posts on `counter` (for WaitDirect).
   void NotePost(absl::Span<const Op> ops, CompletionCounter* counter);
-  // Has the progress thread watch every parked connection with live ops
-  // again (a thread about to sleep on replies it does not read itself).
-  void WatchParked();
   // Sets `c`'s epoll events (own_mu held); false when epoll_ctl fails.
   bool SetEvents(Conn* c, uint32_t events);
   // Closes `c` now, or once its application reader hands it back.
   void CloseOrDefer(Conn* c, CompletionCode code, const absl::Status& why);
   // Closes the connections handed back with a close pending.
   void RunPendingCloses();
+  // ---- messages (tcp_transport_messages.cc) ----
+  // The connection this rank's messages to `peer` go on (see the top of
+  // this file), chosen on first use; dials when none exists.
+  absl::StatusOr<Conn*> MessageConn(int peer);
+  // The connection a message from `from` is expected on: the one its
+  // last message came on, else the only one between us (nullptr when
+  // there are two or none).
+  Conn* ExpectedMessageConn(int from) const;
+  // A MSG header on any connection: its payload goes to a new message.
+  bool OnMsgHeader(Conn* c, const FrameHeader& h);
+  // Waits, with `l` holding conn->send_mu, until no response is half
+  // written on `conn` or it is closed (the caller checks send_closed).
+  // DeadlineExceeded when a response stays half written until `deadline`
+  // (the peer stopped reading).
+  absl::Status WaitWholeFrames(Conn* conn, std::unique_lock<std::mutex>& l, absl::Time deadline);
+
   // Processes buffered input; false when the connection was closed.
   bool ProcessInput(Conn* c);
   // Consumes one decoded header; false when the connection was closed.
@@ -324,9 +365,12 @@ class TcpTransport final : public Transport {
   bool OnPayloadDone(Conn* c);
   void QueueResponse(Conn* c, const FrameHeader& h, const uint8_t* payload, uint64_t len,
                      uint32_t pin);
-  // Writes as much of the output ring as the socket takes; false on error
-  // (connection closed).
+  // Writes as much of the output ring as the socket takes, unless a
+  // sender holds the socket (then later); false on error (connection
+  // closed).
   bool FlushOutput(Conn* c, absl::Status* error = nullptr);
+  // FlushOutput's writing, with send_mu held.
+  bool FlushRing(Conn* c, absl::Status* error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->send_mu);
   void UpdateEpoll(Conn* c);
   // Closes `c` because of `why`; `code` is the completion for the peer's
   // outstanding ops when the peer is lost (kPeerUnreachable/kProtocolError).

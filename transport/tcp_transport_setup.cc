@@ -490,12 +490,15 @@ void TcpTransport::CloseAllSockets(bool abrupt, absl::Time deadline, absl::Statu
           break;
         }
       }
-      shutdown(c->fd, SHUT_WR);
     }
-    if (abrupt) SetLingerZero(c->fd);
+    {
+      // Nothing is written after the goodbye: a sender still in Send
+      // (on a connection it shares for messages) gets an error instead.
+      std::lock_guard<std::mutex> sl(c->send_mu);
+      CloseSocket(c, /*said_bye=*/!abrupt && c->peer >= 0, abrupt);
+    }
+    c->send_cv.notify_all();
     ReleaseConnResources(c);
-    close(c->fd);
-    c->fd = -1;
     c->closed = true;
   }
   // A peer's connection stays allocated (peers_[].in may point to it).
@@ -520,22 +523,28 @@ void TcpTransport::CloseAllSockets(bool abrupt, absl::Time deadline, absl::Statu
       if (!s.ok() && status != nullptr && status->ok()) {
         *status = Annotate(s, absl::StrFormat("tcp transport: goodbye to %s", PeerName(p)));
       }
-      shutdown(c->fd, SHUT_WR);
-      // Read what is already queued so close() sends FIN rather than RST
-      // (an RST may discard our goodbye before the peer reads it).
-      while (WireRecv(c->fd, scratch_.get(), kScratchBytes) > 0) {
-      }
     }
-    if (abrupt) SetLingerZero(c->fd);
-    close(c->fd);
-    c->fd = -1;
-    c->send_closed = true;
+    CloseSocket(c, /*said_bye=*/!c->send_closed && !abrupt, abrupt);
     c->closed = true;
   }
   if (listen_fd_ >= 0) {
     close(listen_fd_);
     listen_fd_ = -1;
   }
+}
+
+void TcpTransport::CloseSocket(Conn* c, bool said_bye, bool abrupt) {
+  if (said_bye) {
+    shutdown(c->fd, SHUT_WR);
+    // Read what is already queued so close() sends FIN rather than RST
+    // (an RST may discard our goodbye before the peer reads it).
+    while (WireRecv(c->fd, scratch_.get(), kScratchBytes) > 0) {
+    }
+  }
+  if (abrupt) SetLingerZero(c->fd);
+  close(c->fd);
+  c->fd = -1;
+  c->send_closed = true;
 }
 
 absl::Status TcpTransport::Shutdown(absl::Time deadline) {
