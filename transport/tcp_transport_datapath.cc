@@ -190,6 +190,7 @@ absl::Status TcpTransport::Wait(CompletionCounter* counter, absl::Time deadline)
   // thread only waits (spinning or blocking per GASP_WAIT_MODE, inside
   // WaitWhileEqual).
   if (!counter->done()) WaitDirect(counter, deadline);
+  if (!counter->done()) WatchParked();
   return WaitForCompletions(counter, deadline, ops_, "tcp", timeout_,
                             [this](int peer) { return PeerName(peer); });
 }

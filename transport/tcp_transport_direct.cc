@@ -85,6 +85,15 @@ bool TcpTransport::ProgressTake(Conn* c) {
 void TcpTransport::ProgressGive(Conn* c) {
   std::lock_guard<std::mutex> l(c->own_mu);
   c->owner = Conn::Owner::kNone;
+  c->parked.store(c->epoll_events == kParkedEvents, std::memory_order_relaxed);
+}
+
+bool TcpTransport::Parkable(const Conn* c) const {
+  if (c->kind != Conn::Kind::kOutgoing) return false;
+  // The peer's messages came on its own connection: it chose that one at
+  // its first Send and never moves, so none can come on this one.
+  const Conn* msgs = peers_[c->peer].msg_in.load(std::memory_order_acquire);
+  return msgs != nullptr && msgs != c;
 }
 
 bool TcpTransport::SetEvents(Conn* c, uint32_t events) {
@@ -94,6 +103,7 @@ bool TcpTransport::SetEvents(Conn* c, uint32_t events) {
   ev.data.ptr = c;
   if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev) != 0) return false;
   c->epoll_events = events;
+  c->parked.store(events == kParkedEvents, std::memory_order_relaxed);
   return true;
 }
 
@@ -107,11 +117,12 @@ bool TcpTransport::AppTake(Conn* c) {
   // Watched for its end only while this thread reads it, so the progress
   // thread is not woken by the data this thread reads. Done under own_mu:
   // the progress thread, which takes own_mu for each event, then sees at
-  // most an event it can skip (and notes it). With GASP_WAIT_MODE=poll
-  // the progress thread polls anyway, so the connection stays watched:
-  // skipping what this thread reads costs it nothing, and two epoll_ctl
-  // calls per wait are saved.
-  const bool keep_watched = GetWaitMode() == WaitMode::kPoll;
+  // most an event it can skip (and notes it, see AppGive). A parked
+  // connection is taken without a system call. With GASP_WAIT_MODE=poll
+  // the progress thread polls anyway, so another connection stays
+  // watched: skipping what this thread reads costs it nothing, and two
+  // epoll_ctl calls per wait are saved.
+  const bool keep_watched = GetWaitMode() == WaitMode::kPoll && !Parkable(c);
   if (!keep_watched && !SetEvents(c, kParkedEvents)) return false;
   c->owner = Conn::Owner::kApp;
   c->missed_event = false;
@@ -123,10 +134,16 @@ void TcpTransport::AppGive(Conn* c) {
   {
     std::lock_guard<std::mutex> l(c->own_mu);
     closing = c->close_pending.load(std::memory_order_relaxed);
-    // Watched fully again, even an outgoing connection with no op live:
-    // the peer may send its messages on it at any time (and a rank that
-    // computes outside gasp must still take them in).
-    if (!closing && !SetEvents(c, WantedEvents(c))) {
+    // An outgoing connection the peer sends no messages on stays parked
+    // while no op to the peer is live: the next waiter takes it without a
+    // system call. An op armed by a thread that could not take it is
+    // counted before that thread tried (LiveTo), so its reply is watched
+    // for. Any other connection is watched fully again: the peer may send
+    // its messages on it at any time (and a rank that computes outside
+    // gasp must still take them in).
+    const bool park = Parkable(c) && !c->missed_event && ops_.LiveTo(c->peer) == 0 &&
+                      c->ring_count == 0;
+    if (!closing && !SetEvents(c, park ? kParkedEvents : WantedEvents(c))) {
       // Without epoll nobody would read it again: have it closed.
       c->close_code = CompletionCode::kLocalError;
       c->close_why = ErrnoError("epoll_ctl after a direct read", errno);
@@ -139,6 +156,25 @@ void TcpTransport::AppGive(Conn* c) {
   if (closing) {
     closes_pending_.store(true);
     Wake();
+  }
+}
+
+void TcpTransport::WatchParked() {
+  for (int p = 0; p < size_; ++p) {
+    Conn* c = peers_[p].out.load(std::memory_order_acquire);
+    if (c == nullptr || !c->parked.load(std::memory_order_relaxed) || ops_.LiveTo(p) == 0) {
+      continue;
+    }
+    std::lock_guard<std::mutex> l(c->own_mu);
+    // Owned: its owner watches it again when it hands it back (LiveTo > 0).
+    if (c->owner != Conn::Owner::kNone || c->closed || c->fd < 0) continue;
+    if (!SetEvents(c, WantedEvents(c))) {
+      c->close_code = CompletionCode::kLocalError;
+      c->close_why = ErrnoError("epoll_ctl(watch a parked connection)", errno);
+      c->close_pending.store(true);
+      closes_pending_.store(true);
+      Wake();
+    }
   }
 }
 

@@ -92,6 +92,11 @@ inline constexpr int kMaxUnauthTotal = 256;
 // state again.
 inline constexpr absl::Duration kDirectReadSlice = absl::Milliseconds(10);
 
+// How long Shutdown waits, after its goodbyes, for the peers to close
+// their ends (so that closing sends no reset that could discard the
+// goodbye at a peer still writing).
+inline constexpr absl::Duration kByeLinger = absl::Seconds(1);
+
 // Queued responses above which a connection's requests are not read any
 // more until its peer drains them (backpressure).
 inline constexpr size_t kMaxQueuedFrames = 16384;
@@ -130,8 +135,13 @@ struct Conn {
   std::atomic<bool> close_pending{false};
   CompletionCode close_code ABSL_GUARDED_BY(own_mu) = CompletionCode::kPeerUnreachable;
   absl::Status close_why ABSL_GUARDED_BY(own_mu);
+  // Outgoing, and the peer sends its messages on its own connection
+  // (Parkable): watched for its end only (kParkedEvents), because no op to
+  // the peer is live and the last thread that read it directly may read
+  // it again without telling epoll twice. Written under own_mu.
+  std::atomic<bool> parked{false};
   // The progress thread skipped an event while an application thread
-  // owned the connection.
+  // owned the connection: it is watched again (not parked) on hand-back.
   bool missed_event ABSL_GUARDED_BY(own_mu) = false;
 
   // ---- the owner only (the progress thread unless taken over) ----
@@ -191,10 +201,10 @@ inline uint32_t WantedEvents(const Conn* c) {
   return want;
 }
 
-// The epoll events of a connection an application thread reads directly:
-// its end (EOF, error) only, edge-triggered, so that the progress thread
-// is neither woken by the data that thread reads nor raced by level
-// reports.
+// The epoll events of a connection an application thread reads directly,
+// and of a parked one: its end (EOF, error) only, edge-triggered, so that
+// the progress thread is neither woken by the data that thread reads nor
+// raced by level reports.
 inline constexpr uint32_t kParkedEvents = EPOLLRDHUP | EPOLLET;
 
 // The connection this thread reads directly (tcp_transport_direct.cc), if
@@ -220,9 +230,13 @@ class TcpTransport final : public Transport {
   absl::Status Deregister(const Region& region) override;
   absl::Status Post(absl::Span<const Op> ops, CompletionCounter* counter) override;
   void Abandon(CompletionCounter* counter) override;
-  // The progress thread completes ops and watches every connection no
-  // application thread reads: nothing to do here.
-  int Poll() override { return 0; }
+  // The progress thread completes ops; Poll only has parked connections
+  // with live ops watched again (WatchParked), for threads that poll a
+  // counter instead of calling Wait.
+  int Poll() override {
+    WatchParked();
+    return 0;
+  }
   absl::Status Wait(CompletionCounter* counter, absl::Time deadline) override;
   absl::Status Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) override;
   absl::StatusOr<Message> Recv(uint32_t tag, int from, absl::Time deadline) override;
@@ -282,10 +296,9 @@ class TcpTransport final : public Transport {
   CompletionCode PeerFailCode(int peer) const;
   void Wake();
   void CloseAllSockets(bool abrupt, absl::Time deadline, absl::Status* status);
-  // CloseAllSockets' end of one connection (send_mu held): after a
-  // goodbye, a half close and the unread input drained; a reset when
-  // `abrupt`. Nothing is written on it afterwards.
-  void CloseSocket(Conn* c, bool said_bye, bool abrupt) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->send_mu);
+  // CloseAllSockets, after its goodbyes and half closes: reads and drops
+  // the input of `conns` until each peer closed its end or `until`.
+  void DrainUntilPeersClose(const std::vector<Conn*>& conns, absl::Time until);
   bool OnProgressThread() const;
 
   // ---- data path (tcp_transport_datapath.cc) ----
@@ -326,6 +339,12 @@ class TcpTransport final : public Transport {
   bool MessagesMayFollow(int from) const;
   // Records the peer of this thread's posts on `counter` (for WaitDirect).
   void NotePost(absl::Span<const Op> ops, CompletionCounter* counter);
+  // Whether `c` may be parked while idle: an outgoing connection on which
+  // the peer cannot send messages (its first one came on the other).
+  bool Parkable(const Conn* c) const;
+  // Has the progress thread watch every parked connection with live ops
+  // again (a thread about to sleep on replies it does not read itself).
+  void WatchParked();
   // Sets `c`'s epoll events (own_mu held); false when epoll_ctl fails.
   bool SetEvents(Conn* c, uint32_t events);
   // Closes `c` now, or once its application reader hands it back.

@@ -470,6 +470,7 @@ void TcpTransport::CloseAllSockets(bool abrupt, absl::Time deadline, absl::Statu
     }
   }
   // Incoming connections: the progress thread is stopped, they are ours.
+  std::vector<Conn*> ending;  // said goodbye (or not, when abrupt), not closed yet
   for (auto& owned : incoming_) {
     Conn* c = owned.get();
     if (c->closed || c->fd < 0) continue;
@@ -495,17 +496,14 @@ void TcpTransport::CloseAllSockets(bool abrupt, absl::Time deadline, absl::Statu
       // Nothing is written after the goodbye: a sender still in Send
       // (on a connection it shares for messages) gets an error instead.
       std::lock_guard<std::mutex> sl(c->send_mu);
-      CloseSocket(c, /*said_bye=*/!abrupt && c->peer >= 0, abrupt);
+      // A stranger that never completed the handshake gets no goodbye and
+      // is not waited for.
+      if (!abrupt) shutdown(c->fd, c->peer >= 0 ? SHUT_WR : SHUT_RDWR);
+      c->send_closed = true;
     }
     c->send_cv.notify_all();
-    ReleaseConnResources(c);
-    c->closed = true;
+    ending.push_back(c);
   }
-  // A peer's connection stays allocated (peers_[].in may point to it).
-  for (auto& owned : incoming_) {
-    if (owned->peer >= 0) retired_incoming_.push_back(std::move(owned));
-  }
-  incoming_.clear();
 
   // Outgoing connections, under each peer's connect mutex so a connection
   // being set up right now is not missed.
@@ -523,28 +521,57 @@ void TcpTransport::CloseAllSockets(bool abrupt, absl::Time deadline, absl::Statu
       if (!s.ok() && status != nullptr && status->ok()) {
         *status = Annotate(s, absl::StrFormat("tcp transport: goodbye to %s", PeerName(p)));
       }
+      shutdown(c->fd, SHUT_WR);
     }
-    CloseSocket(c, /*said_bye=*/!c->send_closed && !abrupt, abrupt);
+    c->send_closed = true;
+    ending.push_back(c);
+  }
+  if (!abrupt) DrainUntilPeersClose(ending, std::min(deadline, absl::Now() + kByeLinger));
+  for (Conn* c : ending) {
+    {
+      std::lock_guard<std::mutex> sl(c->send_mu);
+      if (abrupt) SetLingerZero(c->fd);
+      close(c->fd);
+      c->fd = -1;
+    }
+    ReleaseConnResources(c);
     c->closed = true;
   }
+  // A peer's connection stays allocated (peers_[].in may point to it).
+  for (auto& owned : incoming_) {
+    if (owned->peer >= 0) retired_incoming_.push_back(std::move(owned));
+  }
+  incoming_.clear();
   if (listen_fd_ >= 0) {
     close(listen_fd_);
     listen_fd_ = -1;
   }
 }
 
-void TcpTransport::CloseSocket(Conn* c, bool said_bye, bool abrupt) {
-  if (said_bye) {
-    shutdown(c->fd, SHUT_WR);
-    // Read what is already queued so close() sends FIN rather than RST
-    // (an RST may discard our goodbye before the peer reads it).
-    while (WireRecv(c->fd, scratch_.get(), kScratchBytes) > 0) {
+void TcpTransport::DrainUntilPeersClose(const std::vector<Conn*>& conns, absl::Time until) {
+  // The peers may still be writing on these connections (messages share
+  // them both ways). Closing a socket with unread or arriving input sends
+  // a reset, which can make the peer drop what it had not read yet: our
+  // last messages and the goodbye. So read (and drop) until each peer,
+  // having read the goodbye, closes its end, for at most until `until`.
+  std::vector<pollfd> open;
+  for (Conn* c : conns) open.push_back({c->fd, POLLIN, 0});
+  while (!open.empty()) {
+    for (size_t k = 0; k < open.size();) {
+      ssize_t n;
+      while ((n = WireRecv(open[k].fd, scratch_.get(), kScratchBytes)) > 0) {
+      }
+      const bool ended = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+      if (ended) {
+        open[k] = open.back();
+        open.pop_back();
+      } else {
+        ++k;
+      }
     }
+    if (open.empty() || absl::Now() >= until) return;
+    if (poll(open.data(), open.size(), PollTimeoutMs(until)) <= 0) return;
   }
-  if (abrupt) SetLingerZero(c->fd);
-  close(c->fd);
-  c->fd = -1;
-  c->send_closed = true;
 }
 
 absl::Status TcpTransport::Shutdown(absl::Time deadline) {
