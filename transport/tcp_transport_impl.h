@@ -288,6 +288,11 @@ class TcpTransport final : public Transport {
   absl::StatusOr<Conn*> Outgoing(int peer);
   absl::StatusOr<int> Dial(int peer, absl::Time deadline);
   absl::Status Handshake(int peer, int fd, absl::Time deadline);
+  // Dial and Handshake until the handshake completes (a blocking socket
+  // with kDirectReadSlice timeouts). A handshake the peer closes before
+  // answering (its accept guard refusing a crowded address) is tried again
+  // on a new connection until `deadline`; other errors are final at once.
+  absl::StatusOr<int> DialAuthenticated(int peer, absl::Time deadline);
   // Marks `peer` failed (once) and queues the failure notification; ops and
   // connections are cleaned up by the caller / progress thread.
   bool MarkPeerFailed(int peer, CompletionCode code, const absl::Status& why);

@@ -354,6 +354,49 @@ absl::Status TcpTransport::Handshake(int peer, int fd, absl::Time deadline) {
   return ConnectorHandshake(fd, self, peer, e.nonce, FormatAddress(e.ipv4, e.port), deadline);
 }
 
+absl::StatusOr<int> TcpTransport::DialAuthenticated(int peer, absl::Time deadline) {
+  const TcpEndpoint& e = peers_[peer].endpoint;
+  absl::Duration delay = kFirstRetryDelay;
+  int refused = 0;
+  while (true) {
+    GASP_ASSIGN_OR_RETURN(const int fd, Dial(peer, deadline));
+    absl::Status s = Handshake(peer, fd, deadline);
+    if (s.ok()) s = SetBlockingWithTimeout(fd, kDirectReadSlice);
+    if (s.ok()) {
+      if (refused > 0) {
+        GASP_LOG(Info) << "tcp transport: connected to " << PeerName(peer) << " after it closed "
+                       << refused << " handshake(s) before answering";
+      }
+      return fd;
+    }
+    close(fd);
+    // Unavailable: the peer closed (or reset) the connection before its
+    // answer. Its accept guard does that while too many connections from
+    // this address have not completed the handshake (an outsider flooding
+    // its port from a host, or a NAT, this rank shares), so the handshake
+    // is tried again on a new connection until the deadline. A stall, a
+    // malformed answer or another job's rank is final at once.
+    const bool refusal = absl::IsUnavailable(s);
+    if (refusal) ++refused;
+    const bool again = refusal &&
+                       state_.load() == static_cast<int>(TransportState::kRunning) &&
+                       PeerFailCode(peer) == CompletionCode::kSuccess &&
+                       absl::Now() + delay < deadline;
+    if (!again) {
+      if (refused > 1) {
+        s = absl::Status(s.code(), absl::StrFormat("%s (%d handshakes closed before an answer "
+                                                   "within GASP_TIMEOUT=%s)",
+                                                   s.message(), refused,
+                                                   absl::FormatDuration(timeout_)));
+      }
+      return Annotate(s, absl::StrFormat("handshake with %s at %s", PeerName(peer),
+                                         FormatAddress(e.ipv4, e.port)));
+    }
+    absl::SleepFor(delay);
+    delay = std::min(delay * 2, kMaxRetryDelay);
+  }
+}
+
 absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
   Peer& p = peers_[peer];
   if (Conn* c = p.out.load(std::memory_order_acquire)) return c;
@@ -365,18 +408,8 @@ absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
   if (PeerFailCode(peer) != CompletionCode::kSuccess) {
     return absl::UnavailableError(absl::StrFormat("%s is unreachable", PeerName(peer)));
   }
-  const absl::Time deadline = absl::Now() + timeout_;
-  absl::StatusOr<int> fd = Dial(peer, deadline);
+  absl::StatusOr<int> fd = DialAuthenticated(peer, absl::Now() + timeout_);
   absl::Status s = fd.status();
-  if (fd.ok()) {
-    s = Handshake(peer, *fd, deadline);
-    if (s.ok()) s = SetBlockingWithTimeout(*fd, kDirectReadSlice);
-    if (!s.ok()) {
-      close(*fd);
-      s = Annotate(s, absl::StrFormat("handshake with %s at %s", PeerName(peer),
-                                      FormatAddress(p.endpoint.ipv4, p.endpoint.port)));
-    }
-  }
   if (!s.ok()) {
     if (state_.load() != static_cast<int>(TransportState::kRunning)) {
       return absl::AbortedError("tcp transport is shut down");  // not the peer's fault
