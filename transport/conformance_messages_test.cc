@@ -6,7 +6,13 @@
 // simultaneous first sends, order per sender with one-sided ops and
 // several threads in between, a peer that dies or says goodbye while the
 // other side reads or sends on the shared connection.
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <linux/tcp.h>
+#include <sys/socket.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -47,6 +53,36 @@ int AcceptedConnections(uint16_t port) {
   return n;
 }
 
+// What this process sent and received (payload bytes, TCP_INFO) on its
+// connections to `port`: the ones it dialed to the listener there.
+struct DialedTraffic {
+  int connections = 0;
+  uint64_t sent = 0;
+  uint64_t received = 0;
+};
+DialedTraffic TrafficTo(uint16_t port) {
+  DialedTraffic t;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return t;
+  while (dirent* e = readdir(dir)) {
+    const int fd = std::atoi(e->d_name);
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    if (fd <= 2 || getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
+        peer.sin_family != AF_INET || ntohs(peer.sin_port) != port) {
+      continue;
+    }
+    tcp_info info{};
+    socklen_t info_len = sizeof(info);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &info_len) != 0) continue;
+    ++t.connections;
+    t.sent += info.tcpi_bytes_acked;
+    t.received += info.tcpi_bytes_received;
+  }
+  closedir(dir);
+  return t;
+}
+
 uint16_t TcpPort(Transport& t) {
   absl::StatusOr<tcp::TcpEndpoint> e = tcp::DecodeEndpoint(t.LocalEndpoint());
   return e.ok() ? e->port : 0;
@@ -66,8 +102,10 @@ void EchoN(Transport& t, int peer, uint32_t tag, int count, std::atomic<int>* fa
 }  // namespace
 
 // An echo between two ranks that never spoke travels on one connection:
-// the reply goes back on the connection the request came on, and the
-// echoing rank dials nothing. (tcp only: the count is of TCP connections.)
+// the reply goes back on the connection the request came on. The echoing
+// rank dials rank 0 too at its first Send (where its one-sided ops would
+// go), but sends nothing there beyond its handshake. (tcp only: counts TCP
+// connections and their bytes.)
 TEST_P(ConformanceTest, AnEchoUsesTheConnectionTheRequestCameOn) {
   if (GetParam() != "tcp") GTEST_SKIP() << "counts TCP connections";
   const uint16_t port0 = TcpPort(T(0)), port1 = TcpPort(T(1));
@@ -83,7 +121,12 @@ TEST_P(ConformanceTest, AnEchoUsesTheConnectionTheRequestCameOn) {
   echo.join();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(AcceptedConnections(port1), 1) << "rank 0 dials rank 1 once";
-  EXPECT_EQ(AcceptedConnections(port0), 0) << "rank 1 replied on a connection of its own";
+  EXPECT_EQ(AcceptedConnections(port0), 1) << "rank 1 dials rank 0 once";
+  const DialedTraffic dialed = TrafficTo(port0);
+  EXPECT_EQ(dialed.connections, 1);
+  // HELLO and PROOF each way; 50 replies would add 50 frames.
+  EXPECT_LE(dialed.sent, 2 * tcp::kFrameHeaderSize) << "rank 1 replied on the connection it dialed";
+  EXPECT_LE(dialed.received, 2 * tcp::kFrameHeaderSize);
 }
 
 // A rank keeps sending its messages on the connection it chose at its
@@ -108,6 +151,35 @@ TEST_P(ConformanceTest, ASendersMessagesStayOnTheConnectionItChoseFirst) {
     EXPECT_EQ(SeqOf(m->payload), i);
   }
   ASSERT_TRUE(testing::PauseForTest(&T(0), false).ok());
+}
+
+// A rank whose messages to a peer go on the connection the peer dialed
+// has still dialed that peer itself at its first Send: a READ probing the
+// peer once it hangs (progress thread paused, like a stopped process) ends
+// at the READ's own deadline, and the peer is not declared lost. Had the
+// READ to dial first, it would wait out the handshake (the cluster's 20 s
+// timeout), then declare the peer lost: a liveness probe would name a
+// stopped rank only after it was continued, or never.
+TEST_P(ConformanceTest, AProbeOfAHungPeerItOnlySentMessagesToEndsAtItsDeadline) {
+  ASSERT_TRUE(T(1).Send(0, 360, Numbered(1, 0)).ok());  // rank 1 dials rank 0
+  absl::StatusOr<Message> m = T(0).Recv(360, 1, absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_TRUE(T(0).Send(1, 361, Numbered(0, 0)).ok());
+  m = T(1).Recv(361, 0, absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(m.ok()) << m.status();
+  if (!testing::PauseForTest(&T(1), true).ok()) GTEST_SKIP() << "backend has no pause hook";
+  uint64_t v = 0;
+  auto counter = std::make_unique<CompletionCounter>();
+  const absl::Time start = absl::Now();
+  absl::Status s = T(0).Post({ReadOp(1, &v, 8, RAddr(1, 0), Key(1))}, counter.get());
+  if (s.ok()) s = T(0).Wait(counter.get(), start + absl::Seconds(2));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  EXPECT_LT(took, absl::Seconds(5));
+  counter.reset();  // abandoned
+  ASSERT_TRUE(testing::PauseForTest(&T(1), false).ok());
+  EXPECT_EQ(Outcome(0, {ReadOp(1, &v, 8, RAddr(1, 0), Key(1))}), CompletionCode::kSuccess);
+  EXPECT_TRUE(failures_[0].calls().empty());
 }
 
 // Both ranks of each pair send first at the same moment (their connects

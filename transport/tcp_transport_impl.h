@@ -4,7 +4,7 @@
 // thread, the target-side service, messages) and tcp_transport_conns.cc
 // (accepting, the incoming HELLO, closing connections, dropping peers).
 //
-// Connections: a rank dials each peer it posts to (its outgoing
+// Connections: a rank dials each peer it posts or sends to (its outgoing
 // connection, carrying its requests and the peer's responses). Messages
 // share connections in both directions: a rank sends its messages to a
 // peer on one connection between the two, chosen once, at its first Send

@@ -10,6 +10,9 @@
 //    too under this rule: after simultaneous first sends each rank keeps
 //    its own, later pairs share the lower rank's;
 //  * when none exists, a new outgoing one.
+// Whichever it is, the first Send also dials the peer if this rank has not
+// yet (the connection its one-sided ops go on): a rank has dialed every
+// peer it sends messages to.
 // One stream per sender and receiver keeps its messages in order (the
 // contract in transport.h), whichever connection it is. An echo then runs
 // on one connection in both directions: the request on the one the first
@@ -44,9 +47,18 @@ absl::StatusOr<Conn*> TcpTransport::MessageConn(int peer) {
     pick = rank_ < peer ? out : in;  // the one the lower rank dialed
   } else if (out != nullptr || in != nullptr) {
     pick = out != nullptr ? out : in;
-  } else {
-    GASP_ASSIGN_OR_RETURN(pick, Outgoing(peer));
   }
+  // The pick is made on what existed before: the peer applies the same
+  // rule. Then this rank dials the peer if it has not yet, even when its
+  // messages go on the peer's connection, so that its later one-sided ops
+  // to the peer need no dial. A dial then could meet a stopped peer (a
+  // liveness probe's READ would wait out the handshake, GASP_TIMEOUT,
+  // instead of its own deadline, and declare the peer lost) or strangers
+  // crowding the peer's port (its accept guard refuses connections from a
+  // crowded address). Init's barrier thus still connects each rank to the
+  // ranks it sends to, before the application runs.
+  GASP_ASSIGN_OR_RETURN(Conn * mine, Outgoing(peer));
+  if (pick == nullptr) pick = mine;
   p.msg_out.store(pick, std::memory_order_release);
   GASP_LOG(Debug) << "tcp transport: messages to " << PeerName(peer) << " go on " << ConnName(pick);
   return pick;
