@@ -6,10 +6,11 @@
 //               connection with TCP_NODELAY, between the same two processes
 //               and hosts as gasp's traffic; blocking recv, and busy-polling
 //               recv(MSG_DONTWAIT). Also an 8 B echo whose reply comes back
-//               on a second connection, as gasp's messages do (each rank
-//               sends on the connection it opened): TCP alone charges a
-//               small message for that (each side's stream then carries
-//               data one way only, and every segment gets a bare ACK)
+//               on a second connection, as gasp's messages did before they
+//               shared one connection per pair (each rank sent on the
+//               connection it opened): TCP alone charges a small message
+//               for that (each side's stream then carries data one way
+//               only, and every segment gets a bare ACK)
 //   gasp        one-sided READ/WRITE of 8 B and 4 KiB, COMPARE_SWAP and
 //               FETCH_ADD through the transport (Execute, one op at a time),
 //               and a message ping-pong (Send/Recv, rank 1 echoes) of 8 B

@@ -5,6 +5,8 @@
 //                                 the backend list)
 //   conformance_failures_test.cc  endpoints, peer failures, malformed bytes
 //   conformance_waiters_test.cc   threads waiting on shared connections
+//   conformance_messages_test.cc  messages on connections that carry both
+//                                 directions, from fresh connections
 //   verbs_setup_test.cc           verbs set-up errors (skipped without RDMA)
 #ifndef GASP_TRANSPORT_CONFORMANCE_FIXTURE_H_
 #define GASP_TRANSPORT_CONFORMANCE_FIXTURE_H_
@@ -30,6 +32,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/log.h"
+#include "base/wait.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "transport/deadline_wait.h"
@@ -55,6 +58,20 @@ using testing::WriteOp;
 
 constexpr int kRanks = 3;
 constexpr size_t kMemBytes = (2u << 20) + 4096;
+
+// Sets the process-wide wait policy for a scope (GASP_WAIT_MODE's
+// setting), restoring the previous one at its end.
+class WaitPolicy {
+ public:
+  explicit WaitPolicy(WaitMode mode) : mode_(GetWaitMode()), spin_(GetSpinMicros()) {
+    SetWaitPolicy(mode, spin_);
+  }
+  ~WaitPolicy() { SetWaitPolicy(mode_, spin_); }
+
+ private:
+  const WaitMode mode_;
+  const int64_t spin_;
+};
 
 // Records peer-failure handler calls.
 class FailureLog {

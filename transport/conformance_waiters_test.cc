@@ -15,19 +15,6 @@ namespace transport {
 namespace conformance {
 namespace {
 
-// Restores the process-wide wait policy at the end of a test.
-class WaitPolicy {
- public:
-  explicit WaitPolicy(WaitMode mode) : mode_(GetWaitMode()), spin_(GetSpinMicros()) {
-    SetWaitPolicy(mode, spin_);
-  }
-  ~WaitPolicy() { SetWaitPolicy(mode_, spin_); }
-
- private:
-  const WaitMode mode_;
-  const int64_t spin_;
-};
-
 std::vector<uint8_t> Pattern(int seed, size_t n) {
   std::vector<uint8_t> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed * 31 + i * 7);
@@ -124,27 +111,36 @@ TEST_P(ConformanceTest, WaitsOnOtherThreadsAndOutOfOrderComplete) {
 }
 
 // A thread may poll a counter with Poll() instead of calling Wait: its ops
-// complete (the tcp backend parks a connection with no live op, watched
-// only for its end; Poll must have its replies read again). Checked on a
-// connection that a finished Execute left idle, in each wait mode.
+// complete (the tcp backend parks an idle outgoing connection on which the
+// peer sends no messages, watched only for its end; Poll must have its
+// replies read again). Checked on connections that a finished Execute left
+// idle, in each wait mode: rank 0's to rank 1, which rank 1's messages
+// share, and rank 2's to rank 1, which is parked once rank 1's messages to
+// rank 2 came on rank 1's own connection (the lower rank's).
 TEST_P(ConformanceTest, ACounterPolledWithPollCompletes) {
   WarmUp();
+  ASSERT_TRUE(T(1).Send(2, 97, {1}).ok());
+  ASSERT_TRUE(T(1).Send(0, 97, {1}).ok());
+  ASSERT_TRUE(T(2).Recv(97, 1, absl::Now() + absl::Seconds(20)).ok());
+  ASSERT_TRUE(T(0).Recv(97, 1, absl::Now() + absl::Seconds(20)).ok());
   for (WaitMode mode : {WaitMode::kAdaptive, WaitMode::kBlock, WaitMode::kPoll}) {
     SCOPED_TRACE(static_cast<int>(mode));
     WaitPolicy policy(mode);
-    for (int i = 0; i < 5; ++i) {
-      uint64_t old = 0, seen = 0;
-      ASSERT_TRUE(ExecuteFor(T(0), {ReadOp(1, &seen, 8, RAddr(1, 128), Key(1))}).ok());
-      CompletionCounter c;
-      ASSERT_TRUE(T(0).Post({FetchAddOp(1, &old, RAddr(1, 128), Key(1), 1)}, &c).ok());
-      const absl::Time deadline = absl::Now() + absl::Seconds(10);
-      while (!c.done() && absl::Now() < deadline) {
-        T(0).Poll();
-        std::this_thread::yield();
+    for (int from : {0, 2}) {
+      for (int i = 0; i < 5; ++i) {
+        uint64_t old = 0, seen = 0;
+        ASSERT_TRUE(ExecuteFor(T(from), {ReadOp(1, &seen, 8, RAddr(1, 128), Key(1))}).ok());
+        CompletionCounter c;
+        ASSERT_TRUE(T(from).Post({FetchAddOp(1, &old, RAddr(1, 128), Key(1), 1)}, &c).ok());
+        const absl::Time deadline = absl::Now() + absl::Seconds(10);
+        while (!c.done() && absl::Now() < deadline) {
+          T(from).Poll();
+          std::this_thread::yield();
+        }
+        EXPECT_TRUE(c.done()) << "a polled op of rank " << from << " did not complete within 10 s";
+        ASSERT_TRUE(T(from).Wait(&c, absl::Now() + absl::Seconds(20)).ok());
+        EXPECT_EQ(old, seen);
       }
-      EXPECT_TRUE(c.done()) << "a polled op did not complete within 10 s";
-      ASSERT_TRUE(T(0).Wait(&c, absl::Now() + absl::Seconds(20)).ok());
-      EXPECT_EQ(old, seen);
     }
   }
   std::memset(Mem(1) + 128, 0, 8);

@@ -71,6 +71,19 @@ absl::Status ValidateSend(int peer, int size, size_t bytes, const std::string& p
   return absl::OkStatus();
 }
 
+absl::Status CheckSendPeer(const char* backend, uint32_t tag, CompletionCode peer_code,
+                           bool connected, const std::string& peer_name) {
+  if (peer_code != CompletionCode::kSuccess) {
+    return absl::UnavailableError(absl::StrFormat(
+        "Send (tag %d) to %s: the rank is unreachable (it failed or shut down)", tag, peer_name));
+  }
+  if (!connected) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s transport: Send before Connect(): exchange the endpoint blobs first", backend));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateRecvFrom(int from, int size) {
   if (from != kAnyPeer && (from < 0 || from >= size)) {
     return absl::InvalidArgumentError(

@@ -39,6 +39,14 @@ absl::StatusOr<bool> ValidateBatch(absl::Span<const Op> ops, const CompletionCou
 // range) and a payload within kMaxMessageBytes (naming `peer_name`).
 absl::Status ValidateSend(int peer, int size, size_t bytes, const std::string& peer_name);
 
+// The rest of Send's preamble, for a message to another rank, once
+// ValidateSend passed and the transport runs: Unavailable naming `tag` and
+// `peer_name` when the peer failed or left (`peer_code`, its PeerFailCode,
+// is not kSuccess); FailedPrecondition naming `backend` ("tcp", "shm")
+// when Connect has not run yet (not `connected`).
+absl::Status CheckSendPeer(const char* backend, uint32_t tag, CompletionCode peer_code,
+                           bool connected, const std::string& peer_name);
+
 // Checks Recv's `from`: kAnyPeer or a rank in [0, size).
 absl::Status ValidateRecvFrom(int from, int size);
 

@@ -290,15 +290,8 @@ absl::Status ShmTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t
     inbox_.Deliver(Message{rank_, tag, std::vector<uint8_t>(payload.begin(), payload.end())});
     return absl::OkStatus();
   }
-  if (PeerFailCode(peer) != CompletionCode::kSuccess) {
-    return absl::UnavailableError(absl::StrFormat(
-        "Send (tag %d) to %s: the rank is unreachable (it failed or shut down)", tag,
-        PeerName(peer)));
-  }
-  if (!connected_.load(std::memory_order_acquire)) {
-    return absl::FailedPreconditionError(
-        "shm transport: Send before Connect(): exchange the endpoint blobs first");
-  }
+  GASP_RETURN_IF_ERROR(CheckSendPeer("shm", tag, PeerFailCode(peer),
+                                    connected_.load(std::memory_order_acquire), PeerName(peer)));
   GASP_ASSIGN_OR_RETURN(Conn * c, Outgoing(peer));
   std::lock_guard<std::mutex> l(c->send_mu);
   if (c->broken) {

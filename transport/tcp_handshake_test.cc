@@ -152,6 +152,51 @@ TEST_F(HandshakeTest, ReflectedProofIsRefused) {
   close(fd);
 }
 
+// Strangers crowding a rank's port from the address another rank dials
+// from (an outsider on the same host or behind the same NAT): the accept
+// guard refuses that rank's first connection while they are pending, and
+// the rank tries again until they are closed (no HELLO within 1 s) instead
+// of declaring the peer lost.
+TEST_F(HandshakeTest, FirstDialOutlastsStrangersCrowdingItsAddress) {
+  // Shared with the handler, which may outlive this body (until TearDown).
+  struct Lost {
+    std::mutex mu;
+    std::string why;
+  };
+  auto lost = std::make_shared<Lost>();
+  t_[1]->SetPeerFailureHandler([lost](int, const absl::Status& s) {
+    std::lock_guard<std::mutex> l(lost->mu);
+    lost->why = std::string(s.message());
+  });
+  std::vector<int> idle;
+  for (int i = 0; i < 32; ++i) {  // the guard's quota per address
+    idle.push_back(RawConnect(blob0_));
+    ASSERT_GE(idle.back(), 0);
+  }
+  // The quota is full: one more from this address is closed at once, not
+  // after the second a pending stranger is given.
+  const absl::Time start = absl::Now();
+  const int extra = RawConnect(blob0_);
+  ASSERT_GE(extra, 0);
+  EXPECT_TRUE(ClosedByPeer(extra));
+  close(extra);
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(800));
+  uint64_t v = 0;
+  CompletionCounter counter;
+  absl::Status s = testing::PostAndWait(
+      *t_[1], {testing::ReadOp(0, &v, sizeof(v), reinterpret_cast<uint64_t>(&word_),
+                               RemoteKey{rkey_})},
+      &counter);
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(counter.first_error(), CompletionCode::kSuccess);
+  EXPECT_EQ(v, kMagic);
+  {
+    std::lock_guard<std::mutex> l(lost->mu);
+    EXPECT_EQ(lost->why, "");
+  }
+  for (int fd : idle) close(fd);
+}
+
 // Two jobs that found each other's addresses (a stale blob, a reused
 // port): their secrets differ, so neither serves the other, and the
 // connector's error says why.

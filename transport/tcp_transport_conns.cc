@@ -161,7 +161,8 @@ bool TcpTransport::OnProof(Conn* c, const FrameHeader& h) {
 std::string TcpTransport::ConnName(const Conn* c) const {
   if (c->peer < 0) return absl::StrCat("unidentified connection from ", c->remote);
   return absl::StrCat(PeerName(c->peer),
-                      c->kind == Conn::Kind::kIncoming ? " (its requests)" : " (our requests)");
+                      c->kind == Conn::Kind::kIncoming ? " (the connection it dialed)"
+                                                      : " (the connection we dialed)");
 }
 
 void TcpTransport::ReleaseConnResources(Conn* c) {
@@ -190,22 +191,38 @@ void TcpTransport::CloseOutgoingFd(Conn* c) {
     c->fd = -1;
     c->send_closed = true;
   }
+  c->send_cv.notify_all();
   if (fd >= 0) {
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
     close(fd);
   }
   ReleaseConnResources(c);
   c->closed = true;
+  if (c->peer >= 0) {
+    // The peer's messages on this connection, if it sent any, are over.
+    peers_[c->peer].out_finished.store(true, std::memory_order_release);
+    WakeAllReceivers();
+  }
 }
 
 void TcpTransport::CloseIncomingFd(Conn* c) {
   if (c->closed) return;
   ForgetUnauthenticated(c);
-  ReleaseConnResources(c);
-  if (c->fd >= 0) {
-    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
-    close(c->fd);
+  // This rank's messages may be written on it: wake a blocked sender, then
+  // take the socket from under the send mutex (as for an outgoing one).
+  if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR);
+  int fd;
+  {
+    std::lock_guard<std::mutex> l(c->send_mu);
+    fd = c->fd;
     c->fd = -1;
+    c->send_closed = true;
+  }
+  c->send_cv.notify_all();
+  ReleaseConnResources(c);
+  if (fd >= 0) {
+    epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    close(fd);
   }
   c->closed = true;
   reap_incoming_ = true;

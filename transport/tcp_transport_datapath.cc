@@ -160,13 +160,15 @@ void TcpTransport::SendRequests(Conn* conn, int peer, absl::Span<const Op> ops,
 }
 
 absl::Status TcpTransport::SendOnConn(Conn* conn, struct iovec* iov, int iovcnt) {
-  std::lock_guard<std::mutex> l(conn->send_mu);
+  std::unique_lock<std::mutex> l(conn->send_mu);
+  const absl::Time deadline = absl::Now() + timeout_;
+  absl::Status s = WaitWholeFrames(conn, l, deadline);
   if (conn->send_closed) {
     if (!conn->broken.ok()) return Detached(conn->broken);
     return absl::UnavailableError(
         absl::StrFormat("connection to %s is closed", PeerName(conn->peer)));
   }
-  absl::Status s = SendAll(conn->fd, iov, iovcnt, absl::Now() + timeout_);
+  if (s.ok()) s = SendAll(conn->fd, iov, iovcnt, deadline);
   if (!s.ok()) {
     // A partial frame may be on the wire: the stream is unusable. Shutting
     // it down makes the progress thread see EOF and report the peer.
@@ -191,107 +193,6 @@ absl::Status TcpTransport::Wait(CompletionCounter* counter, absl::Time deadline)
   if (!counter->done()) WatchParked();
   return WaitForCompletions(counter, deadline, ops_, "tcp", timeout_,
                             [this](int peer) { return PeerName(peer); });
-}
-
-// ---------------------------------------------------------------------------
-// Messages
-
-absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) {
-  GASP_RETURN_IF_ERROR(ValidateSend(peer, size_, payload.size(), PeerName(peer)));
-  if (state_.load() != static_cast<int>(TransportState::kRunning)) {
-    return absl::FailedPreconditionError("tcp transport: Send after Shutdown");
-  }
-  StatAdd(Counter::kMessagesSent);
-  if (peer == rank_) {
-    Message m;
-    m.peer = rank_;
-    m.tag = tag;
-    m.payload.assign(payload.begin(), payload.end());
-    DeliverMessage(std::move(m));
-    return absl::OkStatus();
-  }
-  if (PeerFailCode(peer) != CompletionCode::kSuccess) {
-    return absl::UnavailableError(absl::StrFormat(
-        "Send (tag %d) to %s: the rank is unreachable (it failed or shut down)", tag,
-        PeerName(peer)));
-  }
-  if (!connected_.load(std::memory_order_acquire)) {
-    return absl::FailedPreconditionError(
-        "tcp transport: Send before Connect(): exchange the endpoint blobs first");
-  }
-  GASP_ASSIGN_OR_RETURN(Conn * conn, Outgoing(peer));
-  FrameHeader h;
-  h.type = FrameType::kMsg;
-  h.tag = tag;
-  h.length = static_cast<uint32_t>(payload.size());
-  uint8_t header[kFrameHeaderSize];
-  EncodeHeader(h, header);
-  iovec iov[2] = {{header, sizeof(header)},
-                  {const_cast<uint8_t*>(payload.data()), payload.size()}};
-  return Annotate(SendOnConn(conn, iov, payload.empty() ? 1 : 2),
-                  absl::StrFormat("Send (tag %d)", tag));
-}
-
-absl::StatusOr<Message> TcpTransport::Recv(uint32_t tag, int from, absl::Time deadline) {
-  GASP_RETURN_IF_ERROR(ValidateRecvFrom(from, size_));
-  std::unique_lock<std::mutex> l(inbox_mu_);
-  bool tried_direct = false;
-  while (true) {
-    const uint64_t seq = inbox_seq_.load(std::memory_order_relaxed);
-    for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
-      if (it->tag == tag && (from == kAnyPeer || it->peer == from)) {
-        Message m = std::move(*it);
-        inbox_.erase(it);
-        return m;
-      }
-    }
-    if (from != kAnyPeer && from != rank_ && PeerFailCode(from) != CompletionCode::kSuccess &&
-        !MessagesMayFollow(from)) {
-      return absl::UnavailableError(absl::StrFormat(
-          "Recv (tag %d) from %s: the rank is unreachable (it failed or shut down)", tag,
-          PeerName(from)));
-    }
-    if (state_.load() != static_cast<int>(TransportState::kRunning)) {
-      return absl::FailedPreconditionError(
-          absl::StrFormat("Recv (tag %d): the tcp transport is shut down", tag));
-    }
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrFormat(
-          "no message with tag %d from %s arrived before the deadline (GASP_TIMEOUT=%s)", tag,
-          from == kAnyPeer ? std::string("any rank") : PeerName(from),
-          absl::FormatDuration(timeout_)));
-    }
-    if (from != kAnyPeer && from != rank_ && !tried_direct) {
-      // A message from `from` arrives on its connection to us: read it here
-      // if this thread can take that connection over. Then everything above
-      // is checked again (the peer may have failed meanwhile) before this
-      // thread blocks.
-      l.unlock();
-      RecvDirect(from, deadline, seq);
-      l.lock();
-      tried_direct = true;
-      continue;
-    }
-    tried_direct = false;
-    RecvWaiter me{tag, from, {}};
-    recv_waiters_.push_back(&me);
-    me.cv.wait_until(l, absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Hours(24))));
-    recv_waiters_.erase(std::find(recv_waiters_.begin(), recv_waiters_.end(), &me));
-  }
-}
-
-void TcpTransport::DeliverMessage(Message m) {
-  std::lock_guard<std::mutex> l(inbox_mu_);
-  for (RecvWaiter* w : recv_waiters_) {
-    if (w->tag == m.tag && (w->from == kAnyPeer || w->from == m.peer)) w->cv.notify_one();
-  }
-  inbox_.push_back(std::move(m));
-  inbox_seq_.fetch_add(1, std::memory_order_release);
-}
-
-void TcpTransport::WakeAllReceivers() {
-  std::lock_guard<std::mutex> l(inbox_mu_);
-  for (RecvWaiter* w : recv_waiters_) w->cv.notify_one();
 }
 
 // ---------------------------------------------------------------------------
@@ -490,13 +391,7 @@ bool TcpTransport::OnIncomingHeader(Conn* c, const FrameHeader& h) {
       return true;
     }
     case FrameType::kMsg:
-      c->cur = h;
-      c->payload_done = 0;
-      c->sink = Conn::Sink::kMessage;
-      c->msg.assign(h.length, 0);
-      if (h.length == 0) return OnPayloadDone(c);
-      c->in_payload = true;
-      return true;
+      return OnMsgHeader(c, h);
     case FrameType::kBye:
       c->said_bye = true;
       // Set before MarkPeerDeparted wakes the receivers: every message of
@@ -561,9 +456,14 @@ bool TcpTransport::OnOutgoingHeader(Conn* c, const FrameHeader& h) {
       ops_.CompleteAndUnlock(s, code);
       return true;
     }
+    case FrameType::kMsg:  // the peer sends its messages on our connection
+      return OnMsgHeader(c, h);
     case FrameType::kBye:
-      // Every response the peer will ever send came before this.
+      // Every response and message the peer will ever send on this
+      // connection came before this (set before MarkPeerDeparted wakes the
+      // receivers).
       c->said_bye = true;
+      peers_[c->peer].out_finished.store(true, std::memory_order_release);
       MarkPeerDeparted(c->peer);
       CloseConn(c, CompletionCode::kPeerUnreachable, absl::OkStatus());
       return false;
@@ -694,6 +594,22 @@ void TcpTransport::QueueResponse(Conn* c, const FrameHeader& h, const uint8_t* p
 }
 
 bool TcpTransport::FlushOutput(Conn* c, absl::Status* error) {
+  if (c->ring_count == 0) return true;
+  // Application threads write messages on this socket too. Never wait for
+  // one (it may block on a full socket for long): the responses stay
+  // queued, EPOLLOUT (or the direct reader's POLLOUT) stays wanted, and
+  // they go out on the next try.
+  std::unique_lock<std::mutex> l(c->send_mu, std::try_to_lock);
+  if (!l.owns_lock()) return true;
+  const bool ok = FlushRing(c, error);
+  // A frame left half written blocks the senders until it is finished.
+  const bool partial = c->ring_count > 0 && c->ring[c->ring_head].sent > 0;
+  if (c->out_partial && !partial) c->send_cv.notify_all();
+  c->out_partial = partial;
+  return ok;
+}
+
+bool TcpTransport::FlushRing(Conn* c, absl::Status* error) {
   const size_t mask = c->ring.size() - 1;
   while (c->ring_count > 0) {
     iovec iov[kFlushIov];

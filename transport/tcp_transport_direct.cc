@@ -88,6 +88,14 @@ void TcpTransport::ProgressGive(Conn* c) {
   c->parked.store(c->epoll_events == kParkedEvents, std::memory_order_relaxed);
 }
 
+bool TcpTransport::Parkable(const Conn* c) const {
+  if (c->kind != Conn::Kind::kOutgoing) return false;
+  // The peer's messages came on its own connection: it chose that one at
+  // its first Send and never moves, so none can come on this one.
+  const Conn* msgs = peers_[c->peer].msg_in.load(std::memory_order_acquire);
+  return msgs != nullptr && msgs != c;
+}
+
 bool TcpTransport::SetEvents(Conn* c, uint32_t events) {
   if (c->epoll_events == events) return true;
   epoll_event ev{};
@@ -111,11 +119,10 @@ bool TcpTransport::AppTake(Conn* c) {
   // the progress thread, which takes own_mu for each event, then sees at
   // most an event it can skip (and notes it, see AppGive). A parked
   // connection is taken without a system call. With GASP_WAIT_MODE=poll
-  // the progress thread polls anyway, so a peer's request connection stays
+  // the progress thread polls anyway, so another connection stays
   // watched: skipping what this thread reads costs it nothing, and two
-  // epoll_ctl calls per Recv are saved.
-  const bool keep_watched =
-      c->kind == Conn::Kind::kIncoming && GetWaitMode() == WaitMode::kPoll;
+  // epoll_ctl calls per wait are saved.
+  const bool keep_watched = GetWaitMode() == WaitMode::kPoll && !Parkable(c);
   if (!keep_watched && !SetEvents(c, kParkedEvents)) return false;
   c->owner = Conn::Owner::kApp;
   c->missed_event = false;
@@ -127,12 +134,15 @@ void TcpTransport::AppGive(Conn* c) {
   {
     std::lock_guard<std::mutex> l(c->own_mu);
     closing = c->close_pending.load(std::memory_order_relaxed);
-    // An outgoing connection stays parked while no op to the peer is live:
-    // the next waiter takes it without a system call. An op armed by a
-    // thread that could not take it is counted before that thread tried
-    // (LiveTo), so its reply is watched for.
-    const bool park = c->kind == Conn::Kind::kOutgoing && !c->missed_event &&
-                      ops_.LiveTo(c->peer) == 0 && c->ring_count == 0;
+    // An outgoing connection the peer sends no messages on stays parked
+    // while no op to the peer is live: the next waiter takes it without a
+    // system call. An op armed by a thread that could not take it is
+    // counted before that thread tried (LiveTo), so its reply is watched
+    // for. Any other connection is watched fully again: the peer may send
+    // its messages on it at any time (and a rank that computes outside
+    // gasp must still take them in).
+    const bool park = Parkable(c) && !c->missed_event && ops_.LiveTo(c->peer) == 0 &&
+                      c->ring_count == 0;
     if (!closing && !SetEvents(c, park ? kParkedEvents : WantedEvents(c))) {
       // Without epoll nobody would read it again: have it closed.
       c->close_code = CompletionCode::kLocalError;
@@ -266,19 +276,16 @@ void TcpTransport::WaitDirect(CompletionCounter* counter, absl::Time deadline) {
   AppGive(c);
 }
 
-bool TcpTransport::MessagesMayFollow(int from) const {
-  return peers_[from].in.load(std::memory_order_acquire) != nullptr &&
-         !peers_[from].in_finished.load(std::memory_order_acquire);
-}
-
 void TcpTransport::RecvDirect(int from, absl::Time deadline, uint64_t seen_seq) {
-  Conn* c = peers_[from].in.load(std::memory_order_acquire);
+  Conn* c = ExpectedMessageConn(from);
   if (c == nullptr || !AppTake(c)) return;
+  const std::atomic<bool>& finished =
+      c->kind == Conn::Kind::kIncoming ? peers_[from].in_finished : peers_[from].out_finished;
   ReadWhileNot(c, deadline, [&] {
     // A peer that left or failed may still have messages on the way on
     // this connection: read on until its goodbye or its end.
     return inbox_seq_.load(std::memory_order_acquire) != seen_seq ||
-           peers_[from].in_finished.load(std::memory_order_acquire);
+           finished.load(std::memory_order_acquire);
   });
   AppGive(c);
 }

@@ -4,10 +4,24 @@
 // thread, the target-side service, messages) and tcp_transport_conns.cc
 // (accepting, the incoming HELLO, closing connections, dropping peers).
 //
+// Connections: a rank dials each peer it posts or sends to (its outgoing
+// connection, carrying its requests and the peer's responses). Messages
+// share connections in both directions: a rank sends its messages to a
+// peer on one connection between the two, chosen once, at its first Send
+// to that peer, and kept (MessageConn in tcp_transport_messages.cc): the
+// only one that exists then, or the one the lower rank dialed when both
+// do, or a new outgoing one. So a message and its reply travel on one TCP
+// stream each way (no bare ACK per segment), and a sender's messages stay
+// in order (one stream). Every connection's readers accept messages.
+//
 // Threads and ownership:
-//  * Application threads post requests and messages on the outgoing
-//    connection to a peer (the one this rank opened), under that
-//    connection's send mutex, with a bounded blocking write.
+//  * Application threads post requests on the outgoing connection to a
+//    peer, and messages on the connection chosen for them, under that
+//    connection's send mutex, with a bounded blocking write. On a
+//    connection the peer dialed, the responses written by the
+//    connection's owner share that mutex (FlushOutput only tries it, so
+//    the progress thread never waits for a sender) and a sender waits
+//    while a response is half written (Conn::out_partial).
 //  * The progress thread owns everything else: it accepts incoming
 //    connections, serves requests arriving on them (responses go to a
 //    per-connection output ring flushed without blocking), reads responses
@@ -78,6 +92,11 @@ inline constexpr int kMaxUnauthTotal = 256;
 // state again.
 inline constexpr absl::Duration kDirectReadSlice = absl::Milliseconds(10);
 
+// How long Shutdown waits, after its goodbyes, for the peers to close
+// their ends (so that closing sends no reset that could discard the
+// goodbye at a peer still writing).
+inline constexpr absl::Duration kByeLinger = absl::Seconds(1);
+
 // Queued responses above which a connection's requests are not read any
 // more until its peer drains them (backpressure).
 inline constexpr size_t kMaxQueuedFrames = 16384;
@@ -116,7 +135,8 @@ struct Conn {
   std::atomic<bool> close_pending{false};
   CompletionCode close_code ABSL_GUARDED_BY(own_mu) = CompletionCode::kPeerUnreachable;
   absl::Status close_why ABSL_GUARDED_BY(own_mu);
-  // Outgoing: watched for its end only (kParkedEvents), because no op to
+  // Outgoing, and the peer sends its messages on its own connection
+  // (Parkable): watched for its end only (kParkedEvents), because no op to
   // the peer is live and the last thread that read it directly may read
   // it again without telling epoll twice. Written under own_mu.
   std::atomic<bool> parked{false};
@@ -152,11 +172,16 @@ struct Conn {
   size_t ring_head = 0;
   size_t ring_count = 0;
 
-  // ---- application threads (outgoing connections) ----
+  // ---- writers of the socket: application threads (requests, messages)
+  // and, on an incoming connection, the owner flushing its responses ----
   std::mutex send_mu;
   bool send_closed ABSL_GUARDED_BY(send_mu) = false;
   // Why a sender gave up on the connection (reported when it is closed).
   absl::Status broken ABSL_GUARDED_BY(send_mu);
+  // The owner's last flush left a response frame half written: nobody
+  // else may write before it is finished (send_cv announces that).
+  bool out_partial ABSL_GUARDED_BY(send_mu) = false;
+  std::condition_variable send_cv;
 };
 
 // A copy of `s` that shares nothing with it. absl::Status reference-counts
@@ -176,9 +201,10 @@ inline uint32_t WantedEvents(const Conn* c) {
   return want;
 }
 
-// A parked connection's epoll events: its end (EOF, error), edge-triggered
-// so that an application thread reading it meanwhile is not raced by level
-// reports.
+// The epoll events of a connection an application thread reads directly,
+// and of a parked one: its end (EOF, error) only, edge-triggered, so that
+// the progress thread is neither woken by the data that thread reads nor
+// raced by level reports.
 inline constexpr uint32_t kParkedEvents = EPOLLRDHUP | EPOLLET;
 
 // The connection this thread reads directly (tcp_transport_direct.cc), if
@@ -229,11 +255,23 @@ class TcpTransport final : public Transport {
     std::mutex connect_mu;  // serializes lazy connection set-up
     std::atomic<Conn*> out{nullptr};
     // Set by the progress thread once the peer's HELLO and PROOF checked
-    // out; read by application threads that read it directly.
+    // out; read by application threads that read it directly or send
+    // messages on it.
     std::atomic<Conn*> in{nullptr};
     // Its incoming connection said goodbye or closed: no message from the
-    // peer can follow.
+    // peer can follow on it.
     std::atomic<bool> in_finished{false};
+    // The same for the outgoing connection (the peer may send its
+    // messages on it).
+    std::atomic<bool> out_finished{false};
+    // The connection this rank sends its messages to the peer on: chosen
+    // once under msg_mu (MessageConn), never changed, so they stay in
+    // order.
+    std::mutex msg_mu;
+    std::atomic<Conn*> msg_out{nullptr};
+    // The connection the peer's messages last arrived on: where a Recv
+    // from it reads directly.
+    std::atomic<Conn*> msg_in{nullptr};
   };
 
   TcpTransport(const TransportOptions& options, const TcpTransportOptions& tcp);
@@ -250,6 +288,11 @@ class TcpTransport final : public Transport {
   absl::StatusOr<Conn*> Outgoing(int peer);
   absl::StatusOr<int> Dial(int peer, absl::Time deadline);
   absl::Status Handshake(int peer, int fd, absl::Time deadline);
+  // Dial and Handshake until the handshake completes (a blocking socket
+  // with kDirectReadSlice timeouts). A handshake the peer closes before
+  // answering (its accept guard refusing a crowded address) is tried again
+  // on a new connection until `deadline`; other errors are final at once.
+  absl::StatusOr<int> DialAuthenticated(int peer, absl::Time deadline);
   // Marks `peer` failed (once) and queues the failure notification; ops and
   // connections are cleaned up by the caller / progress thread.
   bool MarkPeerFailed(int peer, CompletionCode code, const absl::Status& why);
@@ -258,6 +301,9 @@ class TcpTransport final : public Transport {
   CompletionCode PeerFailCode(int peer) const;
   void Wake();
   void CloseAllSockets(bool abrupt, absl::Time deadline, absl::Status* status);
+  // CloseAllSockets, after its goodbyes and half closes: reads and drops
+  // the input of `conns` until each peer closed its end or `until`.
+  void DrainUntilPeersClose(const std::vector<Conn*>& conns, absl::Time until);
   bool OnProgressThread() const;
 
   // ---- data path (tcp_transport_datapath.cc) ----
@@ -294,10 +340,13 @@ class TcpTransport final : public Transport {
   void WaitDirect(CompletionCounter* counter, absl::Time deadline);
   void RecvDirect(int from, absl::Time deadline, uint64_t seen_seq);
   // Whether a message from `from` can still arrive after it left or
-  // failed: its connection to us is open and has not said goodbye yet.
+  // failed: a connection between us is open and has not said goodbye yet.
   bool MessagesMayFollow(int from) const;
   // Records the peer of this thread's posts on `counter` (for WaitDirect).
   void NotePost(absl::Span<const Op> ops, CompletionCounter* counter);
+  // Whether `c` may be parked while idle: an outgoing connection on which
+  // the peer cannot send messages (its first one came on the other).
+  bool Parkable(const Conn* c) const;
   // Has the progress thread watch every parked connection with live ops
   // again (a thread about to sleep on replies it does not read itself).
   void WatchParked();
@@ -307,6 +356,22 @@ class TcpTransport final : public Transport {
   void CloseOrDefer(Conn* c, CompletionCode code, const absl::Status& why);
   // Closes the connections handed back with a close pending.
   void RunPendingCloses();
+  // ---- messages (tcp_transport_messages.cc) ----
+  // The connection this rank's messages to `peer` go on (see the top of
+  // this file), chosen on first use; dials when none exists.
+  absl::StatusOr<Conn*> MessageConn(int peer);
+  // The connection a message from `from` is expected on: the one its
+  // last message came on, else the only one between us (nullptr when
+  // there are two or none).
+  Conn* ExpectedMessageConn(int from) const;
+  // A MSG header on any connection: its payload goes to a new message.
+  bool OnMsgHeader(Conn* c, const FrameHeader& h);
+  // Waits, with `l` holding conn->send_mu, until no response is half
+  // written on `conn` or it is closed (the caller checks send_closed).
+  // DeadlineExceeded when a response stays half written until `deadline`
+  // (the peer stopped reading).
+  absl::Status WaitWholeFrames(Conn* conn, std::unique_lock<std::mutex>& l, absl::Time deadline);
+
   // Processes buffered input; false when the connection was closed.
   bool ProcessInput(Conn* c);
   // Consumes one decoded header; false when the connection was closed.
@@ -324,9 +389,12 @@ class TcpTransport final : public Transport {
   bool OnPayloadDone(Conn* c);
   void QueueResponse(Conn* c, const FrameHeader& h, const uint8_t* payload, uint64_t len,
                      uint32_t pin);
-  // Writes as much of the output ring as the socket takes; false on error
-  // (connection closed).
+  // Writes as much of the output ring as the socket takes, unless a
+  // sender holds the socket (then later); false on error (connection
+  // closed).
   bool FlushOutput(Conn* c, absl::Status* error = nullptr);
+  // FlushOutput's writing, with send_mu held.
+  bool FlushRing(Conn* c, absl::Status* error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->send_mu);
   void UpdateEpoll(Conn* c);
   // Closes `c` because of `why`; `code` is the completion for the peer's
   // outstanding ops when the peer is lost (kPeerUnreachable/kProtocolError).

@@ -354,6 +354,49 @@ absl::Status TcpTransport::Handshake(int peer, int fd, absl::Time deadline) {
   return ConnectorHandshake(fd, self, peer, e.nonce, FormatAddress(e.ipv4, e.port), deadline);
 }
 
+absl::StatusOr<int> TcpTransport::DialAuthenticated(int peer, absl::Time deadline) {
+  const TcpEndpoint& e = peers_[peer].endpoint;
+  absl::Duration delay = kFirstRetryDelay;
+  int refused = 0;
+  while (true) {
+    GASP_ASSIGN_OR_RETURN(const int fd, Dial(peer, deadline));
+    absl::Status s = Handshake(peer, fd, deadline);
+    if (s.ok()) s = SetBlockingWithTimeout(fd, kDirectReadSlice);
+    if (s.ok()) {
+      if (refused > 0) {
+        GASP_LOG(Info) << "tcp transport: connected to " << PeerName(peer) << " after it closed "
+                       << refused << " handshake(s) before answering";
+      }
+      return fd;
+    }
+    close(fd);
+    // Unavailable: the peer closed (or reset) the connection before its
+    // answer. Its accept guard does that while too many connections from
+    // this address have not completed the handshake (an outsider flooding
+    // its port from a host, or a NAT, this rank shares), so the handshake
+    // is tried again on a new connection until the deadline. A stall, a
+    // malformed answer or another job's rank is final at once.
+    const bool refusal = absl::IsUnavailable(s);
+    if (refusal) ++refused;
+    const bool again = refusal &&
+                       state_.load() == static_cast<int>(TransportState::kRunning) &&
+                       PeerFailCode(peer) == CompletionCode::kSuccess &&
+                       absl::Now() + delay < deadline;
+    if (!again) {
+      if (refused > 1) {
+        s = absl::Status(s.code(), absl::StrFormat("%s (%d handshakes closed before an answer "
+                                                   "within GASP_TIMEOUT=%s)",
+                                                   s.message(), refused,
+                                                   absl::FormatDuration(timeout_)));
+      }
+      return Annotate(s, absl::StrFormat("handshake with %s at %s", PeerName(peer),
+                                         FormatAddress(e.ipv4, e.port)));
+    }
+    absl::SleepFor(delay);
+    delay = std::min(delay * 2, kMaxRetryDelay);
+  }
+}
+
 absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
   Peer& p = peers_[peer];
   if (Conn* c = p.out.load(std::memory_order_acquire)) return c;
@@ -365,18 +408,8 @@ absl::StatusOr<Conn*> TcpTransport::Outgoing(int peer) {
   if (PeerFailCode(peer) != CompletionCode::kSuccess) {
     return absl::UnavailableError(absl::StrFormat("%s is unreachable", PeerName(peer)));
   }
-  const absl::Time deadline = absl::Now() + timeout_;
-  absl::StatusOr<int> fd = Dial(peer, deadline);
+  absl::StatusOr<int> fd = DialAuthenticated(peer, absl::Now() + timeout_);
   absl::Status s = fd.status();
-  if (fd.ok()) {
-    s = Handshake(peer, *fd, deadline);
-    if (s.ok()) s = SetBlockingWithTimeout(*fd, kDirectReadSlice);
-    if (!s.ok()) {
-      close(*fd);
-      s = Annotate(s, absl::StrFormat("handshake with %s at %s", PeerName(peer),
-                                      FormatAddress(p.endpoint.ipv4, p.endpoint.port)));
-    }
-  }
   if (!s.ok()) {
     if (state_.load() != static_cast<int>(TransportState::kRunning)) {
       return absl::AbortedError("tcp transport is shut down");  // not the peer's fault
@@ -470,6 +503,7 @@ void TcpTransport::CloseAllSockets(bool abrupt, absl::Time deadline, absl::Statu
     }
   }
   // Incoming connections: the progress thread is stopped, they are ours.
+  std::vector<Conn*> ending;  // said goodbye (or not, when abrupt), not closed yet
   for (auto& owned : incoming_) {
     Conn* c = owned.get();
     if (c->closed || c->fd < 0) continue;
@@ -490,19 +524,19 @@ void TcpTransport::CloseAllSockets(bool abrupt, absl::Time deadline, absl::Statu
           break;
         }
       }
-      shutdown(c->fd, SHUT_WR);
     }
-    if (abrupt) SetLingerZero(c->fd);
-    ReleaseConnResources(c);
-    close(c->fd);
-    c->fd = -1;
-    c->closed = true;
+    {
+      // Nothing is written after the goodbye: a sender still in Send
+      // (on a connection it shares for messages) gets an error instead.
+      std::lock_guard<std::mutex> sl(c->send_mu);
+      // A stranger that never completed the handshake gets no goodbye and
+      // is not waited for.
+      if (!abrupt) shutdown(c->fd, c->peer >= 0 ? SHUT_WR : SHUT_RDWR);
+      c->send_closed = true;
+    }
+    c->send_cv.notify_all();
+    ending.push_back(c);
   }
-  // A peer's connection stays allocated (peers_[].in may point to it).
-  for (auto& owned : incoming_) {
-    if (owned->peer >= 0) retired_incoming_.push_back(std::move(owned));
-  }
-  incoming_.clear();
 
   // Outgoing connections, under each peer's connect mutex so a connection
   // being set up right now is not missed.
@@ -521,20 +555,55 @@ void TcpTransport::CloseAllSockets(bool abrupt, absl::Time deadline, absl::Statu
         *status = Annotate(s, absl::StrFormat("tcp transport: goodbye to %s", PeerName(p)));
       }
       shutdown(c->fd, SHUT_WR);
-      // Read what is already queued so close() sends FIN rather than RST
-      // (an RST may discard our goodbye before the peer reads it).
-      while (WireRecv(c->fd, scratch_.get(), kScratchBytes) > 0) {
-      }
     }
-    if (abrupt) SetLingerZero(c->fd);
-    close(c->fd);
-    c->fd = -1;
     c->send_closed = true;
+    ending.push_back(c);
+  }
+  if (!abrupt) DrainUntilPeersClose(ending, std::min(deadline, absl::Now() + kByeLinger));
+  for (Conn* c : ending) {
+    {
+      std::lock_guard<std::mutex> sl(c->send_mu);
+      if (abrupt) SetLingerZero(c->fd);
+      close(c->fd);
+      c->fd = -1;
+    }
+    ReleaseConnResources(c);
     c->closed = true;
   }
+  // A peer's connection stays allocated (peers_[].in may point to it).
+  for (auto& owned : incoming_) {
+    if (owned->peer >= 0) retired_incoming_.push_back(std::move(owned));
+  }
+  incoming_.clear();
   if (listen_fd_ >= 0) {
     close(listen_fd_);
     listen_fd_ = -1;
+  }
+}
+
+void TcpTransport::DrainUntilPeersClose(const std::vector<Conn*>& conns, absl::Time until) {
+  // The peers may still be writing on these connections (messages share
+  // them both ways). Closing a socket with unread or arriving input sends
+  // a reset, which can make the peer drop what it had not read yet: our
+  // last messages and the goodbye. So read (and drop) until each peer,
+  // having read the goodbye, closes its end, for at most until `until`.
+  std::vector<pollfd> open;
+  for (Conn* c : conns) open.push_back({c->fd, POLLIN, 0});
+  while (!open.empty()) {
+    for (size_t k = 0; k < open.size();) {
+      ssize_t n;
+      while ((n = WireRecv(open[k].fd, scratch_.get(), kScratchBytes)) > 0) {
+      }
+      const bool ended = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+      if (ended) {
+        open[k] = open.back();
+        open.pop_back();
+      } else {
+        ++k;
+      }
+    }
+    if (open.empty() || absl::Now() >= until) return;
+    if (poll(open.data(), open.size(), PollTimeoutMs(until)) <= 0) return;
   }
 }
 
