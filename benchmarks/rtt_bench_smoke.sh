@@ -14,13 +14,13 @@ fail=0
 for row in "16 B -> 8 B" "16 B -> 4 KiB" "16 B + 4 KiB -> 8 B" "16 B + 4 KiB -> 4 KiB" \
            "16+8 B -> 8 B, 2nd conn"; do
   re=${row//+/\\+}
-  echo "$out" | grep -qE "^ $re +[0-9.]+ +[0-9.]+$" || { echo "FAIL: no bare row '$row'"; fail=1; }
+  grep -qE "^ $re +[0-9.]+ +[0-9.]+$" <<<"$out" || { echo "FAIL: no bare row '$row'"; fail=1; }
 done
 for row in "READ 8 B" "READ 4 KiB" "WRITE 8 B" "WRITE 4 KiB" COMPARE_SWAP FETCH_ADD \
            "message 8 B echo" "message 4 KiB echo"; do
-  echo "$out" | grep -qE "^ $row +[0-9.]+ +[0-9.]+x +[0-9.]+x$" || { echo "FAIL: no gasp row '$row'"; fail=1; }
+  grep -qE "^ $row +[0-9.]+ +[0-9.]+x +[0-9.]+x$" <<<"$out" || { echo "FAIL: no gasp row '$row'"; fail=1; }
 done
-echo "$out" | grep -qE "^   / bare echo on 2 conns +[0-9.]+x +[0-9.]+x$" ||
+grep -qE "^   / bare echo on 2 conns +[0-9.]+x +[0-9.]+x$" <<<"$out" ||
   { echo "FAIL: no row '/ bare echo on 2 conns'"; fail=1; }
 # barrier_bench at 2 and 4 ranks.
 for np in 2 4; do
@@ -30,7 +30,7 @@ for np in 2 4; do
   [ "$rc" = 0 ] || { echo "FAIL: barrier_bench -np $np exited $rc"; fail=1; }
   for row in "message echo rank 0 <-> 1 \(rtt\) +[0-9.]+" "barrier, nothing written +[0-9.]+ +[0-9.]+" \
              "barrier, one dirty page per rank +[0-9.]+ +[0-9.]+"; do
-    echo "$out" | grep -qE "^ $row$" || { echo "FAIL: barrier_bench -np $np: no row /$row/"; fail=1; }
+    grep -qE "^ $row$" <<<"$out" || { echo "FAIL: barrier_bench -np $np: no row /$row/"; fail=1; }
   done
 done
 # lock_bench at 2 and 4 ranks: both lock kinds in every row.
@@ -43,7 +43,7 @@ for np in 2 4; do
              "uncontended lock\+unlock( +[0-9.]+){2}" "contended hand-off( +[0-9.]+){2}" "  / rtt( +[0-9.]+){2}" \
              "  / one COMPARE_SWAP alone( +[0-9.]+){2}" "  failed COMPARE_SWAPs per acquisition( +[0-9.]+){2}" \
              "max wait / mean wait( +[0-9.]+){2}" "slowest thread / fastest \(mean wait\)( +[0-9.]+){2}"; do
-    echo "$out" | grep -qE "^ $row$" || { echo "FAIL: lock_bench -np $np: no row /$row/"; fail=1; }
+    grep -qE "^ $row$" <<<"$out" || { echo "FAIL: lock_bench -np $np: no row /$row/"; fail=1; }
   done
 done
 [ "$fail" = 0 ] && echo "PASS: rtt_bench, barrier_bench and lock_bench print every row"

@@ -38,9 +38,9 @@ internal=$(grep -E 'gasp::(StatAdd|consistency|transport|boot|rt)::?|absl::' "$T
 
 # Tools from the prefix.
 v=$("$prefix/bin/gasprun" --version 2>&1 | head -n 1)
-echo "$v" | grep -q '1\.0\.0' && ok "gasprun --version: $v" || bad "gasprun --version: '$v'"
+grep -q '1\.0\.0' <<<"$v" && ok "gasprun --version: $v" || bad "gasprun --version: '$v'"
 show=$("$prefix/bin/gaspcxx" --showme -O2 app.cc)
-echo "$show" | grep -q -- "-I$prefix/include .*app.cc .*-lgasp" && ok "gaspcxx --showme: $show" || bad "gaspcxx --showme: $show"
+grep -q -- "-I$prefix/include .*app.cc .*-lgasp" <<<"$show" && ok "gaspcxx --showme: $show" || bad "gaspcxx --showme: $show"
 [ "$(PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config --modversion gasp)" = 1.0.0 ] &&
   ok "pkg-config --modversion gasp" || bad "pkg-config --modversion gasp"
 
