@@ -58,24 +58,25 @@ absl::StatusOr<bool> ValidateBatch(absl::Span<const Op> ops, const CompletionCou
   return remote;
 }
 
-absl::Status ValidateSend(int peer, int size, size_t bytes, const std::string& peer_name) {
+absl::Status ValidateSend(int peer, int size, size_t bytes, PeerNameFn peer_name) {
   if (peer < 0 || peer >= size) {
     return absl::InvalidArgumentError(
         absl::StrFormat("Send to rank %d: out of range [0, %d)", peer, size));
   }
   if (bytes > kMaxMessageBytes) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "Send to %s: %d bytes exceed the message limit of %d", peer_name, bytes,
+        "Send to %s: %d bytes exceed the message limit of %d", peer_name(), bytes,
         kMaxMessageBytes));
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckSendPeer(const char* backend, uint32_t tag, CompletionCode peer_code,
-                           bool connected, const std::string& peer_name) {
+                           bool connected, PeerNameFn peer_name) {
   if (peer_code != CompletionCode::kSuccess) {
     return absl::UnavailableError(absl::StrFormat(
-        "Send (tag %d) to %s: the rank is unreachable (it failed or shut down)", tag, peer_name));
+        "Send (tag %d) to %s: the rank is unreachable (it failed or shut down)", tag,
+        peer_name()));
   }
   if (!connected) {
     return absl::FailedPreconditionError(absl::StrFormat(

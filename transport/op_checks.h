@@ -35,17 +35,21 @@ absl::Status ValidateOp(const Op& op, size_t index, int size, uint64_t max_op_by
 absl::StatusOr<bool> ValidateBatch(absl::Span<const Op> ops, const CompletionCounter* counter,
                                    int rank, int size, uint64_t max_op_bytes);
 
+// Names a peer in an error message; called only when a check fails, so
+// that a message's path formats nothing.
+using PeerNameFn = absl::FunctionRef<std::string()>;
+
 // Checks Send's arguments: `peer` in [0, size) (InvalidArgument naming the
-// range) and a payload within kMaxMessageBytes (naming `peer_name`).
-absl::Status ValidateSend(int peer, int size, size_t bytes, const std::string& peer_name);
+// range) and a payload within kMaxMessageBytes (naming the peer).
+absl::Status ValidateSend(int peer, int size, size_t bytes, PeerNameFn peer_name);
 
 // The rest of Send's preamble, for a message to another rank, once
 // ValidateSend passed and the transport runs: Unavailable naming `tag` and
-// `peer_name` when the peer failed or left (`peer_code`, its PeerFailCode,
+// the peer when it failed or left (`peer_code`, its PeerFailCode,
 // is not kSuccess); FailedPrecondition naming `backend` ("tcp", "shm")
 // when Connect has not run yet (not `connected`).
 absl::Status CheckSendPeer(const char* backend, uint32_t tag, CompletionCode peer_code,
-                           bool connected, const std::string& peer_name);
+                           bool connected, PeerNameFn peer_name);
 
 // Checks Recv's `from`: kAnyPeer or a rank in [0, size).
 absl::Status ValidateRecvFrom(int from, int size);

@@ -283,7 +283,7 @@ bool ShmTransport::Consume(Conn* c, bool peer_gone, bool caller_sleeps) {
 // Messages
 
 absl::Status ShmTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) {
-  GASP_RETURN_IF_ERROR(ValidateSend(peer, size_, payload.size(), PeerName(peer)));
+  GASP_RETURN_IF_ERROR(ValidateSend(peer, size_, payload.size(), [&] { return PeerName(peer); }));
   if (!Running()) return absl::FailedPreconditionError("shm transport: Send after Shutdown");
   StatAdd(Counter::kMessagesSent);
   if (peer == rank_) {
@@ -291,7 +291,8 @@ absl::Status ShmTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t
     return absl::OkStatus();
   }
   GASP_RETURN_IF_ERROR(CheckSendPeer("shm", tag, PeerFailCode(peer),
-                                    connected_.load(std::memory_order_acquire), PeerName(peer)));
+                                    connected_.load(std::memory_order_acquire),
+                                    [&] { return PeerName(peer); }));
   GASP_ASSIGN_OR_RETURN(Conn * c, Outgoing(peer));
   std::lock_guard<std::mutex> l(c->send_mu);
   if (c->broken) {

@@ -114,7 +114,7 @@ bool TcpTransport::OnMsgHeader(Conn* c, const FrameHeader& h) {
 }
 
 absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t> payload) {
-  GASP_RETURN_IF_ERROR(ValidateSend(peer, size_, payload.size(), PeerName(peer)));
+  GASP_RETURN_IF_ERROR(ValidateSend(peer, size_, payload.size(), [&] { return PeerName(peer); }));
   if (state_.load() != static_cast<int>(TransportState::kRunning)) {
     return absl::FailedPreconditionError("tcp transport: Send after Shutdown");
   }
@@ -128,7 +128,8 @@ absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t
     return absl::OkStatus();
   }
   GASP_RETURN_IF_ERROR(CheckSendPeer("tcp", tag, PeerFailCode(peer),
-                                    connected_.load(std::memory_order_acquire), PeerName(peer)));
+                                    connected_.load(std::memory_order_acquire),
+                                    [&] { return PeerName(peer); }));
   GASP_ASSIGN_OR_RETURN(Conn * conn, MessageConn(peer));
   FrameHeader h;
   h.type = FrameType::kMsg;
@@ -138,8 +139,9 @@ absl::Status TcpTransport::Send(int peer, uint32_t tag, absl::Span<const uint8_t
   EncodeHeader(h, header);
   iovec iov[2] = {{header, sizeof(header)},
                   {const_cast<uint8_t*>(payload.data()), payload.size()}};
-  return Annotate(SendOnConn(conn, iov, payload.empty() ? 1 : 2),
-                  absl::StrFormat("Send (tag %d)", tag));
+  absl::Status s = SendOnConn(conn, iov, payload.empty() ? 1 : 2);
+  if (s.ok()) return s;  // formatted only on failure: this is every message's path
+  return Annotate(s, absl::StrFormat("Send (tag %d)", tag));
 }
 
 absl::StatusOr<Message> TcpTransport::Recv(uint32_t tag, int from, absl::Time deadline) {
