@@ -174,9 +174,15 @@ TEST_P(ConformanceTest, AProbeOfAHungPeerItOnlySentMessagesToEndsAtItsDeadline) 
   absl::Status s = T(0).Post({ReadOp(1, &v, 8, RAddr(1, 0), Key(1))}, counter.get());
   if (s.ok()) s = T(0).Wait(counter.get(), start + absl::Seconds(2));
   const absl::Duration took = absl::Now() - start;
-  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  if (GetParam() == "verbs") {
+    // The NIC serves a READ of a hung process's registered memory (a new
+    // connection to it is not paused): the probe answers at once.
+    EXPECT_TRUE(s.ok()) << s;
+  } else {
+    EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded) << s;
+  }
   EXPECT_LT(took, absl::Seconds(5));
-  counter.reset();  // abandoned
+  counter.reset();  // abandoned (or done)
   ASSERT_TRUE(testing::PauseForTest(&T(1), false).ok());
   EXPECT_EQ(Outcome(0, {ReadOp(1, &v, 8, RAddr(1, 0), Key(1))}), CompletionCode::kSuccess);
   EXPECT_TRUE(failures_[0].calls().empty());
