@@ -45,12 +45,10 @@ class ShippingServiceImpl final : public Shipping::Service {
       absl::StatusOr<std::string> caller = tls_->CallerOf(*context);
       if (!caller.ok()) return ToGrpc(caller.status());
       if (*caller != request->principal()) {
-        GASP_LOG(Warn) << "shipped call " << request->service() << "." << request->method()
-                       << " refused: it claims principal '" << request->principal()
-                       << "', its certificate is '" << *caller << "'";
-        return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                            absl::StrCat("the call claims principal '", request->principal(),
-                                         "' but its certificate is '", *caller, "'"));
+        return Refuse(*context, *request,
+                      absl::PermissionDeniedError(
+                          absl::StrCat("the call claims principal '", request->principal(),
+                                       "' but its certificate is '", *caller, "'")));
       }
       // Its certificate let it in; this job's id it must prove too, or it
       // could pass notices and move delivery marks as a rank of this job.
@@ -82,8 +80,8 @@ class ShippingServiceImpl final : public Shipping::Service {
   }
 
  private:
-  // A call refused for its credential: counted, logged at most once per
-  // 10 s with a count.
+  // A call refused for who made it (credential or principal): counted,
+  // logged at most once per 10 s with a count.
   grpc::Status Refuse(const grpc::ServerContext& context, const CallRequest& request,
                       const absl::Status& why) {
     StatAdd(Counter::kRpcsRefused);
